@@ -1,0 +1,90 @@
+//! NGAP acts billable in télésoin by a kiné (seed 002), with their AMK coefficient.
+//!
+//! The money value of the key letter is not here: it changes over time and is configuration.
+
+/// One act of the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Act {
+    /// Our stable code for the act (the NGAP has no short code for these lines).
+    pub code: &'static str,
+    /// The NGAP wording, in French.
+    pub label: &'static str,
+    pub amk_coefficient: f64,
+}
+
+/// The acts a kiné may perform in télésoin.
+pub const CATALOGUE: &[Act] = &[
+    Act { code: "MEMBRE", label: "Rééducation d'un membre et de sa racine", amk_coefficient: 7.5 },
+    Act {
+        code: "MULTI_MEMBRES",
+        label: "Rééducation de tout ou partie de plusieurs membres, ou du tronc et d'un ou plusieurs membres",
+        amk_coefficient: 9.5,
+    },
+    Act { code: "RACHIS", label: "Rééducation du rachis et/ou des ceintures", amk_coefficient: 7.5 },
+    Act {
+        code: "RACHIS_ENFANT",
+        label: "Rééducation de l'enfant ou de l'adolescent pour déviation latérale ou sagittale du rachis",
+        amk_coefficient: 7.5,
+    },
+    Act {
+        code: "RHUMATISME_LOCAL",
+        label: "Rhumatisme inflammatoire, atteinte localisée à un membre ou le tronc",
+        amk_coefficient: 7.6,
+    },
+    Act {
+        code: "RHUMATISME_MULTI",
+        label: "Rhumatisme inflammatoire, atteinte de plusieurs membres, ou du tronc et d'un ou plusieurs membres",
+        amk_coefficient: 9.0,
+    },
+    Act { code: "ABDO_OPERATOIRE", label: "Rééducation abdominale pré- ou post-opératoire", amk_coefficient: 7.6 },
+    Act { code: "ABDO_POST_PARTUM", label: "Rééducation abdominale du post-partum", amk_coefficient: 7.6 },
+    Act {
+        code: "MAXILLO_FACIALE",
+        label: "Rééducation maxillo-faciale en dehors de la paralysie faciale",
+        amk_coefficient: 7.6,
+    },
+    Act {
+        code: "INSUFFISANCE_VEINEUSE",
+        label: "Insuffisance veineuse des membres inférieurs (retentissement articulaire et/ou troubles trophiques)",
+        amk_coefficient: 7.6,
+    },
+    Act { code: "ARTERIOPATHIE", label: "Artériopathie des membres inférieurs", amk_coefficient: 7.6 },
+    Act { code: "HEMIPLEGIE", label: "Rééducation de l'hémiplégie", amk_coefficient: 9.0 },
+    Act {
+        code: "NEURO_UN_MEMBRE",
+        label: "Affections neurologiques stables ou évolutives (hors hémiplégie et paraplégie), un membre et sa racine",
+        amk_coefficient: 8.3,
+    },
+    Act {
+        code: "NEURO_MULTI",
+        label: "Affections neurologiques, deux membres ou plus, ou un membre et tout ou partie du tronc et de la face",
+        amk_coefficient: 10.0,
+    },
+    Act {
+        code: "RESPIRATOIRE",
+        label: "Maladies respiratoires obstructives, restrictives ou mixtes (hors urgence)",
+        amk_coefficient: 8.3,
+    },
+];
+
+/// The act with this code, if télésoin allows it.
+pub fn find(code: &str) -> Option<&'static Act> {
+    CATALOGUE.iter().find(|a| a.code == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_matches_seed_002() {
+        assert_eq!(CATALOGUE.len(), 15);
+        let mut codes: Vec<_> = CATALOGUE.iter().map(|a| a.code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), 15, "codes are unique");
+        assert_eq!(find("NEURO_MULTI").map(|a| a.amk_coefficient), Some(10.0));
+        assert_eq!(find("HEMIPLEGIE").map(|a| a.amk_coefficient), Some(9.0));
+        assert!(find("BALNEO").is_none());
+    }
+}

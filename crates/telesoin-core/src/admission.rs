@@ -1,0 +1,384 @@
+//! Admission: may this participant enter this session now?
+//!
+//! The order of the checks is the order a patient lives them: is the session open and is it
+//! time; is télésoin allowed at all for this patient (prior in-person care, consent); is the
+//! required adult attested present; then the lobby, until the kiné is here and lets them in.
+
+use chrono::{DateTime, Months, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Companion, Consent, InPersonVisit, Patient, Role, Session, SessionStatus, VisitKind};
+
+/// Which reading of "prior in-person care" applies. It is configuration and every refusal
+/// names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum InPersonRule {
+    /// Arrêté du 3 juin 2021: at least one prior session in person with this kiné.
+    #[default]
+    Arrete2021,
+    /// Convention (avenant 7): the bilan done in person, and an in-person session with this kiné
+    /// within the last 12 months.
+    Convention,
+}
+
+impl InPersonRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InPersonRule::Arrete2021 => "arrete_2021",
+            InPersonRule::Convention => "convention",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "arrete_2021" => Some(InPersonRule::Arrete2021),
+            "convention" => Some(InPersonRule::Convention),
+            _ => None,
+        }
+    }
+}
+
+/// Why a participant is kept waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    KineAbsent,
+    AwaitingAdmission,
+    /// No consent on record and the session lets the patient give it on the join page.
+    ConsentRequired,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Admit,
+    Wait(WaitReason),
+    NeedsAttestation(Companion),
+    Refuse(RefusalCode),
+}
+
+/// Every reason telesoin says no, with a stable code and plain words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    // Preconditions.
+    InPersonMissing(InPersonRule),
+    InPersonBilanMissing,
+    InPersonStale,
+    ConsentMissing,
+    ConsentWithdrawn,
+    // Session state and time.
+    SessionNotFound,
+    SessionCancelled,
+    SessionEnded,
+    TooEarly,
+    TooLate,
+    // The link.
+    TokenInvalid,
+    TokenExpired,
+    TokenNotYetValid,
+    TokenRevoked,
+    TokenWrongSession,
+    TokenWrongRole,
+    // The conversation.
+    JoinFirst,
+    AlreadyJoined,
+    BadMessage,
+    MessageTooLarge,
+    RateLimited,
+    NotAdmitted,
+    NotAllowed,
+    UnknownPeer,
+    AttestationMismatch,
+    OriginNotAllowed,
+    IdleTimeout,
+    // The service.
+    Unavailable,
+    ShuttingDown,
+    // REST.
+    Unauthenticated,
+    BadCredentials,
+    NotFound,
+    InvalidInput,
+    Conflict,
+}
+
+impl RefusalCode {
+    /// The stable code clients switch on.
+    pub fn code(self) -> &'static str {
+        use RefusalCode::*;
+        match self {
+            InPersonMissing(_) => "in_person_missing",
+            InPersonBilanMissing => "in_person_bilan_missing",
+            InPersonStale => "in_person_stale",
+            ConsentMissing => "consent_missing",
+            ConsentWithdrawn => "consent_withdrawn",
+            SessionNotFound => "session_not_found",
+            SessionCancelled => "session_cancelled",
+            SessionEnded => "session_ended",
+            TooEarly => "too_early",
+            TooLate => "too_late",
+            TokenInvalid => "token_invalid",
+            TokenExpired => "token_expired",
+            TokenNotYetValid => "token_not_yet_valid",
+            TokenRevoked => "token_revoked",
+            TokenWrongSession => "token_wrong_session",
+            TokenWrongRole => "token_wrong_role",
+            JoinFirst => "join_first",
+            AlreadyJoined => "already_joined",
+            BadMessage => "bad_message",
+            MessageTooLarge => "message_too_large",
+            RateLimited => "rate_limited",
+            NotAdmitted => "not_admitted",
+            NotAllowed => "not_allowed",
+            UnknownPeer => "unknown_peer",
+            AttestationMismatch => "attestation_mismatch",
+            OriginNotAllowed => "origin_not_allowed",
+            IdleTimeout => "idle_timeout",
+            Unavailable => "unavailable",
+            ShuttingDown => "shutting_down",
+            Unauthenticated => "unauthenticated",
+            BadCredentials => "bad_credentials",
+            NotFound => "not_found",
+            InvalidInput => "invalid_input",
+            Conflict => "conflict",
+        }
+    }
+
+    /// What the person reads, French first: what happened and what to do next.
+    pub fn message_fr(self) -> &'static str {
+        use RefusalCode::*;
+        match self {
+            InPersonMissing(InPersonRule::Arrete2021) => {
+                "Le télésoin n'est possible qu'après au moins une séance au cabinet avec ce kinésithérapeute. Prenez d'abord rendez-vous au cabinet."
+            }
+            InPersonMissing(InPersonRule::Convention) | InPersonBilanMissing => {
+                "Le télésoin n'est possible qu'après un bilan fait au cabinet avec ce kinésithérapeute. Prenez d'abord rendez-vous au cabinet."
+            }
+            InPersonStale => {
+                "Votre dernière séance au cabinet avec ce kinésithérapeute date de plus de 12 mois. Prenez rendez-vous au cabinet avant une séance à distance."
+            }
+            ConsentMissing => {
+                "Votre kinésithérapeute doit d'abord enregistrer votre consentement au télésoin. Contactez votre cabinet."
+            }
+            ConsentWithdrawn => {
+                "Vous avez retiré votre consentement au télésoin : la séance ne peut pas avoir lieu à distance. Contactez votre cabinet si vous changez d'avis."
+            }
+            SessionNotFound => "Cette séance n'existe pas. Vérifiez le lien reçu ou contactez votre cabinet.",
+            SessionCancelled => "Cette séance a été annulée. Contactez votre cabinet pour un nouveau rendez-vous.",
+            SessionEnded => "Cette séance est terminée. Vous pouvez fermer cette page.",
+            TooEarly => "Il est trop tôt : le lien s'ouvre 15 minutes avant l'heure du rendez-vous. Revenez un peu plus tard.",
+            TooLate => "Ce lien n'est plus valable : l'heure du rendez-vous est passée. Contactez votre cabinet.",
+            TokenInvalid => "Ce lien n'est pas valable. Ouvrez le lien complet reçu de votre cabinet, sans le modifier.",
+            TokenExpired => "Ce lien a expiré. Demandez un nouveau lien à votre cabinet.",
+            TokenNotYetValid => "Ce lien n'est pas encore actif. Revenez à l'heure du rendez-vous.",
+            TokenRevoked => "Ce lien a été annulé. Demandez un nouveau lien à votre cabinet.",
+            TokenWrongSession => "Ce lien ne correspond pas à cette séance. Ouvrez le lien reçu de votre cabinet.",
+            TokenWrongRole => "Ce lien ne donne pas accès à cette place dans la séance.",
+            JoinFirst => "La connexion doit commencer par le lien de la séance. Rechargez la page.",
+            AlreadyJoined => "Vous êtes déjà connecté à cette séance.",
+            BadMessage => "Message incompréhensible reçu. Rechargez la page.",
+            MessageTooLarge => "Message trop volumineux. Rechargez la page.",
+            RateLimited => "Trop de messages en peu de temps. Patientez quelques secondes.",
+            NotAdmitted => "Vous n'êtes pas encore entré dans la séance. Patientez, votre kinésithérapeute va vous faire entrer.",
+            NotAllowed => "Cette action n'est pas permise à votre place dans la séance.",
+            UnknownPeer => "Ce participant n'est pas dans la séance.",
+            AttestationMismatch => "La personne présente indiquée ne correspond pas à celle demandée pour cette séance.",
+            OriginNotAllowed => "Cette page n'est pas autorisée à ouvrir une séance.",
+            IdleTimeout => "Connexion interrompue faute d'activité. Rechargez la page pour revenir.",
+            Unavailable => "Le service est momentanément indisponible. Réessayez dans une minute ; votre lien reste valable.",
+            ShuttingDown => "Le serveur redémarre. Reconnexion en cours, ne fermez pas la page.",
+            Unauthenticated => "Veuillez vous connecter.",
+            BadCredentials => "Adresse e-mail ou mot de passe incorrect.",
+            NotFound => "Élément introuvable.",
+            InvalidInput => "Donnée invalide : vérifiez le formulaire.",
+            Conflict => "Cette opération n'est pas possible dans l'état actuel.",
+        }
+    }
+
+    pub fn message_en(self) -> &'static str {
+        use RefusalCode::*;
+        match self {
+            InPersonMissing(InPersonRule::Arrete2021) => {
+                "Telehealth is only possible after at least one in-person session with this physiotherapist. Book an in-person appointment first."
+            }
+            InPersonMissing(InPersonRule::Convention) | InPersonBilanMissing => {
+                "Telehealth is only possible after an in-person assessment with this physiotherapist. Book an in-person appointment first."
+            }
+            InPersonStale => {
+                "Your last in-person session with this physiotherapist was more than 12 months ago. Book an in-person appointment before a remote one."
+            }
+            ConsentMissing => "Your physiotherapist must first record your consent to telehealth. Contact the practice.",
+            ConsentWithdrawn => {
+                "You withdrew your consent to telehealth, so this session cannot take place remotely. Contact the practice if you change your mind."
+            }
+            SessionNotFound => "This session does not exist. Check the link you received or contact the practice.",
+            SessionCancelled => "This session was cancelled. Contact the practice for a new appointment.",
+            SessionEnded => "This session is over. You can close this page.",
+            TooEarly => "It is too early: the link opens 15 minutes before the appointment. Come back a little later.",
+            TooLate => "This link is no longer valid: the appointment time has passed. Contact the practice.",
+            TokenInvalid => "This link is not valid. Open the complete link you received from the practice, unchanged.",
+            TokenExpired => "This link has expired. Ask the practice for a new link.",
+            TokenNotYetValid => "This link is not active yet. Come back at the appointment time.",
+            TokenRevoked => "This link was cancelled. Ask the practice for a new link.",
+            TokenWrongSession => "This link does not belong to this session. Open the link you received from the practice.",
+            TokenWrongRole => "This link does not give access to this seat in the session.",
+            JoinFirst => "The connection must start with the session link. Reload the page.",
+            AlreadyJoined => "You are already connected to this session.",
+            BadMessage => "An unreadable message was received. Reload the page.",
+            MessageTooLarge => "Message too large. Reload the page.",
+            RateLimited => "Too many messages in a short time. Wait a few seconds.",
+            NotAdmitted => "You have not entered the session yet. Please wait, your physiotherapist will let you in.",
+            NotAllowed => "This action is not allowed for your seat in the session.",
+            UnknownPeer => "This participant is not in the session.",
+            AttestationMismatch => "The person you say is present is not the one this session requires.",
+            OriginNotAllowed => "This page is not allowed to open a session.",
+            IdleTimeout => "Connection closed after inactivity. Reload the page to come back.",
+            Unavailable => "The service is temporarily unavailable. Try again in a minute; your link stays valid.",
+            ShuttingDown => "The server is restarting. Reconnecting, do not close the page.",
+            Unauthenticated => "Please log in.",
+            BadCredentials => "Wrong e-mail address or password.",
+            NotFound => "Not found.",
+            InvalidInput => "Invalid data: check the form.",
+            Conflict => "This operation is not possible in the current state.",
+        }
+    }
+
+    /// The in-person rule a refusal is about, if any: every such refusal names it.
+    pub fn rule(self) -> Option<InPersonRule> {
+        match self {
+            RefusalCode::InPersonMissing(r) => Some(r),
+            RefusalCode::InPersonBilanMissing | RefusalCode::InPersonStale => Some(InPersonRule::Convention),
+            _ => None,
+        }
+    }
+}
+
+/// Everything admission looks at, gathered by the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionInput<'a> {
+    pub now: DateTime<Utc>,
+    pub role: Role,
+    pub session: &'a Session,
+    pub patient: &'a Patient,
+    /// In-person visits between this session's kiné and patient.
+    pub visits: &'a [InPersonVisit],
+    pub consents: &'a [Consent],
+    pub rule: InPersonRule,
+    /// What the joining device attested, if anything.
+    pub attested: Option<Companion>,
+    /// The kiné of the session is connected and admitted.
+    pub kine_present: bool,
+    /// The kiné clicked "admit" for this participant.
+    pub admitted_by_kine: bool,
+}
+
+/// The admission decision for one participant at `input.now`.
+pub fn decide(input: &AdmissionInput<'_>) -> Decision {
+    if let Err(code) = session_open(input.session, input.now) {
+        return Decision::Refuse(code);
+    }
+    if input.role == Role::Kine {
+        return Decision::Admit;
+    }
+    if let Err(code) = in_person(input.rule, input.visits, input.session) {
+        return Decision::Refuse(code);
+    }
+    match consent(input.consents, input.now) {
+        ConsentState::InForce => {}
+        ConsentState::Withdrawn => return Decision::Refuse(RefusalCode::ConsentWithdrawn),
+        ConsentState::None if input.session.patient_consent_on_join => {
+            return Decision::Wait(WaitReason::ConsentRequired);
+        }
+        ConsentState::None => return Decision::Refuse(RefusalCode::ConsentMissing),
+    }
+    if input.role == Role::Patient
+        && let Some(needed) = required_companion(input.patient, input.session)
+        && input.attested != Some(needed)
+    {
+        return Decision::NeedsAttestation(needed);
+    }
+    if !input.kine_present {
+        return Decision::Wait(WaitReason::KineAbsent);
+    }
+    if input.admitted_by_kine || input.session.auto_admit {
+        Decision::Admit
+    } else {
+        Decision::Wait(WaitReason::AwaitingAdmission)
+    }
+}
+
+/// Is the session open to joins at `now`?
+pub fn session_open(session: &Session, now: DateTime<Utc>) -> Result<(), RefusalCode> {
+    match session.status {
+        SessionStatus::Cancelled => return Err(RefusalCode::SessionCancelled),
+        SessionStatus::Ended => return Err(RefusalCode::SessionEnded),
+        SessionStatus::Scheduled | SessionStatus::Live => {}
+    }
+    if now < session.window_start {
+        Err(RefusalCode::TooEarly)
+    } else if now >= session.window_end {
+        Err(RefusalCode::TooLate)
+    } else {
+        Ok(())
+    }
+}
+
+/// Prior in-person care with this kiné, as of the session day, under `rule`.
+/// A visit on the session day itself counts (the patient came to the cabinet that morning).
+pub fn in_person(rule: InPersonRule, visits: &[InPersonVisit], session: &Session) -> Result<(), RefusalCode> {
+    let day = session.day();
+    let past = || visits.iter().filter(|v| v.date <= day);
+    match rule {
+        InPersonRule::Arrete2021 => {
+            if past().next().is_some() {
+                Ok(())
+            } else {
+                Err(RefusalCode::InPersonMissing(rule))
+            }
+        }
+        InPersonRule::Convention => {
+            if past().next().is_none() {
+                return Err(RefusalCode::InPersonMissing(rule));
+            }
+            if !past().any(|v| v.kind == VisitKind::Bilan) {
+                return Err(RefusalCode::InPersonBilanMissing);
+            }
+            // "Within the last 12 months": the same calendar day a year before still counts.
+            let since = day.checked_sub_months(Months::new(12)).unwrap_or(day);
+            if past().any(|v| v.date >= since) { Ok(()) } else { Err(RefusalCode::InPersonStale) }
+        }
+    }
+}
+
+enum ConsentState {
+    InForce,
+    Withdrawn,
+    None,
+}
+
+/// The latest consent decides: a withdrawal is respected until a new consent is recorded.
+fn consent(consents: &[Consent], now: DateTime<Utc>) -> ConsentState {
+    let latest = consents.iter().filter(|c| c.recorded_at <= now).max_by_key(|c| c.recorded_at);
+    match latest {
+        Some(c) if c.in_force_at(now) => ConsentState::InForce,
+        Some(_) => ConsentState::Withdrawn,
+        None => ConsentState::None,
+    }
+}
+
+/// Who must be attested present next to the patient for this session, if anyone.
+/// A minor (under 18 on the session day, in France) needs a parent or authorised adult, who also
+/// serves as aidant; an adult with loss of autonomy needs an aidant.
+pub fn required_companion(patient: &Patient, session: &Session) -> Option<Companion> {
+    if patient.age_on(session.day()) < 18 {
+        Some(Companion::Parent)
+    } else if patient.loss_of_autonomy {
+        Some(Companion::Aidant)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,24 @@
+//! telesoin-core: the télésoin rules, sans IO.
+//!
+//! Concepts, one module each:
+//! - [`ids`]: typed identifiers.
+//! - [`model`]: kinés, patients, in-person visits, consents, prescriptions, sessions, roles.
+//! - [`acts`]: the NGAP acts billable in télésoin, with their AMK coefficient.
+//! - [`admission`]: may this participant enter this session now? Admit, wait, attest or refuse,
+//!   with a stable code and plain French and English words for every refusal.
+//! - [`claims`]: the join-link claims and their check against a session (`VerifiedClaims`).
+//! - [`billing`]: presence events -> billable intervals (kiné AND patient media-connected).
+//!
+//! Every function takes `now` (or a date) as an argument. This crate never reads a clock, never
+//! spawns, never touches a socket, a file or a database: the server asks, the core answers, and
+//! no rule is written anywhere else.
+
+pub mod acts;
+pub mod admission;
+pub mod billing;
+pub mod claims;
+pub mod ids;
+pub mod model;
+
+pub use admission::{Decision, RefusalCode};
+pub use ids::{KineId, ParticipantId, PatientId, SessionId};

@@ -1,0 +1,305 @@
+//! Signaling messages. Every message is one JSON text frame with a `type` field.
+//!
+//! Offer, answer and candidate payloads travel as [`RawValue`]: the server relays their bytes
+//! untouched (the SDP carries the DTLS fingerprints that keep the media end to end).
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// Who a participant is in a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Kine,
+    Patient,
+    Companion,
+}
+
+/// Who is attested present next to the patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Companion {
+    Parent,
+    Aidant,
+}
+
+/// Media state reported by a client from its RTCPeerConnection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaState {
+    Connected,
+    Disconnected,
+}
+
+/// A client's description of itself, for the record (never personal data).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Free text such as "web" or "telesoin-peer"; at most 64 characters are kept.
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// Messages from a client to the server.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Must be the first message: the join token, never in a URL.
+    Join {
+        token: String,
+        #[serde(default)]
+        device: Device,
+    },
+    /// The patient attests that a parent or an aidant is present.
+    Attest { companion: Companion },
+    /// The patient gives consent on the join page, to the text of this version.
+    Consent { text_version: String },
+    /// The kiné lets a waiting participant in.
+    Admit { participant: Uuid },
+    /// Relayed to the other admitted participant(s), payload untouched.
+    Offer {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<Uuid>,
+        data: Box<RawValue>,
+    },
+    Answer {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<Uuid>,
+        data: Box<RawValue>,
+    },
+    Candidate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<Uuid>,
+        data: Box<RawValue>,
+    },
+    /// The client's RTCPeerConnection state, which drives billing.
+    Media {
+        state: MediaState,
+        /// Optional incident label, e.g. "ice_failed", kept in the record.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident: Option<String>,
+    },
+    /// Leave the call; the kiné's hangup ends the session.
+    Hangup,
+    Ping,
+}
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub participant: Uuid,
+    pub role: Role,
+    pub admitted: bool,
+}
+
+/// A STUN/TURN server for RTCPeerConnection, in the browser's own shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Why a participant waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    /// The kiné has not joined yet.
+    KineAbsent,
+    /// The kiné is here and has not admitted yet.
+    AwaitingAdmission,
+    /// The session asks the patient for consent on the join page: send `consent`.
+    ConsentRequired,
+    /// A parent must be attested present: send `attest{companion:"parent"}`.
+    AttestationParent,
+    /// An aidant must be attested present: send `attest{companion:"aidant"}`.
+    AttestationAidant,
+}
+
+/// What the join page shows about the session before the call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub session: Uuid,
+    pub kine_name: String,
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub act_code: String,
+    pub act_label: String,
+    /// `reimbursable` or `hn`.
+    pub billing_class: String,
+    /// The consent text version the patient would agree to, when the session asks for it.
+    pub consent_text_version: String,
+}
+
+/// Messages from the server to a client.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Welcome {
+        protocol: u32,
+        participant: Uuid,
+        role: Role,
+        session: SessionInfo,
+        ice_servers: Vec<IceServer>,
+        peers: Vec<PeerInfo>,
+        /// True when this join took over an existing seat (reconnection or second device).
+        resumed: bool,
+    },
+    Waiting { reason: WaitReason },
+    Admitted { peers: Vec<PeerInfo> },
+    Refused(crate::Refusal),
+    PeerJoined { peer: PeerInfo },
+    /// Kiné only: someone waits in the lobby.
+    LobbyWaiting { participant: Uuid, role: Role, reason: WaitReason },
+    PeerLeft {
+        participant: Uuid,
+        /// True while the seat is kept for the grace period.
+        reconnecting: bool,
+    },
+    Offer { from: Uuid, data: Box<RawValue> },
+    Answer { from: Uuid, data: Box<RawValue> },
+    Candidate { from: Uuid, data: Box<RawValue> },
+    /// The session is over; billable seconds are those of the finalized record.
+    Ended { billable_seconds: i64, reason: String },
+    /// This connection was replaced by the same participant's newer one.
+    Replaced,
+    Error(crate::Refusal),
+    Pong,
+}
+
+/// Why a frame could not be read as a message.
+#[derive(Debug)]
+pub struct ParseError(pub String);
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientRelay {
+    #[serde(rename = "type")]
+    _kind: String,
+    #[serde(default)]
+    to: Option<Uuid>,
+    data: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerRelay {
+    #[serde(rename = "type")]
+    _kind: String,
+    from: Uuid,
+    data: Box<RawValue>,
+}
+
+fn head(text: &str) -> Result<Head<'_>, ParseError> {
+    serde_json::from_str(text).map_err(|e| ParseError(format!("not a signaling message: {e}")))
+}
+
+// serde's internally tagged enums buffer their content, which loses a RawValue; relayed
+// messages are therefore read as plain structs after a first look at `type`.
+impl ClientMsg {
+    /// Reads one text frame. The caller has already checked its size.
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let bad = |e: serde_json::Error| ParseError(e.to_string());
+        match head(text)?.kind.as_ref() {
+            kind @ ("offer" | "answer" | "candidate") => {
+                let r: ClientRelay = serde_json::from_str(text).map_err(bad)?;
+                Ok(match kind {
+                    "offer" => ClientMsg::Offer { to: r.to, data: r.data },
+                    "answer" => ClientMsg::Answer { to: r.to, data: r.data },
+                    _ => ClientMsg::Candidate { to: r.to, data: r.data },
+                })
+            }
+            _ => serde_json::from_str(text).map_err(bad),
+        }
+    }
+
+    /// The message's `type`, for metrics and errors (never its content).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMsg::Join { .. } => "join",
+            ClientMsg::Attest { .. } => "attest",
+            ClientMsg::Consent { .. } => "consent",
+            ClientMsg::Admit { .. } => "admit",
+            ClientMsg::Offer { .. } => "offer",
+            ClientMsg::Answer { .. } => "answer",
+            ClientMsg::Candidate { .. } => "candidate",
+            ClientMsg::Media { .. } => "media",
+            ClientMsg::Hangup => "hangup",
+            ClientMsg::Ping => "ping",
+        }
+    }
+
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl ServerMsg {
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let bad = |e: serde_json::Error| ParseError(e.to_string());
+        match head(text)?.kind.as_ref() {
+            kind @ ("offer" | "answer" | "candidate") => {
+                let r: ServerRelay = serde_json::from_str(text).map_err(bad)?;
+                Ok(match kind {
+                    "offer" => ServerMsg::Offer { from: r.from, data: r.data },
+                    "answer" => ServerMsg::Answer { from: r.from, data: r.data },
+                    _ => ServerMsg::Candidate { from: r.from, data: r.data },
+                })
+            }
+            _ => serde_json::from_str(text).map_err(bad),
+        }
+    }
+
+    /// Serializes for the socket. Serializing these types cannot fail (no maps with
+    /// non-string keys), so an empty string would only ever mean a bug.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relayed_payload_is_kept_byte_for_byte() {
+        let raw = r#"{"type":"offer","data":{"sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1","type":"offer",  "x" : [1,2 ]}}"#;
+        let ClientMsg::Offer { to, data } = ClientMsg::parse(raw).expect("parses") else {
+            panic!("not an offer")
+        };
+        assert_eq!(to, None);
+        assert_eq!(data.get(), r#"{"sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1","type":"offer",  "x" : [1,2 ]}"#);
+        let from = Uuid::nil();
+        let out = ServerMsg::Offer { from, data }.to_text();
+        assert!(out.contains(r#""data":{"sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1","type":"offer",  "x" : [1,2 ]}"#), "{out}");
+        let ServerMsg::Offer { data, .. } = ServerMsg::parse(&out).expect("reparses") else { panic!() };
+        assert!(data.get().contains(r#""x" : [1,2 ]"#));
+    }
+
+    #[test]
+    fn tagged_messages_round_trip() {
+        let m = ClientMsg::parse(r#"{"type":"join","token":"abc"}"#).expect("join");
+        assert!(matches!(m, ClientMsg::Join { ref token, .. } if token == "abc"));
+        assert!(ClientMsg::parse(r#"{"type":"join","token":"abc","extra":1}"#).is_err());
+        assert!(ClientMsg::parse(r#"{"type":"nope"}"#).is_err());
+        assert!(ClientMsg::parse("[]").is_err());
+        assert!(matches!(ClientMsg::parse(r#"{"type":"ping"}"#), Ok(ClientMsg::Ping)));
+        let w = ServerMsg::Waiting { reason: WaitReason::KineAbsent }.to_text();
+        assert_eq!(w, r#"{"type":"waiting","reason":"kine_absent"}"#);
+    }
+}
