@@ -11,7 +11,7 @@ use crate::model::{Companion, Consent, InPersonVisit, Patient, Role, Session, Se
 
 /// Which reading of "prior in-person care" applies. It is configuration and every refusal
 /// names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum InPersonRule {
     /// Arrêté du 3 juin 2021: at least one prior session in person with this kiné.

@@ -1,0 +1,141 @@
+// Wire types of the signaling protocol and the REST API, as JSDoc typedefs.
+// The source of truth is crates/telesoin-proto (signal.rs, rest.rs, refusal.rs); keep these in step.
+
+/** @typedef {'kine' | 'patient' | 'companion'} Role */
+/** @typedef {'kine_absent' | 'awaiting_admission' | 'consent_required' | 'attestation_parent' | 'attestation_aidant'} WaitReason */
+
+/**
+ * @typedef {object} Refusal
+ * @property {string} code stable, snake_case
+ * @property {string} message_fr
+ * @property {string} message_en
+ * @property {unknown} [details]
+ */
+
+/**
+ * @typedef {object} SessionInfo
+ * @property {string} session
+ * @property {string} kine_name
+ * @property {string} starts_at RFC 3339
+ * @property {string} act_code
+ * @property {string} act_label
+ * @property {'reimbursable' | 'hn' | string} billing_class
+ * @property {string} consent_text_version
+ */
+
+/**
+ * @typedef {object} PeerInfo
+ * @property {string} participant
+ * @property {Role} role
+ * @property {boolean} admitted
+ */
+
+/**
+ * @typedef {{type: 'welcome', protocol: number, participant: string, role: Role, session: SessionInfo, ice_servers: RTCIceServer[], peers: PeerInfo[], resumed: boolean}
+ *   | {type: 'waiting', reason: WaitReason}
+ *   | {type: 'admitted', peers: PeerInfo[]}
+ *   | ({type: 'refused'} & Refusal)
+ *   | {type: 'peer_joined', peer: PeerInfo}
+ *   | {type: 'lobby_waiting', participant: string, role: Role, reason: WaitReason}
+ *   | {type: 'peer_left', participant: string, reconnecting: boolean}
+ *   | {type: 'offer' | 'answer', from: string, data: RTCSessionDescriptionInit}
+ *   | {type: 'candidate', from: string, data: RTCIceCandidateInit}
+ *   | {type: 'ended', billable_seconds: number, reason: string}
+ *   | {type: 'replaced'}
+ *   | ({type: 'error'} & Refusal)
+ *   | {type: 'pong'}} ServerMsg
+ */
+
+/**
+ * @typedef {{type: 'join', token: string, device: {kind: string}}
+ *   | {type: 'attest', companion: 'parent' | 'aidant'}
+ *   | {type: 'consent', text_version: string}
+ *   | {type: 'admit', participant: string}
+ *   | {type: 'offer' | 'answer', to: string, data: RTCSessionDescriptionInit}
+ *   | {type: 'candidate', to: string, data: RTCIceCandidateInit}
+ *   | {type: 'media', state: 'connected' | 'disconnected', incident?: string}
+ *   | {type: 'hangup'}
+ *   | {type: 'ping'}} ClientMsg
+ */
+
+/**
+ * @typedef {object} Kine
+ * @property {string} id
+ * @property {string} rpps
+ * @property {string} name
+ * @property {string} email
+ */
+
+/**
+ * @typedef {object} Act
+ * @property {string} code
+ * @property {string} label
+ * @property {number} amk_coefficient
+ */
+
+/**
+ * @typedef {object} Patient
+ * @property {string} id
+ * @property {string} display_name
+ * @property {string} birth_date YYYY-MM-DD
+ * @property {boolean} loss_of_autonomy
+ * @property {string | null} gp_contact
+ * @property {string} created_at
+ */
+
+/** @typedef {{id: string, patient: string, date: string, kind: 'bilan' | 'session' | string}} Visit */
+/** @typedef {{id: string, patient: string, recorded_by: string, method: string, text_version: string, recorded_at: string, withdrawn_at: string | null}} Consent */
+/** @typedef {{id: string, patient: string, date: string}} Prescription */
+/** @typedef {{patient: Patient, visits: Visit[], consents: Consent[], prescriptions: Prescription[]}} PatientFile */
+
+/** @typedef {{participant: string, role: Role, admitted: boolean, connected: boolean, media: boolean}} LivePresence */
+
+/**
+ * @typedef {object} Session
+ * @property {string} id
+ * @property {string} patient
+ * @property {string} patient_name
+ * @property {string} starts_at
+ * @property {string} window_start
+ * @property {string} window_end
+ * @property {string} act_code
+ * @property {string} act_label
+ * @property {number} amk_coefficient
+ * @property {'scheduled' | 'live' | 'ended' | 'cancelled' | string} status
+ * @property {boolean} auto_admit
+ * @property {boolean} patient_consent_on_join
+ * @property {string} billing_class
+ * @property {LivePresence[]} [live]
+ */
+
+/**
+ * @typedef {object} Link
+ * @property {string} participant
+ * @property {Role} role
+ * @property {string} jti
+ * @property {string} url https://HOST/j#TOKEN
+ * @property {string} token
+ * @property {string} not_before
+ * @property {string} expires_at
+ */
+
+/** @typedef {{seq: number, at: string, participant: string | null, role: Role | null, kind: string, detail?: string | null}} SessionEvent */
+
+/**
+ * @typedef {object} SessionRecord
+ * @property {string} session
+ * @property {string} status
+ * @property {string} kine_rpps
+ * @property {string} act_code
+ * @property {number} amk_coefficient
+ * @property {string} billing_class
+ * @property {string | null} started_at
+ * @property {string | null} ended_at
+ * @property {number | null} billable_seconds
+ * @property {number | null} [provisional_seconds]
+ * @property {string | null} finalized_at
+ * @property {SessionEvent[]} incidents
+ * @property {SessionEvent[]} events
+ */
+
+export {};
