@@ -1,0 +1,598 @@
+//! The embedded default: SQLite in the data directory, WAL journal, migrations embedded from
+//! `migrations/sqlite`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::Row;
+use telesoin_core::billing::PresenceKind;
+use telesoin_core::claims::IssuedSeat;
+use telesoin_core::model::{Consent, ConsentRecorder, InPersonVisit, Kine, Patient, Role, Session, SessionStatus, VisitKind};
+use telesoin_core::{KineId, ParticipantId, PatientId, SessionId};
+use uuid::Uuid;
+
+use crate::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// A SQLite-backed [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+fn instant(v: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(v).ok_or_else(|| corrupt("instant out of range"))
+}
+
+fn opt_instant(v: Option<i64>) -> Result<Option<DateTime<Utc>>> {
+    v.map(instant).transpose()
+}
+
+fn uuid(s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s).map_err(|_| corrupt("uuid"))
+}
+
+fn date(s: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| corrupt("date"))
+}
+
+fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(row: &'r SqliteRow, col: &str) -> Result<T> {
+    row.try_get(col).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+fn role(s: &str) -> Result<Role> {
+    Role::parse(s).ok_or_else(|| corrupt("role"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(unavailable)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL under WAL keeps every committed transaction across a process crash.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await
+            .map_err(unavailable)?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// Applies migrations only (the `telesoin migrate` command).
+    pub async fn migrate(path: &Path) -> Result<Vec<i64>> {
+        let store = Self::open(path).await?;
+        let rows = sqlx::query("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&store.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(|r| get::<i64>(r, "version")).collect()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn patient_row(r: &SqliteRow) -> Result<PatientRow> {
+    Ok(PatientRow {
+        patient: Patient {
+            id: PatientId(uuid(&get::<String>(r, "id")?)?),
+            kine: KineId(uuid(&get::<String>(r, "kine_id")?)?),
+            display_name: get(r, "display_name")?,
+            birth_date: date(&get::<String>(r, "birth_date")?)?,
+            loss_of_autonomy: get::<i64>(r, "loss_of_autonomy")? != 0,
+            gp_contact: get(r, "gp_contact")?,
+        },
+        created_at: instant(get(r, "created_at")?)?,
+    })
+}
+
+fn consent_row(r: &SqliteRow) -> Result<ConsentRow> {
+    Ok(ConsentRow {
+        id: uuid(&get::<String>(r, "id")?)?,
+        patient: PatientId(uuid(&get::<String>(r, "patient_id")?)?),
+        consent: Consent {
+            recorded_by: ConsentRecorder::parse(&get::<String>(r, "recorded_by")?).ok_or_else(|| corrupt("recorded_by"))?,
+            method: get(r, "method")?,
+            text_version: get(r, "text_version")?,
+            recorded_at: instant(get(r, "recorded_at")?)?,
+            withdrawn_at: opt_instant(get(r, "withdrawn_at")?)?,
+        },
+    })
+}
+
+fn session_row(r: &SqliteRow) -> Result<SessionRow> {
+    Ok(SessionRow {
+        session: Session {
+            id: SessionId(uuid(&get::<String>(r, "id")?)?),
+            kine: KineId(uuid(&get::<String>(r, "kine_id")?)?),
+            patient: PatientId(uuid(&get::<String>(r, "patient_id")?)?),
+            starts_at: instant(get(r, "starts_at")?)?,
+            window_start: instant(get(r, "window_start")?)?,
+            window_end: instant(get(r, "window_end")?)?,
+            act_code: get(r, "act_code")?,
+            status: SessionStatus::parse(&get::<String>(r, "status")?).ok_or_else(|| corrupt("status"))?,
+            auto_admit: get::<i64>(r, "auto_admit")? != 0,
+            patient_consent_on_join: get::<i64>(r, "patient_consent_on_join")? != 0,
+        },
+        billing_class: get(r, "billing_class")?,
+        ended_at: opt_instant(get(r, "ended_at")?)?,
+        billable_seconds: get(r, "billable_seconds")?,
+        finalized_at: opt_instant(get(r, "finalized_at")?)?,
+    })
+}
+
+fn kine_row(r: &SqliteRow) -> Result<Kine> {
+    Ok(Kine {
+        id: KineId(uuid(&get::<String>(r, "id")?)?),
+        rpps: get(r, "rpps")?,
+        name: get(r, "name")?,
+        email: get(r, "email")?,
+    })
+}
+
+#[async_trait]
+impl KineStore for SqliteStore {
+    async fn create_kine(&self, kine: &Kine, password_hash: &str, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("INSERT INTO kines (id, rpps, name, email, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(kine.id.to_string())
+            .bind(&kine.rpps)
+            .bind(&kine.name)
+            .bind(kine.email.to_lowercase())
+            .bind(password_hash)
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn kine_by_email(&self, email: &str) -> Result<Option<(Kine, String)>> {
+        let row = sqlx::query("SELECT * FROM kines WHERE email = ?")
+            .bind(email.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| Ok((kine_row(&r)?, get::<String>(&r, "password_hash")?))).transpose()
+    }
+
+    async fn kine(&self, id: KineId) -> Result<Option<Kine>> {
+        let row = sqlx::query("SELECT * FROM kines WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| kine_row(&r)).transpose()
+    }
+
+    async fn create_web_session(&self, token_hash: &[u8], kine: KineId, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("INSERT INTO web_sessions (token_hash, kine_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(hex(token_hash))
+            .bind(kine.to_string())
+            .bind(ms(now))
+            .bind(ms(expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn web_session(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<KineId>> {
+        let row = sqlx::query("SELECT kine_id FROM web_sessions WHERE token_hash = ? AND expires_at > ?")
+            .bind(hex(token_hash))
+            .bind(ms(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| Ok(KineId(uuid(&get::<String>(&r, "kine_id")?)?))).transpose()
+    }
+
+    async fn delete_web_session(&self, token_hash: &[u8]) -> Result<()> {
+        sqlx::query("DELETE FROM web_sessions WHERE token_hash = ?")
+            .bind(hex(token_hash))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[async_trait]
+impl PatientStore for SqliteStore {
+    async fn create_patient(&self, p: &Patient, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO patients (id, kine_id, display_name, birth_date, loss_of_autonomy, gp_contact, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(p.id.to_string())
+        .bind(p.kine.to_string())
+        .bind(&p.display_name)
+        .bind(p.birth_date.format("%Y-%m-%d").to_string())
+        .bind(i64::from(p.loss_of_autonomy))
+        .bind(&p.gp_contact)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn patients(&self, kine: KineId) -> Result<Vec<PatientRow>> {
+        let rows = sqlx::query("SELECT * FROM patients WHERE kine_id = ? ORDER BY display_name")
+            .bind(kine.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(patient_row).collect()
+    }
+
+    async fn patient(&self, kine: KineId, id: PatientId) -> Result<Option<PatientRow>> {
+        let row = sqlx::query("SELECT * FROM patients WHERE id = ? AND kine_id = ?")
+            .bind(id.to_string())
+            .bind(kine.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| patient_row(&r)).transpose()
+    }
+
+    async fn add_visit(&self, kine: KineId, patient: PatientId, id: Uuid, v: InPersonVisit, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("INSERT INTO in_person_visits (id, kine_id, patient_id, date, kind, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(id.to_string())
+            .bind(kine.to_string())
+            .bind(patient.to_string())
+            .bind(v.date.format("%Y-%m-%d").to_string())
+            .bind(v.kind.as_str())
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn visits(&self, kine: KineId, patient: PatientId) -> Result<Vec<VisitRow>> {
+        let rows = sqlx::query("SELECT * FROM in_person_visits WHERE kine_id = ? AND patient_id = ? ORDER BY date")
+            .bind(kine.to_string())
+            .bind(patient.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(VisitRow {
+                    id: uuid(&get::<String>(r, "id")?)?,
+                    patient,
+                    visit: InPersonVisit {
+                        date: date(&get::<String>(r, "date")?)?,
+                        kind: VisitKind::parse(&get::<String>(r, "kind")?).ok_or_else(|| corrupt("visit kind"))?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn add_consent(&self, kine: KineId, patient: PatientId, id: Uuid, c: &Consent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO consents (id, kine_id, patient_id, recorded_by, method, text_version, recorded_at, withdrawn_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(kine.to_string())
+        .bind(patient.to_string())
+        .bind(c.recorded_by.as_str())
+        .bind(&c.method)
+        .bind(&c.text_version)
+        .bind(ms(c.recorded_at))
+        .bind(c.withdrawn_at.map(ms))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn consents(&self, kine: KineId, patient: PatientId) -> Result<Vec<ConsentRow>> {
+        let rows = sqlx::query("SELECT * FROM consents WHERE kine_id = ? AND patient_id = ? ORDER BY recorded_at")
+            .bind(kine.to_string())
+            .bind(patient.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(consent_row).collect()
+    }
+
+    async fn withdraw_consent(&self, kine: KineId, id: Uuid, at: DateTime<Utc>) -> Result<Option<ConsentRow>> {
+        let row = sqlx::query("UPDATE consents SET withdrawn_at = ? WHERE id = ? AND kine_id = ? AND withdrawn_at IS NULL RETURNING *")
+            .bind(ms(at))
+            .bind(id.to_string())
+            .bind(kine.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| consent_row(&r)).transpose()
+    }
+
+    async fn add_prescription(&self, patient: PatientId, id: Uuid, d: NaiveDate, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("INSERT INTO prescriptions (id, patient_id, date, created_at) VALUES (?, ?, ?, ?)")
+            .bind(id.to_string())
+            .bind(patient.to_string())
+            .bind(d.format("%Y-%m-%d").to_string())
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn prescriptions(&self, patient: PatientId) -> Result<Vec<PrescriptionRow>> {
+        let rows = sqlx::query("SELECT * FROM prescriptions WHERE patient_id = ? ORDER BY date")
+            .bind(patient.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(PrescriptionRow { id: uuid(&get::<String>(r, "id")?)?, patient, date: date(&get::<String>(r, "date")?)? })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create_session(&self, s: &Session, billing_class: &str, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, kine_id, patient_id, starts_at, window_start, window_end, act_code, status, auto_admit, patient_consent_on_join, billing_class, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.id.to_string())
+        .bind(s.kine.to_string())
+        .bind(s.patient.to_string())
+        .bind(ms(s.starts_at))
+        .bind(ms(s.window_start))
+        .bind(ms(s.window_end))
+        .bind(&s.act_code)
+        .bind(s.status.as_str())
+        .bind(i64::from(s.auto_admit))
+        .bind(i64::from(s.patient_consent_on_join))
+        .bind(billing_class)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn session(&self, id: SessionId) -> Result<Option<SessionRow>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| session_row(&r)).transpose()
+    }
+
+    async fn sessions_between(&self, kine: KineId, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<SessionRow>> {
+        let rows = sqlx::query("SELECT * FROM sessions WHERE kine_id = ? AND starts_at >= ? AND starts_at < ? ORDER BY starts_at")
+            .bind(kine.to_string())
+            .bind(ms(from))
+            .bind(ms(to))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(session_row).collect()
+    }
+
+    async fn live_sessions(&self) -> Result<Vec<SessionRow>> {
+        let rows = sqlx::query("SELECT * FROM sessions WHERE status = 'live'")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(session_row).collect()
+    }
+
+    async fn transition(&self, id: SessionId, from: &[SessionStatus], to: SessionStatus) -> Result<bool> {
+        // `from` is a small fixed set; spell it out rather than building SQL text.
+        let mut moved = false;
+        for f in from {
+            let r = sqlx::query("UPDATE sessions SET status = ? WHERE id = ? AND status = ?")
+                .bind(to.as_str())
+                .bind(id.to_string())
+                .bind(f.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            if r.rows_affected() > 0 {
+                moved = true;
+                break;
+            }
+        }
+        Ok(moved)
+    }
+
+    async fn seat(&self, session: SessionId, role: Role, now: DateTime<Utc>) -> Result<ParticipantId> {
+        if role == Role::Companion {
+            let id = Uuid::new_v4();
+            sqlx::query("INSERT INTO participants (id, session_id, role, created_at) VALUES (?, ?, ?, ?)")
+                .bind(id.to_string())
+                .bind(session.to_string())
+                .bind(role.as_str())
+                .bind(ms(now))
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            return Ok(ParticipantId(id));
+        }
+        sqlx::query(
+            "INSERT INTO participants (id, session_id, role, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (session_id, role) WHERE role <> 'companion' DO NOTHING",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(session.to_string())
+        .bind(role.as_str())
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let row = sqlx::query("SELECT id FROM participants WHERE session_id = ? AND role = ?")
+            .bind(session.to_string())
+            .bind(role.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(ParticipantId(uuid(&get::<String>(&row, "id")?)?))
+    }
+
+    async fn issue_link(&self, l: &LinkRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO links (jti, session_id, participant_id, role, issued_at, not_before, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(l.jti.to_string())
+        .bind(l.session.to_string())
+        .bind(l.participant.to_string())
+        .bind(l.role.as_str())
+        .bind(ms(l.issued_at))
+        .bind(ms(l.not_before))
+        .bind(ms(l.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn link(&self, jti: Uuid) -> Result<Option<IssuedSeat>> {
+        let row = sqlx::query("SELECT session_id, participant_id, role, revoked_at FROM links WHERE jti = ?")
+            .bind(jti.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| {
+            Ok(IssuedSeat {
+                session: SessionId(uuid(&get::<String>(&r, "session_id")?)?),
+                participant: ParticipantId(uuid(&get::<String>(&r, "participant_id")?)?),
+                role: role(&get::<String>(&r, "role")?)?,
+                revoked: get::<Option<i64>>(&r, "revoked_at")?.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    async fn revoke_link(&self, jti: Uuid, at: DateTime<Utc>) -> Result<Option<SessionId>> {
+        let row = sqlx::query("UPDATE links SET revoked_at = COALESCE(revoked_at, ?) WHERE jti = ? RETURNING session_id")
+            .bind(ms(at))
+            .bind(jti.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| Ok(SessionId(uuid(&get::<String>(&r, "session_id")?)?))).transpose()
+    }
+
+    async fn revoke_session_links(&self, session: SessionId, at: DateTime<Utc>) -> Result<u64> {
+        let r = sqlx::query("UPDATE links SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL")
+            .bind(ms(at))
+            .bind(session.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(r.rows_affected())
+    }
+
+    async fn finalize(&self, session: SessionId, ended_at: DateTime<Utc>, billable_seconds: i64, now: DateTime<Utc>) -> Result<bool> {
+        // One statement: the `finalized_at IS NULL` guard makes it happen exactly once, whatever
+        // the concurrency, and a cancelled session is never turned into an ended one.
+        let r = sqlx::query(
+            "UPDATE sessions SET status = 'ended', ended_at = ?, billable_seconds = ?, finalized_at = ?
+             WHERE id = ? AND finalized_at IS NULL AND status IN ('scheduled', 'live')",
+        )
+        .bind(ms(ended_at))
+        .bind(billable_seconds)
+        .bind(ms(now))
+        .bind(session.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(r.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append_event(&self, session: SessionId, e: &NewEvent) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO presence_events (session_id, at, participant_id, role, kind, detail) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+        )
+        .bind(session.to_string())
+        .bind(ms(e.at))
+        .bind(e.participant.map(|p| p.to_string()))
+        .bind(e.role.map(Role::as_str))
+        .bind(e.kind.as_str())
+        .bind(&e.detail)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        get(&row, "seq")
+    }
+
+    async fn events(&self, session: SessionId) -> Result<Vec<EventRow>> {
+        let rows = sqlx::query("SELECT * FROM presence_events WHERE session_id = ? ORDER BY seq")
+            .bind(session.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRow {
+                    seq: get(r, "seq")?,
+                    at: instant(get(r, "at")?)?,
+                    participant: get::<Option<String>>(r, "participant_id")?.map(|s| uuid(&s).map(ParticipantId)).transpose()?,
+                    role: get::<Option<String>>(r, "role")?.map(|s| role(&s)).transpose()?,
+                    kind: PresenceKind::parse(&get::<String>(r, "kind")?).ok_or_else(|| corrupt("event kind"))?,
+                    detail: get(r, "detail")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(unavailable)?;
+        Ok(())
+    }
+}

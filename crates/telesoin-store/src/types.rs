@@ -1,0 +1,74 @@
+//! Rows returned by the store: domain values plus what only storage knows (ids, creation time).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use telesoin_core::billing::PresenceKind;
+use telesoin_core::model::{Consent, InPersonVisit, Patient, Role, Session};
+use telesoin_core::{ParticipantId, PatientId};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct PatientRow {
+    pub patient: Patient,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VisitRow {
+    pub id: Uuid,
+    pub patient: PatientId,
+    pub visit: InPersonVisit,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsentRow {
+    pub id: Uuid,
+    pub patient: PatientId,
+    pub consent: Consent,
+}
+
+#[derive(Debug, Clone)]
+pub struct PrescriptionRow {
+    pub id: Uuid,
+    pub patient: PatientId,
+    pub date: NaiveDate,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub session: Session,
+    pub billing_class: String,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub billable_seconds: Option<i64>,
+    pub finalized_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkRow {
+    pub jti: Uuid,
+    pub session: telesoin_core::SessionId,
+    pub participant: ParticipantId,
+    pub role: Role,
+    pub issued_at: DateTime<Utc>,
+    pub not_before: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub at: DateTime<Utc>,
+    pub participant: Option<ParticipantId>,
+    pub role: Option<Role>,
+    pub kind: PresenceKind,
+    /// Short machine text (an incident label, a refusal code); never personal data.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub participant: Option<ParticipantId>,
+    pub role: Option<Role>,
+    pub kind: PresenceKind,
+    pub detail: Option<String>,
+}
