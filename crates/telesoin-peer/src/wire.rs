@@ -82,20 +82,32 @@ impl CandidateInit {
     }
 }
 
-/// Serializes a payload into the `data` field of a relayed message.
-pub(crate) fn to_raw<T: Serialize>(value: &T) -> Box<RawValue> {
-    // These types are plain strings and options: serializing them cannot fail.
-    let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
-    RawValue::from_string(text).unwrap_or_else(|_| {
-        // Unreachable: serde_json produced the text, so it is valid JSON.
-        RawValue::from_string("null".to_owned()).expect("literal null is valid JSON")
-    })
+/// Conversion to and from the `data` field of relayed messages.
+pub trait RelayPayload: Serialize + for<'de> Deserialize<'de> {
+    /// Serializes into the `data` field of a relayed message.
+    fn to_data(&self) -> Box<RawValue> {
+        // These types are plain strings and options: serializing them cannot fail, and what
+        // serde_json writes is valid JSON.
+        let text = serde_json::to_string(self).unwrap_or_else(|_| "null".to_owned());
+        RawValue::from_string(text).unwrap_or_else(|_| Box::<RawValue>::default())
+    }
+
+    /// Reads the `data` field of a relayed message. The error names what was wrong, never
+    /// the content.
+    fn from_data(data: &RawValue) -> Result<Self, crate::PeerError> {
+        serde_json::from_str(data.get()).map_err(|e| {
+            crate::PeerError::Protocol(format!(
+                "unreadable relayed payload at line {} column {} ({:?})",
+                e.line(),
+                e.column(),
+                e.classify()
+            ))
+        })
+    }
 }
 
-/// Reads a payload out of the `data` field of a relayed message.
-pub(crate) fn from_raw<T: for<'de> Deserialize<'de>>(raw: &RawValue) -> Result<T, String> {
-    serde_json::from_str(raw.get()).map_err(|e| e.to_string())
-}
+impl RelayPayload for SessionDescription {}
+impl RelayPayload for CandidateInit {}
 
 #[cfg(test)]
 mod tests {
@@ -111,21 +123,24 @@ mod tests {
         assert!(!c.is_end_of_candidates());
         let end: CandidateInit = serde_json::from_str(r#"{"candidate":""}"#).expect("end marker");
         assert!(end.is_end_of_candidates());
-        let out = to_raw(&CandidateInit {
+        let out = (CandidateInit {
             candidate: "candidate:x".into(),
             sdp_mid: Some("0".into()),
             sdp_mline_index: Some(0),
             username_fragment: None,
-        });
+        })
+        .to_data();
         assert_eq!(out.get(), r#"{"candidate":"candidate:x","sdpMid":"0","sdpMLineIndex":0}"#);
 
-        let d: SessionDescription =
-            from_raw(&to_raw(&SessionDescription { kind: SdpKind::Offer, sdp: "v=0\r\na=mid:0\r\na=fingerprint:sha-256 AA\r\n".into() }))
-                .expect("round trip");
+        let sent = SessionDescription { kind: SdpKind::Offer, sdp: "v=0\r\na=mid:0\r\na=fingerprint:sha-256 AA\r\n".into() };
+        let d = SessionDescription::from_data(&sent.to_data()).expect("round trip");
         assert_eq!(d.kind, SdpKind::Offer);
         assert_eq!(d.first_mid(), Some("0"));
         assert_eq!(d.fingerprint(), Some("sha-256 AA"));
         assert!(!format!("{d:?}").contains("fingerprint"), "Debug must not show the SDP");
         assert!(!format!("{c:?}").contains("10.0.0.1"), "Debug must not show addresses");
+        let bad = RawValue::from_string(r#"{"type":"offer"}"#.to_owned()).expect("json");
+        let err = SessionDescription::from_data(&bad).expect_err("no sdp");
+        assert!(!err.to_string().contains("offer"), "{err}");
     }
 }

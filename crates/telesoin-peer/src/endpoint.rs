@@ -1,0 +1,380 @@
+//! One WebRTC endpoint: an RTCPeerConnection with the `telesoin` data channel, and nothing
+//! about WebSockets.
+//!
+//! An [`Endpoint`] turns signaling payloads ([`SessionDescription`], [`CandidateInit`]) into
+//! calls on a webrtc-rs `PeerConnection`, and reports what happens through an [`EventSink`]:
+//! local candidates to relay, connection states, and data-channel traffic. Whoever owns the
+//! endpoint carries the payloads to the other side (the signaling socket in [`crate::Peer`],
+//! an in-memory pump in the tests).
+//!
+//! Ordering contract: a description returned by [`Endpoint::offer`] or
+//! [`Endpoint::accept_offer`] must be sent before any candidate event the sink delivers after
+//! that call returns; a single task that sends the description right away and then drains the
+//! sink's queue keeps that order. Remote candidates that arrive before the remote description
+//! are buffered here, so a reordering on the other side is tolerated too.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+
+use telesoin_proto::signal::IceServer;
+use tokio::sync::Mutex;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
+};
+
+use crate::error::{PeerError, Result};
+use crate::wire::{CandidateInit, SdpKind, SessionDescription};
+
+/// Label of the one data channel the kiné opens before its first offer.
+pub const DATA_CHANNEL_LABEL: &str = "telesoin";
+
+/// What an endpoint needs to build its RTCPeerConnection.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// STUN/TURN servers, as given by `welcome.ice_servers`.
+    pub ice_servers: Vec<IceServer>,
+    /// Gather and use relayed candidates only (`iceTransportPolicy: "relay"`).
+    pub relay_only: bool,
+    /// Local UDP addresses to bind (see [`crate::PeerConfig::udp_bind`]).
+    pub udp_bind: Vec<SocketAddr>,
+}
+
+/// RTCPeerConnection state, as browsers name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionState {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+impl From<RTCPeerConnectionState> for ConnectionState {
+    fn from(s: RTCPeerConnectionState) -> Self {
+        match s {
+            RTCPeerConnectionState::Connecting => ConnectionState::Connecting,
+            RTCPeerConnectionState::Connected => ConnectionState::Connected,
+            RTCPeerConnectionState::Disconnected => ConnectionState::Disconnected,
+            RTCPeerConnectionState::Failed => ConnectionState::Failed,
+            RTCPeerConnectionState::Closed => ConnectionState::Closed,
+            _ => ConnectionState::New,
+        }
+    }
+}
+
+/// Something an endpoint reports to its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointEvent {
+    /// A local ICE candidate to relay to the other side.
+    Candidate(CandidateInit),
+    /// The RTCPeerConnection changed state.
+    State(ConnectionState),
+    /// The data channel is open (both sides may send).
+    DataOpen,
+    /// A text message arrived on the data channel (binary messages are read as lossy UTF-8).
+    Data(String),
+    /// The data channel closed.
+    DataClosed,
+}
+
+/// Where an endpoint delivers its events. It is called from webrtc-rs's driver task, so it
+/// must not block: push into a channel and return.
+pub type EventSink = Arc<dyn Fn(EndpointEvent) + Send + Sync>;
+
+/// Which side of the negotiation this endpoint takes. The kiné always offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Opens the data channel and creates offers.
+    Offerer,
+    /// Answers offers and receives the data channel.
+    Answerer,
+}
+
+/// State shared between the endpoint handle, the webrtc-rs event handler and the
+/// data-channel reader task.
+struct Shared {
+    sink: EventSink,
+    channel: StdMutex<Option<Arc<dyn DataChannel>>>,
+    /// The `mid` candidates are tagged with: the first media section of the local description.
+    mid: StdMutex<String>,
+    state: StdMutex<ConnectionState>,
+    data_open: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn emit(&self, event: EndpointEvent) {
+        (self.sink)(event)
+    }
+
+    /// Starts reading a data channel's events; the single place that reports open, message and
+    /// close, so each is reported once.
+    fn watch_channel(self: &Arc<Self>, dc: Arc<dyn DataChannel>) {
+        if let Ok(mut slot) = self.channel.lock() {
+            *slot = Some(dc.clone());
+        }
+        let shared = self.clone();
+        tokio::spawn(async move {
+            // A channel announced by on_data_channel may already be open, and its OnOpen may
+            // have been delivered before anyone polled: look once, then follow the events.
+            if matches!(dc.ready_state().await, Ok(webrtc::data_channel::RTCDataChannelState::Open)) {
+                shared.mark_open();
+            }
+            while let Some(event) = dc.poll().await {
+                match event {
+                    DataChannelEvent::OnOpen => shared.mark_open(),
+                    DataChannelEvent::OnMessage(msg) => {
+                        shared.emit(EndpointEvent::Data(String::from_utf8_lossy(&msg.data).into_owned()))
+                    }
+                    DataChannelEvent::OnClose => break,
+                    _ => {}
+                }
+            }
+            if shared.data_open.swap(false, Ordering::AcqRel) {
+                shared.emit(EndpointEvent::DataClosed);
+            }
+        });
+    }
+
+    fn mark_open(&self) {
+        if !self.data_open.swap(true, Ordering::AcqRel) {
+            self.emit(EndpointEvent::DataOpen);
+        }
+    }
+}
+
+/// The webrtc-rs event handler: translates callbacks into [`EndpointEvent`]s.
+struct Handler {
+    shared: Arc<Shared>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        // `to_json` tags every candidate with sdpMid "" and index 0; browsers look candidates
+        // up by mid, so tag them with the real (bundled) one.
+        let Ok(init) = event.candidate.to_json() else {
+            tracing::debug!("skipping a local candidate that cannot be serialized");
+            return;
+        };
+        let mid = self.shared.mid.lock().map(|m| m.clone()).unwrap_or_else(|_| "0".to_owned());
+        self.shared.emit(EndpointEvent::Candidate(CandidateInit {
+            candidate: init.candidate,
+            sdp_mid: Some(mid),
+            sdp_mline_index: Some(0),
+            username_fragment: None,
+        }));
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let state = ConnectionState::from(state);
+        if let Ok(mut current) = self.shared.state.lock() {
+            *current = state;
+        }
+        self.shared.emit(EndpointEvent::State(state));
+    }
+
+    async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
+        match dc.label().await {
+            Ok(label) if label == DATA_CHANNEL_LABEL => self.shared.watch_channel(dc),
+            _ => tracing::debug!("ignoring a data channel with an unexpected label"),
+        }
+    }
+}
+
+/// An RTCPeerConnection speaking the telesoin offer/answer/candidate shapes.
+pub struct Endpoint {
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<Shared>,
+    side: Side,
+    /// Remote candidates received before the remote description.
+    early_candidates: Mutex<Vec<CandidateInit>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("side", &self.side).field("state", &self.state()).finish()
+    }
+}
+
+impl Endpoint {
+    /// Builds the RTCPeerConnection. An offerer also creates the `telesoin` data channel now,
+    /// so that its first offer carries it.
+    pub async fn new(config: &EndpointConfig, side: Side, sink: EventSink) -> Result<Endpoint> {
+        let ice_servers = config
+            .ice_servers
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone().unwrap_or_default(),
+                credential: s.credential.clone().unwrap_or_default(),
+            })
+            .collect();
+        let mut rtc_config = RTCConfigurationBuilder::new().with_ice_servers(ice_servers);
+        if config.relay_only {
+            rtc_config = rtc_config.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
+        }
+        let shared = Arc::new(Shared {
+            sink,
+            channel: StdMutex::new(None),
+            mid: StdMutex::new("0".to_owned()),
+            state: StdMutex::new(ConnectionState::New),
+            data_open: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(rtc_config.build())
+            .with_handler(Arc::new(Handler { shared: shared.clone() }))
+            .with_udp_addrs(config.udp_bind.clone())
+            .build()
+            .await?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        if side == Side::Offerer {
+            let dc = pc.create_data_channel(DATA_CHANNEL_LABEL, None).await?;
+            shared.watch_channel(dc);
+        }
+        Ok(Endpoint { pc, shared, side, early_candidates: Mutex::new(Vec::new()) })
+    }
+
+    /// Which side this endpoint negotiates as.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The last RTCPeerConnection state reported.
+    pub fn state(&self) -> ConnectionState {
+        self.shared.state.lock().map(|s| *s).unwrap_or(ConnectionState::Closed)
+    }
+
+    /// True while the data channel is open.
+    pub fn data_open(&self) -> bool {
+        self.shared.data_open.load(Ordering::Acquire)
+    }
+
+    /// Offerer: creates and applies an offer. With `ice_restart`, the offer carries fresh ICE
+    /// credentials (use it when the connection was negotiated before, e.g. after either side's
+    /// signaling socket was replaced). An offer still waiting for its answer is rolled back
+    /// first: the other side may never have received it.
+    pub async fn offer(&self, ice_restart: bool) -> Result<SessionDescription> {
+        if self.side != Side::Offerer {
+            return Err(PeerError::Protocol("only the kiné's endpoint offers".into()));
+        }
+        if let Some(pending) = self.pc.pending_local_description().await
+            && pending.sdp_type == RTCSdpType::Offer
+        {
+            self.pc.set_local_description(RTCSessionDescription::rollback(None)?).await?;
+        }
+        if ice_restart {
+            self.pc.restart_ice().await?;
+        }
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer.clone()).await?;
+        Ok(self.local(SdpKind::Offer, offer))
+    }
+
+    /// Answerer: applies a remote offer (a first one or an ICE restart) and returns the answer
+    /// to send back.
+    pub async fn accept_offer(&self, offer: &SessionDescription) -> Result<SessionDescription> {
+        if offer.kind != SdpKind::Offer {
+            return Err(PeerError::Protocol("expected an offer".into()));
+        }
+        self.pc.set_remote_description(RTCSessionDescription::offer(offer.sdp.clone())?).await?;
+        self.flush_early_candidates().await;
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer.clone()).await?;
+        Ok(self.local(SdpKind::Answer, answer))
+    }
+
+    /// Offerer: applies the answer to the offer in flight.
+    pub async fn accept_answer(&self, answer: &SessionDescription) -> Result<()> {
+        if answer.kind != SdpKind::Answer {
+            return Err(PeerError::Protocol("expected an answer".into()));
+        }
+        self.pc.set_remote_description(RTCSessionDescription::answer(answer.sdp.clone())?).await?;
+        self.flush_early_candidates().await;
+        Ok(())
+    }
+
+    /// True while an offer of ours waits for its answer.
+    pub async fn awaiting_answer(&self) -> bool {
+        self.pc.pending_local_description().await.is_some_and(|d| d.sdp_type == RTCSdpType::Offer)
+    }
+
+    /// The DTLS fingerprint of the remote description in effect, if any. When a new remote
+    /// description announces another one, the other side is a new RTCPeerConnection and this
+    /// endpoint must be replaced rather than renegotiated.
+    pub async fn remote_fingerprint(&self) -> Option<String> {
+        let sdp = self.pc.remote_description().await?.sdp;
+        SessionDescription { kind: SdpKind::Offer, sdp }.fingerprint().map(str::to_owned)
+    }
+
+    /// Adds a remote candidate, or keeps it until the remote description is applied. The
+    /// end-of-candidates marker is accepted and ignored.
+    pub async fn add_remote_candidate(&self, candidate: CandidateInit) -> Result<()> {
+        if candidate.is_end_of_candidates() {
+            return Ok(());
+        }
+        if self.pc.remote_description().await.is_none() {
+            self.early_candidates.lock().await.push(candidate);
+            return Ok(());
+        }
+        self.pc.add_ice_candidate(to_rtc(candidate)).await?;
+        Ok(())
+    }
+
+    /// Sends a text message on the data channel.
+    pub async fn send_text(&self, text: &str) -> Result<()> {
+        let channel = self.shared.channel.lock().ok().and_then(|c| c.clone());
+        match channel {
+            Some(dc) if self.data_open() => Ok(dc.send_text(text).await?),
+            _ => Err(PeerError::NoDataChannel),
+        }
+    }
+
+    /// Closes the data channel and the RTCPeerConnection. Idempotent.
+    pub async fn close(&self) {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let channel = self.shared.channel.lock().ok().and_then(|mut c| c.take());
+        if let Some(dc) = channel {
+            let _ = dc.close().await;
+        }
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!("closing the peer connection: {e}");
+        }
+    }
+
+    /// Records the local description's bundled `mid` (for candidates) and converts it.
+    fn local(&self, kind: SdpKind, desc: RTCSessionDescription) -> SessionDescription {
+        let desc = SessionDescription { kind, sdp: desc.sdp };
+        if let (Some(mid), Ok(mut slot)) = (desc.first_mid(), self.shared.mid.lock()) {
+            *slot = mid.to_owned();
+        }
+        desc
+    }
+
+    async fn flush_early_candidates(&self) {
+        let early = std::mem::take(&mut *self.early_candidates.lock().await);
+        for candidate in early {
+            if let Err(e) = self.pc.add_ice_candidate(to_rtc(candidate)).await {
+                tracing::debug!("dropping an early remote candidate: {e}");
+            }
+        }
+    }
+}
+
+fn to_rtc(c: CandidateInit) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
+        url: None,
+    }
+}
