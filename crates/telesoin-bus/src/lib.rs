@@ -1,1 +1,146 @@
-//! placeholder
+//! telesoin-bus: how a message reaches a participant's socket.
+//!
+//! Concepts:
+//! - [`Bus`]: deliver an [`Outbound`] frame to a participant wherever their socket lives. The
+//!   hub only talks to this trait, chosen once at start-up.
+//! - [`LocalBus`]: the in-process default, a map from participant to the sending half of that
+//!   socket's bounded queue. A Redis bus (several nodes) wraps it: local participants are reached
+//!   directly, others through the node that holds them.
+//! - [`Attachment`]: the proof that a socket is the participant's current one; a newer socket for
+//!   the same participant replaces it, and detaching a stale attachment is a no-op.
+//!
+//! The bus never parses or changes a frame (relayed SDP stays byte-identical) and never decides
+//! who may talk to whom: the hub checks admission before it calls [`Bus::deliver`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use telesoin_core::ParticipantId;
+use tokio::sync::mpsc;
+
+/// A frame for one socket.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A JSON text frame, shared when sent to several sockets.
+    Text(Arc<str>),
+    /// Close the socket with this WebSocket close code and reason.
+    Close { code: u16, reason: &'static str },
+}
+
+/// Errors of the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The bus backend (Redis) cannot be reached: callers fail closed.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where a participant's socket is attached; see [`Bus::attach`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attachment {
+    pub participant: ParticipantId,
+    pub connection: u64,
+}
+
+/// What delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    Yes,
+    /// Nobody is attached for this participant.
+    NoSocket,
+    /// The socket's queue is full: it is too slow and will be closed by its writer.
+    Full,
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync {
+    /// Attaches a socket's queue for `participant`, replacing (and returning) any earlier one.
+    fn attach(&self, participant: ParticipantId, sink: mpsc::Sender<Outbound>) -> (Attachment, Option<mpsc::Sender<Outbound>>);
+    /// Detaches this attachment if it is still the current one.
+    fn detach(&self, attachment: Attachment);
+    /// Delivers one frame to the participant's current socket.
+    async fn deliver(&self, to: ParticipantId, frame: Outbound) -> Result<Delivered, BusError>;
+    /// Health of the backend, for /readyz and fail-closed admission.
+    async fn ping(&self) -> Result<(), BusError>;
+}
+
+/// The in-process bus.
+#[derive(Debug, Default)]
+pub struct LocalBus {
+    sinks: Mutex<HashMap<ParticipantId, (u64, mpsc::Sender<Outbound>)>>,
+    next: AtomicU64,
+}
+
+impl LocalBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of attached sockets (metrics).
+    pub fn attached(&self) -> usize {
+        self.sinks.lock().len()
+    }
+}
+
+#[async_trait]
+impl Bus for LocalBus {
+    fn attach(&self, participant: ParticipantId, sink: mpsc::Sender<Outbound>) -> (Attachment, Option<mpsc::Sender<Outbound>>) {
+        let connection = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let previous = self.sinks.lock().insert(participant, (connection, sink)).map(|(_, s)| s);
+        (Attachment { participant, connection }, previous)
+    }
+
+    fn detach(&self, a: Attachment) {
+        let mut sinks = self.sinks.lock();
+        if sinks.get(&a.participant).is_some_and(|(c, _)| *c == a.connection) {
+            sinks.remove(&a.participant);
+        }
+    }
+
+    async fn deliver(&self, to: ParticipantId, frame: Outbound) -> Result<Delivered, BusError> {
+        let sink = self.sinks.lock().get(&to).map(|(_, s)| s.clone());
+        let Some(sink) = sink else { return Ok(Delivered::NoSocket) };
+        Ok(match sink.try_send(frame) {
+            Ok(()) => Delivered::Yes,
+            Err(mpsc::error::TrySendError::Full(_)) => Delivered::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivered::NoSocket,
+        })
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[tokio::test]
+    async fn newer_socket_replaces_older_and_stale_detach_is_ignored() {
+        let bus = LocalBus::new();
+        let p = ParticipantId(Uuid::new_v4());
+        let (tx1, mut rx1) = mpsc::channel(4);
+        let (a1, prev) = bus.attach(p, tx1);
+        assert!(prev.is_none());
+        assert_eq!(bus.deliver(p, Outbound::Text("one".into())).await.expect("ok"), Delivered::Yes);
+        assert!(matches!(rx1.recv().await, Some(Outbound::Text(t)) if &*t == "one"));
+
+        let (tx2, mut rx2) = mpsc::channel(1);
+        let (a2, prev) = bus.attach(p, tx2);
+        assert!(prev.is_some(), "the older socket is handed back so it can be told");
+        bus.detach(a1);
+        assert_eq!(bus.deliver(p, Outbound::Text("two".into())).await.expect("ok"), Delivered::Yes);
+        assert!(matches!(rx2.recv().await, Some(Outbound::Text(t)) if &*t == "two"));
+
+        bus.deliver(p, Outbound::Text("fill".into())).await.expect("ok");
+        assert_eq!(bus.deliver(p, Outbound::Text("over".into())).await.expect("ok"), Delivered::Full);
+        bus.detach(a2);
+        assert_eq!(bus.deliver(p, Outbound::Text("gone".into())).await.expect("ok"), Delivered::NoSocket);
+        assert_eq!(bus.attached(), 0);
+    }
+}
