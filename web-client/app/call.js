@@ -1,0 +1,230 @@
+// The kiné's side of a call, as a full-screen layer over the dashboard. The dashboard mints a kiné
+// link for the session (POST /api/sessions/{id}/links {role:'kine'}) and joins over the WebSocket
+// like any participant; the kiné is the offerer (see lib/call.js). Hanging up ends the session.
+
+import { post } from '../lib/api.js';
+import { Call } from '../lib/call.js';
+import { createCallView } from '../lib/callview.js';
+import { openDevices, playChime, stopStream } from '../lib/devices.js';
+import { h, replace } from '../lib/dom.js';
+import { fmtDuration, t } from '../lib/i18n.js';
+import { go } from './state.js';
+import { errorAlert, handleError, refresh, refusalAlert } from './ui.js';
+
+/** @typedef {import('../lib/types.js').Session} Session */
+/** @typedef {import('../lib/types.js').Link} Link */
+
+/**
+ * @typedef {object} Active
+ * @property {Session} session
+ * @property {Call | null} call
+ * @property {MediaStream | null} stream
+ * @property {string | null} pendingAdmit a participant to let in as soon as the socket is up
+ */
+
+/** @type {Active | null} */
+let active = null;
+
+const layer = /** @type {HTMLElement} */ (document.getElementById('call-layer'));
+const main = /** @type {HTMLElement} */ (document.getElementById('main'));
+
+/** @returns {string | null} */
+export function activeSessionId() {
+  return active?.session.id ?? null;
+}
+
+/**
+ * Joins the session's call (or brings it back), and lets `admit` in when given.
+ * @param {Session} session
+ * @param {string | null} admit
+ */
+export async function openCall(session, admit) {
+  if (active) {
+    if (active.session.id === session.id && admit) {
+      if (!active.call?.admit(admit)) active.pendingAdmit = admit;
+    }
+    showLayer();
+    return;
+  }
+  const current = /** @type {Active} */ ({ session, call: null, stream: null, pendingAdmit: admit });
+  active = current;
+  const title = h('h1', { class: 'call-layer-title', t: 'app.call.title', tp: { name: session.patient_name } });
+  const status = h('div', { class: 'call-layer-status', attrs: { 'aria-live': 'polite' } }, h('p', { t: 'common.loading' }));
+  replace(layer, h('div', { class: 'call-layer-head' }, title), status);
+  layer.setAttribute('role', 'dialog');
+  layer.setAttribute('aria-modal', 'true');
+  layer.setAttribute('aria-label', t('app.call.title', { name: session.patient_name }));
+  showLayer();
+  refresh();
+
+  /** @type {Link} */
+  let link;
+  try {
+    link = await post(`/api/sessions/${session.id}/links`, { role: 'kine' });
+  } catch (e) {
+    if (handleError(e)) return closeLayer();
+    replace(status, errorAlert(e), backButton());
+    active = null;
+    return;
+  }
+  const got = await openDevices();
+  // Without a camera the kiné can still see and hear the patient.
+  current.stream = 'stream' in got ? got.stream : null;
+
+  const view = createCallView({
+    remoteLabel: 'call.remote.patient',
+    hangupLabel: 'call.end',
+    onHangup: () => void endSession(current),
+    onMic: (on) => current.call?.setMicrophone(on),
+    onCam: (on) => current.call?.setCamera(on),
+  });
+  view.setLocal(current.stream);
+  view.setNotice('call.waiting.patient');
+  replace(status);
+  layer.append(view.el);
+
+  /** @param {string} participant @param {string} role */
+  const lobby = (participant, role) => {
+    const admitBtn = h('button', { class: 'btn btn-primary', attrs: { type: 'button', 'data-admit': participant } }, h('span', { t: 'app.action.admit' }));
+    admitBtn.addEventListener('click', () => {
+      current.call?.admit(participant);
+      view.extra.replaceChildren();
+    });
+    const who = role === 'patient' ? session.patient_name : t('role.companion');
+    replace(view.extra, h('div', { class: 'lobby', attrs: { role: 'alert' } }, h('span', { t: 'app.live.waiting', tp: { name: who } }), admitBtn));
+    playChime();
+  };
+
+  const call = new Call({
+    token: link.token,
+    localStream: current.stream,
+    onEvent: (ev) => {
+      switch (ev.type) {
+        case 'welcome':
+        case 'admitted':
+          if (current.pendingAdmit && call.admit(current.pendingAdmit)) current.pendingAdmit = null;
+          break;
+        case 'lobby':
+          if (ev.participant === current.pendingAdmit) {
+            call.admit(ev.participant);
+            current.pendingAdmit = null;
+          } else if (ev.reason === 'awaiting_admission' || ev.reason === 'kine_absent') {
+            lobby(ev.participant, ev.role);
+          }
+          break;
+        case 'peer_joined':
+          if (ev.peer.admitted) {
+            view.extra.replaceChildren();
+            view.setNotice('call.connecting');
+          }
+          break;
+        case 'remote_stream':
+          view.setRemote(ev.stream);
+          break;
+        case 'media':
+          view.setNotice(ev.connected ? null : 'call.connecting');
+          break;
+        case 'quality':
+          view.setQuality(ev.quality);
+          break;
+        case 'peer_left':
+          view.setNotice(ev.reconnecting ? 'call.peer.reconnecting' : 'call.patient.left');
+          if (!ev.reconnecting) view.setRemote(null);
+          refresh();
+          break;
+        case 'socket':
+          view.setBanner(ev.state === 'reconnecting' || ev.state === 'lost' ? 'call.reconnecting' : null);
+          break;
+        case 'ended':
+          showEnded(current, ev.billable_seconds);
+          break;
+        case 'refused':
+        case 'error':
+          view.extra.replaceChildren(refusalAlert(ev.refusal));
+          if (ev.type === 'refused') stopStream(current.stream);
+          break;
+        case 'replaced':
+          finish(current);
+          closeLayer();
+          break;
+      }
+    },
+  });
+  current.call = call;
+  call.start();
+}
+
+/** @param {Active} current */
+async function endSession(current) {
+  const ended = await current.call?.hangup();
+  if (ended) {
+    showEnded(current, ended.billable_seconds);
+    return;
+  }
+  // The socket was down: end it over REST so the session does not stay open.
+  try {
+    await post(`/api/sessions/${current.session.id}/end`);
+  } catch (e) {
+    handleError(e);
+  }
+  showEnded(current, null);
+}
+
+/** @param {Active} current @param {number | null} billable */
+function showEnded(current, billable) {
+  if (active !== current) return;
+  finish(current);
+  const record = h('button', { class: 'btn btn-primary', t: 'app.action.record', attrs: { type: 'button' } });
+  record.addEventListener('click', () => {
+    closeLayer();
+    go(`/record/${current.session.id}`);
+  });
+  replace(
+    layer,
+    h(
+      'div',
+      { class: 'call-layer-ended card' },
+      h('h1', { t: 'app.call.title', tp: { name: current.session.patient_name } }),
+      billable !== null ? h('p', { class: 'lead billable', t: 'app.call.ended', tp: { duration: fmtDuration(billable) } }) : null,
+      h('div', { class: 'row' }, record, backButton()),
+    ),
+  );
+  layer.querySelector('h1')?.focus();
+}
+
+function backButton() {
+  const back = h('button', { class: 'btn btn-secondary', t: 'app.call.back', attrs: { type: 'button' } });
+  back.addEventListener('click', () => {
+    if (active && !active.call) active = null;
+    closeLayer();
+  });
+  return back;
+}
+
+/** @param {Active} current */
+function finish(current) {
+  current.call?.stop();
+  stopStream(current.stream);
+  current.stream = null;
+  if (active === current) active = null;
+  refresh();
+}
+
+function showLayer() {
+  layer.hidden = false;
+  main.inert = true;
+  document.body.classList.add('in-call');
+  const heading = layer.querySelector('h1');
+  if (heading) {
+    heading.tabIndex = -1;
+    heading.focus();
+  }
+}
+
+function closeLayer() {
+  layer.hidden = true;
+  main.inert = false;
+  document.body.classList.remove('in-call');
+  replace(layer);
+  main.focus();
+}

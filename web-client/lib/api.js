@@ -1,0 +1,77 @@
+// JSON over fetch, same origin. Kiné routes ride on the HttpOnly session cookie; a join token only
+// ever travels in a POST body (never in a URL, so never in an access log or a Referer).
+
+import { both } from './i18n.js';
+
+/** @typedef {import('./types.js').Refusal} Refusal */
+
+/** @param {string} code @param {import('./i18n.js').Key} key @returns {Refusal} */
+function localRefusal(code, key) {
+  const { fr, en } = both(key);
+  return { code, message_fr: fr, message_en: en };
+}
+
+/** A refusal from the server (4xx with {code, message_fr, message_en}) or a network failure. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status, 0 when the network failed
+   * @param {Refusal} refusal
+   */
+  constructor(status, refusal) {
+    super(refusal.message_en || refusal.code);
+    this.status = status;
+    this.refusal = refusal;
+  }
+
+  get code() {
+    return this.refusal.code;
+  }
+}
+
+/** @param {unknown} v @returns {v is Refusal} */
+function isRefusal(v) {
+  return typeof v === 'object' && v !== null && 'code' in v && 'message_fr' in v;
+}
+
+/**
+ * @template T
+ * @param {'GET' | 'POST'} method
+ * @param {string} path
+ * @param {unknown} [body]
+ * @returns {Promise<T>}
+ */
+export async function api(method, path, body) {
+  /** @type {Response} */
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      credentials: 'same-origin',
+      cache: 'no-store',
+      headers: body === undefined ? { Accept: 'application/json' } : { Accept: 'application/json', 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, localRefusal('network', 'common.error.network'));
+  }
+  const text = await res.text();
+  /** @type {unknown} */
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    if (isRefusal(data)) throw new ApiError(res.status, data);
+    throw new ApiError(res.status, localRefusal(`http_${res.status}`, 'common.error.generic'));
+  }
+  return /** @type {T} */ (data);
+}
+
+/** @template T @param {string} path @returns {Promise<T>} */
+export const get = (path) => api('GET', path);
+/** @template T @param {string} path @param {unknown} [body] @returns {Promise<T>} */
+export const post = (path, body) => api('POST', path, body ?? {});

@@ -1,0 +1,427 @@
+// The call controller: one signaling socket, one RTCPeerConnection per remote participant.
+//
+// Offer rule (docs/protocol.md): the kiné is always the offerer. Whenever the kiné sees an admitted
+// patient or companion (in `admitted.peers`, or `peer_joined` with admitted=true, also after a
+// reconnect), it sends an offer, with an ICE restart when a connection already exists. Everyone else
+// only answers. With a single offerer there is no glare to resolve.
+//
+// The client reports its media state (`media{state}`) on every change of the aggregate connection
+// state: the server bills the union of intervals in which kiné AND patient are both connected.
+
+import { Signaling } from './signaling.js';
+
+/** @typedef {import('./types.js').ServerMsg} ServerMsg */
+/** @typedef {import('./types.js').PeerInfo} PeerInfo */
+/** @typedef {import('./types.js').Role} Role */
+/** @typedef {import('./types.js').SessionInfo} SessionInfo */
+/** @typedef {import('./types.js').WaitReason} WaitReason */
+/** @typedef {import('./types.js').Refusal} Refusal */
+/** @typedef {'good' | 'medium' | 'poor' | 'unknown'} Quality */
+
+/**
+ * What the controller tells its page.
+ * @typedef {{type: 'welcome', participant: string, role: Role, session: SessionInfo, resumed: boolean}
+ *   | {type: 'waiting', reason: WaitReason}
+ *   | {type: 'admitted'}
+ *   | {type: 'lobby', participant: string, role: Role, reason: WaitReason}
+ *   | {type: 'peer_joined', peer: PeerInfo}
+ *   | {type: 'peer_left', participant: string, reconnecting: boolean}
+ *   | {type: 'remote_stream', participant: string, stream: MediaStream}
+ *   | {type: 'media', connected: boolean}
+ *   | {type: 'quality', quality: Quality}
+ *   | {type: 'socket', state: import('./signaling.js').SocketState}
+ *   | {type: 'refused', refusal: Refusal}
+ *   | {type: 'error', refusal: Refusal}
+ *   | {type: 'ended', billable_seconds: number, reason: string}
+ *   | {type: 'replaced'}} CallEvent
+ */
+
+/** A remote participant and our connection to it. */
+class Peer {
+  /** @param {string} id @param {RTCPeerConnection} pc */
+  constructor(id, pc) {
+    this.id = id;
+    this.pc = pc;
+    /** @type {RTCIceCandidateInit[]} remote candidates that arrived before the remote description */
+    this.pending = [];
+    /** @type {MediaStream | null} */
+    this.stream = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.restartTimer = undefined;
+    /** @type {{lost: number, received: number} | null} */
+    this.lastStats = null;
+  }
+}
+
+export class Call {
+  /**
+   * @param {object} opts
+   * @param {string} opts.token
+   * @param {MediaStream | null} opts.localStream
+   * @param {(ev: CallEvent) => void} opts.onEvent
+   * @param {string} [opts.socketUrl]
+   */
+  constructor(opts) {
+    this.token = opts.token;
+    this.localStream = opts.localStream;
+    this.onEvent = opts.onEvent;
+    /** @type {Role | null} */
+    this.role = null;
+    /** @type {string | null} */
+    this.participant = null;
+    /** @type {RTCIceServer[]} */
+    this.iceServers = [];
+    this.admitted = false;
+    /** @type {Map<string, Peer>} */
+    this.peers = new Map();
+    /** @type {boolean | null} last media state reported to the server */
+    this.reportedConnected = null;
+    this.ended = false;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.statsTimer = undefined;
+    this.signaling = new Signaling({
+      token: opts.token,
+      url: opts.socketUrl,
+      onMessage: (m) => this.handle(m),
+      onState: (state) => this.onSocketState(state),
+    });
+  }
+
+  start() {
+    this.signaling.start();
+    this.statsTimer = setInterval(() => void this.sampleStats(), 2_000);
+  }
+
+  /** @param {'parent' | 'aidant'} companion */
+  attest(companion) {
+    this.signaling.send({ type: 'attest', companion });
+  }
+
+  /** @param {string} textVersion */
+  consent(textVersion) {
+    this.signaling.send({ type: 'consent', text_version: textVersion });
+  }
+
+  /** Kiné only. @param {string} participant */
+  admit(participant) {
+    return this.signaling.send({ type: 'admit', participant });
+  }
+
+  /** @param {boolean} on */
+  setMicrophone(on) {
+    for (const track of this.localStream?.getAudioTracks() ?? []) track.enabled = on;
+  }
+
+  /** @param {boolean} on */
+  setCamera(on) {
+    for (const track of this.localStream?.getVideoTracks() ?? []) track.enabled = on;
+  }
+
+  /**
+   * Leaves the call (a kiné's hangup ends the session for everyone). Resolves with the server's
+   * `ended` when it comes within a few seconds, otherwise with null.
+   * @returns {Promise<{billable_seconds: number, reason: string} | null>}
+   */
+  hangup() {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.stop();
+        resolve(null);
+      }, 4_000);
+      this.onEndedOnce = (/** @type {{billable_seconds: number, reason: string}} */ e) => {
+        clearTimeout(timer);
+        resolve(e);
+      };
+      if (!this.signaling.send({ type: 'hangup' })) {
+        clearTimeout(timer);
+        this.stop();
+        resolve(null);
+      }
+    });
+  }
+
+  /** Releases everything: socket, peer connections, timers. Does not stop the local camera. */
+  stop() {
+    this.ended = true;
+    clearInterval(this.statsTimer);
+    this.signaling.close();
+    for (const peer of this.peers.values()) this.closePeer(peer);
+    this.peers.clear();
+  }
+
+  /** @param {import('./signaling.js').SocketState} state */
+  onSocketState(state) {
+    this.onEvent({ type: 'socket', state });
+    if (state === 'lost') {
+      for (const peer of this.peers.values()) this.closePeer(peer);
+      this.peers.clear();
+      this.reportMedia();
+    }
+  }
+
+  /** @param {ServerMsg} m */
+  handle(m) {
+    switch (m.type) {
+      case 'welcome':
+        this.role = m.role;
+        this.participant = m.participant;
+        this.iceServers = m.ice_servers ?? [];
+        this.admitted = false;
+        this.reportedConnected = null;
+        this.onEvent({ type: 'welcome', participant: m.participant, role: m.role, session: m.session, resumed: m.resumed });
+        break;
+      case 'waiting':
+        this.onEvent({ type: 'waiting', reason: m.reason });
+        break;
+      case 'admitted':
+        this.admitted = true;
+        this.onEvent({ type: 'admitted' });
+        // After a reconnection the server needs our media state again.
+        this.reportMedia(true);
+        for (const peer of m.peers) this.maybeOffer(peer);
+        break;
+      case 'lobby_waiting':
+        this.onEvent({ type: 'lobby', participant: m.participant, role: m.role, reason: m.reason });
+        break;
+      case 'peer_joined':
+        this.onEvent({ type: 'peer_joined', peer: m.peer });
+        this.maybeOffer(m.peer);
+        break;
+      case 'peer_left': {
+        this.onEvent({ type: 'peer_left', participant: m.participant, reconnecting: m.reconnecting });
+        const peer = this.peers.get(m.participant);
+        if (peer && !m.reconnecting) {
+          this.closePeer(peer);
+          this.peers.delete(m.participant);
+          this.reportMedia();
+        }
+        break;
+      }
+      case 'offer':
+        void this.onOffer(m.from, m.data);
+        break;
+      case 'answer':
+        void this.onAnswer(m.from, m.data);
+        break;
+      case 'candidate':
+        void this.onCandidate(m.from, m.data);
+        break;
+      case 'refused':
+        this.stop();
+        this.onEvent({ type: 'refused', refusal: m });
+        break;
+      case 'error':
+        this.onEvent({ type: 'error', refusal: m });
+        break;
+      case 'ended': {
+        const ended = { billable_seconds: m.billable_seconds, reason: m.reason };
+        this.stop();
+        this.onEndedOnce?.(ended);
+        this.onEvent({ type: 'ended', ...ended });
+        break;
+      }
+      case 'replaced':
+        this.stop();
+        this.onEvent({ type: 'replaced' });
+        break;
+      case 'pong':
+        break;
+    }
+  }
+
+  /** @type {((e: {billable_seconds: number, reason: string}) => void) | undefined} */
+  onEndedOnce = undefined;
+
+  /** The kiné offers to every admitted non-kiné peer. @param {PeerInfo} info */
+  maybeOffer(info) {
+    if (this.role !== 'kine' || !info.admitted || info.role === 'kine' || info.participant === this.participant) return;
+    void this.offer(info.participant);
+  }
+
+  /** @param {string} id */
+  async offer(id) {
+    let peer = this.peers.get(id);
+    const restart = !!peer && peer.pc.connectionState !== 'closed';
+    if (!peer || !restart) peer = this.createPeer(id);
+    const pc = peer.pc;
+    try {
+      const desc = await pc.createOffer(restart ? { iceRestart: true } : {});
+      await pc.setLocalDescription(desc);
+      const local = pc.localDescription;
+      if (local) this.signaling.send({ type: 'offer', to: id, data: { type: local.type, sdp: local.sdp } });
+    } catch (e) {
+      console.warn('offer failed', e);
+    }
+  }
+
+  /** @param {string} from @param {RTCSessionDescriptionInit} data */
+  async onOffer(from, data) {
+    let peer = this.peers.get(from);
+    if (!peer || peer.pc.connectionState === 'closed' || peer.pc.connectionState === 'failed') {
+      if (peer) this.closePeer(peer);
+      peer = this.createPeer(from);
+    }
+    try {
+      await peer.pc.setRemoteDescription(data);
+    } catch {
+      // The offerer started over with a new connection (new DTLS fingerprint): follow it.
+      this.closePeer(peer);
+      peer = this.createPeer(from);
+      await peer.pc.setRemoteDescription(data);
+    }
+    await this.flushCandidates(peer);
+    const answer = await peer.pc.createAnswer();
+    await peer.pc.setLocalDescription(answer);
+    const local = peer.pc.localDescription;
+    if (local) this.signaling.send({ type: 'answer', to: from, data: { type: local.type, sdp: local.sdp } });
+  }
+
+  /** @param {string} from @param {RTCSessionDescriptionInit} data */
+  async onAnswer(from, data) {
+    const peer = this.peers.get(from);
+    if (!peer || peer.pc.signalingState !== 'have-local-offer') return;
+    try {
+      await peer.pc.setRemoteDescription(data);
+      await this.flushCandidates(peer);
+    } catch (e) {
+      console.warn('answer rejected', e);
+    }
+  }
+
+  /** @param {string} from @param {RTCIceCandidateInit} data */
+  async onCandidate(from, data) {
+    const peer = this.peers.get(from);
+    if (!peer) return;
+    if (!peer.pc.remoteDescription) {
+      peer.pending.push(data);
+      return;
+    }
+    try {
+      await peer.pc.addIceCandidate(data);
+    } catch {
+      // A candidate of a previous ICE generation: harmless.
+    }
+  }
+
+  /** @param {Peer} peer */
+  async flushCandidates(peer) {
+    const pending = peer.pending.splice(0);
+    for (const c of pending) {
+      try {
+        await peer.pc.addIceCandidate(c);
+      } catch {
+        // See onCandidate.
+      }
+    }
+  }
+
+  /** @param {string} id @returns {Peer} */
+  createPeer(id) {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
+    const peer = new Peer(id, pc);
+    this.peers.set(id, peer);
+    if (this.localStream) {
+      for (const track of this.localStream.getTracks()) pc.addTrack(track, this.localStream);
+    }
+    // Receive even when we send nothing (audio-only patient, camera refused).
+    if (!this.localStream?.getVideoTracks().length) pc.addTransceiver('video', { direction: 'recvonly' });
+    if (!this.localStream?.getAudioTracks().length) pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.onicecandidate = (e) => {
+      if (e.candidate) this.signaling.send({ type: 'candidate', to: id, data: e.candidate.toJSON() });
+    };
+    pc.ontrack = (e) => {
+      const stream = e.streams[0] ?? peer.stream ?? new MediaStream();
+      if (!e.streams[0]) stream.addTrack(e.track);
+      if (peer.stream !== stream) {
+        peer.stream = stream;
+        this.onEvent({ type: 'remote_stream', participant: id, stream });
+      }
+    };
+    pc.onconnectionstatechange = () => this.onConnectionState(peer);
+    return peer;
+  }
+
+  /** @param {Peer} peer */
+  onConnectionState(peer) {
+    if (this.peers.get(peer.id) !== peer) return;
+    const state = peer.pc.connectionState;
+    clearTimeout(peer.restartTimer);
+    if (state === 'failed') {
+      this.reportMedia(false, 'ice_failed');
+      if (this.role === 'kine') void this.offer(peer.id);
+      return;
+    }
+    if (state === 'disconnected' && this.role === 'kine') {
+      // Often transient (a phone switching networks); restart ICE if it lasts.
+      peer.restartTimer = setTimeout(() => {
+        if (peer.pc.connectionState === 'disconnected') void this.offer(peer.id);
+      }, 2_500);
+    }
+    this.reportMedia();
+  }
+
+  isMediaConnected() {
+    for (const peer of this.peers.values()) if (peer.pc.connectionState === 'connected') return true;
+    return false;
+  }
+
+  /**
+   * Tells the server our aggregate media state when it changed (or always, with `force`).
+   * @param {boolean} [force]
+   * @param {string} [incident]
+   */
+  reportMedia(force = false, incident) {
+    const connected = this.isMediaConnected();
+    if (!force && !incident && connected === this.reportedConnected) return;
+    if (force && this.reportedConnected === null && !connected) return;
+    /** @type {import('./types.js').ClientMsg} */
+    const msg = incident
+      ? { type: 'media', state: connected ? 'connected' : 'disconnected', incident }
+      : { type: 'media', state: connected ? 'connected' : 'disconnected' };
+    if (this.admitted && this.signaling.send(msg)) this.reportedConnected = connected;
+    this.onEvent({ type: 'media', connected });
+  }
+
+  /** @param {Peer} peer */
+  closePeer(peer) {
+    clearTimeout(peer.restartTimer);
+    peer.pc.onconnectionstatechange = null;
+    peer.pc.onicecandidate = null;
+    peer.pc.ontrack = null;
+    peer.pc.close();
+  }
+
+  /** Network quality from getStats: round-trip time and packet loss between two samples. */
+  async sampleStats() {
+    const peer = [...this.peers.values()].find((p) => p.pc.connectionState === 'connected');
+    if (!peer) {
+      this.onEvent({ type: 'quality', quality: 'unknown' });
+      return;
+    }
+    const report = await peer.pc.getStats();
+    let rtt = /** @type {number | null} */ (null);
+    let lost = 0;
+    let received = 0;
+    report.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && typeof s.currentRoundTripTime === 'number') {
+        rtt = s.currentRoundTripTime;
+      }
+      if (s.type === 'inbound-rtp') {
+        lost += s.packetsLost ?? 0;
+        received += s.packetsReceived ?? 0;
+      }
+    });
+    const prev = peer.lastStats;
+    peer.lastStats = { lost, received };
+    if (!prev) return;
+    const dLost = Math.max(0, lost - prev.lost);
+    const dRecv = Math.max(0, received - prev.received);
+    const loss = dLost + dRecv > 0 ? dLost / (dLost + dRecv) : 0;
+    // Frame rate is left out on purpose: a remote camera turned off is not a network problem.
+    /** @type {Quality} */
+    let quality = 'good';
+    if ((rtt !== null && rtt > 0.8) || loss > 0.1 || dRecv === 0) quality = 'poor';
+    else if ((rtt !== null && rtt > 0.3) || loss > 0.03) quality = 'medium';
+    this.onEvent({ type: 'quality', quality });
+  }
+}

@@ -1,0 +1,90 @@
+// Camera and microphone: ask once, explain a refusal in plain words, measure the microphone level,
+// play a test tone. Nothing here is downloaded: the tone is synthesized.
+
+/** @typedef {'denied' | 'nocamera' | 'busy' | 'unsupported' | 'other'} DeviceProblem */
+
+export function webrtcSupported() {
+  return typeof RTCPeerConnection === 'function' && !!navigator.mediaDevices?.getUserMedia;
+}
+
+/**
+ * Opens the camera and the microphone (or the microphone only).
+ * @param {{audioOnly?: boolean}} [opts]
+ * @returns {Promise<{stream: MediaStream} | {problem: DeviceProblem}>}
+ */
+export async function openDevices(opts = {}) {
+  if (!webrtcSupported()) return { problem: 'unsupported' };
+  const audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+  const video = opts.audioOnly ? false : { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: 'user' };
+  try {
+    return { stream: await navigator.mediaDevices.getUserMedia({ audio, video }) };
+  } catch (e) {
+    const name = e instanceof DOMException ? e.name : '';
+    if (name === 'NotAllowedError' || name === 'SecurityError') return { problem: 'denied' };
+    if (name === 'NotReadableError' || name === 'AbortError') return { problem: 'busy' };
+    if (name === 'NotFoundError' || name === 'OverconstrainedError') {
+      if (video) return { problem: 'nocamera' };
+    }
+    return { problem: 'other' };
+  }
+}
+
+/** @param {MediaStream | null | undefined} stream */
+export function stopStream(stream) {
+  for (const track of stream?.getTracks() ?? []) track.stop();
+}
+
+/** @type {AudioContext | null} */
+let sharedCtx = null;
+
+/** One AudioContext per page, created on a user gesture so that it may play. */
+export function audioContext() {
+  if (!sharedCtx) sharedCtx = new AudioContext();
+  if (sharedCtx.state === 'suspended') void sharedCtx.resume();
+  return sharedCtx;
+}
+
+/**
+ * Calls `onLevel` about 10 times a second with the microphone level in [0, 1].
+ * @param {MediaStream} stream
+ * @param {(level: number) => void} onLevel
+ * @returns {() => void} stop
+ */
+export function watchLevel(stream, onLevel) {
+  if (!stream.getAudioTracks().length) return () => {};
+  const ctx = audioContext();
+  const source = ctx.createMediaStreamSource(stream);
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 512;
+  source.connect(analyser);
+  const buf = new Float32Array(analyser.fftSize);
+  const timer = setInterval(() => {
+    analyser.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const v of buf) sum += v * v;
+    const rms = Math.sqrt(sum / buf.length);
+    // Speech sits around 0.02-0.2 RMS; stretch it so that talking fills most of the bar.
+    onLevel(Math.min(1, rms * 6));
+  }, 100);
+  return () => {
+    clearInterval(timer);
+    source.disconnect();
+  };
+}
+
+/** Plays a short, gentle two-note tone: the speaker test, and the kiné's "someone waits" chime. */
+export function playChime() {
+  const ctx = audioContext();
+  const now = ctx.currentTime;
+  for (const [i, freq] of [660, 880].entries()) {
+    const osc = ctx.createOscillator();
+    const gain = ctx.createGain();
+    osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0.0001, now + i * 0.35);
+    gain.gain.exponentialRampToValueAtTime(0.3, now + i * 0.35 + 0.03);
+    gain.gain.exponentialRampToValueAtTime(0.0001, now + i * 0.35 + 0.6);
+    osc.connect(gain).connect(ctx.destination);
+    osc.start(now + i * 0.35);
+    osc.stop(now + i * 0.35 + 0.65);
+  }
+}

@@ -1,0 +1,748 @@
+// Every text a patient or a kiné reads, French first, English second.
+//
+// Elements are bound to a key (`bind`, `bindAttr`) or to a server-given pair (`bindPair`), so that the
+// language switch retranslates the page in place without rebuilding it (a live call keeps its video).
+// Texts are plain words: many patients are elderly and 44 % of French adults struggle with health
+// information; keep sentences short, one idea each.
+
+/** The consent text shown on the join page, by version. The server names the version in force. */
+export const CONSENT_TEXT_VERSION = '2026-11-v1';
+
+const fr = {
+  'app.title': 'Télésoin kiné',
+  'lang.switch': 'English',
+  'lang.switch.label': 'Switch to English',
+  'common.loading': 'Chargement…',
+  'common.retry': 'Réessayer',
+  'common.reload': 'Recharger la page',
+  'common.close': 'Fermer',
+  'common.cancel': 'Annuler',
+  'common.save': 'Enregistrer',
+  'common.yes': 'Oui',
+  'common.no': 'Non',
+  'common.error.network': 'Le service ne répond pas. Vérifiez votre connexion Internet, puis réessayez.',
+  'common.error.generic': 'Une erreur est survenue. Réessayez.',
+
+  // Patient join page
+  'join.title': 'Votre séance de kinésithérapie',
+  'join.notoken.title': 'Lien incomplet',
+  'join.notoken.text': 'Ouvrez le lien complet reçu de votre cabinet, sans le modifier.',
+  'join.unsupported.title': 'Ce navigateur ne permet pas la vidéo',
+  'join.unsupported.text': 'Ouvrez le lien avec un navigateur récent : Chrome, Edge, Firefox ou Safari.',
+  'join.browsers': 'Fonctionne avec Chrome, Edge, Firefox et Safari récents, sur ordinateur, tablette ou téléphone. Rien à installer.',
+  'join.intro.hello': 'Bonjour',
+  'join.intro.with': 'Séance à distance avec {kine}',
+  'join.intro.when': '{date} à {time}',
+  'join.intro.act': 'Soin : {act}',
+  'join.billing.reimbursable': 'Remboursée par l’Assurance Maladie, comme une séance au cabinet.',
+  'join.billing.hn': 'Non remboursée par l’Assurance Maladie (hors nomenclature). Votre kinésithérapeute vous remettra une facture.',
+  'join.intro.next': 'Vérifier ma caméra et mon micro',
+  'join.devices.title': 'Vérifions votre caméra et votre micro',
+  'join.devices.preview': 'Votre image',
+  'join.devices.mic': 'Niveau de votre micro : parlez, la barre doit bouger.',
+  'join.devices.mic.label': 'Niveau du micro',
+  'join.devices.speaker': 'Tester le son',
+  'join.devices.speaker.playing': 'Vous devez entendre un son. Sinon, montez le volume.',
+  'join.devices.asking': 'Votre navigateur va vous demander l’accès à la caméra et au micro. Répondez « Autoriser ».',
+  'join.devices.denied.title': 'La caméra et le micro sont bloqués',
+  'join.devices.denied.text': 'Touchez le cadenas à gauche de l’adresse de la page, choisissez « Autoriser » pour la caméra et le micro, puis touchez « Réessayer ».',
+  'join.devices.nocamera.title': 'Aucune caméra trouvée',
+  'join.devices.nocamera.text': 'Branchez une caméra ou utilisez un téléphone ou une tablette. Vous pouvez aussi continuer avec le son seulement.',
+  'join.devices.audioonly': 'Continuer avec le son seulement',
+  'join.devices.busy.title': 'La caméra est déjà utilisée',
+  'join.devices.busy.text': 'Fermez les autres applications qui utilisent la caméra (WhatsApp, Zoom…), puis touchez « Réessayer ».',
+  'join.devices.join': 'Tout fonctionne : rejoindre la séance',
+  'join.connecting': 'Connexion à la séance…',
+  'join.consent.title': 'Votre accord pour le télésoin',
+  'join.consent.check': 'J’ai lu ce texte et je suis d’accord.',
+  'join.consent.submit': 'Je suis d’accord : rejoindre la séance',
+  'join.consent.required': 'Cochez la case pour donner votre accord.',
+  'join.consent.version': 'Version du texte : {version}',
+  'join.attest.parent.title': 'Un parent doit être présent',
+  'join.attest.parent.text': 'Pour une personne de moins de 18 ans, un parent ou un adulte autorisé reste à côté pendant toute la séance.',
+  'join.attest.parent.check': 'Je confirme qu’un parent ou un adulte autorisé est présent.',
+  'join.attest.aidant.title': 'Votre aidant doit être présent',
+  'join.attest.aidant.text': 'Pour votre sécurité, la personne qui vous aide au quotidien reste à côté de vous pendant toute la séance.',
+  'join.attest.aidant.check': 'Je confirme que mon aidant est présent.',
+  'join.attest.submit': 'Confirmer',
+  'join.attest.required': 'Cochez la case pour confirmer.',
+  'join.waiting.title': 'Salle d’attente',
+  'join.waiting.awaiting_admission': 'Votre kinésithérapeute va vous faire entrer.',
+  'join.waiting.kine_absent': 'Votre kinésithérapeute n’est pas encore arrivé. Restez sur cette page, il va vous faire entrer.',
+  'join.waiting.calm': 'Vous n’avez rien à faire. Gardez cette page ouverte.',
+  'join.refused.title': 'La séance ne peut pas commencer',
+  'join.refused.code': 'Code : {code}',
+  'join.replaced.title': 'Séance ouverte sur un autre appareil',
+  'join.replaced.text': 'Cette séance continue sur un autre appareil. Pour la reprendre ici, touchez le bouton.',
+  'join.replaced.resume': 'Reprendre la séance ici',
+  'join.lost.title': 'Connexion perdue',
+  'join.lost.text': 'La connexion n’a pas pu être rétablie. Vérifiez votre connexion Internet, puis touchez le bouton.',
+  'join.ended.title': 'La séance est terminée',
+  'join.ended.duration': 'Durée de la séance : {duration}',
+  'join.ended.thanks': 'Merci. Vous pouvez fermer cette page.',
+  'join.ended.left': 'Vous avez quitté la séance.',
+
+  // Call view
+  'call.region': 'Appel vidéo',
+  'call.remote': 'Vidéo de votre interlocuteur',
+  'call.remote.kine': 'Votre kinésithérapeute',
+  'call.remote.patient': 'Votre patient',
+  'call.self': 'Votre image',
+  'call.controls': 'Commandes de l’appel',
+  'call.mic.on': 'Couper le micro',
+  'call.mic.off': 'Rallumer le micro',
+  'call.mic.muted': 'Micro coupé',
+  'call.cam.on': 'Couper la caméra',
+  'call.cam.off': 'Rallumer la caméra',
+  'call.hangup': 'Raccrocher',
+  'call.end': 'Terminer la séance',
+  'call.hangup.confirm': 'Voulez-vous vraiment quitter la séance ?',
+  'call.quality': 'Réseau',
+  'call.quality.good': 'Réseau : bon',
+  'call.quality.medium': 'Réseau : moyen',
+  'call.quality.poor': 'Réseau : faible',
+  'call.quality.unknown': 'Réseau : mesure…',
+  'call.connecting': 'Connexion de la vidéo…',
+  'call.reconnecting': 'Connexion perdue. Reconnexion en cours, ne fermez pas la page…',
+  'call.peer.reconnecting': 'Votre interlocuteur se reconnecte…',
+  'call.peer.left': 'Votre interlocuteur a quitté l’appel.',
+  'call.patient.left': 'Le patient a quitté l’appel.',
+  'call.play': 'Activer le son et l’image',
+  'call.waiting.patient': 'En attente du patient…',
+
+  // Kiné dashboard
+  'app.skip': 'Aller au contenu',
+  'app.login.title': 'Connexion',
+  'app.login.email': 'Adresse e-mail',
+  'app.login.password': 'Mot de passe',
+  'app.login.submit': 'Se connecter',
+  'app.logout': 'Se déconnecter',
+  'app.nav': 'Navigation principale',
+  'app.nav.today': 'Séances',
+  'app.nav.patients': 'Patients',
+  'app.today.title': 'Séances du {date}',
+  'app.today.day': 'Jour',
+  'app.today.empty': 'Aucune séance ce jour-là.',
+  'app.today.schedule': 'Programmer une séance',
+  'app.session.time': 'Heure',
+  'app.session.patient': 'Patient',
+  'app.session.act': 'Acte',
+  'app.session.billing': 'Prise en charge',
+  'app.session.status': 'État',
+  'app.session.actions': 'Actions',
+  'app.session.status.scheduled': 'Prévue',
+  'app.session.status.live': 'En cours',
+  'app.session.status.ended': 'Terminée',
+  'app.session.status.cancelled': 'Annulée',
+  'app.session.amk': 'AMK {coef}',
+  'app.billing.reimbursable': 'Remboursable',
+  'app.billing.hn': 'Hors nomenclature',
+  'app.live.waiting': '{name} attend en salle d’attente',
+  'app.live.incall': 'Patient en appel',
+  'app.live.connected': 'Patient connecté',
+  'app.live.offline': 'Patient absent',
+  'app.live.kine': 'Vous êtes connecté',
+  'app.action.admit': 'Faire entrer',
+  'app.action.join': 'Rejoindre l’appel',
+  'app.action.link': 'Lien patient',
+  'app.action.record': 'Dossier de séance',
+  'app.action.cancel': 'Annuler la séance',
+  'app.action.cancel.confirm': 'Annuler cette séance ? Le lien du patient ne fonctionnera plus.',
+  'app.action.end': 'Terminer',
+  'app.waiting.announce': '{name} attend : faites-le entrer.',
+  'app.waiting.title': '({count}) Patient en attente',
+  'app.schedule.title': 'Programmer une séance',
+  'app.schedule.patient': 'Patient',
+  'app.schedule.patient.none': 'Créez d’abord un patient.',
+  'app.schedule.act': 'Acte (NGAP)',
+  'app.schedule.act.option': '{label} (AMK {coef})',
+  'app.schedule.date': 'Date',
+  'app.schedule.time': 'Heure',
+  'app.schedule.auto_admit': 'Faire entrer le patient automatiquement',
+  'app.schedule.consent_on_join': 'Demander le consentement au patient sur la page de connexion',
+  'app.schedule.submit': 'Programmer',
+  'app.link.title': 'Lien de connexion pour {name}',
+  'app.link.label': 'Lien à envoyer au patient',
+  'app.link.copy': 'Copier le lien',
+  'app.link.copied': 'Lien copié.',
+  'app.link.copy.failed': 'Copie impossible : sélectionnez le lien et copiez-le.',
+  'app.link.mail': 'Préparer un e-mail',
+  'app.link.mail.subject': 'Votre séance de kinésithérapie à distance',
+  'app.link.mail.body': 'Bonjour,\n\nVotre séance de kinésithérapie à distance aura lieu le {date} à {time}.\nAu moment du rendez-vous, ouvrez ce lien sur un téléphone, une tablette ou un ordinateur avec caméra :\n{url}\n\nÀ bientôt,\n{kine}',
+  'app.link.validity': 'Valable du {from} au {to}.',
+  'app.patients.title': 'Patients',
+  'app.patients.empty': 'Aucun patient pour l’instant.',
+  'app.patients.new': 'Nouveau patient',
+  'app.patients.name': 'Nom affiché',
+  'app.patients.birth': 'Date de naissance',
+  'app.patients.autonomy': 'Perte d’autonomie (un aidant doit être présent)',
+  'app.patients.gp': 'Médecin traitant (nom, e-mail ou téléphone)',
+  'app.patients.create': 'Créer le patient',
+  'app.patients.open': 'Ouvrir le dossier de {name}',
+  'app.patient.age': '{age} ans',
+  'app.patient.minor': 'Mineur : un parent doit être présent',
+  'app.patient.autonomy': 'Perte d’autonomie : un aidant doit être présent',
+  'app.patient.gp': 'Médecin traitant : {gp}',
+  'app.patient.gp.none': 'Médecin traitant : non renseigné',
+  'app.patient.back': 'Retour à la liste des patients',
+  'app.patient.visits': 'Séances au cabinet',
+  'app.patient.visits.empty': 'Aucune séance au cabinet enregistrée : le télésoin sera refusé.',
+  'app.patient.visit.date': 'Date de la séance au cabinet',
+  'app.patient.visit.kind': 'Type',
+  'app.patient.visit.bilan': 'Bilan',
+  'app.patient.visit.session': 'Séance',
+  'app.patient.visit.add': 'Ajouter la séance au cabinet',
+  'app.patient.consents': 'Consentements au télésoin',
+  'app.patient.consents.empty': 'Aucun consentement enregistré.',
+  'app.patient.consent.line': '{method}, le {date} (texte {version})',
+  'app.patient.consent.by.kine': 'Recueilli par vous',
+  'app.patient.consent.by.patient': 'Donné par le patient',
+  'app.patient.consent.withdrawn': 'Retiré le {date}',
+  'app.patient.consent.method': 'Comment le patient a donné son accord',
+  'app.patient.consent.oral': 'Oralement',
+  'app.patient.consent.written': 'Par écrit',
+  'app.patient.consent.join_page': 'Sur la page de connexion',
+  'app.patient.consent.add': 'Enregistrer le consentement',
+  'app.patient.consent.withdraw': 'Retirer ce consentement',
+  'app.patient.consent.withdraw.confirm': 'Retirer ce consentement ? Une séance en cours s’arrêtera.',
+  'app.patient.prescriptions': 'Prescriptions',
+  'app.patient.prescriptions.empty': 'Aucune prescription : la séance sera hors nomenclature.',
+  'app.patient.prescription.line': 'Prescription du {date}',
+  'app.patient.prescription.old': 'plus d’un an',
+  'app.patient.prescription.date': 'Date de la prescription',
+  'app.patient.prescription.add': 'Ajouter la prescription',
+  'app.patient.saved': 'Enregistré.',
+  'app.call.title': 'Séance avec {name}',
+  'app.call.back': 'Retour aux séances',
+  'app.call.ended': 'Séance terminée. Durée facturable : {duration}',
+  'app.record.title': 'Dossier de séance',
+  'app.record.status': 'État',
+  'app.record.act': 'Acte',
+  'app.record.billing': 'Prise en charge',
+  'app.record.rpps': 'RPPS du kinésithérapeute',
+  'app.record.started': 'Début',
+  'app.record.ended': 'Fin',
+  'app.record.billable': 'Durée facturable',
+  'app.record.provisional': 'Durée provisoire (séance en cours)',
+  'app.record.notyet': 'pas encore calculée',
+  'app.record.finalized': 'Clôturé le',
+  'app.record.incidents': 'Incidents techniques',
+  'app.record.incidents.none': 'Aucun incident.',
+  'app.record.events': 'Journal',
+  'app.record.event.at': 'Heure',
+  'app.record.event.who': 'Qui',
+  'app.record.event.what': 'Événement',
+  'app.record.event.detail': 'Détail',
+  'app.record.end': 'Terminer la séance',
+  'app.record.back': 'Retour aux séances',
+  'role.kine': 'Kinésithérapeute',
+  'role.patient': 'Patient',
+  'role.companion': 'Accompagnant',
+  'role.none': 'Serveur',
+
+  // Embedded call
+  'embed.title': 'Séance de télésoin',
+  'embed.waiting_token': 'Préparation de la séance…',
+  'embed.admit': 'Faire entrer le patient',
+};
+
+/** @typedef {keyof typeof fr} Key */
+
+/** @type {Record<Key, string>} */
+const en = {
+  'app.title': 'Physio telehealth',
+  'lang.switch': 'Français',
+  'lang.switch.label': 'Passer en français',
+  'common.loading': 'Loading…',
+  'common.retry': 'Try again',
+  'common.reload': 'Reload the page',
+  'common.close': 'Close',
+  'common.cancel': 'Cancel',
+  'common.save': 'Save',
+  'common.yes': 'Yes',
+  'common.no': 'No',
+  'common.error.network': 'The service does not answer. Check your Internet connection, then try again.',
+  'common.error.generic': 'Something went wrong. Try again.',
+
+  'join.title': 'Your physiotherapy session',
+  'join.notoken.title': 'Incomplete link',
+  'join.notoken.text': 'Open the complete link you received from the practice, unchanged.',
+  'join.unsupported.title': 'This browser cannot do video',
+  'join.unsupported.text': 'Open the link in a recent browser: Chrome, Edge, Firefox or Safari.',
+  'join.browsers': 'Works with recent Chrome, Edge, Firefox and Safari, on a computer, tablet or phone. Nothing to install.',
+  'join.intro.hello': 'Hello',
+  'join.intro.with': 'Remote session with {kine}',
+  'join.intro.when': '{date} at {time}',
+  'join.intro.act': 'Care: {act}',
+  'join.billing.reimbursable': 'Reimbursed by the Assurance Maladie, like a session at the practice.',
+  'join.billing.hn': 'Not reimbursed by the Assurance Maladie (hors nomenclature). Your physiotherapist will give you an invoice.',
+  'join.intro.next': 'Check my camera and microphone',
+  'join.devices.title': 'Let us check your camera and microphone',
+  'join.devices.preview': 'Your picture',
+  'join.devices.mic': 'Your microphone level: speak, the bar should move.',
+  'join.devices.mic.label': 'Microphone level',
+  'join.devices.speaker': 'Test the sound',
+  'join.devices.speaker.playing': 'You should hear a sound. If not, turn the volume up.',
+  'join.devices.asking': 'Your browser will ask for the camera and the microphone. Answer “Allow”.',
+  'join.devices.denied.title': 'The camera and the microphone are blocked',
+  'join.devices.denied.text': 'Tap the padlock left of the page address, choose “Allow” for the camera and the microphone, then tap “Try again”.',
+  'join.devices.nocamera.title': 'No camera found',
+  'join.devices.nocamera.text': 'Plug in a camera or use a phone or a tablet. You can also go on with sound only.',
+  'join.devices.audioonly': 'Go on with sound only',
+  'join.devices.busy.title': 'The camera is already in use',
+  'join.devices.busy.text': 'Close the other apps that use the camera (WhatsApp, Zoom…), then tap “Try again”.',
+  'join.devices.join': 'All good: join the session',
+  'join.connecting': 'Connecting to the session…',
+  'join.consent.title': 'Your agreement to telehealth',
+  'join.consent.check': 'I have read this text and I agree.',
+  'join.consent.submit': 'I agree: join the session',
+  'join.consent.required': 'Tick the box to give your agreement.',
+  'join.consent.version': 'Text version: {version}',
+  'join.attest.parent.title': 'A parent must be present',
+  'join.attest.parent.text': 'For a person under 18, a parent or an authorised adult stays nearby for the whole session.',
+  'join.attest.parent.check': 'I confirm that a parent or an authorised adult is present.',
+  'join.attest.aidant.title': 'Your caregiver must be present',
+  'join.attest.aidant.text': 'For your safety, the person who helps you every day stays next to you for the whole session.',
+  'join.attest.aidant.check': 'I confirm that my caregiver is present.',
+  'join.attest.submit': 'Confirm',
+  'join.attest.required': 'Tick the box to confirm.',
+  'join.waiting.title': 'Waiting room',
+  'join.waiting.awaiting_admission': 'Your physiotherapist will let you in.',
+  'join.waiting.kine_absent': 'Your physiotherapist has not arrived yet. Stay on this page, you will be let in.',
+  'join.waiting.calm': 'You have nothing to do. Keep this page open.',
+  'join.refused.title': 'The session cannot start',
+  'join.refused.code': 'Code: {code}',
+  'join.replaced.title': 'Session opened on another device',
+  'join.replaced.text': 'This session goes on on another device. To take it back here, tap the button.',
+  'join.replaced.resume': 'Take the session back here',
+  'join.lost.title': 'Connection lost',
+  'join.lost.text': 'The connection could not be restored. Check your Internet connection, then tap the button.',
+  'join.ended.title': 'The session is over',
+  'join.ended.duration': 'Session length: {duration}',
+  'join.ended.thanks': 'Thank you. You can close this page.',
+  'join.ended.left': 'You left the session.',
+
+  'call.region': 'Video call',
+  'call.remote': 'Video of the other person',
+  'call.remote.kine': 'Your physiotherapist',
+  'call.remote.patient': 'Your patient',
+  'call.self': 'Your picture',
+  'call.controls': 'Call controls',
+  'call.mic.on': 'Mute the microphone',
+  'call.mic.off': 'Unmute the microphone',
+  'call.mic.muted': 'Microphone muted',
+  'call.cam.on': 'Turn the camera off',
+  'call.cam.off': 'Turn the camera on',
+  'call.hangup': 'Hang up',
+  'call.end': 'End the session',
+  'call.hangup.confirm': 'Do you really want to leave the session?',
+  'call.quality': 'Network',
+  'call.quality.good': 'Network: good',
+  'call.quality.medium': 'Network: fair',
+  'call.quality.poor': 'Network: weak',
+  'call.quality.unknown': 'Network: measuring…',
+  'call.connecting': 'Connecting the video…',
+  'call.reconnecting': 'Connection lost. Reconnecting, do not close the page…',
+  'call.peer.reconnecting': 'The other person is reconnecting…',
+  'call.peer.left': 'The other person left the call.',
+  'call.patient.left': 'The patient left the call.',
+  'call.play': 'Turn on sound and picture',
+  'call.waiting.patient': 'Waiting for the patient…',
+
+  'app.skip': 'Skip to content',
+  'app.login.title': 'Log in',
+  'app.login.email': 'E-mail address',
+  'app.login.password': 'Password',
+  'app.login.submit': 'Log in',
+  'app.logout': 'Log out',
+  'app.nav': 'Main navigation',
+  'app.nav.today': 'Sessions',
+  'app.nav.patients': 'Patients',
+  'app.today.title': 'Sessions on {date}',
+  'app.today.day': 'Day',
+  'app.today.empty': 'No session that day.',
+  'app.today.schedule': 'Schedule a session',
+  'app.session.time': 'Time',
+  'app.session.patient': 'Patient',
+  'app.session.act': 'Act',
+  'app.session.billing': 'Coverage',
+  'app.session.status': 'Status',
+  'app.session.actions': 'Actions',
+  'app.session.status.scheduled': 'Scheduled',
+  'app.session.status.live': 'Live',
+  'app.session.status.ended': 'Ended',
+  'app.session.status.cancelled': 'Cancelled',
+  'app.session.amk': 'AMK {coef}',
+  'app.billing.reimbursable': 'Reimbursable',
+  'app.billing.hn': 'Not reimbursed (HN)',
+  'app.live.waiting': '{name} is in the waiting room',
+  'app.live.incall': 'Patient in the call',
+  'app.live.connected': 'Patient connected',
+  'app.live.offline': 'Patient not here',
+  'app.live.kine': 'You are connected',
+  'app.action.admit': 'Let in',
+  'app.action.join': 'Join the call',
+  'app.action.link': 'Patient link',
+  'app.action.record': 'Session record',
+  'app.action.cancel': 'Cancel the session',
+  'app.action.cancel.confirm': 'Cancel this session? The patient link will stop working.',
+  'app.action.end': 'End',
+  'app.waiting.announce': '{name} is waiting: let them in.',
+  'app.waiting.title': '({count}) Patient waiting',
+  'app.schedule.title': 'Schedule a session',
+  'app.schedule.patient': 'Patient',
+  'app.schedule.patient.none': 'Create a patient first.',
+  'app.schedule.act': 'Act (NGAP)',
+  'app.schedule.act.option': '{label} (AMK {coef})',
+  'app.schedule.date': 'Date',
+  'app.schedule.time': 'Time',
+  'app.schedule.auto_admit': 'Let the patient in automatically',
+  'app.schedule.consent_on_join': 'Ask the patient for consent on the join page',
+  'app.schedule.submit': 'Schedule',
+  'app.link.title': 'Join link for {name}',
+  'app.link.label': 'Link to send to the patient',
+  'app.link.copy': 'Copy the link',
+  'app.link.copied': 'Link copied.',
+  'app.link.copy.failed': 'Cannot copy: select the link and copy it.',
+  'app.link.mail': 'Prepare an e-mail',
+  // The e-mail goes to a French patient whatever language the kiné reads the dashboard in.
+  'app.link.mail.subject': 'Votre séance de kinésithérapie à distance',
+  'app.link.mail.body': 'Bonjour,\n\nVotre séance de kinésithérapie à distance aura lieu le {date} à {time}.\nAu moment du rendez-vous, ouvrez ce lien sur un téléphone, une tablette ou un ordinateur avec caméra :\n{url}\n\nÀ bientôt,\n{kine}',
+  'app.link.validity': 'Valid from {from} to {to}.',
+  'app.patients.title': 'Patients',
+  'app.patients.empty': 'No patient yet.',
+  'app.patients.new': 'New patient',
+  'app.patients.name': 'Display name',
+  'app.patients.birth': 'Date of birth',
+  'app.patients.autonomy': 'Loss of autonomy (a caregiver must be present)',
+  'app.patients.gp': 'GP (name, e-mail or phone)',
+  'app.patients.create': 'Create the patient',
+  'app.patients.open': 'Open the file of {name}',
+  'app.patient.age': '{age} years old',
+  'app.patient.minor': 'Minor: a parent must be present',
+  'app.patient.autonomy': 'Loss of autonomy: a caregiver must be present',
+  'app.patient.gp': 'GP: {gp}',
+  'app.patient.gp.none': 'GP: not given',
+  'app.patient.back': 'Back to the patient list',
+  'app.patient.visits': 'In-person sessions',
+  'app.patient.visits.empty': 'No in-person session on record: telehealth will be refused.',
+  'app.patient.visit.date': 'Date of the in-person session',
+  'app.patient.visit.kind': 'Kind',
+  'app.patient.visit.bilan': 'Assessment (bilan)',
+  'app.patient.visit.session': 'Session',
+  'app.patient.visit.add': 'Add the in-person session',
+  'app.patient.consents': 'Consents to telehealth',
+  'app.patient.consents.empty': 'No consent on record.',
+  'app.patient.consent.line': '{method}, on {date} (text {version})',
+  'app.patient.consent.by.kine': 'Recorded by you',
+  'app.patient.consent.by.patient': 'Given by the patient',
+  'app.patient.consent.withdrawn': 'Withdrawn on {date}',
+  'app.patient.consent.method': 'How the patient agreed',
+  'app.patient.consent.oral': 'Orally',
+  'app.patient.consent.written': 'In writing',
+  'app.patient.consent.join_page': 'On the join page',
+  'app.patient.consent.add': 'Record the consent',
+  'app.patient.consent.withdraw': 'Withdraw this consent',
+  'app.patient.consent.withdraw.confirm': 'Withdraw this consent? A live session will stop.',
+  'app.patient.prescriptions': 'Prescriptions',
+  'app.patient.prescriptions.empty': 'No prescription: the session will not be reimbursed (HN).',
+  'app.patient.prescription.line': 'Prescription of {date}',
+  'app.patient.prescription.old': 'over a year old',
+  'app.patient.prescription.date': 'Date of the prescription',
+  'app.patient.prescription.add': 'Add the prescription',
+  'app.patient.saved': 'Saved.',
+  'app.call.title': 'Session with {name}',
+  'app.call.back': 'Back to the sessions',
+  'app.call.ended': 'Session over. Billable duration: {duration}',
+  'app.record.title': 'Session record',
+  'app.record.status': 'Status',
+  'app.record.act': 'Act',
+  'app.record.billing': 'Coverage',
+  'app.record.rpps': 'Physiotherapist RPPS',
+  'app.record.started': 'Start',
+  'app.record.ended': 'End',
+  'app.record.billable': 'Billable duration',
+  'app.record.provisional': 'Provisional duration (session live)',
+  'app.record.notyet': 'not computed yet',
+  'app.record.finalized': 'Closed on',
+  'app.record.incidents': 'Technical incidents',
+  'app.record.incidents.none': 'No incident.',
+  'app.record.events': 'Log',
+  'app.record.event.at': 'Time',
+  'app.record.event.who': 'Who',
+  'app.record.event.what': 'Event',
+  'app.record.event.detail': 'Detail',
+  'app.record.end': 'End the session',
+  'app.record.back': 'Back to the sessions',
+  'role.kine': 'Physiotherapist',
+  'role.patient': 'Patient',
+  'role.companion': 'Companion',
+  'role.none': 'Server',
+
+  'embed.title': 'Telehealth session',
+  'embed.waiting_token': 'Preparing the session…',
+  'embed.admit': 'Let the patient in',
+};
+
+/**
+ * The consent text the patient agrees to, by version and language. Paragraphs.
+ * @type {Record<string, Record<Lang, string[]>>}
+ */
+const consentTexts = {
+  '2026-11-v1': {
+    fr: [
+      'Votre kinésithérapeute vous propose une séance à distance, par vidéo (télésoin). Elle complète vos séances au cabinet.',
+      'La vidéo passe directement entre votre appareil et celui de votre kinésithérapeute, de façon chiffrée. Elle n’est pas enregistrée.',
+      'Le service garde seulement la trace de la séance : date, heure, durée et acte, pour votre dossier et la facturation.',
+      'Vous pouvez arrêter la séance à tout moment, et retirer votre accord en le disant à votre kinésithérapeute.',
+    ],
+    en: [
+      'Your physiotherapist offers you a remote session by video (telehealth). It complements your sessions at the practice.',
+      'The video goes directly between your device and your physiotherapist’s, encrypted. It is not recorded.',
+      'The service only keeps a trace of the session: date, time, duration and act, for your file and billing.',
+      'You can stop the session at any time, and withdraw your agreement by telling your physiotherapist.',
+    ],
+  },
+};
+
+/** Labels of session record event kinds; unknown kinds are shown as they are. */
+const eventKinds = {
+  fr: {
+    joined: 'Connecté', admitted: 'Entré dans la séance', refused: 'Refusé', waiting: 'En attente',
+    media_connected: 'Vidéo connectée', media_disconnected: 'Vidéo coupée', left: 'Parti',
+    reconnecting: 'Reconnexion', reconnected: 'Reconnecté', ended: 'Séance terminée', consent: 'Consentement',
+    attest: 'Présence attestée', attested: 'Présence attestée', ice_failed: 'Échec de connexion réseau',
+    hangup: 'A raccroché', replaced: 'Remplacé par un autre appareil', seat_expired: 'Place libérée',
+    finalized: 'Durée clôturée', cancelled: 'Séance annulée', started: 'Séance commencée',
+  },
+  en: {
+    joined: 'Connected', admitted: 'Let in', refused: 'Refused', waiting: 'Waiting',
+    media_connected: 'Video connected', media_disconnected: 'Video cut', left: 'Left',
+    reconnecting: 'Reconnecting', reconnected: 'Reconnected', ended: 'Session ended', consent: 'Consent',
+    attest: 'Presence attested', attested: 'Presence attested', ice_failed: 'Network connection failure',
+    hangup: 'Hung up', replaced: 'Replaced by another device', seat_expired: 'Seat released',
+    finalized: 'Duration closed', cancelled: 'Session cancelled', started: 'Session started',
+  },
+};
+
+/** @typedef {'fr' | 'en'} Lang */
+/** @typedef {Record<string, string | number>} Params */
+
+const STORAGE_KEY = 'telesoin.lang';
+/** @type {Record<Lang, Record<Key, string>>} */
+const messages = { fr, en };
+
+/** @returns {Lang} */
+function initialLang() {
+  try {
+    const stored = localStorage.getItem(STORAGE_KEY);
+    if (stored === 'fr' || stored === 'en') return stored;
+  } catch {
+    // Storage may be blocked (third-party iframe): French is the default anyway.
+  }
+  return 'fr';
+}
+
+/** @type {Lang} */
+let lang = initialLang();
+/** @type {Set<(lang: Lang) => void>} */
+const listeners = new Set();
+
+/** @returns {Lang} */
+export function getLang() {
+  return lang;
+}
+
+/** @param {Lang} next */
+export function setLang(next) {
+  if (next === lang) return;
+  lang = next;
+  try {
+    localStorage.setItem(STORAGE_KEY, next);
+  } catch {
+    // Not persisted; the switch still applies to this page.
+  }
+  document.documentElement.lang = next;
+  translateTree(document.body);
+  for (const cb of listeners) cb(next);
+}
+
+/** @param {(lang: Lang) => void} cb @returns {() => void} unsubscribe */
+export function onLangChange(cb) {
+  listeners.add(cb);
+  return () => listeners.delete(cb);
+}
+
+/**
+ * @param {Key} key
+ * @param {Params} [params]
+ */
+export function t(key, params) {
+  const text = messages[lang][key] ?? messages.fr[key] ?? key;
+  if (!params) return text;
+  return text.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+}
+
+/**
+ * A text in both languages, for values that carry their own pair (like the server's refusals).
+ * @param {Key} key
+ * @returns {{fr: string, en: string}}
+ */
+export function both(key) {
+  return { fr: messages.fr[key], en: messages.en[key] };
+}
+
+/** @param {string} key @returns {key is Key} */
+export function isKey(key) {
+  return key in fr;
+}
+
+/** @param {string} version @returns {string[]} paragraphs, in the current language (the newest text if unknown) */
+export function consentText(version) {
+  const known = consentTexts[version] ?? consentTexts[CONSENT_TEXT_VERSION];
+  return known[lang];
+}
+
+/** @param {string} kind */
+export function eventKindLabel(kind) {
+  /** @type {Record<string, string>} */
+  const labels = eventKinds[lang];
+  return labels[kind] ?? kind;
+}
+
+/**
+ * Sets an element's text from a key, and keeps it translated on language changes.
+ * @template {Element} E
+ * @param {E} el
+ * @param {Key} key
+ * @param {Params} [params]
+ * @returns {E}
+ */
+export function bind(el, key, params) {
+  el.setAttribute('data-i18n', key);
+  if (params) el.setAttribute('data-i18n-params', JSON.stringify(params));
+  else el.removeAttribute('data-i18n-params');
+  el.removeAttribute('data-i18n-fr');
+  el.removeAttribute('data-i18n-en');
+  el.textContent = t(key, params);
+  return el;
+}
+
+/**
+ * Sets an attribute (aria-label, title, placeholder…) from a key, kept translated.
+ * @template {Element} E
+ * @param {E} el
+ * @param {string} attr
+ * @param {Key} key
+ * @param {Params} [params]
+ * @returns {E}
+ */
+export function bindAttr(el, attr, key, params) {
+  /** @type {Record<string, [string, Params | undefined]>} */
+  const map = JSON.parse(el.getAttribute('data-i18n-attr') ?? '{}');
+  map[attr] = [key, params];
+  el.setAttribute('data-i18n-attr', JSON.stringify(map));
+  el.setAttribute(attr, t(key, params));
+  return el;
+}
+
+/**
+ * Sets an element's text from a server-given French/English pair (refusals), kept translated.
+ * @template {Element} E
+ * @param {E} el
+ * @param {string} textFr
+ * @param {string} textEn
+ * @returns {E}
+ */
+export function bindPair(el, textFr, textEn) {
+  el.removeAttribute('data-i18n');
+  el.setAttribute('data-i18n-fr', textFr);
+  el.setAttribute('data-i18n-en', textEn);
+  el.textContent = lang === 'fr' ? textFr : textEn;
+  return el;
+}
+
+/** Retranslates every bound element under `root`. @param {ParentNode} root */
+export function translateTree(root) {
+  for (const el of root.querySelectorAll('[data-i18n]')) {
+    const key = el.getAttribute('data-i18n') ?? '';
+    const params = el.getAttribute('data-i18n-params');
+    if (isKey(key)) el.textContent = t(key, params ? JSON.parse(params) : undefined);
+  }
+  for (const el of root.querySelectorAll('[data-i18n-fr]')) {
+    el.textContent = el.getAttribute(lang === 'fr' ? 'data-i18n-fr' : 'data-i18n-en') ?? '';
+  }
+  for (const el of root.querySelectorAll('[data-i18n-attr]')) {
+    /** @type {Record<string, [string, Params | undefined]>} */
+    const map = JSON.parse(el.getAttribute('data-i18n-attr') ?? '{}');
+    for (const [attr, [key, params]] of Object.entries(map)) {
+      if (isKey(key)) el.setAttribute(attr, t(key, params));
+    }
+  }
+}
+
+function locale() {
+  return lang === 'fr' ? 'fr-FR' : 'en-GB';
+}
+
+/** @param {string | Date} when @returns {string} e.g. "mardi 24 novembre 2026" */
+export function fmtDate(when) {
+  const d = typeof when === 'string' ? new Date(when) : when;
+  return new Intl.DateTimeFormat(locale(), { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' }).format(d);
+}
+
+/** A calendar date (YYYY-MM-DD) without a time zone shift. @param {string} ymd */
+export function fmtDay(ymd) {
+  const [y, m, d] = ymd.split('-').map(Number);
+  return new Intl.DateTimeFormat(locale(), { day: 'numeric', month: 'long', year: 'numeric' }).format(new Date(y, m - 1, d));
+}
+
+/** @param {string | Date} when @returns {string} e.g. "14:30" */
+export function fmtTime(when) {
+  const d = typeof when === 'string' ? new Date(when) : when;
+  return new Intl.DateTimeFormat(locale(), { hour: '2-digit', minute: '2-digit' }).format(d);
+}
+
+/** @param {string | Date} when */
+export function fmtDateTime(when) {
+  const d = typeof when === 'string' ? new Date(when) : when;
+  return new Intl.DateTimeFormat(locale(), { dateStyle: 'short', timeStyle: 'medium' }).format(d);
+}
+
+/** @param {number} seconds @returns {string} e.g. "12 min 05 s" */
+export function fmtDuration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  const pad = (/** @type {number} */ n) => String(n).padStart(2, '0');
+  if (h > 0) return `${h} h ${pad(m)} min ${pad(r)} s`;
+  if (m > 0) return `${m} min ${pad(r)} s`;
+  return `${r} s`;
+}
+
+/** @param {number} n */
+export function fmtNumber(n) {
+  return new Intl.NumberFormat(locale()).format(n);
+}
+
+/**
+ * A button that switches French <-> English. Its own text is in the other language on purpose.
+ * @returns {HTMLButtonElement}
+ */
+export function langSwitch() {
+  const btn = document.createElement('button');
+  btn.type = 'button';
+  btn.className = 'lang-switch';
+  const render = () => {
+    btn.textContent = t('lang.switch');
+    btn.setAttribute('lang', lang === 'fr' ? 'en' : 'fr');
+    btn.setAttribute('aria-label', t('lang.switch.label'));
+  };
+  render();
+  onLangChange(render);
+  btn.addEventListener('click', () => setLang(lang === 'fr' ? 'en' : 'fr'));
+  return btn;
+}
+
+document.documentElement.lang = lang;

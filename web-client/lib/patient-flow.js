@@ -1,0 +1,411 @@
+// The patient's way through a session, one action per screen:
+// what the session is (kiné, time, reimbursement) -> camera and microphone check -> consent (when
+// the session asks for it) -> parent/aidant attestation (when required) -> waiting room -> call ->
+// end screen. A refusal at any step shows the server's words and the next step.
+// Used by the join page (/j) and the embedded call (/embed/).
+
+import { post, ApiError } from './api.js';
+import { Call } from './call.js';
+import { createCallView, markJoinClick } from './callview.js';
+import { openDevices, playChime, stopStream, watchLevel, webrtcSupported } from './devices.js';
+import { h, field, focusHeading, replace } from './dom.js';
+import { bind, bindPair, consentText, fmtDate, fmtDuration, fmtTime, onLangChange } from './i18n.js';
+
+/** @typedef {import('./types.js').SessionInfo} SessionInfo */
+/** @typedef {import('./types.js').Refusal} Refusal */
+/** @typedef {import('./i18n.js').Key} Key */
+
+/**
+ * What the flow tells its host (the embed page forwards these to the platform).
+ * @typedef {'waiting' | 'admitted' | 'connected' | 'reconnecting' | 'ended' | 'refused'} FlowEvent
+ */
+
+/** Refusals that may go away by themselves: offer to try again. */
+const RETRIABLE = new Set(['too_early', 'token_not_yet_valid', 'unavailable', 'shutting_down', 'network', 'rate_limited']);
+
+/**
+ * @param {HTMLElement} root where screens are drawn
+ * @param {object} opts
+ * @param {string} opts.token
+ * @param {(event: FlowEvent, detail?: Record<string, unknown>) => void} [opts.report]
+ */
+export function runPatientFlow(root, opts) {
+  const report = opts.report ?? (() => {});
+  /** @type {MediaStream | null} */
+  let stream = null;
+  /** @type {Call | null} */
+  let call = null;
+  /** @type {SessionInfo | null} */
+  let session = null;
+  /** @type {import('./callview.js').CallView | null} */
+  let view = null;
+  let stopLevel = () => {};
+  let wasConnected = false;
+  /** The reason shown on the waiting screen (the flow may ask for consent first). */
+  let lastWaiting = '';
+
+  /** @param {string} name @param {...import('./dom.js').Child} children */
+  const show = (name, ...children) => {
+    stopLevel();
+    stopLevel = () => {};
+    const screen = h('div', { class: `screen screen-${name}`, attrs: { 'data-screen': name } }, ...children);
+    replace(root, screen);
+    document.body.classList.toggle('in-call', name === 'call');
+    focusHeading(screen);
+    return screen;
+  };
+
+  const browsers = () => h('p', { class: 'hint', t: 'join.browsers' });
+
+  // 1. What the session is, before anything is asked of the patient.
+  async function intro() {
+    if (!webrtcSupported()) {
+      show('unsupported', h('h1', { t: 'join.unsupported.title' }), h('p', { class: 'lead', t: 'join.unsupported.text' }));
+      return;
+    }
+    show('loading', h('p', { class: 'lead', attrs: { role: 'status' }, t: 'common.loading' }));
+    try {
+      session = await post('/api/join-info', { token: opts.token });
+    } catch (e) {
+      refused(e instanceof ApiError ? e.refusal : { code: 'network', message_fr: '', message_en: '' });
+      return;
+    }
+    const s = /** @type {SessionInfo} */ (session);
+    const reimbursed = s.billing_class === 'reimbursable';
+    const when = h('p', { class: 'session-when' });
+    const renderWhen = () => bind(when, 'join.intro.when', { date: fmtDate(s.starts_at), time: fmtTime(s.starts_at) });
+    renderWhen();
+    const unsub = onLangChange(renderWhen);
+    const next = h('button', { class: 'btn btn-primary btn-block', t: 'join.intro.next', attrs: { type: 'button' } });
+    show(
+      'intro',
+      h('h1', { t: 'join.intro.hello' }),
+      h(
+        'div',
+        { class: 'card session-card' },
+        h('p', { class: 'session-with', t: 'join.intro.with', tp: { kine: s.kine_name } }),
+        when,
+        h('p', { class: 'session-act', t: 'join.intro.act', tp: { act: s.act_label } }),
+        h('p', { class: `billing billing-${reimbursed ? 'ok' : 'hn'}`, t: reimbursed ? 'join.billing.reimbursable' : 'join.billing.hn' }),
+      ),
+      next,
+      browsers(),
+    );
+    next.addEventListener('click', () => {
+      unsub();
+      void devices(false);
+    });
+  }
+
+  // 2. Camera and microphone.
+  /** @param {boolean} audioOnly */
+  async function devices(audioOnly) {
+    show('devices-asking', h('h1', { t: 'join.devices.title' }), h('p', { class: 'lead', attrs: { role: 'status' }, t: 'join.devices.asking' }));
+    stopStream(stream);
+    const got = await openDevices({ audioOnly });
+    if ('problem' in got) {
+      deviceProblem(got.problem);
+      return;
+    }
+    stream = got.stream;
+    const preview = h('video', { class: 'preview', ta: { 'aria-label': 'join.devices.preview' }, attrs: { autoplay: true, playsinline: true } });
+    preview.muted = true;
+    preview.srcObject = stream;
+    preview.hidden = stream.getVideoTracks().length === 0;
+    void preview.play().catch(() => {});
+    const meter = h('meter', { class: 'mic-meter', ta: { 'aria-label': 'join.devices.mic.label' }, attrs: { min: 0, max: 1, low: 0.05, high: 0.9, optimum: 0.5, value: 0 } });
+    const speakerNote = h('p', { class: 'hint', attrs: { role: 'status' } });
+    const speaker = h('button', { class: 'btn btn-secondary', t: 'join.devices.speaker', attrs: { type: 'button' } });
+    speaker.addEventListener('click', () => {
+      playChime();
+      bind(speakerNote, 'join.devices.speaker.playing');
+    });
+    const join = h('button', { class: 'btn btn-primary btn-block', t: 'join.devices.join', attrs: { type: 'button' } });
+    show(
+      'devices',
+      h('h1', { t: 'join.devices.title' }),
+      preview,
+      h('p', { t: 'join.devices.mic' }),
+      meter,
+      h('div', { class: 'row' }, speaker),
+      speakerNote,
+      join,
+      browsers(),
+    );
+    stopLevel = watchLevel(stream, (level) => {
+      meter.value = level;
+    });
+    join.addEventListener('click', () => {
+      markJoinClick();
+      connect();
+    });
+  }
+
+  /** @param {import('./devices.js').DeviceProblem} problem */
+  function deviceProblem(problem) {
+    if (problem === 'unsupported') {
+      show('unsupported', h('h1', { t: 'join.unsupported.title' }), h('p', { class: 'lead', t: 'join.unsupported.text' }));
+      return;
+    }
+    /** @type {Record<string, [Key, Key]>} */
+    const texts = {
+      denied: ['join.devices.denied.title', 'join.devices.denied.text'],
+      nocamera: ['join.devices.nocamera.title', 'join.devices.nocamera.text'],
+      busy: ['join.devices.busy.title', 'join.devices.busy.text'],
+      other: ['join.devices.denied.title', 'join.devices.denied.text'],
+    };
+    const [title, text] = texts[problem];
+    const retry = h('button', { class: 'btn btn-primary btn-block', t: 'common.retry', attrs: { type: 'button' } });
+    retry.addEventListener('click', () => void devices(false));
+    const audioOnly = problem === 'nocamera' ? h('button', { class: 'btn btn-secondary btn-block', t: 'join.devices.audioonly', attrs: { type: 'button' } }) : null;
+    audioOnly?.addEventListener('click', () => void devices(true));
+    show(`device-${problem}`, h('h1', { t: title }), h('p', { class: 'lead', attrs: { role: 'alert' }, t: text }), retry, audioOnly, browsers());
+  }
+
+  // 3. Signaling. The server tells what is missing: consent, attestation, or just waiting.
+  function connect() {
+    show('connecting', h('p', { class: 'lead', attrs: { role: 'status' }, t: 'join.connecting' }));
+    call = new Call({
+      token: opts.token,
+      localStream: stream,
+      onEvent: (ev) => {
+        switch (ev.type) {
+          case 'welcome':
+            session = ev.session;
+            break;
+          case 'waiting':
+            waiting(ev.reason);
+            break;
+          case 'admitted':
+            inCall();
+            report('admitted');
+            break;
+          case 'remote_stream':
+            view?.setRemote(ev.stream);
+            break;
+          case 'media':
+            if (ev.connected && !wasConnected) report('connected');
+            if (!ev.connected && wasConnected) report('reconnecting');
+            wasConnected = ev.connected;
+            view?.setNotice(ev.connected ? null : 'call.connecting');
+            break;
+          case 'quality':
+            view?.setQuality(ev.quality);
+            break;
+          case 'peer_left':
+            view?.setNotice(ev.reconnecting ? 'call.peer.reconnecting' : 'call.peer.left');
+            if (!ev.reconnecting) view?.setRemote(null);
+            break;
+          case 'peer_joined':
+            view?.setNotice('call.connecting');
+            break;
+          case 'socket':
+            if (ev.state === 'reconnecting') {
+              view?.setBanner('call.reconnecting');
+              report('reconnecting');
+            } else if (ev.state === 'open') {
+              view?.setBanner(null);
+            } else if (ev.state === 'lost') {
+              lost();
+            }
+            break;
+          case 'refused':
+            refused(ev.refusal);
+            break;
+          case 'error':
+            console.warn('server error', ev.refusal.code);
+            break;
+          case 'ended':
+            ended(ev.billable_seconds, ev.reason);
+            break;
+          case 'replaced':
+            replaced();
+            break;
+          case 'lobby': {
+            // A kiné seat in an embedded call: offer the one action it needs.
+            const c = call;
+            if (!view || !c) break;
+            const admit = h('button', { class: 'btn btn-primary btn-block', t: 'embed.admit', attrs: { type: 'button' } });
+            admit.addEventListener('click', () => {
+              c.admit(ev.participant);
+              view?.extra.replaceChildren();
+            });
+            view.extra.replaceChildren(admit);
+            break;
+          }
+        }
+      },
+    });
+    call.start();
+  }
+
+  /** @param {import('./types.js').WaitReason} reason */
+  function waiting(reason) {
+    report('waiting', { reason });
+    if (reason === 'consent_required') return consent();
+    if (reason === 'attestation_parent' || reason === 'attestation_aidant') return attest(reason === 'attestation_parent' ? 'parent' : 'aidant');
+    if (view) {
+      // Already in the call (reconnected before the kiné let us back in): keep the video, say why.
+      view.setNotice(reason === 'kine_absent' ? 'join.waiting.kine_absent' : 'join.waiting.awaiting_admission');
+      return;
+    }
+    if (lastWaiting === reason && root.querySelector('[data-screen="waiting"]')) return;
+    lastWaiting = reason;
+    const self = h('video', { class: 'preview preview-small', ta: { 'aria-label': 'call.self' }, attrs: { autoplay: true, playsinline: true } });
+    self.muted = true;
+    self.srcObject = stream;
+    self.hidden = !stream?.getVideoTracks().length;
+    void self.play().catch(() => {});
+    show(
+      'waiting',
+      h('h1', { t: 'join.waiting.title' }),
+      h('div', { class: 'waiting-pulse', attrs: { 'aria-hidden': 'true' } }),
+      h('p', { class: 'lead', attrs: { role: 'status' }, t: reason === 'kine_absent' ? 'join.waiting.kine_absent' : 'join.waiting.awaiting_admission' }),
+      h('p', { t: 'join.waiting.calm' }),
+      self,
+    );
+  }
+
+  function consent() {
+    const version = session?.consent_text_version ?? '';
+    const text = h('div', { class: 'consent-text card', attrs: { tabindex: 0 } });
+    const renderText = () => replace(text, ...consentText(version).map((p) => h('p', {}, p)));
+    renderText();
+    const unsub = onLangChange(renderText);
+    const box = h('input', { attrs: { type: 'checkbox', 'aria-describedby': 'consent-error' } });
+    const error = h('p', { class: 'field-error', attrs: { id: 'consent-error', role: 'alert' } });
+    const submit = h('button', { class: 'btn btn-primary btn-block', t: 'join.consent.submit', attrs: { type: 'submit' } });
+    const form = h('form', { class: 'stack' }, text, h('p', { class: 'hint', t: 'join.consent.version', tp: { version } }), field(box, 'join.consent.check'), error, submit);
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (!box.checked) {
+        bind(error, 'join.consent.required');
+        box.focus();
+        return;
+      }
+      unsub();
+      markJoinClick();
+      call?.consent(version);
+      show('connecting', h('p', { class: 'lead', attrs: { role: 'status' }, t: 'join.connecting' }));
+    });
+    show('consent', h('h1', { t: 'join.consent.title' }), form);
+  }
+
+  /** @param {'parent' | 'aidant'} companion */
+  function attest(companion) {
+    const box = h('input', { attrs: { type: 'checkbox', 'aria-describedby': 'attest-error' } });
+    const error = h('p', { class: 'field-error', attrs: { id: 'attest-error', role: 'alert' } });
+    const submit = h('button', { class: 'btn btn-primary btn-block', t: 'join.attest.submit', attrs: { type: 'submit' } });
+    const form = h(
+      'form',
+      { class: 'stack' },
+      h('p', { class: 'lead', t: companion === 'parent' ? 'join.attest.parent.text' : 'join.attest.aidant.text' }),
+      field(box, companion === 'parent' ? 'join.attest.parent.check' : 'join.attest.aidant.check'),
+      error,
+      submit,
+    );
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (!box.checked) {
+        bind(error, 'join.attest.required');
+        box.focus();
+        return;
+      }
+      markJoinClick();
+      call?.attest(companion);
+      show('connecting', h('p', { class: 'lead', attrs: { role: 'status' }, t: 'join.connecting' }));
+    });
+    show(`attest-${companion}`, h('h1', { t: companion === 'parent' ? 'join.attest.parent.title' : 'join.attest.aidant.title' }), form);
+  }
+
+  // 4. The call.
+  function inCall() {
+    if (view) {
+      view.setNotice(wasConnected ? null : 'call.connecting');
+      return;
+    }
+    view = createCallView({
+      remoteLabel: 'call.remote.kine',
+      hangupLabel: 'call.hangup',
+      onHangup: () => {
+        const c = call;
+        if (!c) return;
+        void c.hangup().then((e) => ended(e?.billable_seconds ?? null, 'self'));
+      },
+      onMic: (on) => call?.setMicrophone(on),
+      onCam: (on) => call?.setCamera(on),
+    });
+    view.setLocal(stream);
+    const screen = show('call', view.el);
+    screen.classList.add('screen-full');
+    for (const p of call?.peers.values() ?? []) if (p.stream) view.setRemote(p.stream);
+  }
+
+  /** @param {number | null} billable @param {string} reason */
+  function ended(billable, reason) {
+    if (root.querySelector('[data-screen="ended"]')) return;
+    call?.stop();
+    stopStream(stream);
+    stream = null;
+    view = null;
+    report('ended', { billable_seconds: billable, reason });
+    const selfLeft = reason === 'self' || reason === 'hangup';
+    const back = selfLeft ? h('button', { class: 'btn btn-secondary btn-block', t: 'join.replaced.resume', attrs: { type: 'button' } }) : null;
+    back?.addEventListener('click', () => restart());
+    show(
+      'ended',
+      h('h1', { t: 'join.ended.title' }),
+      selfLeft ? h('p', { class: 'lead', t: 'join.ended.left' }) : null,
+      billable !== null ? h('p', { class: 'lead duration', t: 'join.ended.duration', tp: { duration: fmtDuration(billable) } }) : null,
+      h('p', { t: 'join.ended.thanks' }),
+      back,
+    );
+  }
+
+  /** @param {Refusal} refusal */
+  function refused(refusal) {
+    call?.stop();
+    stopStream(stream);
+    stream = null;
+    view = null;
+    report('refused', { code: refusal.code, message_fr: refusal.message_fr, message_en: refusal.message_en });
+    const message = h('p', { class: 'lead', attrs: { role: 'alert' } });
+    if (refusal.code === 'network' && !refusal.message_fr) bind(message, 'common.error.network');
+    else bindPair(message, refusal.message_fr, refusal.message_en);
+    const retry = RETRIABLE.has(refusal.code) ? h('button', { class: 'btn btn-primary btn-block', t: 'common.retry', attrs: { type: 'button' } }) : null;
+    retry?.addEventListener('click', () => restart());
+    show('refused', h('h1', { t: 'join.refused.title' }), message, retry, h('p', { class: 'hint code', t: 'join.refused.code', tp: { code: refusal.code } }));
+  }
+
+  function replaced() {
+    stopStream(stream);
+    stream = null;
+    view = null;
+    const resume = h('button', { class: 'btn btn-primary btn-block', t: 'join.replaced.resume', attrs: { type: 'button' } });
+    resume.addEventListener('click', () => restart());
+    show('replaced', h('h1', { t: 'join.replaced.title' }), h('p', { class: 'lead', t: 'join.replaced.text' }), resume);
+  }
+
+  function lost() {
+    call?.stop();
+    view = null;
+    report('reconnecting', { gave_up: true });
+    const again = h('button', { class: 'btn btn-primary btn-block', t: 'common.retry', attrs: { type: 'button' } });
+    again.addEventListener('click', () => {
+      markJoinClick();
+      connect();
+    });
+    show('lost', h('h1', { t: 'join.lost.title' }), h('p', { class: 'lead', attrs: { role: 'alert' }, t: 'join.lost.text' }), again);
+  }
+
+  function restart() {
+    call?.stop();
+    call = null;
+    view = null;
+    wasConnected = false;
+    lastWaiting = '';
+    void intro();
+  }
+
+  void intro();
+}
