@@ -1,0 +1,693 @@
+//! The call task: one signaling socket, one [`Endpoint`] per remote participant.
+//!
+//! It runs in its own tokio task, owns the socket and the endpoints, applies the protocol's
+//! rules (below), and reports to the [`Peer`](crate::Peer) handle through channels: every
+//! server message, every data-channel message, and a [`CallState`] snapshot.
+//!
+//! Rules, the same as the web client's (`web-client/lib/call.js`):
+//! - The kiné is always the offerer. When it learns of an admitted non-kiné participant
+//!   (`admitted.peers`, or `peer_joined` with `admitted: true`, also after a reconnect) it
+//!   offers, with an ICE restart when a connection to that participant already exists.
+//!   Everyone else only answers. One offerer means no glare to resolve.
+//! - A description with a new DTLS fingerprint comes from a new RTCPeerConnection: the
+//!   endpoint for that participant is replaced, not renegotiated.
+//! - The aggregate media state (connected when any connection is) is reported with `media`
+//!   on every change, and again after each `admitted` (the server needs it after a
+//!   reconnection). Nothing is reported before admission, after `hangup` or after `ended`.
+//! - The kiné restarts ICE when a connection fails, or stays disconnected for 2.5 s.
+//! - Nothing secret is logged: no token, no SDP, no candidate, no name from `welcome`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use telesoin_proto::signal::{ClientMsg, Device, MediaState, PeerInfo, Role, ServerMsg, WaitReason};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+use crate::config::PeerConfig;
+use crate::endpoint::{ConnectionState, Endpoint, EndpointConfig, EndpointEvent, EventSink, Side};
+use crate::error::{PeerError, Result};
+use crate::link::JoinLink;
+use crate::peer::{CallState, DataMessage, Ended, RemoteMedia, Welcome};
+use crate::wire::{CandidateInit, RelayPayload, SessionDescription};
+
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long a kiné's connection may stay `disconnected` before it restarts ICE.
+const DISCONNECTED_GRACE: Duration = Duration::from_millis(2500);
+
+/// Opens the signaling socket, sends `join` and reads the answer: `welcome`, or the refusal.
+pub(crate) async fn connect_and_join(cfg: &PeerConfig, link: &JoinLink) -> Result<(Ws, Welcome)> {
+    let after = cfg.connect_timeout;
+    tokio::time::timeout(after, async {
+        let mut request = link.ws_url().as_str().into_client_request()?;
+        if let Some(origin) = &cfg.origin {
+            let value = HeaderValue::from_str(origin)
+                .map_err(|_| PeerError::Link("the Origin is not a valid header value".into()))?;
+            request.headers_mut().insert("Origin", value);
+        }
+        let connector = if link.is_tls() {
+            Connector::Rustls(crate::tls::client_config(cfg.accept_invalid_certs, cfg.ca_pem.as_deref())?)
+        } else {
+            Connector::Plain
+        };
+        let ws_config = WebSocketConfig::default().max_message_size(Some(telesoin_proto::MAX_MESSAGE_BYTES));
+        let (mut ws, _response) =
+            tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, Some(connector)).await?;
+        let join = ClientMsg::Join {
+            token: link.token().expose().to_owned(),
+            device: Device { kind: cfg.device_kind.clone() },
+        };
+        ws.send(Message::text(join.to_text())).await?;
+        loop {
+            let text = match ws.next().await {
+                None | Some(Ok(Message::Close(_))) => return Err(PeerError::SocketClosed),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(_)) => continue,
+            };
+            return match parse(&text)? {
+                ServerMsg::Welcome { protocol, participant, role, session, ice_servers, peers, resumed } => {
+                    Ok((ws, Welcome { protocol, participant, role, session, ice_servers, peers, resumed }))
+                }
+                ServerMsg::Refused(refusal) => Err(PeerError::Refused(refusal)),
+                ServerMsg::Error(refusal) => Err(PeerError::Server(refusal)),
+                other => Err(PeerError::Protocol(format!("expected welcome, got {}", kind(&other)))),
+            };
+        }
+    })
+    .await
+    .map_err(|_| PeerError::Timeout { what: "welcome", after })?
+}
+
+fn parse(text: &str) -> Result<ServerMsg> {
+    if text.len() > telesoin_proto::MAX_MESSAGE_BYTES {
+        return Err(PeerError::Protocol("message larger than the protocol allows".into()));
+    }
+    // The parse error may quote the frame; keep only its position.
+    ServerMsg::parse(text).map_err(|_| PeerError::Protocol("unreadable server message".into()))
+}
+
+/// The message's `type`, for logs (never its content).
+pub(crate) fn kind(msg: &ServerMsg) -> &'static str {
+    match msg {
+        ServerMsg::Welcome { .. } => "welcome",
+        ServerMsg::Waiting { .. } => "waiting",
+        ServerMsg::Admitted { .. } => "admitted",
+        ServerMsg::Refused(_) => "refused",
+        ServerMsg::PeerJoined { .. } => "peer_joined",
+        ServerMsg::LobbyWaiting { .. } => "lobby_waiting",
+        ServerMsg::PeerLeft { .. } => "peer_left",
+        ServerMsg::Offer { .. } => "offer",
+        ServerMsg::Answer { .. } => "answer",
+        ServerMsg::Candidate { .. } => "candidate",
+        ServerMsg::Ended { .. } => "ended",
+        ServerMsg::Replaced => "replaced",
+        ServerMsg::Error(_) => "error",
+        ServerMsg::Pong => "pong",
+    }
+}
+
+/// What the [`Peer`](crate::Peer) handle asks of the task.
+pub(crate) enum Command {
+    Send(ClientMsg, oneshot::Sender<Result<()>>),
+    /// Sends on every open data channel; answers how many took it.
+    SendData(String, oneshot::Sender<Result<usize>>),
+    Hangup(oneshot::Sender<Result<()>>),
+    DropSocket(oneshot::Sender<()>),
+    Reconnect(oneshot::Sender<Result<Welcome>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// What the endpoints (and the task's own timers) tell the task.
+enum Internal {
+    Endpoint { remote: Uuid, generation: u64, event: EndpointEvent },
+    RestartIfStillDisconnected { remote: Uuid, generation: u64 },
+}
+
+/// Everything the task knows about one remote participant.
+struct Remote {
+    endpoint: Endpoint,
+    /// Distinguishes this endpoint's events from those of the one it replaced.
+    generation: u64,
+    state: ConnectionState,
+    data_open: bool,
+    /// Bumped whenever the remote or we (re)join; an offer made in the current epoch is not
+    /// repeated for a duplicate trigger.
+    epoch: u64,
+    offered_in_epoch: Option<u64>,
+}
+
+/// Channels from the task to the handle.
+pub(crate) struct Outputs {
+    pub messages: mpsc::UnboundedSender<ServerMsg>,
+    pub data: mpsc::UnboundedSender<DataMessage>,
+    pub state: watch::Sender<CallState>,
+}
+
+pub(crate) struct CallTask {
+    cfg: Arc<PeerConfig>,
+    link: JoinLink,
+    welcome: Welcome,
+    ws: Option<Ws>,
+    remotes: HashMap<Uuid, Remote>,
+    next_generation: u64,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+    out: Outputs,
+    admitted: bool,
+    hung_up: bool,
+    ended: bool,
+    replaced: bool,
+    /// The media state the server was last told since the last `welcome` (None: nothing yet).
+    reported: Option<MediaState>,
+}
+
+impl CallTask {
+    /// Runs the call until the handle shuts it down or is dropped.
+    pub(crate) fn spawn(
+        cfg: Arc<PeerConfig>,
+        link: JoinLink,
+        ws: Ws,
+        welcome: Welcome,
+        commands: mpsc::UnboundedReceiver<Command>,
+        out: Outputs,
+    ) -> tokio::task::JoinHandle<()> {
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let task = CallTask {
+            cfg,
+            link,
+            welcome,
+            ws: Some(ws),
+            remotes: HashMap::new(),
+            next_generation: 0,
+            internal_tx,
+            out,
+            admitted: false,
+            hung_up: false,
+            ended: false,
+            replaced: false,
+            reported: None,
+        };
+        tokio::spawn(task.run(commands, internal_rx))
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut internal: mpsc::UnboundedReceiver<Internal>) {
+        self.publish(|s| s.socket_open = true);
+        let mut ping = self.cfg.ping_interval.map(|every| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => {
+                        if self.on_command(command).await {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                frame = next_frame(&mut self.ws) => self.on_frame(frame).await,
+                Some(event) = internal.recv() => self.on_internal(event).await,
+                _ = tick(&mut ping) => {
+                    if self.ws.is_some() {
+                        self.send(ClientMsg::Ping).await.ok();
+                    }
+                }
+            }
+        }
+        for (_, remote) in self.remotes.drain() {
+            remote.endpoint.close().await;
+        }
+        if let Some(mut ws) = self.ws.take() {
+            let _ = ws.close(None).await;
+        }
+    }
+
+    fn publish(&self, change: impl FnOnce(&mut CallState)) {
+        self.out.state.send_modify(change);
+    }
+
+    /// Returns true when the task must stop.
+    async fn on_command(&mut self, command: Command) -> bool {
+        match command {
+            Command::Send(msg, reply) => {
+                let _ = reply.send(self.send(msg).await);
+            }
+            Command::SendData(text, reply) => {
+                let mut sent = 0;
+                let mut last_error = None;
+                for remote in self.remotes.values().filter(|r| r.data_open) {
+                    match remote.endpoint.send_text(&text).await {
+                        Ok(()) => sent += 1,
+                        Err(e) => last_error = Some(e),
+                    }
+                }
+                let _ = reply.send(match (sent, last_error) {
+                    (0, Some(e)) => Err(e),
+                    (0, None) => Err(PeerError::NoDataChannel),
+                    (n, _) => Ok(n),
+                });
+            }
+            Command::Hangup(reply) => {
+                self.hung_up = true;
+                let _ = reply.send(self.send(ClientMsg::Hangup).await);
+            }
+            Command::DropSocket(reply) => {
+                // Dropping the stream closes the TCP connection without a closing handshake,
+                // the way a lost network does. The endpoints keep running.
+                self.ws = None;
+                self.publish(|s| s.socket_open = false);
+                let _ = reply.send(());
+            }
+            Command::Reconnect(reply) => {
+                let _ = reply.send(self.reconnect().await);
+            }
+            Command::Shutdown(reply) => {
+                let _ = reply.send(());
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn reconnect(&mut self) -> Result<Welcome> {
+        self.ws = None;
+        let (ws, welcome) = connect_and_join(&self.cfg, &self.link).await?;
+        tracing::info!(participant = %welcome.participant, resumed = welcome.resumed, "signaling socket reopened");
+        self.ws = Some(ws);
+        self.welcome = welcome.clone();
+        self.on_welcome();
+        self.publish(|s| s.socket_open = true);
+        Ok(welcome)
+    }
+
+    /// A (new) welcome: admission and media reports start over on this socket.
+    fn on_welcome(&mut self) {
+        self.admitted = false;
+        self.reported = None;
+        for remote in self.remotes.values_mut() {
+            remote.epoch += 1;
+        }
+        self.publish(|s| {
+            s.admitted = None;
+            s.waiting = None;
+        });
+    }
+
+    async fn send(&mut self, msg: ClientMsg) -> Result<()> {
+        let Some(ws) = self.ws.as_mut() else {
+            return Err(PeerError::SocketClosed);
+        };
+        let kind = msg.kind();
+        if let Err(e) = ws.send(Message::text(msg.to_text())).await {
+            tracing::warn!(kind, "sending on the signaling socket failed: {e}");
+            self.socket_lost();
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn socket_lost(&mut self) {
+        if self.ws.take().is_some() {
+            tracing::info!(participant = %self.welcome.participant, "signaling socket closed");
+        }
+        self.publish(|s| s.socket_open = false);
+    }
+
+    async fn on_frame(&mut self, frame: Option<std::result::Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(_))) | None => return self.socket_lost(),
+            Some(Err(e)) => {
+                tracing::info!("signaling socket error: {e}");
+                return self.socket_lost();
+            }
+            Some(Ok(_)) => return,
+        };
+        match parse(&text) {
+            Ok(msg) => {
+                tracing::debug!(kind = kind(&msg), "server message");
+                self.on_message(&msg).await;
+                let _ = self.out.messages.send(msg);
+            }
+            Err(e) => tracing::warn!("ignoring a server frame: {e}"),
+        }
+    }
+
+    async fn on_message(&mut self, msg: &ServerMsg) {
+        let me = self.welcome.participant;
+        let is_kine = self.welcome.role == Role::Kine;
+        match msg {
+            ServerMsg::Welcome { .. } => {
+                tracing::warn!("unexpected welcome on an established socket");
+            }
+            ServerMsg::Waiting { reason } => {
+                let reason = *reason;
+                tracing::info!(?reason, "waiting");
+                self.publish(|s| s.waiting = Some(reason));
+                self.answer_waiting(reason).await;
+            }
+            ServerMsg::Admitted { peers } => {
+                tracing::info!(participant = %me, peers = peers.len(), "admitted");
+                self.admitted = true;
+                let list = peers.clone();
+                self.publish(|s| {
+                    s.admitted = Some(list);
+                    s.waiting = None;
+                });
+                self.report_media(true, None).await;
+                if is_kine {
+                    for peer in peers {
+                        self.maybe_offer(peer, false).await;
+                    }
+                }
+            }
+            ServerMsg::Refused(refusal) => {
+                tracing::info!(code = %refusal.code, "refused");
+                let refusal = refusal.clone();
+                self.publish(|s| s.refused = Some(refusal));
+            }
+            ServerMsg::LobbyWaiting { participant, reason, .. } => {
+                if is_kine && self.cfg.auto_admit_lobby && *reason == WaitReason::AwaitingAdmission {
+                    tracing::info!(%participant, "admitting");
+                    self.send(ClientMsg::Admit { participant: *participant }).await.ok();
+                }
+            }
+            ServerMsg::PeerJoined { peer } => {
+                if let Some(remote) = self.remotes.get_mut(&peer.participant) {
+                    remote.epoch += 1;
+                }
+                if is_kine && self.admitted {
+                    self.maybe_offer(peer, false).await;
+                }
+            }
+            ServerMsg::PeerLeft { participant, reconnecting } => {
+                if *reconnecting {
+                    if let Some(remote) = self.remotes.get_mut(participant) {
+                        remote.epoch += 1;
+                    }
+                } else if let Some(remote) = self.remotes.remove(participant) {
+                    remote.endpoint.close().await;
+                    self.publish(|s| {
+                        s.remotes.remove(participant);
+                    });
+                    self.report_media(false, None).await;
+                }
+            }
+            ServerMsg::Offer { from, data } => {
+                if is_kine {
+                    tracing::warn!(%from, "ignoring an offer: the kiné is the only offerer");
+                } else if let Err(e) = self.on_offer(*from, data).await {
+                    tracing::warn!(%from, "answering an offer failed: {e}");
+                }
+            }
+            ServerMsg::Answer { from, data } => {
+                if let Err(e) = self.on_answer(*from, data).await {
+                    tracing::warn!(%from, "applying an answer failed: {e}");
+                }
+            }
+            ServerMsg::Candidate { from, data } => {
+                if let Err(e) = self.on_candidate(*from, data).await {
+                    tracing::debug!(%from, "remote candidate not used: {e}");
+                }
+            }
+            ServerMsg::Ended { billable_seconds, reason } => {
+                tracing::info!(billable_seconds, "session ended");
+                self.ended = true;
+                let ended = Ended { billable_seconds: *billable_seconds, reason: reason.clone() };
+                self.publish(|s| s.ended = Some(ended));
+                self.close_all().await;
+            }
+            ServerMsg::Replaced => {
+                tracing::info!("replaced by another connection");
+                self.replaced = true;
+                self.publish(|s| s.replaced = true);
+                self.close_all().await;
+            }
+            ServerMsg::Error(refusal) => {
+                tracing::info!(code = %refusal.code, "server error");
+                let refusal = refusal.clone();
+                self.publish(|s| s.last_error = Some(refusal));
+            }
+            ServerMsg::Pong => {}
+        }
+    }
+
+    async fn answer_waiting(&mut self, reason: WaitReason) {
+        let reply = match reason {
+            WaitReason::ConsentRequired if self.cfg.consent => {
+                Some(ClientMsg::Consent { text_version: self.welcome.session.consent_text_version.clone() })
+            }
+            WaitReason::AttestationParent | WaitReason::AttestationAidant => {
+                self.cfg.attest.map(|companion| ClientMsg::Attest { companion })
+            }
+            _ => None,
+        };
+        if let Some(reply) = reply {
+            tracing::info!(kind = reply.kind(), "answering the waiting room");
+            self.send(reply).await.ok();
+        }
+    }
+
+    /// The kiné's offer rule. `force` bypasses the duplicate check (ICE failure recovery).
+    async fn maybe_offer(&mut self, peer: &PeerInfo, force: bool) {
+        if !peer.admitted || peer.role == Role::Kine || peer.participant == self.welcome.participant {
+            return;
+        }
+        if let Err(e) = self.offer(peer.participant, force).await {
+            tracing::warn!(remote = %peer.participant, "offering failed: {e}");
+        }
+    }
+
+    async fn offer(&mut self, to: Uuid, force: bool) -> Result<()> {
+        let restart = match self.remotes.get(&to) {
+            Some(r) if r.state != ConnectionState::Closed => {
+                if !force && r.offered_in_epoch == Some(r.epoch) {
+                    return Ok(());
+                }
+                r.endpoint.remote_fingerprint().await.is_some()
+            }
+            _ => {
+                self.new_remote(to, Side::Offerer).await?;
+                false
+            }
+        };
+        self.send_offer(to, restart).await
+    }
+
+    async fn send_offer(&mut self, to: Uuid, ice_restart: bool) -> Result<()> {
+        let remote = self.remotes.get_mut(&to).ok_or(PeerError::Protocol("no endpoint".into()))?;
+        let offer = remote.endpoint.offer(ice_restart).await?;
+        remote.offered_in_epoch = Some(remote.epoch);
+        tracing::info!(remote = %to, ice_restart, "sending an offer");
+        // Sent before this task reads the endpoint's queued candidates: offer first.
+        self.send(ClientMsg::Offer { to: Some(to), data: offer.to_data() }).await
+    }
+
+    /// Creates (or replaces) the endpoint for `remote`.
+    async fn new_remote(&mut self, remote: Uuid, side: Side) -> Result<()> {
+        if let Some(old) = self.remotes.remove(&remote) {
+            old.endpoint.close().await;
+        }
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let tx = self.internal_tx.clone();
+        let sink: EventSink = Arc::new(move |event| {
+            let _ = tx.send(Internal::Endpoint { remote, generation, event });
+        });
+        let config = EndpointConfig {
+            ice_servers: self.welcome.ice_servers.clone(),
+            relay_only: self.cfg.relay_only,
+            udp_bind: self.cfg.udp_bind.clone(),
+        };
+        let endpoint = Endpoint::new(&config, side, sink).await?;
+        self.remotes.insert(
+            remote,
+            Remote { endpoint, generation, state: ConnectionState::New, data_open: false, epoch: 0, offered_in_epoch: None },
+        );
+        self.publish(|s| {
+            s.remotes.insert(remote, RemoteMedia { state: ConnectionState::New, data_open: false });
+        });
+        Ok(())
+    }
+
+    async fn on_offer(&mut self, from: Uuid, data: &serde_json::value::RawValue) -> Result<()> {
+        let offer = SessionDescription::from_data(data)?;
+        let replace = match self.remotes.get(&from) {
+            None => true,
+            Some(r) => {
+                let known = r.endpoint.remote_fingerprint().await;
+                matches!(r.state, ConnectionState::Closed | ConnectionState::Failed)
+                    || known.is_some_and(|fp| Some(fp.as_str()) != offer.fingerprint())
+            }
+        };
+        if replace {
+            self.new_remote(from, Side::Answerer).await?;
+        }
+        let remote = self.remotes.get(&from).ok_or(PeerError::Protocol("no endpoint".into()))?;
+        let answer = remote.endpoint.accept_offer(&offer).await?;
+        tracing::info!(remote = %from, "sending an answer");
+        self.send(ClientMsg::Answer { to: Some(from), data: answer.to_data() }).await
+    }
+
+    async fn on_answer(&mut self, from: Uuid, data: &serde_json::value::RawValue) -> Result<()> {
+        let answer = SessionDescription::from_data(data)?;
+        let Some(remote) = self.remotes.get(&from) else {
+            return Err(PeerError::Protocol("an answer without an offer".into()));
+        };
+        if !remote.endpoint.awaiting_answer().await {
+            tracing::debug!(%from, "ignoring a stale answer");
+            return Ok(());
+        }
+        let known = remote.endpoint.remote_fingerprint().await;
+        if known.is_some_and(|fp| Some(fp.as_str()) != answer.fingerprint()) {
+            // The other side answered from a new RTCPeerConnection (a reloaded page, a new
+            // process): an ICE restart cannot bridge that, so start over with a new one too.
+            tracing::info!(remote = %from, "the remote connection is new: starting over");
+            self.new_remote(from, Side::Offerer).await?;
+            return self.send_offer(from, false).await;
+        }
+        remote.endpoint.accept_answer(&answer).await
+    }
+
+    async fn on_candidate(&mut self, from: Uuid, data: &serde_json::value::RawValue) -> Result<()> {
+        let candidate = CandidateInit::from_data(data)?;
+        if !self.remotes.contains_key(&from) {
+            if self.welcome.role == Role::Kine {
+                return Err(PeerError::Protocol("a candidate from a participant without a connection".into()));
+            }
+            // The answerer's endpoint keeps it until the offer arrives.
+            self.new_remote(from, Side::Answerer).await?;
+        }
+        match self.remotes.get(&from) {
+            Some(remote) => remote.endpoint.add_remote_candidate(candidate).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn on_internal(&mut self, event: Internal) {
+        match event {
+            Internal::Endpoint { remote, generation, event } => self.on_endpoint_event(remote, generation, event).await,
+            Internal::RestartIfStillDisconnected { remote, generation } => {
+                let still = self
+                    .remotes
+                    .get(&remote)
+                    .is_some_and(|r| r.generation == generation && r.state == ConnectionState::Disconnected);
+                if still && !self.ended && !self.hung_up {
+                    tracing::info!(%remote, "still disconnected: restarting ICE");
+                    if let Err(e) = self.offer(remote, true).await {
+                        tracing::warn!(%remote, "ICE restart failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_endpoint_event(&mut self, id: Uuid, generation: u64, event: EndpointEvent) {
+        let Some(remote) = self.remotes.get_mut(&id).filter(|r| r.generation == generation) else {
+            return; // From an endpoint that has been replaced or closed.
+        };
+        match event {
+            EndpointEvent::Candidate(candidate) => {
+                self.send(ClientMsg::Candidate { to: Some(id), data: candidate.to_data() }).await.ok();
+            }
+            EndpointEvent::State(state) => {
+                remote.state = state;
+                tracing::info!(remote = %id, ?state, "connection state");
+                self.publish(|s| {
+                    if let Some(m) = s.remotes.get_mut(&id) {
+                        m.state = state;
+                    }
+                });
+                let incident = (state == ConnectionState::Failed).then_some("ice_failed");
+                self.report_media(false, incident).await;
+                if self.welcome.role == Role::Kine && !self.ended && !self.hung_up && !self.replaced {
+                    match state {
+                        ConnectionState::Failed => {
+                            if let Err(e) = self.offer(id, true).await {
+                                tracing::warn!(remote = %id, "ICE restart failed: {e}");
+                            }
+                        }
+                        ConnectionState::Disconnected => {
+                            let tx = self.internal_tx.clone();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(DISCONNECTED_GRACE).await;
+                                let _ = tx.send(Internal::RestartIfStillDisconnected { remote: id, generation });
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            EndpointEvent::DataOpen | EndpointEvent::DataClosed => {
+                let open = event == EndpointEvent::DataOpen;
+                remote.data_open = open;
+                tracing::info!(remote = %id, open, "data channel");
+                self.publish(|s| {
+                    if let Some(m) = s.remotes.get_mut(&id) {
+                        m.data_open = open;
+                    }
+                });
+            }
+            EndpointEvent::Data(text) => {
+                let _ = self.out.data.send(DataMessage { from: id, text });
+            }
+        }
+    }
+
+    /// Reports the aggregate media state when it changed, or (with `force`, after
+    /// `admitted`) again if anything was ever connected.
+    async fn report_media(&mut self, force: bool, incident: Option<&str>) {
+        if !self.admitted || self.hung_up || self.ended || self.replaced || self.ws.is_none() {
+            return;
+        }
+        let connected = self.remotes.values().any(|r| r.state == ConnectionState::Connected);
+        let state = if connected { MediaState::Connected } else { MediaState::Disconnected };
+        let changed = self.reported != Some(state);
+        let worth_saying = match self.reported {
+            None => connected,
+            Some(_) => changed || force || incident.is_some(),
+        };
+        if !worth_saying {
+            return;
+        }
+        let msg = ClientMsg::Media { state, incident: incident.map(str::to_owned) };
+        if self.send(msg).await.is_ok() {
+            tracing::info!(?state, "media state reported");
+            self.reported = Some(state);
+            self.publish(|s| s.reported_media = Some(state));
+        }
+    }
+
+    async fn close_all(&mut self) {
+        for remote in self.remotes.values() {
+            remote.endpoint.close().await;
+        }
+    }
+}
+
+async fn next_frame(ws: &mut Option<Ws>) -> Option<std::result::Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match ws {
+        Some(ws) => ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}

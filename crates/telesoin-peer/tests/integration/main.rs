@@ -1,0 +1,6 @@
+//! The crate's one integration-test binary: endpoints alone, then whole peers against a
+//! small stand-in hub (no real server needed).
+
+mod endpoint;
+mod hub;
+mod signaling;
