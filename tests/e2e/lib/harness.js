@@ -1,0 +1,280 @@
+// Shared pieces of the browser tests: the running server (started by run.sh), Debian Chromium with
+// fake media devices, REST set-up helpers, WebRTC probes, axe checks and screenshots.
+
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, request } from 'playwright-core';
+import { AxeBuilder } from '@axe-core/playwright';
+
+/** @typedef {import('playwright-core').Browser} Browser */
+/** @typedef {import('playwright-core').BrowserContext} BrowserContext */
+/** @typedef {import('playwright-core').Page} Page */
+/** @typedef {import('playwright-core').APIRequestContext} APIRequestContext */
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const SCREENSHOTS = join(here, '..', 'screenshots');
+export const PHONE = { width: 390, height: 844 };
+
+/**
+ * What run.sh passes: the server's TELESOIN_READY line and the embedding host's port.
+ * @typedef {{url: string, dashboard_url: string, email: string, password: string, patient_link?: string}} Ready
+ */
+
+/** @returns {Ready & {hostPort: number}} */
+export function server() {
+  const raw = process.env.TELESOIN_E2E_READY;
+  if (!raw) throw new Error('TELESOIN_E2E_READY is not set: run the tests with tests/e2e/run.sh');
+  /** @type {Ready} */
+  const ready = JSON.parse(raw);
+  // The certificate is for localhost; the server listens on 127.0.0.1.
+  const url = ready.url.replace('127.0.0.1', 'localhost').replace(/\/$/, '');
+  return { ...ready, url, hostPort: Number(process.env.TELESOIN_E2E_HOST_PORT ?? 0) };
+}
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--ignore-certificate-errors',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+}
+
+// Runs in every page before its own scripts: keeps every RTCPeerConnection and counts camera
+// requests, so that tests can read connection states and getStats without a hook in the product.
+const PROBE = () => {
+  const w = /** @type {any} */ (window);
+  w.__pcs = [];
+  w.__gum = 0;
+  w.__csp = [];
+  const Native = window.RTCPeerConnection;
+  if (Native) {
+    const Wrapped = function (/** @type {any} */ cfg) {
+      const pc = new Native(cfg);
+      w.__pcs.push(pc);
+      return pc;
+    };
+    Wrapped.prototype = Native.prototype;
+    Object.setPrototypeOf(Wrapped, Native);
+    w.RTCPeerConnection = Wrapped;
+  }
+  const md = navigator.mediaDevices;
+  if (md && md.getUserMedia) {
+    const gum = md.getUserMedia.bind(md);
+    md.getUserMedia = (c) => {
+      w.__gum += 1;
+      return gum(c);
+    };
+  }
+  document.addEventListener('securitypolicyviolation', (e) => w.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+};
+
+/**
+ * @param {Browser} browser
+ * @param {'patient' | 'kine' | 'host'} who
+ */
+export async function newContext(browser, who) {
+  const ctx = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: who === 'patient' ? PHONE : { width: 1280, height: 860 },
+    deviceScaleFactor: 1,
+    locale: 'fr-FR',
+    timezoneId: 'Europe/Paris',
+    permissions: ['camera', 'microphone'],
+  });
+  if (who === 'kine') await ctx.grantPermissions(['camera', 'microphone', 'clipboard-read', 'clipboard-write'], { origin: server().url });
+  await ctx.addInitScript(PROBE);
+  return ctx;
+}
+
+/** Collects console errors and CSP violations of a page; `check()` fails on any CSP violation. @param {Page} page */
+export function watchPage(page) {
+  /** @type {string[]} */
+  const csp = [];
+  page.on('console', (msg) => {
+    const text = msg.text();
+    if (/Content Security Policy/i.test(text)) csp.push(text);
+  });
+  page.on('pageerror', (err) => csp.push(`pageerror: ${err.message}`));
+  return {
+    check() {
+      assert.deepEqual(csp, [], `no CSP violation or script error on ${page.url()}`);
+    },
+  };
+}
+
+/** A REST client logged in as the demo kiné. */
+export async function kineApi() {
+  const s = server();
+  const api = await request.newContext({ baseURL: s.url, ignoreHTTPSErrors: true });
+  const res = await api.post('/api/login', { data: { email: s.email, password: s.password } });
+  assert.equal(res.status(), 200, `login: ${await res.text()}`);
+  return new Api(api);
+}
+
+export class Api {
+  /** @param {APIRequestContext} ctx */
+  constructor(ctx) {
+    this.ctx = ctx;
+  }
+
+  /** @param {string} path @param {unknown} [body] */
+  async post(path, body) {
+    const res = await this.ctx.post(path, { data: body ?? {} });
+    const text = await res.text();
+    assert.ok(res.ok(), `POST ${path} -> ${res.status()} ${text}`);
+    return text ? JSON.parse(text) : null;
+  }
+
+  /** @param {string} path */
+  async get(path) {
+    const res = await this.ctx.get(path);
+    const text = await res.text();
+    assert.ok(res.ok(), `GET ${path} -> ${res.status()} ${text}`);
+    return JSON.parse(text);
+  }
+
+  /**
+   * A patient ready for télésoin unless told otherwise.
+   * @param {{name: string, birth?: string, autonomy?: boolean, inPerson?: boolean, consent?: boolean, prescription?: boolean}} p
+   */
+  async patient(p) {
+    const patient = await this.post('/api/patients', { display_name: p.name, birth_date: p.birth ?? '1958-03-14', loss_of_autonomy: p.autonomy ?? false, gp_contact: 'Dr Martin, Guéret' });
+    if (p.inPerson ?? true) await this.post(`/api/patients/${patient.id}/visits`, { date: daysAgo(30), kind: 'bilan' });
+    if (p.consent ?? false) await this.post(`/api/patients/${patient.id}/consents`, { text_version: '2026-11-v1', method: 'oral' });
+    if (p.prescription ?? true) await this.post(`/api/patients/${patient.id}/prescriptions`, { date: daysAgo(40) });
+    return patient;
+  }
+
+  /** @param {string} patient @param {{autoAdmit?: boolean, consentOnJoin?: boolean}} [o] */
+  async session(patient, o = {}) {
+    const acts = await this.get('/api/acts');
+    return this.post('/api/sessions', {
+      patient,
+      starts_at: new Date().toISOString(),
+      act_code: acts[0].code,
+      auto_admit: o.autoAdmit ?? false,
+      patient_consent_on_join: o.consentOnJoin ?? true,
+    });
+  }
+
+  /** @param {string} session @returns {Promise<{url: string, token: string, participant: string}>} */
+  async link(session) {
+    const link = await this.post(`/api/sessions/${session}/links`, { role: 'patient' });
+    return { ...link, url: link.url.replace('127.0.0.1', 'localhost') };
+  }
+}
+
+/** @param {number} n @returns {string} YYYY-MM-DD, n days before today */
+export function daysAgo(n) {
+  const d = new Date(Date.now() - n * 86_400_000);
+  return d.toISOString().slice(0, 10);
+}
+
+/** Logs the demo kiné into the dashboard. @param {Page} page */
+export async function loginDashboard(page) {
+  const s = server();
+  await page.goto(`${s.url}/app`);
+  await page.getByLabel('Adresse e-mail').fill(s.email);
+  await page.getByLabel('Mot de passe').fill(s.password);
+  await page.getByRole('button', { name: 'Se connecter' }).click();
+  await page.getByRole('heading', { name: /Séances du/ }).waitFor();
+}
+
+/**
+ * Opens a session's call from the dashboard as the kiné (the "join the call" button of its row).
+ * @param {Page} page
+ * @param {string} sessionId
+ */
+export async function kineJoins(page, sessionId) {
+  await page.goto(`${server().url}/app#/sessions`);
+  await page.locator(`tr[data-session="${sessionId}"] [data-action="join"]`).click();
+  await page.locator('#call-layer .call').waitFor();
+}
+
+/** Waits until one of the page's RTCPeerConnections is connected. @param {Page} page */
+export async function waitConnected(page, timeout = 20_000) {
+  await page.waitForFunction(() => /** @type {any} */ (window).__pcs.some((/** @type {RTCPeerConnection} */ pc) => pc.connectionState === 'connected'), null, { timeout, polling: 100 });
+}
+
+/** Sum of framesDecoded of the remote video over the page's connected peer connections. @param {Page} page */
+export async function framesDecoded(page) {
+  return page.evaluate(async () => {
+    let frames = 0;
+    for (const pc of /** @type {RTCPeerConnection[]} */ (/** @type {any} */ (window).__pcs)) {
+      if (pc.connectionState !== 'connected') continue;
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
+      });
+    }
+    return frames;
+  });
+}
+
+/** Asserts that remote video frames keep arriving between two samples. @param {Page} page @param {string} who */
+export async function assertFramesRise(page, who) {
+  const a = await framesDecoded(page);
+  await page.waitForTimeout(1_200);
+  const b = await framesDecoded(page);
+  assert.ok(b > a, `${who}: framesDecoded rises (${a} -> ${b})`);
+  return b;
+}
+
+/** No serious or critical accessibility violation. @param {Page} page @param {string} name */
+export async function checkAxe(page, name) {
+  const result = await new AxeBuilder({ page }).analyze();
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const summary = bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  assert.deepEqual(summary, [], `axe on ${name}`);
+}
+
+/** @param {Page} page @param {string} name */
+export async function shot(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+}
+
+/** Waits for the patient flow to show a screen. @param {Page} page @param {string} name */
+export async function screen(page, name, timeout = 15_000) {
+  await page.locator(`[data-screen="${name}"]`).waitFor({ timeout });
+}
+
+/**
+ * The patient's way to the join click: intro -> devices -> "join".
+ * @param {Page} page
+ * @param {string} url
+ * @param {(step: string) => Promise<void>} [atEachStep] screenshots and axe checks
+ */
+export async function patientToJoin(page, url, atEachStep = async () => {}) {
+  await page.goto(url);
+  await screen(page, 'intro');
+  await atEachStep('intro');
+  await page.getByRole('button', { name: 'Vérifier ma caméra et mon micro' }).click();
+  await screen(page, 'devices');
+  await atEachStep('devices');
+  await page.getByRole('button', { name: 'Tout fonctionne : rejoindre la séance' }).click();
+}
+
+/** The time from the join click to the first remote frame, in ms, from the page's marks. @param {Page} page */
+export async function joinToFirstFrame(page, timeout = 20_000) {
+  await page.waitForFunction(() => performance.getEntriesByName('telesoin:first-remote-frame').length > 0, null, { timeout, polling: 50 });
+  return page.evaluate(() => {
+    const click = performance.getEntriesByName('telesoin:join-click')[0];
+    const frame = performance.getEntriesByName('telesoin:first-remote-frame')[0];
+    return frame.startTime - click.startTime;
+  });
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Browser tests of the web client against the real server.
+#
+#   tests/e2e/run.sh            # after `cargo build -p telesoin-server`
+#
+# Installs what is missing (Debian Chromium with apt, the npm packages with `npm ci`), type-checks
+# the web client and these tests with tsc, starts `telesoin demo` on a free port with a temporary
+# data directory, runs the tests with node's test runner, and stops the server. Builds no Rust.
+# Env: TELESOIN_BIN (default target/debug/telesoin), CHROMIUM (default /usr/bin/chromium),
+#      TELESOIN_E2E_ONLY (a test file name filter, e.g. "a-call").
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+bin="${TELESOIN_BIN:-$root/target/debug/telesoin}"
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+
+if [ ! -x "$CHROMIUM" ]; then
+  echo "e2e: installing Debian chromium" >&2
+  if [ "$(id -u)" = 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
+  $apt_get update -qq
+  DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq chromium >/dev/null
+fi
+
+cd "$here"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+echo "e2e: tsc --checkJs (web-client)" >&2
+node_modules/.bin/tsc -p "$root/web-client/tsconfig.json"
+echo "e2e: tsc --checkJs (tests)" >&2
+node_modules/.bin/tsc -p "$here/tsconfig.json"
+
+if [ ! -x "$bin" ]; then
+  echo "e2e: $bin is missing: run 'cargo build -p telesoin-server' first" >&2
+  exit 1
+fi
+
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+port="$(free_port)"
+host_port="$(free_port)"
+while [ "$host_port" = "$port" ]; do host_port="$(free_port)"; done
+
+data="$(mktemp -d)"
+log="$data/server.log"
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$data"
+}
+trap cleanup EXIT
+
+export TELESOIN_DEMO_PASSWORD="e2e-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+# The embedding host page of scenario d lives on http://localhost:<host_port>.
+export TELESOIN_EMBED_ORIGINS="http://localhost:$host_port"
+"$bin" demo --data-dir "$data" --listen "127.0.0.1:$port" >"$log" 2>&1 &
+server_pid=$!
+
+ready=""
+for _ in $(seq 1 600); do
+  ready="$(grep -m1 '^TELESOIN_READY ' "$log" 2>/dev/null | sed 's/^TELESOIN_READY //' || true)"
+  [ -n "$ready" ] && break
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "e2e: the server exited before it was ready:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+if [ -z "$ready" ]; then
+  echo "e2e: the server did not print TELESOIN_READY within 60 s:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+
+export TELESOIN_E2E_READY="$ready"
+export TELESOIN_E2E_HOST_PORT="$host_port"
+mkdir -p screenshots
+files=(tests/*.test.js)
+if [ -n "${TELESOIN_E2E_ONLY:-}" ]; then
+  files=()
+  for f in tests/*"$TELESOIN_E2E_ONLY"*.test.js; do files+=("$f"); done
+fi
+status=0
+node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || status=$?
+if [ "$status" != 0 ]; then
+  echo "e2e: server log (last 60 lines):" >&2
+  tail -n 60 "$log" >&2
+fi
+echo "e2e: screenshots in $here/screenshots" >&2
+exit "$status"
