@@ -188,6 +188,10 @@ function route() {
 }
 
 async function boot() {
+  // Browsers only let a page play sound after a gesture: unlock the chime at the first one.
+  const unlock = () => audioContext();
+  document.addEventListener('pointerdown', unlock, { once: true });
+  document.addEventListener('keydown', unlock, { once: true });
   document.getElementById('lang-slot')?.replaceWith(langSwitch());
   translateTree(document.body);
   setTitle();

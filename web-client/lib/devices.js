@@ -74,6 +74,8 @@ export function watchLevel(stream, onLevel) {
 
 /** Plays a short, gentle two-note tone: the speaker test, and the kiné's "someone waits" chime. */
 export function playChime() {
+  // Before any gesture the context cannot start: skip the sound (the screen and the title still tell).
+  if (!sharedCtx && !navigator.userActivation?.hasBeenActive) return;
   const ctx = audioContext();
   const now = ctx.currentTime;
   for (const [i, freq] of [660, 880].entries()) {
