@@ -54,6 +54,8 @@ trap cleanup EXIT
 export TELESOIN_DEMO_PASSWORD="e2e-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 # The embedding host page of scenario d lives on http://localhost:<host_port>.
 export TELESOIN_EMBED_ORIGINS="http://localhost:$host_port"
+# The browser uses https://localhost:<port> (the certificate's name) whatever public URL the demo picks.
+export TELESOIN_ALLOWED_ORIGINS="https://localhost:$port,https://127.0.0.1:$port"
 "$bin" demo --data-dir "$data" --listen "127.0.0.1:$port" >"$log" 2>&1 &
 server_pid=$!
 

@@ -59,6 +59,7 @@ const PROBE = () => {
   const w = /** @type {any} */ (window);
   w.__pcs = [];
   w.__gum = 0;
+  w.__streams = [];
   w.__csp = [];
   const Native = window.RTCPeerConnection;
   if (Native) {
@@ -74,9 +75,11 @@ const PROBE = () => {
   const md = navigator.mediaDevices;
   if (md && md.getUserMedia) {
     const gum = md.getUserMedia.bind(md);
-    md.getUserMedia = (c) => {
+    md.getUserMedia = async (c) => {
       w.__gum += 1;
-      return gum(c);
+      const stream = await gum(c);
+      w.__streams.push(stream);
+      return stream;
     };
   }
   document.addEventListener('securitypolicyviolation', (e) => w.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
