@@ -41,6 +41,8 @@ export function runPatientFlow(root, opts) {
   let view = null;
   let stopLevel = () => {};
   let wasConnected = false;
+  /** The patient pressed "hang up" (the server's `ended.reason` does not say who did). */
+  let leaving = false;
   /** The reason shown on the waiting screen (the flow may ask for consent first). */
   let lastWaiting = '';
 
@@ -330,6 +332,7 @@ export function runPatientFlow(root, opts) {
       onHangup: () => {
         const c = call;
         if (!c) return;
+        leaving = true;
         void c.hangup().then((e) => ended(e?.billable_seconds ?? null, 'self'));
       },
       onMic: (on) => call?.setMicrophone(on),
@@ -349,7 +352,7 @@ export function runPatientFlow(root, opts) {
     stream = null;
     view = null;
     report('ended', { billable_seconds: billable, reason });
-    const selfLeft = reason === 'self' || reason === 'hangup';
+    const selfLeft = leaving || reason === 'self';
     const back = selfLeft ? h('button', { class: 'btn btn-secondary btn-block', t: 'join.replaced.resume', attrs: { type: 'button' } }) : null;
     back?.addEventListener('click', () => restart());
     show(
@@ -399,6 +402,7 @@ export function runPatientFlow(root, opts) {
   }
 
   function restart() {
+    leaving = false;
     call?.stop();
     call = null;
     view = null;
