@@ -16,6 +16,7 @@ use crate::model::{Companion, Consent, InPersonVisit, Patient, Role, Session, Se
 pub enum InPersonRule {
     /// Arrêté du 3 juin 2021: at least one prior session in person with this kiné.
     #[default]
+    #[serde(rename = "arrete_2021")]
     Arrete2021,
     /// Convention (avenant 7): the bilan done in person, and an in-person session with this kiné
     /// within the last 12 months.

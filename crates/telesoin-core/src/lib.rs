@@ -8,6 +8,7 @@
 //!   with a stable code and plain French and English words for every refusal.
 //! - [`claims`]: the join-link claims and their check against a session (`VerifiedClaims`).
 //! - [`billing`]: presence events -> billable intervals (kiné AND patient media-connected).
+//! - [`reimbursement`]: reimbursable or hors nomenclature, from prescriptions and visits.
 //!
 //! Every function takes `now` (or a date) as an argument. This crate never reads a clock, never
 //! spawns, never touches a socket, a file or a database: the server asks, the core answers, and
@@ -19,6 +20,7 @@ pub mod billing;
 pub mod claims;
 pub mod ids;
 pub mod model;
+pub mod reimbursement;
 
 pub use admission::{Decision, RefusalCode};
 pub use ids::{KineId, ParticipantId, PatientId, SessionId};

@@ -190,6 +190,8 @@ pub struct Record {
     pub ended_at: Option<DateTime<Utc>>,
     /// Set once, when the session is finalized.
     pub billable_seconds: Option<i64>,
+    /// While the session is live: billable seconds so far.
+    pub provisional_seconds: i64,
     pub finalized_at: Option<DateTime<Utc>>,
     pub incidents: Vec<Event>,
     pub events: Vec<Event>,
@@ -200,4 +202,19 @@ pub struct Act {
     pub code: String,
     pub label: String,
     pub amk_coefficient: f64,
+}
+
+/// A patient with everything admission and billing look at.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PatientDetail {
+    pub patient: Patient,
+    pub visits: Vec<Visit>,
+    pub consents: Vec<Consent>,
+    pub prescriptions: Vec<Prescription>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinInfoRequest {
+    pub token: String,
 }

@@ -1,0 +1,233 @@
+//! Configuration: one typed struct, read from an optional TOML file and then from `TELESOIN_*`
+//! environment variables (the key in upper case: `grace_seconds` -> `TELESOIN_GRACE_SECONDS`;
+//! lists are comma-separated). Validated at start with messages that say what to change.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use telesoin_core::admission::InPersonRule;
+
+/// How the server speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// Use `tls_cert`/`tls_key` when both are set, else a self-signed certificate for localhost
+    /// kept in the data directory.
+    #[default]
+    Auto,
+    /// Plain HTTP, only behind a trusted TLS-terminating proxy.
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database, signing keys and generated certificate live. Default `./data`.
+    pub data_dir: PathBuf,
+    /// Address to listen on. Default `127.0.0.1:8443`; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The public base URL (used in links and as the JWT issuer). Default `https://localhost:PORT`.
+    pub public_url: Option<String>,
+    /// `auto` (default) or `off` (plain HTTP behind a proxy).
+    pub tls: TlsMode,
+    /// PEM certificate chain; with `tls_key`, replaces the self-signed certificate.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Which prior in-person rule applies: `arrete_2021` (default) or `convention`.
+    pub in_person_rule: InPersonRule,
+    /// Minutes before the start at which links open. Default 15.
+    pub link_before_minutes: i64,
+    /// Minutes after the start at which links close. Default 120.
+    pub link_after_minutes: i64,
+    /// Seconds a dropped participant keeps their seat. Default 30.
+    pub grace_seconds: i64,
+    /// Seconds without any message before a socket is closed (clients ping every 20 s). Default 60.
+    pub idle_timeout_seconds: u64,
+    /// Seconds a new socket has to send `join`. Default 10.
+    pub join_timeout_seconds: u64,
+    /// Largest signaling message in bytes; larger closes with 1009. Default 65536.
+    pub max_message_bytes: usize,
+    /// Messages per second allowed per socket (burst: 4x). Default 50.
+    pub rate_per_second: u32,
+    /// Extra origins allowed to open the WebSocket (the public URL's origin always is).
+    pub allowed_origins: Vec<String>,
+    /// Origins allowed to embed the call (frame-ancestors, postMessage targets).
+    pub embed_origins: Vec<String>,
+    /// STUN/TURN URLs handed to clients in `welcome` (none by default: host candidates).
+    pub ice_urls: Vec<String>,
+    /// Hours a dashboard login lasts. Default 12.
+    pub login_hours: i64,
+    /// Log filter (tracing EnvFilter syntax). Default `info`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            public_url: None,
+            tls: TlsMode::Auto,
+            tls_cert: None,
+            tls_key: None,
+            in_person_rule: InPersonRule::Arrete2021,
+            link_before_minutes: 15,
+            link_after_minutes: 120,
+            grace_seconds: 30,
+            idle_timeout_seconds: 60,
+            join_timeout_seconds: 10,
+            max_message_bytes: telesoin_proto::MAX_MESSAGE_BYTES,
+            rate_per_second: 50,
+            allowed_origins: Vec::new(),
+            embed_origins: Vec::new(),
+            ice_urls: Vec::new(),
+            login_hours: 12,
+            log: "info".into(),
+        }
+    }
+}
+
+/// A configuration problem, said so that an operator knows what to change.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Defaults, then the file (if any), then `TELESOIN_*` variables from `env`.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
+            }
+            None => Config::default(),
+        };
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix("TELESOIN_") else { continue };
+            cfg.set(&name.to_ascii_lowercase(), &value)?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Sets one key from its text form, as an environment variable gives it.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T, ConfigError> {
+            value.trim().parse().map_err(|_| ConfigError(format!("TELESOIN_{} must be {what}, got {value:?}", key.to_uppercase())))
+        }
+        let list = |v: &str| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>();
+        match key {
+            "data_dir" => self.data_dir = PathBuf::from(value),
+            "listen" => self.listen = parse(key, value, "an address such as 127.0.0.1:8443")?,
+            "public_url" => self.public_url = Some(value.trim_end_matches('/').to_owned()),
+            "tls" => {
+                self.tls = match value {
+                    "auto" => TlsMode::Auto,
+                    "off" => TlsMode::Off,
+                    _ => return Err(ConfigError(format!("TELESOIN_TLS must be auto or off, got {value:?}"))),
+                }
+            }
+            "tls_cert" => self.tls_cert = Some(PathBuf::from(value)),
+            "tls_key" => self.tls_key = Some(PathBuf::from(value)),
+            "in_person_rule" => {
+                self.in_person_rule = InPersonRule::parse(value).ok_or_else(|| {
+                    ConfigError(format!("TELESOIN_IN_PERSON_RULE must be arrete_2021 or convention, got {value:?}"))
+                })?
+            }
+            "link_before_minutes" => self.link_before_minutes = parse(key, value, "a number of minutes")?,
+            "link_after_minutes" => self.link_after_minutes = parse(key, value, "a number of minutes")?,
+            "grace_seconds" => self.grace_seconds = parse(key, value, "a number of seconds")?,
+            "idle_timeout_seconds" => self.idle_timeout_seconds = parse(key, value, "a number of seconds")?,
+            "join_timeout_seconds" => self.join_timeout_seconds = parse(key, value, "a number of seconds")?,
+            "max_message_bytes" => self.max_message_bytes = parse(key, value, "a number of bytes")?,
+            "rate_per_second" => self.rate_per_second = parse(key, value, "a number of messages")?,
+            "allowed_origins" => self.allowed_origins = list(value),
+            "embed_origins" => self.embed_origins = list(value),
+            "ice_urls" => self.ice_urls = list(value),
+            "login_hours" => self.login_hours = parse(key, value, "a number of hours")?,
+            "log" => self.log = value.to_owned(),
+            // Variables for other parts of the program (the demo password, the config path).
+            "demo_password" | "config" => {}
+            other => return Err(ConfigError(format!("unknown setting TELESOIN_{}; see docs/configuration in README.md", other.to_uppercase()))),
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError("set both tls_cert and tls_key, or neither (a self-signed certificate is then generated)".into()));
+        }
+        if self.link_before_minutes < 0 || self.link_after_minutes <= 0 {
+            return Err(ConfigError("link_before_minutes must be >= 0 and link_after_minutes > 0".into()));
+        }
+        if !(1..=600).contains(&self.grace_seconds) {
+            return Err(ConfigError("grace_seconds must be between 1 and 600".into()));
+        }
+        if self.idle_timeout_seconds < 5 || self.join_timeout_seconds == 0 {
+            return Err(ConfigError("idle_timeout_seconds must be at least 5 and join_timeout_seconds at least 1".into()));
+        }
+        if !(1024..=1024 * 1024).contains(&self.max_message_bytes) {
+            return Err(ConfigError("max_message_bytes must be between 1024 and 1048576".into()));
+        }
+        if self.rate_per_second == 0 {
+            return Err(ConfigError("rate_per_second must be at least 1".into()));
+        }
+        for o in self.allowed_origins.iter().chain(&self.embed_origins) {
+            if !(o.starts_with("https://") || o.starts_with("http://")) || o.ends_with('/') {
+                return Err(ConfigError(format!("origin {o:?} must look like https://host[:port], without a trailing slash")));
+            }
+        }
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return Err(ConfigError(format!("public_url {u:?} must start with https:// or http://")));
+        }
+        Ok(())
+    }
+
+    /// The public base URL once the real port is known.
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(u) => u.clone(),
+            None => {
+                let scheme = if self.tls == TlsMode::Off { "http" } else { "https" };
+                format!("{scheme}://localhost:{}", bound.port())
+            }
+        }
+    }
+
+    pub fn window(&self) -> telesoin_core::model::Window {
+        telesoin_core::model::Window {
+            before: chrono::Duration::minutes(self.link_before_minutes),
+            after: chrono::Duration::minutes(self.link_after_minutes),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn env_overrides_and_validation_messages() {
+        let cfg = Config::load(None, env(&[("TELESOIN_GRACE_SECONDS", "12"), ("TELESOIN_EMBED_ORIGINS", "https://a.fr, https://b.fr"), ("PATH", "/bin")]))
+            .expect("valid");
+        assert_eq!(cfg.grace_seconds, 12);
+        assert_eq!(cfg.embed_origins, ["https://a.fr", "https://b.fr"]);
+        let err = Config::load(None, env(&[("TELESOIN_GRACE_SECONDS", "soon")])).expect_err("invalid");
+        assert!(err.to_string().contains("TELESOIN_GRACE_SECONDS must be a number of seconds"), "{err}");
+        let err = Config::load(None, env(&[("TELESOIN_IN_PERSON_RULE", "maybe")])).expect_err("invalid");
+        assert!(err.to_string().contains("arrete_2021 or convention"), "{err}");
+        let err = Config::load(None, env(&[("TELESOIN_TLS_CERT", "/x.pem")])).expect_err("invalid");
+        assert!(err.to_string().contains("both tls_cert and tls_key"), "{err}");
+        let err = Config::load(None, env(&[("TELESOIN_NOPE", "1")])).expect_err("unknown");
+        assert!(err.to_string().contains("unknown setting TELESOIN_NOPE"), "{err}");
+    }
+}

@@ -1,0 +1,107 @@
+//! telesoin-server: the axum application behind the `telesoin` binary.
+//!
+//! Concepts, one module each:
+//! - [`config`]: the one typed configuration (file + `TELESOIN_*`), validated at start.
+//! - [`app`]: shared state and the router; security headers on every response.
+//! - [`auth`]: kiné login (argon2id) and the dashboard cookie.
+//! - [`api`]: the REST API, JWKS and health probes.
+//! - [`keys`]: Ed25519 join-token keys and JWT signing/verification.
+//! - [`hub`]: rooms, seats, admission (asked of telesoin-core), relay, the session record.
+//! - [`ws`]: one task per WebSocket, token in the first message, limits.
+//! - [`web`]: the embedded web client.
+//! - [`tls`], [`server`]: rustls (ring) and the accept loop with graceful shutdown.
+//! - [`demo`]: demo data for `telesoin demo`.
+//!
+//! This crate never writes a legal or billing rule (it asks `telesoin-core`), never logs a token,
+//! SDP or personal data, and never relays anything for a participant who is not admitted.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod hub;
+pub mod keys;
+pub mod server;
+pub mod tls;
+pub mod web;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{Duration, Utc};
+use telesoin_bus::LocalBus;
+use telesoin_proto::signal::IceServer;
+use telesoin_store::sqlite::SqliteStore;
+use tokio::net::TcpListener;
+
+pub use app::AppState;
+pub use config::Config;
+
+/// A server ready to serve: state built, listener bound.
+pub struct Prepared {
+    pub state: AppState,
+    pub listener: TcpListener,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub cert: Option<tls::CertSource>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+/// Opens the store, loads keys and certificate, binds the listener and recovers live sessions.
+pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
+    tls::install_ring();
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
+    let store = SqliteStore::open(&cfg.data_dir.join("telesoin.db")).await.context("opening the database")?;
+    let keys = keys::Keys::load_or_create(&cfg.data_dir.join("keys")).context("loading join-token keys")?;
+    let (tls, cert) = match cfg.tls {
+        config::TlsMode::Off => (None, None),
+        config::TlsMode::Auto => {
+            let (c, source) = tls::server_config(cfg.tls_cert.as_deref(), cfg.tls_key.as_deref(), &cfg.data_dir)?;
+            (Some(c), Some(source))
+        }
+    };
+    let listener = TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let public_url = cfg.public_url_for(listener.local_addr()?);
+    let ice_servers = if cfg.ice_urls.is_empty() { Vec::new() } else { vec![IceServer { urls: cfg.ice_urls.clone(), username: None, credential: None }] };
+    let store: Arc<dyn telesoin_store::Store> = Arc::new(store);
+    let hub = hub::Hub::new(
+        store.clone(),
+        Arc::new(LocalBus::new()),
+        hub::HubConfig { grace: Duration::seconds(cfg.grace_seconds), in_person_rule: cfg.in_person_rule, ice_servers },
+    );
+    let recovered = hub.recover(Utc::now()).await.map_err(|c| anyhow::anyhow!("recovery failed: {}", c.code()))?;
+    if recovered > 0 {
+        tracing::info!(sessions = recovered, "recovered live sessions after a restart");
+    }
+    let state = AppState::new(Arc::new(cfg), store, Arc::new(keys), hub, public_url)?;
+    Ok(Prepared { state, listener, tls, cert })
+}
+
+/// Serves until `shutdown` resolves; also runs the end-of-window sweep.
+pub async fn run(prepared: Prepared, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let Prepared { state, listener, tls, .. } = prepared;
+    let hub = state.hub.clone();
+    let sweeper = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+            loop {
+                tick.tick().await;
+                if let Err(code) = hub.sweep(Utc::now()).await {
+                    tracing::warn!(code = code.code(), "sweep failed");
+                }
+            }
+        })
+    };
+    let result = server::serve(listener, app::router(state), tls, hub, shutdown).await;
+    sweeper.abort();
+    result
+}

@@ -1,0 +1,268 @@
+//! One WebSocket = one task: the token comes in the first message, then the socket reads
+//! client messages and writes the frames the hub sends it, until hangup, close or idle timeout.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
+use telesoin_bus::Outbound;
+use telesoin_core::RefusalCode;
+use telesoin_core::claims::{self, Expectations};
+use telesoin_core::model::Companion;
+use telesoin_proto::signal::{self as wire, ClientMsg, ServerMsg};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::app::AppState;
+use crate::error::refusal_body;
+use crate::hub::{Joined, close};
+
+/// Frames queued for one socket before it counts as too slow.
+const QUEUE: usize = 64;
+
+/// The audience of join tokens.
+pub const JOIN_AUDIENCE: &str = "telesoin-join";
+
+pub async fn upgrade(State(app): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|o| app.origin_allowed(o));
+        if !allowed {
+            let body = axum::Json(refusal_body(RefusalCode::OriginNotAllowed, serde_json::Value::Null));
+            return (StatusCode::FORBIDDEN, body).into_response();
+        }
+    }
+    let max = app.cfg.max_message_bytes;
+    ws.protocols([telesoin_proto::SUBPROTOCOL])
+        .max_message_size(max)
+        .max_frame_size(max)
+        // Small buffers: an idle socket should cost little (see BENCHMARKS.md).
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(max * 2)
+        .on_upgrade(move |socket| run(app, socket))
+}
+
+fn frame(msg: &ServerMsg) -> Message {
+    Message::Text(Utf8Bytes::from(msg.to_text()))
+}
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+}
+
+fn refused(code: RefusalCode) -> Message {
+    frame(&ServerMsg::Refused(refusal_body(code, serde_json::Value::Null)))
+}
+
+fn error(code: RefusalCode) -> Message {
+    frame(&ServerMsg::Error(refusal_body(code, serde_json::Value::Null)))
+}
+
+/// Token bucket per socket.
+struct Rate {
+    tokens: f64,
+    max: f64,
+    per_sec: f64,
+    last: Instant,
+    strikes: u32,
+}
+
+impl Rate {
+    fn new(per_sec: u32) -> Self {
+        let max = f64::from(per_sec) * 4.0;
+        Rate { tokens: max, max, per_sec: f64::from(per_sec), last: Instant::now(), strikes: 0 }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.per_sec).min(self.max);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.strikes = 0;
+            true
+        } else {
+            self.strikes += 1;
+            false
+        }
+    }
+}
+
+enum Exit {
+    /// The socket is gone or closed by us without ending the seat: keep it for the grace period.
+    Lost,
+    /// The seat is over (hangup, ended, refused, replaced): nothing to keep.
+    Done,
+}
+
+async fn run(app: AppState, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Outbound>(QUEUE);
+
+    // 1. The first message must be `join`, within the join timeout.
+    let first = tokio::time::timeout(Duration::from_secs(app.cfg.join_timeout_seconds), stream.next()).await;
+    let text = match first {
+        Ok(Some(Ok(Message::Text(t)))) => t,
+        Ok(Some(Err(_))) => {
+            let _ = sink.send(close_frame(close::TOO_BIG, "message too large")).await;
+            return;
+        }
+        Ok(Some(Ok(_))) => {
+            let _ = sink.send(refused(RefusalCode::JoinFirst)).await;
+            let _ = sink.send(close_frame(close::POLICY, "join first")).await;
+            return;
+        }
+        Ok(None) => return,
+        Err(_) => {
+            let _ = sink.send(refused(RefusalCode::JoinFirst)).await;
+            let _ = sink.send(close_frame(close::POLICY, "join timeout")).await;
+            return;
+        }
+    };
+    let joined = match join(&app, text.as_str(), tx).await {
+        Ok(j) => j,
+        Err(code) => {
+            tracing::info!(code = code.code(), "join refused");
+            let _ = sink.send(refused(code)).await;
+            let _ = sink.send(close_frame(close::REFUSED, "refused")).await;
+            return;
+        }
+    };
+    if sink.send(frame(&joined.welcome)).await.is_err() {
+        app.hub.socket_lost(joined.session, joined.attachment, Utc::now()).await;
+        return;
+    }
+    tracing::info!(session = %joined.session, role = joined.role.as_str(), resumed = joined.resumed, "participant joined");
+    app.hub.after_join(joined.session, joined.attachment.participant, Utc::now()).await;
+
+    // 2. Read and write until the seat is over or the socket is gone.
+    let idle = Duration::from_secs(app.cfg.idle_timeout_seconds);
+    let mut deadline = Instant::now() + idle;
+    let mut rate = Rate::new(app.cfg.rate_per_second);
+    let exit = loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(Outbound::Text(t)) => {
+                    if sink.send(Message::Text(Utf8Bytes::from(&*t))).await.is_err() {
+                        break Exit::Lost;
+                    }
+                }
+                Some(Outbound::Close { code, reason }) => {
+                    let _ = sink.send(close_frame(code, reason)).await;
+                    break if code == close::GOING_AWAY { Exit::Lost } else { Exit::Done };
+                }
+                None => break Exit::Lost,
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(t))) => {
+                    deadline = Instant::now() + idle;
+                    if t.len() > app.cfg.max_message_bytes {
+                        let _ = sink.send(close_frame(close::TOO_BIG, "message too large")).await;
+                        break Exit::Lost;
+                    }
+                    if !rate.allow() {
+                        if rate.strikes > 100 {
+                            let _ = sink.send(close_frame(close::POLICY, "rate limited")).await;
+                            break Exit::Lost;
+                        }
+                        let _ = sink.send(error(RefusalCode::RateLimited)).await;
+                        continue;
+                    }
+                    match handle(&app, &joined, t.as_str()).await {
+                        Ok(Some(reply)) => {
+                            if sink.send(frame(&reply)).await.is_err() {
+                                break Exit::Lost;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(code) => {
+                            if sink.send(error(code)).await.is_err() {
+                                break Exit::Lost;
+                            }
+                        }
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let _ = sink.send(error(RefusalCode::BadMessage)).await;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => deadline = Instant::now() + idle,
+                Some(Ok(Message::Close(_))) | None => break Exit::Lost,
+                Some(Err(e)) => {
+                    if matches!(e.into_inner().downcast_ref::<tokio_tungstenite::tungstenite::Error>(), Some(tokio_tungstenite::tungstenite::Error::Capacity(_))) {
+                        let _ = sink.send(close_frame(close::TOO_BIG, "message too large")).await;
+                    }
+                    break Exit::Lost;
+                }
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                let _ = sink.send(error(RefusalCode::IdleTimeout)).await;
+                let _ = sink.send(close_frame(close::NORMAL, "idle")).await;
+                break Exit::Lost;
+            }
+        }
+    };
+    // Drain what the hub queued (an `ended` frame and its close) before the socket goes.
+    while let Ok(out) = rx.try_recv() {
+        match out {
+            Outbound::Text(t) => {
+                let _ = sink.send(Message::Text(Utf8Bytes::from(&*t))).await;
+            }
+            Outbound::Close { code, reason } => {
+                let _ = sink.send(close_frame(code, reason)).await;
+            }
+        }
+    }
+    match exit {
+        Exit::Lost => app.hub.socket_lost(joined.session, joined.attachment, Utc::now()).await,
+        Exit::Done => app.hub.bus().detach(joined.attachment),
+    }
+}
+
+async fn join(app: &AppState, text: &str, tx: mpsc::Sender<Outbound>) -> Result<Joined, RefusalCode> {
+    let ClientMsg::Join { token, .. } = ClientMsg::parse(text).map_err(|_| RefusalCode::JoinFirst)? else {
+        return Err(RefusalCode::JoinFirst);
+    };
+    let now = Utc::now();
+    let claims = app.keys.verify(&token)?;
+    let verified = claims::check(claims, &Expectations { issuer: &app.public_url, audience: JOIN_AUDIENCE, leeway_secs: 5 }, now)?;
+    app.hub.join(&verified, tx, now).await
+}
+
+/// Handles one message of a seated participant; `Ok(Some)` is a direct reply.
+async fn handle(app: &AppState, joined: &Joined, text: &str) -> Result<Option<ServerMsg>, RefusalCode> {
+    let msg = ClientMsg::parse(text).map_err(|_| RefusalCode::BadMessage)?;
+    let (session, me) = (joined.session, joined.attachment.participant);
+    let now = Utc::now();
+    let hub = &app.hub;
+    match msg {
+        ClientMsg::Join { .. } => Err(RefusalCode::AlreadyJoined),
+        ClientMsg::Ping => Ok(Some(ServerMsg::Pong)),
+        ClientMsg::Attest { companion } => {
+            let c = match companion {
+                wire::Companion::Parent => Companion::Parent,
+                wire::Companion::Aidant => Companion::Aidant,
+            };
+            hub.attest(session, me, c, now).await.map(|()| None)
+        }
+        ClientMsg::Consent { text_version } => hub.consent(session, me, &text_version, now).await.map(|()| None),
+        ClientMsg::Admit { participant } => hub.admit(session, me, participant.into(), now).await.map(|()| None),
+        ClientMsg::Offer { to, data } => hub.relay(session, me, "offer", to, &data).await.map(|()| None),
+        ClientMsg::Answer { to, data } => hub.relay(session, me, "answer", to, &data).await.map(|()| None),
+        ClientMsg::Candidate { to, data } => hub.relay(session, me, "candidate", to, &data).await.map(|()| None),
+        ClientMsg::Media { state, incident } => hub.media(session, me, state, incident, now).await.map(|()| None),
+        ClientMsg::Hangup => hub.hangup(session, me, now).await.map(|()| None),
+    }
+}
+
+impl std::fmt::Debug for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Exit::Lost => "lost",
+            Exit::Done => "done",
+        })
+    }
+}
