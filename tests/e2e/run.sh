@@ -6,13 +6,13 @@
 # Installs what is missing (Debian Chromium with apt, the npm packages with `npm ci`), type-checks
 # the web client and these tests with tsc, starts `telesoin demo` on a free port with a temporary
 # data directory, runs the tests with node's test runner, and stops the server. Builds no Rust.
-# Env: TELESOIN_BIN (default target/debug/telesoin), CHROMIUM (default /usr/bin/chromium),
-#      TELESOIN_E2E_ONLY (a test file name filter, e.g. "a-call").
+# Env (not TELESOIN_*: the server refuses unknown TELESOIN_ settings): E2E_TELESOIN_BIN (default target/debug/telesoin), CHROMIUM (default /usr/bin/chromium),
+#      E2E_ONLY (a test file name filter, e.g. "a-call").
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-bin="${TELESOIN_BIN:-$root/target/debug/telesoin}"
+bin="${E2E_TELESOIN_BIN:-$root/target/debug/telesoin}"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
 if [ ! -x "$CHROMIUM" ]; then
@@ -76,13 +76,13 @@ if [ -z "$ready" ]; then
   exit 1
 fi
 
-export TELESOIN_E2E_READY="$ready"
-export TELESOIN_E2E_HOST_PORT="$host_port"
+export E2E_READY="$ready"
+export E2E_HOST_PORT="$host_port"
 mkdir -p screenshots
 files=(tests/*.test.js)
-if [ -n "${TELESOIN_E2E_ONLY:-}" ]; then
+if [ -n "${E2E_ONLY:-}" ]; then
   files=()
-  for f in tests/*"$TELESOIN_E2E_ONLY"*.test.js; do files+=("$f"); done
+  for f in tests/*"$E2E_ONLY"*.test.js; do files+=("$f"); done
 fi
 status=0
 node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || status=$?

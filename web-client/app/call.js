@@ -95,13 +95,18 @@ export async function openCall(session, admit) {
     playChime();
   };
 
+  /** Whether the patient is in the call: "connecting…" only makes sense then. */
+  let peerHere = false;
   const call = new Call({
     token: link.token,
     localStream: current.stream,
     onEvent: (ev) => {
       switch (ev.type) {
-        case 'welcome':
         case 'admitted':
+          peerHere = ev.peers.some((p) => p.role !== 'kine');
+          if (current.pendingAdmit && call.admit(current.pendingAdmit)) current.pendingAdmit = null;
+          break;
+        case 'welcome':
           if (current.pendingAdmit && call.admit(current.pendingAdmit)) current.pendingAdmit = null;
           break;
         case 'lobby':
@@ -114,6 +119,7 @@ export async function openCall(session, admit) {
           break;
         case 'peer_joined':
           if (ev.peer.admitted) {
+            peerHere = true;
             view.extra.replaceChildren();
             view.setNotice('call.connecting');
           }
@@ -122,12 +128,14 @@ export async function openCall(session, admit) {
           view.setRemote(ev.stream);
           break;
         case 'media':
-          view.setNotice(ev.connected ? null : 'call.connecting');
+          if (ev.connected) view.setNotice(null);
+          else if (peerHere) view.setNotice('call.connecting');
           break;
         case 'quality':
           view.setQuality(ev.quality);
           break;
         case 'peer_left':
+          peerHere = ev.reconnecting;
           view.setNotice(ev.reconnecting ? 'call.peer.reconnecting' : 'call.patient.left');
           if (!ev.reconnecting) view.setRemote(null);
           refresh();

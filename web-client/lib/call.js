@@ -22,7 +22,7 @@ import { Signaling } from './signaling.js';
  * What the controller tells its page.
  * @typedef {{type: 'welcome', participant: string, role: Role, session: SessionInfo, resumed: boolean}
  *   | {type: 'waiting', reason: WaitReason}
- *   | {type: 'admitted'}
+ *   | {type: 'admitted', peers: PeerInfo[]}
  *   | {type: 'lobby', participant: string, role: Role, reason: WaitReason}
  *   | {type: 'peer_joined', peer: PeerInfo}
  *   | {type: 'peer_left', participant: string, reconnecting: boolean}
@@ -175,7 +175,7 @@ export class Call {
         break;
       case 'admitted':
         this.admitted = true;
-        this.onEvent({ type: 'admitted' });
+        this.onEvent({ type: 'admitted', peers: m.peers });
         // After a reconnection the server needs our media state again.
         this.reportMedia(true);
         for (const peer of m.peers) this.maybeOffer(peer);

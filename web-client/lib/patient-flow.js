@@ -43,6 +43,7 @@ export function runPatientFlow(root, opts) {
   let wasConnected = false;
   /** The patient pressed "hang up" (the server's `ended.reason` does not say who did). */
   let leaving = false;
+  let peerGone = false;
   /** The reason shown on the waiting screen (the flow may ask for consent first). */
   let lastWaiting = '';
 
@@ -189,16 +190,20 @@ export function runPatientFlow(root, opts) {
             if (ev.connected && !wasConnected) report('connected');
             if (!ev.connected && wasConnected) report('reconnecting');
             wasConnected = ev.connected;
-            view?.setNotice(ev.connected ? null : 'call.connecting');
+            // Keep "the kiné left / is reconnecting" visible rather than "connecting…".
+            if (ev.connected) view?.setNotice(null);
+            else if (!peerGone) view?.setNotice('call.connecting');
             break;
           case 'quality':
             view?.setQuality(ev.quality);
             break;
           case 'peer_left':
+            peerGone = true;
             view?.setNotice(ev.reconnecting ? 'call.peer.reconnecting' : 'call.peer.left');
             if (!ev.reconnecting) view?.setRemote(null);
             break;
           case 'peer_joined':
+            peerGone = false;
             view?.setNotice('call.connecting');
             break;
           case 'socket':

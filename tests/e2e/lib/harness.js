@@ -24,13 +24,13 @@ export const PHONE = { width: 390, height: 844 };
 
 /** @returns {Ready & {hostPort: number}} */
 export function server() {
-  const raw = process.env.TELESOIN_E2E_READY;
-  if (!raw) throw new Error('TELESOIN_E2E_READY is not set: run the tests with tests/e2e/run.sh');
+  const raw = process.env.E2E_READY;
+  if (!raw) throw new Error('E2E_READY is not set: run the tests with tests/e2e/run.sh');
   /** @type {Ready} */
   const ready = JSON.parse(raw);
   // The certificate is for localhost; the server listens on 127.0.0.1.
   const url = ready.url.replace('127.0.0.1', 'localhost').replace(/\/$/, '');
-  return { ...ready, url, hostPort: Number(process.env.TELESOIN_E2E_HOST_PORT ?? 0) };
+  return { ...ready, url, hostPort: Number(process.env.E2E_HOST_PORT ?? 0) };
 }
 
 export async function launch() {

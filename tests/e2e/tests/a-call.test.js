@@ -65,7 +65,7 @@ test('a) schedule, copy the link, consent, admit, call, hang up, billable durati
   const mail = await kine.getByRole('link', { name: 'Préparer un e-mail' }).getAttribute('href');
   assert.ok(mail?.startsWith('mailto:') && mail.includes(encodeURIComponent('/j#')), 'the prepared e-mail carries the link');
   await shot(kine, 'dashboard-03-link');
-  await kine.getByRole('link', { name: 'Séances' }).click();
+  await kine.getByRole('link', { name: 'Séances', exact: true }).click();
 
   // The patient, on a phone.
   const patientCtx = await newContext(browser, 'patient');
@@ -135,7 +135,7 @@ test('a) schedule, copy the link, consent, admit, call, hang up, billable durati
   await kine.getByText('Le patient a quitté l’appel.').waitFor({ timeout: 10_000 });
   await kine.getByRole('button', { name: 'Terminer la séance' }).click();
   await kine.getByText(/Durée facturable/).waitFor();
-  await kine.getByRole('button', { name: 'Dossier de séance' }).click();
+  await kine.locator('#call-layer').getByRole('button', { name: 'Dossier de séance', exact: true }).click();
   await kine.getByRole('heading', { name: 'Dossier de séance' }).waitFor();
   const billable = Number(await kine.locator('.billable').getAttribute('data-seconds'));
   assert.ok(billable > 0, `billable duration above zero (got ${billable})`);

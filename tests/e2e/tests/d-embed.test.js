@@ -14,7 +14,7 @@ let host;
 before(async () => {
   browser = await launch();
   const s = server();
-  assert.ok(s.hostPort > 0, 'TELESOIN_E2E_HOST_PORT is set (run.sh allowlists it for embedding)');
+  assert.ok(s.hostPort > 0, 'E2E_HOST_PORT is set (run.sh allowlists it for embedding)');
   // The platform's page: its own origin, its own scripts.
   const html = `<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Plateforme partenaire</title>
 <style>telesoin-call{display:block;width:380px;height:640px}</style></head>

@@ -16,7 +16,7 @@ after(async () => {
 
 test('timing: join click (after consent) to first remote frame', async () => {
   const api = await kineApi();
-  const runs = Number(process.env.TELESOIN_E2E_TIMING_RUNS ?? 3);
+  const runs = Number(process.env.E2E_TIMING_RUNS ?? 3);
   /** @type {number[]} */
   const times = [];
   const kineCtx = await newContext(browser, 'kine');
