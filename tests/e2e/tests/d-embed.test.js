@@ -54,9 +54,19 @@ test('d) embedded call on another origin reports admitted and ended', async () =
 
   const ctx = await newContext(browser, 'host');
   const page = await ctx.newPage();
+  /** @type {string[]} */
+  const consoleErrors = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
   await page.goto(`http://localhost:${s.hostPort}/`);
+  assert.equal(await page.evaluate(() => !!customElements.get('telesoin-call')), true, `embed.js loaded on the host page (console: ${consoleErrors.join(' | ')})`);
   await page.evaluate((token) => /** @type {any} */ (window).mount(token), link.token);
-  await page.waitForFunction(() => /** @type {any} */ (window).__dom.some((/** @type {any} */ e) => e.event === 'ready'), null, { timeout: 15_000 });
+  await page
+    .waitForFunction(() => /** @type {any} */ (window).__dom.some((/** @type {any} */ e) => e.event === 'ready'), null, { timeout: 15_000 })
+    .catch((e) => {
+      throw new Error(`no 'ready' from the frame (console: ${consoleErrors.join(' | ')}): ${e.message}`);
+    });
 
   // Walk the patient flow inside the frame.
   const embed = page.frames().find((f) => f.url().startsWith(`${s.url}/embed/`));
@@ -97,6 +107,7 @@ test('d) a page on an origin outside the allowlist gets no report', async () => 
   const page = await ctx.newPage();
   // Same page, other origin (127.0.0.1 is not localhost for the browser).
   await page.goto(`http://127.0.0.1:${s.hostPort}/`);
+  assert.equal(await page.evaluate(() => !!customElements.get('telesoin-call')), true, 'embed.js itself loads anywhere');
   await page.evaluate((token) => /** @type {any} */ (window).mount(token), link.token);
   await page.waitForTimeout(3_000);
   const seen = await page.evaluate(() => ({ dom: /** @type {any} */ (window).__dom.length, msg: /** @type {any} */ (window).__msg.length }));
