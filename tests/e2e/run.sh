@@ -15,9 +15,14 @@ root="$(cd "$here/../.." && pwd)"
 bin="${E2E_TELESOIN_BIN:-$root/target/debug/telesoin}"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
+if [ "$(id -u)" = 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "e2e: installing Debian nodejs and npm" >&2
+  $apt_get update -qq
+  DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq nodejs npm >/dev/null
+fi
 if [ ! -x "$CHROMIUM" ]; then
   echo "e2e: installing Debian chromium" >&2
-  if [ "$(id -u)" = 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
   $apt_get update -qq
   DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq chromium >/dev/null
 fi

@@ -89,7 +89,7 @@ export class Call {
 
   start() {
     this.signaling.start();
-    this.statsTimer = setInterval(() => void this.sampleStats(), 2_000);
+    this.statsTimer = setInterval(() => void this.sampleStats(), 1_500);
   }
 
   /** @param {'parent' | 'aidant'} companion */
