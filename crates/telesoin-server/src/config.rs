@@ -150,7 +150,7 @@ impl Config {
             "login_hours" => self.login_hours = parse(key, value, "a number of hours")?,
             "log" => self.log = value.to_owned(),
             // Variables for other parts of the program (the demo password, the config path).
-            "demo_password" | "config" => {}
+            "demo_password" | "new_password" | "config" => {}
             other => return Err(ConfigError(format!("unknown setting TELESOIN_{}; see docs/configuration in README.md", other.to_uppercase()))),
         }
         Ok(())

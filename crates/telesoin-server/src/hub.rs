@@ -169,14 +169,36 @@ impl Hub {
             return Err(RefusalCode::ShuttingDown);
         }
         let seat = self.store.link(claims.jti()).await.map_err(store_down)?.ok_or(RefusalCode::TokenInvalid)?;
+        let row = self.store.session(seat.session).await.map_err(store_down)?.ok_or(RefusalCode::SessionNotFound)?;
+        // A link of a session that is over says so, rather than just "revoked".
+        if seat.revoked && row.session.status.is_closed() && seat.session == claims.session() {
+            admission::session_open(&row.session, now)?;
+        }
         telesoin_core::claims::check_seat(claims, &seat)?;
-        let row = self.store.session(claims.session()).await.map_err(store_down)?.ok_or(RefusalCode::SessionNotFound)?;
         admission::session_open(&row.session, now)?;
         let kine = self.store.kine(row.session.kine).await.map_err(store_down)?.ok_or(RefusalCode::SessionNotFound)?;
         let act = acts::find(&row.session.act_code);
         let participant = claims.participant();
         let role = claims.role();
 
+        // A seat this node does not hold may still be admitted: the server restarted, or another
+        // node held it. The persisted events say so (admitted, and not left or refused since).
+        let known = self.rooms.lock().get(&row.session.id).is_some_and(|r| r.seats.contains_key(&participant));
+        let admitted_before = if known {
+            false
+        } else {
+            let events = self.store.events(row.session.id).await.map_err(store_down)?;
+            events
+                .iter()
+                .rev()
+                .filter(|e| e.participant == Some(participant))
+                .find_map(|e| match e.kind {
+                    PresenceKind::Admitted => Some(true),
+                    PresenceKind::Left | PresenceKind::Refused => Some(false),
+                    _ => None,
+                })
+                .unwrap_or(false)
+        };
         let (attachment, previous) = self.bus.attach(participant, sink);
         if let Some(prev) = previous {
             // Another device (or a stale socket) held the seat: it is told why, then closed.
@@ -196,9 +218,18 @@ impl Hub {
                 None => {
                     room.seats.insert(
                         participant,
-                        Seat { role, attachment: Some(attachment), admitted: false, admitted_by_kine: false, attested: None, media: false, lost_at: None, waiting: None },
+                        Seat {
+                            role,
+                            attachment: Some(attachment),
+                            admitted: admitted_before,
+                            admitted_by_kine: admitted_before,
+                            attested: None,
+                            media: false,
+                            lost_at: None,
+                            waiting: None,
+                        },
                     );
-                    false
+                    admitted_before
                 }
             };
             (resumed, room.peers_except(participant))

@@ -1,6 +1,7 @@
 //! The spine, end to end: a real server (port 0, temporary SQLite file) driven over HTTPS and
 //! WebSocket by real clients.
 
+mod restart;
 mod support;
 
 use std::time::Duration;
@@ -231,7 +232,7 @@ async fn cancelling_kills_links_at_once_even_in_the_lobby() {
     assert_eq!((r["type"].as_str(), r["code"].as_str()), (Some("refused"), Some("session_cancelled")));
     assert_eq!(ws.closed().await, 4001);
     let (code, _) = refused_code(server.port, &t).await;
-    assert_eq!(code, "token_revoked");
+    assert_eq!(code, "session_cancelled", "the link is dead and says why");
     let (status, body) = api.call(reqwest::Method::POST, &format!("/api/sessions/{s}/links"), Some(json!({"role": "patient"}))).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("session_cancelled")));
 
