@@ -92,8 +92,8 @@ fi
 status=0
 node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || status=$?
 if [ "$status" != 0 ]; then
-  echo "e2e: server log (last 60 lines):" >&2
-  tail -n 60 "$log" >&2
+  echo "e2e: server log (last 60 lines, join links left out):" >&2
+  grep -v -e '/j#' -e '^TELESOIN_READY' "$log" | tail -n 60 >&2
 fi
 echo "e2e: screenshots in $here/screenshots" >&2
 exit "$status"
