@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
-use telesoin_core::admission::session_open;
+use telesoin_core::admission::{self, AdmissionInput, Decision, session_open};
 use telesoin_core::claims::{self, Expectations, JoinClaims};
 use telesoin_core::model::{self, Consent, ConsentRecorder, InPersonVisit, Patient, Role, Session, SessionStatus, VisitKind};
 use telesoin_core::reimbursement;
@@ -363,6 +363,29 @@ pub async fn join_info(State(app): State<AppState>, Json(body): Json<rest::JoinI
     let row = app.store.session(verified.session()).await?.ok_or_else(|| ApiError::refusal(RefusalCode::SessionNotFound))?;
     if row.session.status.is_closed() {
         session_open(&row.session, now).map_err(ApiError::refusal)?;
+    }
+    if verified.role() != Role::Kine {
+        // Tell a patient who cannot be admitted before their page asks for the camera. Only
+        // refusals count here: the lobby and attestations are the join's business.
+        let patient = app.store.patient(row.session.kine, row.session.patient).await?.ok_or_else(|| ApiError::refusal(RefusalCode::SessionNotFound))?;
+        let visits: Vec<_> = app.store.visits(row.session.kine, row.session.patient).await?.into_iter().map(|v| v.visit).collect();
+        let consents: Vec<_> = app.store.consents(row.session.kine, row.session.patient).await?.into_iter().map(|c| c.consent).collect();
+        let check_at = now.max(row.session.window_start);
+        let decision = admission::decide(&AdmissionInput {
+            now: check_at,
+            role: verified.role(),
+            session: &row.session,
+            patient: &patient.patient,
+            visits: &visits,
+            consents: &consents,
+            rule: app.cfg.in_person_rule,
+            attested: admission::required_companion(&patient.patient, &row.session),
+            kine_present: true,
+            admitted_by_kine: true,
+        });
+        if let Decision::Refuse(code) = decision {
+            return Err(ApiError::refusal(code));
+        }
     }
     let kine = app.store.kine(row.session.kine).await?.ok_or_else(|| ApiError::refusal(RefusalCode::SessionNotFound))?;
     let act = acts::find(&row.session.act_code);

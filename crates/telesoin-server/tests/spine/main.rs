@@ -31,10 +31,13 @@ async fn each_precondition_is_refused_with_its_code() {
     let api = server.kine("pre@example.fr").await;
     let port = server.port;
 
-    // No in-person visit: refused before any lobby, naming the rule.
+    // No in-person visit: refused before any lobby, naming the rule; the join page's preview
+    // already says so, before the page asks for the camera.
     let p = api.patient("1958-03-14", false, &[], true).await;
     let s = api.session(p, json!({})).await;
     let (t, _) = api.link(s, "patient").await;
+    let (status, preview) = api.call(reqwest::Method::POST, "/api/join-info", Some(json!({"token": t}))).await;
+    assert_eq!((status, preview["code"].as_str(), preview["details"]["rule"].as_str()), (403, Some("in_person_missing"), Some("arrete_2021")));
     let mut ws = Ws::join(port, &t).await;
     assert_eq!(ws.recv().await["type"], "welcome");
     let r = ws.recv().await;
@@ -53,6 +56,8 @@ async fn each_precondition_is_refused_with_its_code() {
     // ... and when it does: the patient consents on the page, then waits for the kiné.
     let s = api.session(p, json!({"patient_consent_on_join": true})).await;
     let (t, _) = api.link(s, "patient").await;
+    let preview = api.post("/api/join-info", json!({"token": t})).await;
+    assert_eq!((preview["kine_name"].as_str(), preview["billing_class"].as_str()), (Some("Claire Martin"), Some("hn")));
     let (mut ws, w) = welcomed(port, &t).await;
     assert_eq!(ws.recv().await, json!({"type": "waiting", "reason": "consent_required"}));
     ws.send(json!({"type": "consent", "text_version": w["session"]["consent_text_version"]})).await;
