@@ -58,7 +58,11 @@ pub enum Delivered {
 #[async_trait]
 pub trait Bus: Send + Sync {
     /// Attaches a socket's queue for `participant`, replacing (and returning) any earlier one.
-    fn attach(&self, participant: ParticipantId, sink: mpsc::Sender<Outbound>) -> (Attachment, Option<mpsc::Sender<Outbound>>);
+    fn attach(
+        &self,
+        participant: ParticipantId,
+        sink: mpsc::Sender<Outbound>,
+    ) -> (Attachment, Option<mpsc::Sender<Outbound>>);
     /// Detaches this attachment if it is still the current one.
     fn detach(&self, attachment: Attachment);
     /// Delivers one frame to the participant's current socket.
@@ -87,22 +91,41 @@ impl LocalBus {
 
 #[async_trait]
 impl Bus for LocalBus {
-    fn attach(&self, participant: ParticipantId, sink: mpsc::Sender<Outbound>) -> (Attachment, Option<mpsc::Sender<Outbound>>) {
+    fn attach(
+        &self,
+        participant: ParticipantId,
+        sink: mpsc::Sender<Outbound>,
+    ) -> (Attachment, Option<mpsc::Sender<Outbound>>) {
         let connection = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let previous = self.sinks.lock().insert(participant, (connection, sink)).map(|(_, s)| s);
-        (Attachment { participant, connection }, previous)
+        let previous = self
+            .sinks
+            .lock()
+            .insert(participant, (connection, sink))
+            .map(|(_, s)| s);
+        (
+            Attachment {
+                participant,
+                connection,
+            },
+            previous,
+        )
     }
 
     fn detach(&self, a: Attachment) {
         let mut sinks = self.sinks.lock();
-        if sinks.get(&a.participant).is_some_and(|(c, _)| *c == a.connection) {
+        if sinks
+            .get(&a.participant)
+            .is_some_and(|(c, _)| *c == a.connection)
+        {
             sinks.remove(&a.participant);
         }
     }
 
     async fn deliver(&self, to: ParticipantId, frame: Outbound) -> Result<Delivered, BusError> {
         let sink = self.sinks.lock().get(&to).map(|(_, s)| s.clone());
-        let Some(sink) = sink else { return Ok(Delivered::NoSocket) };
+        let Some(sink) = sink else {
+            return Ok(Delivered::NoSocket);
+        };
         Ok(match sink.try_send(frame) {
             Ok(()) => Delivered::Yes,
             Err(mpsc::error::TrySendError::Full(_)) => Delivered::Full,
@@ -127,20 +150,45 @@ mod tests {
         let (tx1, mut rx1) = mpsc::channel(4);
         let (a1, prev) = bus.attach(p, tx1);
         assert!(prev.is_none());
-        assert_eq!(bus.deliver(p, Outbound::Text("one".into())).await.expect("ok"), Delivered::Yes);
+        assert_eq!(
+            bus.deliver(p, Outbound::Text("one".into()))
+                .await
+                .expect("ok"),
+            Delivered::Yes
+        );
         assert!(matches!(rx1.recv().await, Some(Outbound::Text(t)) if &*t == "one"));
 
         let (tx2, mut rx2) = mpsc::channel(1);
         let (a2, prev) = bus.attach(p, tx2);
-        assert!(prev.is_some(), "the older socket is handed back so it can be told");
+        assert!(
+            prev.is_some(),
+            "the older socket is handed back so it can be told"
+        );
         bus.detach(a1);
-        assert_eq!(bus.deliver(p, Outbound::Text("two".into())).await.expect("ok"), Delivered::Yes);
+        assert_eq!(
+            bus.deliver(p, Outbound::Text("two".into()))
+                .await
+                .expect("ok"),
+            Delivered::Yes
+        );
         assert!(matches!(rx2.recv().await, Some(Outbound::Text(t)) if &*t == "two"));
 
-        bus.deliver(p, Outbound::Text("fill".into())).await.expect("ok");
-        assert_eq!(bus.deliver(p, Outbound::Text("over".into())).await.expect("ok"), Delivered::Full);
+        bus.deliver(p, Outbound::Text("fill".into()))
+            .await
+            .expect("ok");
+        assert_eq!(
+            bus.deliver(p, Outbound::Text("over".into()))
+                .await
+                .expect("ok"),
+            Delivered::Full
+        );
         bus.detach(a2);
-        assert_eq!(bus.deliver(p, Outbound::Text("gone".into())).await.expect("ok"), Delivered::NoSocket);
+        assert_eq!(
+            bus.deliver(p, Outbound::Text("gone".into()))
+                .await
+                .expect("ok"),
+            Delivered::NoSocket
+        );
         assert_eq!(bus.attached(), 0);
     }
 }

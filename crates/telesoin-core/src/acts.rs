@@ -14,13 +14,21 @@ pub struct Act {
 
 /// The acts a kiné may perform in télésoin.
 pub const CATALOGUE: &[Act] = &[
-    Act { code: "MEMBRE", label: "Rééducation d'un membre et de sa racine", amk_coefficient: 7.5 },
+    Act {
+        code: "MEMBRE",
+        label: "Rééducation d'un membre et de sa racine",
+        amk_coefficient: 7.5,
+    },
     Act {
         code: "MULTI_MEMBRES",
         label: "Rééducation de tout ou partie de plusieurs membres, ou du tronc et d'un ou plusieurs membres",
         amk_coefficient: 9.5,
     },
-    Act { code: "RACHIS", label: "Rééducation du rachis et/ou des ceintures", amk_coefficient: 7.5 },
+    Act {
+        code: "RACHIS",
+        label: "Rééducation du rachis et/ou des ceintures",
+        amk_coefficient: 7.5,
+    },
     Act {
         code: "RACHIS_ENFANT",
         label: "Rééducation de l'enfant ou de l'adolescent pour déviation latérale ou sagittale du rachis",
@@ -36,8 +44,16 @@ pub const CATALOGUE: &[Act] = &[
         label: "Rhumatisme inflammatoire, atteinte de plusieurs membres, ou du tronc et d'un ou plusieurs membres",
         amk_coefficient: 9.0,
     },
-    Act { code: "ABDO_OPERATOIRE", label: "Rééducation abdominale pré- ou post-opératoire", amk_coefficient: 7.6 },
-    Act { code: "ABDO_POST_PARTUM", label: "Rééducation abdominale du post-partum", amk_coefficient: 7.6 },
+    Act {
+        code: "ABDO_OPERATOIRE",
+        label: "Rééducation abdominale pré- ou post-opératoire",
+        amk_coefficient: 7.6,
+    },
+    Act {
+        code: "ABDO_POST_PARTUM",
+        label: "Rééducation abdominale du post-partum",
+        amk_coefficient: 7.6,
+    },
     Act {
         code: "MAXILLO_FACIALE",
         label: "Rééducation maxillo-faciale en dehors de la paralysie faciale",
@@ -48,8 +64,16 @@ pub const CATALOGUE: &[Act] = &[
         label: "Insuffisance veineuse des membres inférieurs (retentissement articulaire et/ou troubles trophiques)",
         amk_coefficient: 7.6,
     },
-    Act { code: "ARTERIOPATHIE", label: "Artériopathie des membres inférieurs", amk_coefficient: 7.6 },
-    Act { code: "HEMIPLEGIE", label: "Rééducation de l'hémiplégie", amk_coefficient: 9.0 },
+    Act {
+        code: "ARTERIOPATHIE",
+        label: "Artériopathie des membres inférieurs",
+        amk_coefficient: 7.6,
+    },
+    Act {
+        code: "HEMIPLEGIE",
+        label: "Rééducation de l'hémiplégie",
+        amk_coefficient: 9.0,
+    },
     Act {
         code: "NEURO_UN_MEMBRE",
         label: "Affections neurologiques stables ou évolutives (hors hémiplégie et paraplégie), un membre et sa racine",

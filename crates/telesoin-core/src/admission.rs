@@ -7,7 +7,9 @@
 use chrono::{DateTime, Months, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Companion, Consent, InPersonVisit, Patient, Role, Session, SessionStatus, VisitKind};
+use crate::model::{
+    Companion, Consent, InPersonVisit, Patient, Role, Session, SessionStatus, VisitKind,
+};
 
 /// Which reading of "prior in-person care" applies. It is configuration and every refusal
 /// names it.
@@ -165,29 +167,49 @@ impl RefusalCode {
             ConsentWithdrawn => {
                 "Vous avez retiré votre consentement au télésoin : la séance ne peut pas avoir lieu à distance. Contactez votre cabinet si vous changez d'avis."
             }
-            SessionNotFound => "Cette séance n'existe pas. Vérifiez le lien reçu ou contactez votre cabinet.",
-            SessionCancelled => "Cette séance a été annulée. Contactez votre cabinet pour un nouveau rendez-vous.",
+            SessionNotFound => {
+                "Cette séance n'existe pas. Vérifiez le lien reçu ou contactez votre cabinet."
+            }
+            SessionCancelled => {
+                "Cette séance a été annulée. Contactez votre cabinet pour un nouveau rendez-vous."
+            }
             SessionEnded => "Cette séance est terminée. Vous pouvez fermer cette page.",
-            TooEarly => "Il est trop tôt : le lien s'ouvre 15 minutes avant l'heure du rendez-vous. Revenez un peu plus tard.",
-            TooLate => "Ce lien n'est plus valable : l'heure du rendez-vous est passée. Contactez votre cabinet.",
-            TokenInvalid => "Ce lien n'est pas valable. Ouvrez le lien complet reçu de votre cabinet, sans le modifier.",
+            TooEarly => {
+                "Il est trop tôt : le lien s'ouvre 15 minutes avant l'heure du rendez-vous. Revenez un peu plus tard."
+            }
+            TooLate => {
+                "Ce lien n'est plus valable : l'heure du rendez-vous est passée. Contactez votre cabinet."
+            }
+            TokenInvalid => {
+                "Ce lien n'est pas valable. Ouvrez le lien complet reçu de votre cabinet, sans le modifier."
+            }
             TokenExpired => "Ce lien a expiré. Demandez un nouveau lien à votre cabinet.",
             TokenNotYetValid => "Ce lien n'est pas encore actif. Revenez à l'heure du rendez-vous.",
             TokenRevoked => "Ce lien a été annulé. Demandez un nouveau lien à votre cabinet.",
-            TokenWrongSession => "Ce lien ne correspond pas à cette séance. Ouvrez le lien reçu de votre cabinet.",
+            TokenWrongSession => {
+                "Ce lien ne correspond pas à cette séance. Ouvrez le lien reçu de votre cabinet."
+            }
             TokenWrongRole => "Ce lien ne donne pas accès à cette place dans la séance.",
             JoinFirst => "La connexion doit commencer par le lien de la séance. Rechargez la page.",
             AlreadyJoined => "Vous êtes déjà connecté à cette séance.",
             BadMessage => "Message incompréhensible reçu. Rechargez la page.",
             MessageTooLarge => "Message trop volumineux. Rechargez la page.",
             RateLimited => "Trop de messages en peu de temps. Patientez quelques secondes.",
-            NotAdmitted => "Vous n'êtes pas encore entré dans la séance. Patientez, votre kinésithérapeute va vous faire entrer.",
+            NotAdmitted => {
+                "Vous n'êtes pas encore entré dans la séance. Patientez, votre kinésithérapeute va vous faire entrer."
+            }
             NotAllowed => "Cette action n'est pas permise à votre place dans la séance.",
             UnknownPeer => "Ce participant n'est pas dans la séance.",
-            AttestationMismatch => "La personne présente indiquée ne correspond pas à celle demandée pour cette séance.",
+            AttestationMismatch => {
+                "La personne présente indiquée ne correspond pas à celle demandée pour cette séance."
+            }
             OriginNotAllowed => "Cette page n'est pas autorisée à ouvrir une séance.",
-            IdleTimeout => "Connexion interrompue faute d'activité. Rechargez la page pour revenir.",
-            Unavailable => "Le service est momentanément indisponible. Réessayez dans une minute ; votre lien reste valable.",
+            IdleTimeout => {
+                "Connexion interrompue faute d'activité. Rechargez la page pour revenir."
+            }
+            Unavailable => {
+                "Le service est momentanément indisponible. Réessayez dans une minute ; votre lien reste valable."
+            }
             ShuttingDown => "Le serveur redémarre. Reconnexion en cours, ne fermez pas la page.",
             Unauthenticated => "Veuillez vous connecter.",
             BadCredentials => "Adresse e-mail ou mot de passe incorrect.",
@@ -209,33 +231,53 @@ impl RefusalCode {
             InPersonStale => {
                 "Your last in-person session with this physiotherapist was more than 12 months ago. Book an in-person appointment before a remote one."
             }
-            ConsentMissing => "Your physiotherapist must first record your consent to telehealth. Contact the practice.",
+            ConsentMissing => {
+                "Your physiotherapist must first record your consent to telehealth. Contact the practice."
+            }
             ConsentWithdrawn => {
                 "You withdrew your consent to telehealth, so this session cannot take place remotely. Contact the practice if you change your mind."
             }
-            SessionNotFound => "This session does not exist. Check the link you received or contact the practice.",
-            SessionCancelled => "This session was cancelled. Contact the practice for a new appointment.",
+            SessionNotFound => {
+                "This session does not exist. Check the link you received or contact the practice."
+            }
+            SessionCancelled => {
+                "This session was cancelled. Contact the practice for a new appointment."
+            }
             SessionEnded => "This session is over. You can close this page.",
-            TooEarly => "It is too early: the link opens 15 minutes before the appointment. Come back a little later.",
-            TooLate => "This link is no longer valid: the appointment time has passed. Contact the practice.",
-            TokenInvalid => "This link is not valid. Open the complete link you received from the practice, unchanged.",
+            TooEarly => {
+                "It is too early: the link opens 15 minutes before the appointment. Come back a little later."
+            }
+            TooLate => {
+                "This link is no longer valid: the appointment time has passed. Contact the practice."
+            }
+            TokenInvalid => {
+                "This link is not valid. Open the complete link you received from the practice, unchanged."
+            }
             TokenExpired => "This link has expired. Ask the practice for a new link.",
             TokenNotYetValid => "This link is not active yet. Come back at the appointment time.",
             TokenRevoked => "This link was cancelled. Ask the practice for a new link.",
-            TokenWrongSession => "This link does not belong to this session. Open the link you received from the practice.",
+            TokenWrongSession => {
+                "This link does not belong to this session. Open the link you received from the practice."
+            }
             TokenWrongRole => "This link does not give access to this seat in the session.",
             JoinFirst => "The connection must start with the session link. Reload the page.",
             AlreadyJoined => "You are already connected to this session.",
             BadMessage => "An unreadable message was received. Reload the page.",
             MessageTooLarge => "Message too large. Reload the page.",
             RateLimited => "Too many messages in a short time. Wait a few seconds.",
-            NotAdmitted => "You have not entered the session yet. Please wait, your physiotherapist will let you in.",
+            NotAdmitted => {
+                "You have not entered the session yet. Please wait, your physiotherapist will let you in."
+            }
             NotAllowed => "This action is not allowed for your seat in the session.",
             UnknownPeer => "This participant is not in the session.",
-            AttestationMismatch => "The person you say is present is not the one this session requires.",
+            AttestationMismatch => {
+                "The person you say is present is not the one this session requires."
+            }
             OriginNotAllowed => "This page is not allowed to open a session.",
             IdleTimeout => "Connection closed after inactivity. Reload the page to come back.",
-            Unavailable => "The service is temporarily unavailable. Try again in a minute; your link stays valid.",
+            Unavailable => {
+                "The service is temporarily unavailable. Try again in a minute; your link stays valid."
+            }
             ShuttingDown => "The server is restarting. Reconnecting, do not close the page.",
             Unauthenticated => "Please log in.",
             BadCredentials => "Wrong e-mail address or password.",
@@ -249,7 +291,9 @@ impl RefusalCode {
     pub fn rule(self) -> Option<InPersonRule> {
         match self {
             RefusalCode::InPersonMissing(r) => Some(r),
-            RefusalCode::InPersonBilanMissing | RefusalCode::InPersonStale => Some(InPersonRule::Convention),
+            RefusalCode::InPersonBilanMissing | RefusalCode::InPersonStale => {
+                Some(InPersonRule::Convention)
+            }
             _ => None,
         }
     }
@@ -327,7 +371,11 @@ pub fn session_open(session: &Session, now: DateTime<Utc>) -> Result<(), Refusal
 
 /// Prior in-person care with this kiné, as of the session day, under `rule`.
 /// A visit on the session day itself counts (the patient came to the cabinet that morning).
-pub fn in_person(rule: InPersonRule, visits: &[InPersonVisit], session: &Session) -> Result<(), RefusalCode> {
+pub fn in_person(
+    rule: InPersonRule,
+    visits: &[InPersonVisit],
+    session: &Session,
+) -> Result<(), RefusalCode> {
     let day = session.day();
     let past = || visits.iter().filter(|v| v.date <= day);
     match rule {
@@ -347,7 +395,11 @@ pub fn in_person(rule: InPersonRule, visits: &[InPersonVisit], session: &Session
             }
             // "Within the last 12 months": the same calendar day a year before still counts.
             let since = day.checked_sub_months(Months::new(12)).unwrap_or(day);
-            if past().any(|v| v.date >= since) { Ok(()) } else { Err(RefusalCode::InPersonStale) }
+            if past().any(|v| v.date >= since) {
+                Ok(())
+            } else {
+                Err(RefusalCode::InPersonStale)
+            }
         }
     }
 }
@@ -360,7 +412,10 @@ enum ConsentState {
 
 /// The latest consent decides: a withdrawal is respected until a new consent is recorded.
 fn consent(consents: &[Consent], now: DateTime<Utc>) -> ConsentState {
-    let latest = consents.iter().filter(|c| c.recorded_at <= now).max_by_key(|c| c.recorded_at);
+    let latest = consents
+        .iter()
+        .filter(|c| c.recorded_at <= now)
+        .max_by_key(|c| c.recorded_at);
     match latest {
         Some(c) if c.in_force_at(now) => ConsentState::InForce,
         Some(_) => ConsentState::Withdrawn,

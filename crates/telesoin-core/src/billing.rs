@@ -78,7 +78,10 @@ impl PresenceKind {
 
     /// Events that belong in the incident list of the record (décret 2021-707).
     pub fn is_incident(self) -> bool {
-        matches!(self, PresenceKind::SocketLost | PresenceKind::Incident | PresenceKind::NodeRestart)
+        matches!(
+            self,
+            PresenceKind::SocketLost | PresenceKind::Incident | PresenceKind::NodeRestart
+        )
     }
 }
 
@@ -108,7 +111,11 @@ impl Interval {
 
 /// The intervals in which kiné and patient were both media-connected, up to `until` (the end of
 /// the session, or now for a provisional figure).
-pub fn billable_intervals(events: &[PresenceEvent], grace: Duration, until: DateTime<Utc>) -> Vec<Interval> {
+pub fn billable_intervals(
+    events: &[PresenceEvent],
+    grace: Duration,
+    until: DateTime<Utc>,
+) -> Vec<Interval> {
     let mut ordered: Vec<&PresenceEvent> = events.iter().collect();
     ordered.sort_by_key(|e| (e.at, e.seq));
     let kine = connected_intervals(&ordered, Role::Kine, grace, until);
@@ -118,17 +125,29 @@ pub fn billable_intervals(events: &[PresenceEvent], grace: Duration, until: Date
 
 /// Whole seconds billable (rounded down).
 pub fn billable_seconds(events: &[PresenceEvent], grace: Duration, until: DateTime<Utc>) -> i64 {
-    billable_intervals(events, grace, until).iter().map(|i| i.duration().num_seconds()).sum()
+    billable_intervals(events, grace, until)
+        .iter()
+        .map(|i| i.duration().num_seconds())
+        .sum()
 }
 
 /// When the session ended, if an `Ended` event is there.
 pub fn ended_at(events: &[PresenceEvent]) -> Option<DateTime<Utc>> {
-    events.iter().filter(|e| e.kind == PresenceKind::Ended).map(|e| e.at).min()
+    events
+        .iter()
+        .filter(|e| e.kind == PresenceKind::Ended)
+        .map(|e| e.at)
+        .min()
 }
 
 /// The union of instants at which some participant of `role` was media-connected, with gaps of
 /// at most `grace` bridged. `events` are sorted.
-fn connected_intervals(events: &[&PresenceEvent], role: Role, grace: Duration, until: DateTime<Utc>) -> Vec<Interval> {
+fn connected_intervals(
+    events: &[&PresenceEvent],
+    role: Role,
+    grace: Duration,
+    until: DateTime<Utc>,
+) -> Vec<Interval> {
     use std::collections::BTreeMap;
     let mut open: BTreeMap<ParticipantId, DateTime<Utc>> = BTreeMap::new();
     let mut raw: Vec<Interval> = Vec::new();
@@ -149,7 +168,9 @@ fn connected_intervals(events: &[&PresenceEvent], role: Role, grace: Duration, u
             }
             _ => {}
         }
-        let (Some(p), Some(r)) = (e.participant, e.role) else { continue };
+        let (Some(p), Some(r)) = (e.participant, e.role) else {
+            continue;
+        };
         if r != role {
             continue;
         }
@@ -213,16 +234,30 @@ mod tests {
     const P: ParticipantId = ParticipantId(Uuid::from_u128(2));
 
     fn t(s: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_800_000_000 + s, 0).single().expect("valid")
+        Utc.timestamp_opt(1_800_000_000 + s, 0)
+            .single()
+            .expect("valid")
     }
 
     fn ev(seq: i64, s: i64, who: ParticipantId, kind: PresenceKind) -> PresenceEvent {
         let role = if who == K { Role::Kine } else { Role::Patient };
-        PresenceEvent { seq, at: t(s), participant: Some(who), role: Some(role), kind }
+        PresenceEvent {
+            seq,
+            at: t(s),
+            participant: Some(who),
+            role: Some(role),
+            kind,
+        }
     }
 
     fn end(seq: i64, s: i64) -> PresenceEvent {
-        PresenceEvent { seq, at: t(s), participant: None, role: None, kind: PresenceKind::Ended }
+        PresenceEvent {
+            seq,
+            at: t(s),
+            participant: None,
+            role: None,
+            kind: PresenceKind::Ended,
+        }
     }
 
     use PresenceKind::{MediaConnected as On, MediaDisconnected as Off};
@@ -233,31 +268,73 @@ mod tests {
         let cases: Vec<(&str, Vec<PresenceEvent>, i64)> = vec![
             ("nobody", vec![end(1, 100)], 0),
             ("only the kiné", vec![ev(1, 0, K, On), end(2, 100)], 0),
-            ("both from 10 to 70", vec![ev(1, 0, K, On), ev(2, 10, P, On), ev(3, 70, P, Off), end(4, 100)], 60),
+            (
+                "both from 10 to 70",
+                vec![
+                    ev(1, 0, K, On),
+                    ev(2, 10, P, On),
+                    ev(3, 70, P, Off),
+                    end(4, 100),
+                ],
+                60,
+            ),
             (
                 "duplicated connect does not restart the clock",
-                vec![ev(1, 0, K, On), ev(2, 10, P, On), ev(3, 40, P, On), ev(4, 70, P, Off), end(5, 100)],
+                vec![
+                    ev(1, 0, K, On),
+                    ev(2, 10, P, On),
+                    ev(3, 40, P, On),
+                    ev(4, 70, P, Off),
+                    end(5, 100),
+                ],
                 60,
             ),
             (
                 "reordered arrival",
-                vec![ev(4, 70, P, Off), end(5, 100), ev(2, 10, P, On), ev(1, 0, K, On)],
+                vec![
+                    ev(4, 70, P, Off),
+                    end(5, 100),
+                    ev(2, 10, P, On),
+                    ev(1, 0, K, On),
+                ],
                 60,
             ),
             (
                 "a 20 s reconnect inside the grace window does not split the call",
-                vec![ev(1, 0, K, On), ev(2, 0, P, On), ev(3, 40, P, Off), ev(4, 60, P, On), end(5, 100)],
+                vec![
+                    ev(1, 0, K, On),
+                    ev(2, 0, P, On),
+                    ev(3, 40, P, Off),
+                    ev(4, 60, P, On),
+                    end(5, 100),
+                ],
                 100,
             ),
             (
                 "a 50 s gap beyond the grace window is not billed",
-                vec![ev(1, 0, K, On), ev(2, 0, P, On), ev(3, 40, P, Off), ev(4, 90, P, On), end(5, 100)],
+                vec![
+                    ev(1, 0, K, On),
+                    ev(2, 0, P, On),
+                    ev(3, 40, P, Off),
+                    ev(4, 90, P, On),
+                    end(5, 100),
+                ],
                 50,
             ),
-            ("open intervals close at the end", vec![ev(1, 0, K, On), ev(2, 5, P, On), end(3, 65)], 60),
+            (
+                "open intervals close at the end",
+                vec![ev(1, 0, K, On), ev(2, 5, P, On), end(3, 65)],
+                60,
+            ),
             (
                 "nothing after the end counts",
-                vec![ev(1, 0, K, On), ev(2, 0, P, On), end(3, 30), ev(4, 40, P, On), ev(5, 50, K, On)],
+                vec![
+                    ev(1, 0, K, On),
+                    ev(2, 0, P, On),
+                    end(3, 30),
+                    ev(4, 40, P, On),
+                    ev(5, 50, K, On),
+                ],
                 30,
             ),
             (
@@ -265,7 +342,13 @@ mod tests {
                 vec![
                     ev(1, 0, K, On),
                     ev(2, 0, P, On),
-                    PresenceEvent { seq: 3, at: t(50), participant: None, role: None, kind: PresenceKind::NodeRestart },
+                    PresenceEvent {
+                        seq: 3,
+                        at: t(50),
+                        participant: None,
+                        role: None,
+                        kind: PresenceKind::NodeRestart,
+                    },
                     ev(4, 60, K, On),
                     ev(5, 62, P, On),
                     end(6, 100),
@@ -277,7 +360,13 @@ mod tests {
                 vec![
                     ev(1, 0, K, On),
                     ev(2, 0, P, On),
-                    PresenceEvent { seq: 3, at: t(50), participant: None, role: None, kind: PresenceKind::NodeRestart },
+                    PresenceEvent {
+                        seq: 3,
+                        at: t(50),
+                        participant: None,
+                        role: None,
+                        kind: PresenceKind::NodeRestart,
+                    },
                     end(4, 300),
                 ],
                 50,

@@ -72,7 +72,11 @@ pub struct Expectations<'a> {
 }
 
 /// Checks issuer, audience and validity period at `now`.
-pub fn check(claims: JoinClaims, expect: &Expectations<'_>, now: DateTime<Utc>) -> Result<VerifiedClaims, RefusalCode> {
+pub fn check(
+    claims: JoinClaims,
+    expect: &Expectations<'_>,
+    now: DateTime<Utc>,
+) -> Result<VerifiedClaims, RefusalCode> {
     if claims.iss != expect.issuer || claims.aud != expect.audience {
         return Err(RefusalCode::TokenInvalid);
     }
@@ -137,26 +141,66 @@ mod tests {
 
     #[test]
     fn claims_table() {
-        let e = Expectations { issuer: "https://localhost", audience: "telesoin-join", leeway_secs: 0 };
+        let e = Expectations {
+            issuer: "https://localhost",
+            audience: "telesoin-join",
+            leeway_secs: 0,
+        };
         let cases: Vec<(&str, JoinClaims, i64, Result<(), RefusalCode>)> = vec![
             ("valid", claims(), 1_500, Ok(())),
             ("at nbf", claims(), 1_000, Ok(())),
-            ("before nbf", claims(), 999, Err(RefusalCode::TokenNotYetValid)),
+            (
+                "before nbf",
+                claims(),
+                999,
+                Err(RefusalCode::TokenNotYetValid),
+            ),
             ("at exp", claims(), 2_000, Err(RefusalCode::TokenExpired)),
-            ("other issuer", JoinClaims { iss: "https://evil".into(), ..claims() }, 1_500, Err(RefusalCode::TokenInvalid)),
-            ("other audience", JoinClaims { aud: "api".into(), ..claims() }, 1_500, Err(RefusalCode::TokenInvalid)),
-            ("nbf after exp", JoinClaims { nbf: 3_000, ..claims() }, 1_500, Err(RefusalCode::TokenInvalid)),
+            (
+                "other issuer",
+                JoinClaims {
+                    iss: "https://evil".into(),
+                    ..claims()
+                },
+                1_500,
+                Err(RefusalCode::TokenInvalid),
+            ),
+            (
+                "other audience",
+                JoinClaims {
+                    aud: "api".into(),
+                    ..claims()
+                },
+                1_500,
+                Err(RefusalCode::TokenInvalid),
+            ),
+            (
+                "nbf after exp",
+                JoinClaims {
+                    nbf: 3_000,
+                    ..claims()
+                },
+                1_500,
+                Err(RefusalCode::TokenInvalid),
+            ),
         ];
         for (name, c, now, want) in cases {
             assert_eq!(check(c, &e, at(now)).map(|_| ()), want, "{name}");
         }
-        let lenient = Expectations { leeway_secs: 5, ..e };
+        let lenient = Expectations {
+            leeway_secs: 5,
+            ..e
+        };
         assert!(check(claims(), &lenient, at(996)).is_ok());
     }
 
     #[test]
     fn seat_table() {
-        let e = Expectations { issuer: "https://localhost", audience: "telesoin-join", leeway_secs: 0 };
+        let e = Expectations {
+            issuer: "https://localhost",
+            audience: "telesoin-join",
+            leeway_secs: 0,
+        };
         let v = check(claims(), &e, at(1_500)).expect("valid");
         let seat = IssuedSeat {
             session: SessionId(Uuid::from_u128(2)),
@@ -165,11 +209,35 @@ mod tests {
             revoked: false,
         };
         assert_eq!(check_seat(&v, &seat), Ok(()));
-        assert_eq!(check_seat(&v, &IssuedSeat { revoked: true, ..seat }), Err(RefusalCode::TokenRevoked));
         assert_eq!(
-            check_seat(&v, &IssuedSeat { session: SessionId(Uuid::from_u128(9)), ..seat }),
+            check_seat(
+                &v,
+                &IssuedSeat {
+                    revoked: true,
+                    ..seat
+                }
+            ),
+            Err(RefusalCode::TokenRevoked)
+        );
+        assert_eq!(
+            check_seat(
+                &v,
+                &IssuedSeat {
+                    session: SessionId(Uuid::from_u128(9)),
+                    ..seat
+                }
+            ),
             Err(RefusalCode::TokenWrongSession)
         );
-        assert_eq!(check_seat(&v, &IssuedSeat { role: Role::Kine, ..seat }), Err(RefusalCode::TokenWrongRole));
+        assert_eq!(
+            check_seat(
+                &v,
+                &IssuedSeat {
+                    role: Role::Kine,
+                    ..seat
+                }
+            ),
+            Err(RefusalCode::TokenWrongRole)
+        );
     }
 }

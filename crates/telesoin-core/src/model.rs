@@ -209,7 +209,10 @@ pub struct Window {
 
 impl Default for Window {
     fn default() -> Self {
-        Window { before: Duration::minutes(15), after: Duration::hours(2) }
+        Window {
+            before: Duration::minutes(15),
+            after: Duration::hours(2),
+        }
     }
 }
 

@@ -34,10 +34,19 @@ pub fn prescription_valid(prescription: NaiveDate, day: NaiveDate) -> bool {
 }
 
 /// The class of `session`, from the patient's prescriptions and in-person visits with this kiné.
-pub fn classify(session: &Session, prescriptions: &[NaiveDate], visits: &[InPersonVisit], rule: InPersonRule) -> BillingClass {
+pub fn classify(
+    session: &Session,
+    prescriptions: &[NaiveDate],
+    visits: &[InPersonVisit],
+    rule: InPersonRule,
+) -> BillingClass {
     let day = session.day();
     let prescribed = prescriptions.iter().any(|p| prescription_valid(*p, day));
-    if prescribed && in_person(rule, visits, session).is_ok() { BillingClass::Reimbursable } else { BillingClass::Hn }
+    if prescribed && in_person(rule, visits, session).is_ok() {
+        BillingClass::Reimbursable
+    } else {
+        BillingClass::Hn
+    }
 }
 
 #[cfg(test)]

@@ -51,11 +51,17 @@ pub enum ClientMsg {
         device: Device,
     },
     /// The patient attests that a parent or an aidant is present.
-    Attest { companion: Companion },
+    Attest {
+        companion: Companion,
+    },
     /// The patient gives consent on the join page, to the text of this version.
-    Consent { text_version: String },
+    Consent {
+        text_version: String,
+    },
     /// The kiné lets a waiting participant in.
-    Admit { participant: Uuid },
+    Admit {
+        participant: Uuid,
+    },
     /// Relayed to the other admitted participant(s), payload untouched.
     Offer {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,22 +152,44 @@ pub enum ServerMsg {
         /// True when this join took over an existing seat (reconnection or second device).
         resumed: bool,
     },
-    Waiting { reason: WaitReason },
-    Admitted { peers: Vec<PeerInfo> },
+    Waiting {
+        reason: WaitReason,
+    },
+    Admitted {
+        peers: Vec<PeerInfo>,
+    },
     Refused(crate::Refusal),
-    PeerJoined { peer: PeerInfo },
+    PeerJoined {
+        peer: PeerInfo,
+    },
     /// Kiné only: someone waits in the lobby.
-    LobbyWaiting { participant: Uuid, role: Role, reason: WaitReason },
+    LobbyWaiting {
+        participant: Uuid,
+        role: Role,
+        reason: WaitReason,
+    },
     PeerLeft {
         participant: Uuid,
         /// True while the seat is kept for the grace period.
         reconnecting: bool,
     },
-    Offer { from: Uuid, data: Box<RawValue> },
-    Answer { from: Uuid, data: Box<RawValue> },
-    Candidate { from: Uuid, data: Box<RawValue> },
+    Offer {
+        from: Uuid,
+        data: Box<RawValue>,
+    },
+    Answer {
+        from: Uuid,
+        data: Box<RawValue>,
+    },
+    Candidate {
+        from: Uuid,
+        data: Box<RawValue>,
+    },
     /// The session is over; billable seconds are those of the finalized record.
-    Ended { billable_seconds: i64, reason: String },
+    Ended {
+        billable_seconds: i64,
+        reason: String,
+    },
     /// This connection was replaced by the same participant's newer one.
     Replaced,
     Error(crate::Refusal),
@@ -219,9 +247,18 @@ impl ClientMsg {
             kind @ ("offer" | "answer" | "candidate") => {
                 let r: ClientRelay = serde_json::from_str(text).map_err(bad)?;
                 Ok(match kind {
-                    "offer" => ClientMsg::Offer { to: r.to, data: r.data },
-                    "answer" => ClientMsg::Answer { to: r.to, data: r.data },
-                    _ => ClientMsg::Candidate { to: r.to, data: r.data },
+                    "offer" => ClientMsg::Offer {
+                        to: r.to,
+                        data: r.data,
+                    },
+                    "answer" => ClientMsg::Answer {
+                        to: r.to,
+                        data: r.data,
+                    },
+                    _ => ClientMsg::Candidate {
+                        to: r.to,
+                        data: r.data,
+                    },
                 })
             }
             _ => serde_json::from_str(text).map_err(bad),
@@ -256,9 +293,18 @@ impl ServerMsg {
             kind @ ("offer" | "answer" | "candidate") => {
                 let r: ServerRelay = serde_json::from_str(text).map_err(bad)?;
                 Ok(match kind {
-                    "offer" => ServerMsg::Offer { from: r.from, data: r.data },
-                    "answer" => ServerMsg::Answer { from: r.from, data: r.data },
-                    _ => ServerMsg::Candidate { from: r.from, data: r.data },
+                    "offer" => ServerMsg::Offer {
+                        from: r.from,
+                        data: r.data,
+                    },
+                    "answer" => ServerMsg::Answer {
+                        from: r.from,
+                        data: r.data,
+                    },
+                    _ => ServerMsg::Candidate {
+                        from: r.from,
+                        data: r.data,
+                    },
                 })
             }
             _ => serde_json::from_str(text).map_err(bad),
@@ -283,11 +329,21 @@ mod tests {
             panic!("not an offer")
         };
         assert_eq!(to, None);
-        assert_eq!(data.get(), r#"{"sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1","type":"offer",  "x" : [1,2 ]}"#);
+        assert_eq!(
+            data.get(),
+            r#"{"sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1","type":"offer",  "x" : [1,2 ]}"#
+        );
         let from = Uuid::nil();
         let out = ServerMsg::Offer { from, data }.to_text();
-        assert!(out.contains(r#""data":{"sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1","type":"offer",  "x" : [1,2 ]}"#), "{out}");
-        let ServerMsg::Offer { data, .. } = ServerMsg::parse(&out).expect("reparses") else { panic!() };
+        assert!(
+            out.contains(
+                r#""data":{"sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1","type":"offer",  "x" : [1,2 ]}"#
+            ),
+            "{out}"
+        );
+        let ServerMsg::Offer { data, .. } = ServerMsg::parse(&out).expect("reparses") else {
+            panic!()
+        };
         assert!(data.get().contains(r#""x" : [1,2 ]"#));
     }
 
@@ -298,8 +354,14 @@ mod tests {
         assert!(ClientMsg::parse(r#"{"type":"join","token":"abc","extra":1}"#).is_err());
         assert!(ClientMsg::parse(r#"{"type":"nope"}"#).is_err());
         assert!(ClientMsg::parse("[]").is_err());
-        assert!(matches!(ClientMsg::parse(r#"{"type":"ping"}"#), Ok(ClientMsg::Ping)));
-        let w = ServerMsg::Waiting { reason: WaitReason::KineAbsent }.to_text();
+        assert!(matches!(
+            ClientMsg::parse(r#"{"type":"ping"}"#),
+            Ok(ClientMsg::Ping)
+        ));
+        let w = ServerMsg::Waiting {
+            reason: WaitReason::KineAbsent,
+        }
+        .to_text();
         assert_eq!(w, r#"{"type":"waiting","reason":"kine_absent"}"#);
     }
 }

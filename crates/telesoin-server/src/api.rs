@@ -9,7 +9,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use telesoin_core::admission::{self, AdmissionInput, Decision, session_open};
 use telesoin_core::claims::{self, Expectations, JoinClaims};
-use telesoin_core::model::{self, Consent, ConsentRecorder, InPersonVisit, Patient, Role, Session, SessionStatus, VisitKind};
+use telesoin_core::model::{
+    self, Consent, ConsentRecorder, InPersonVisit, Patient, Role, Session, SessionStatus, VisitKind,
+};
 use telesoin_core::reimbursement;
 use telesoin_core::{KineId, ParticipantId, PatientId, RefusalCode, SessionId, acts};
 use telesoin_proto::rest;
@@ -56,7 +58,16 @@ pub async fn embed_config(State(app): State<AppState>) -> Json<serde_json::Value
 }
 
 pub async fn acts() -> Json<Vec<rest::Act>> {
-    Json(acts::CATALOGUE.iter().map(|a| rest::Act { code: a.code.into(), label: a.label.into(), amk_coefficient: a.amk_coefficient }).collect())
+    Json(
+        acts::CATALOGUE
+            .iter()
+            .map(|a| rest::Act {
+                code: a.code.into(),
+                label: a.label.into(),
+                amk_coefficient: a.amk_coefficient,
+            })
+            .collect(),
+    )
 }
 
 fn patient_json(r: &PatientRow) -> rest::Patient {
@@ -86,86 +97,220 @@ fn consent_json(r: &ConsentRow) -> rest::Consent {
 fn text_field(name: &str, value: &str, max: usize) -> ApiResult<String> {
     let v = value.trim();
     if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
-        return Err(ApiError::invalid(name, &format!("1 to {max} printable characters")));
+        return Err(ApiError::invalid(
+            name,
+            &format!("1 to {max} printable characters"),
+        ));
     }
     Ok(v.to_owned())
 }
 
-pub async fn list_patients(State(app): State<AppState>, CurrentKine(kine): CurrentKine) -> ApiResult<Json<Vec<rest::Patient>>> {
-    Ok(Json(app.store.patients(kine.id).await?.iter().map(patient_json).collect()))
+pub async fn list_patients(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+) -> ApiResult<Json<Vec<rest::Patient>>> {
+    Ok(Json(
+        app.store
+            .patients(kine.id)
+            .await?
+            .iter()
+            .map(patient_json)
+            .collect(),
+    ))
 }
 
-pub async fn create_patient(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Json(body): Json<rest::NewPatient>) -> ApiResult<(StatusCode, Json<rest::Patient>)> {
+pub async fn create_patient(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Json(body): Json<rest::NewPatient>,
+) -> ApiResult<(StatusCode, Json<rest::Patient>)> {
     let now = Utc::now();
     let display_name = text_field("display_name", &body.display_name, 120)?;
-    if body.birth_date > now.date_naive() || body.birth_date < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default() {
-        return Err(ApiError::invalid("birth_date", "a past date after 1900-01-01"));
+    if body.birth_date > now.date_naive()
+        || body.birth_date < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default()
+    {
+        return Err(ApiError::invalid(
+            "birth_date",
+            "a past date after 1900-01-01",
+        ));
     }
-    let gp_contact = body.gp_contact.as_deref().map(|g| text_field("gp_contact", g, 200)).transpose()?;
-    let patient = Patient { id: PatientId(Uuid::new_v4()), kine: kine.id, display_name, birth_date: body.birth_date, loss_of_autonomy: body.loss_of_autonomy, gp_contact };
+    let gp_contact = body
+        .gp_contact
+        .as_deref()
+        .map(|g| text_field("gp_contact", g, 200))
+        .transpose()?;
+    let patient = Patient {
+        id: PatientId(Uuid::new_v4()),
+        kine: kine.id,
+        display_name,
+        birth_date: body.birth_date,
+        loss_of_autonomy: body.loss_of_autonomy,
+        gp_contact,
+    };
     app.store.create_patient(&patient, now).await?;
-    Ok((StatusCode::CREATED, Json(patient_json(&PatientRow { patient, created_at: now }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(patient_json(&PatientRow {
+            patient,
+            created_at: now,
+        })),
+    ))
 }
 
 async fn own_patient(app: &AppState, kine: KineId, id: Uuid) -> ApiResult<PatientRow> {
-    app.store.patient(kine, PatientId(id)).await?.ok_or_else(ApiError::not_found)
+    app.store
+        .patient(kine, PatientId(id))
+        .await?
+        .ok_or_else(ApiError::not_found)
 }
 
-pub async fn patient_detail(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Path(id): Path<Uuid>) -> ApiResult<Json<rest::PatientDetail>> {
+pub async fn patient_detail(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<rest::PatientDetail>> {
     let p = own_patient(&app, kine.id, id).await?;
     let visits = app.store.visits(kine.id, p.patient.id).await?;
     let consents = app.store.consents(kine.id, p.patient.id).await?;
     let prescriptions = app.store.prescriptions(p.patient.id).await?;
     Ok(Json(rest::PatientDetail {
         patient: patient_json(&p),
-        visits: visits.iter().map(|v| rest::Visit { id: v.id, patient: v.patient.0, date: v.visit.date, kind: v.visit.kind.as_str().into() }).collect(),
+        visits: visits
+            .iter()
+            .map(|v| rest::Visit {
+                id: v.id,
+                patient: v.patient.0,
+                date: v.visit.date,
+                kind: v.visit.kind.as_str().into(),
+            })
+            .collect(),
         consents: consents.iter().map(consent_json).collect(),
-        prescriptions: prescriptions.iter().map(|r| rest::Prescription { id: r.id, patient: r.patient.0, date: r.date }).collect(),
+        prescriptions: prescriptions
+            .iter()
+            .map(|r| rest::Prescription {
+                id: r.id,
+                patient: r.patient.0,
+                date: r.date,
+            })
+            .collect(),
     }))
 }
 
-pub async fn add_visit(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Path(id): Path<Uuid>, Json(body): Json<rest::NewVisit>) -> ApiResult<(StatusCode, Json<rest::Visit>)> {
+pub async fn add_visit(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Path(id): Path<Uuid>,
+    Json(body): Json<rest::NewVisit>,
+) -> ApiResult<(StatusCode, Json<rest::Visit>)> {
     let p = own_patient(&app, kine.id, id).await?;
-    let kind = VisitKind::parse(&body.kind).ok_or_else(|| ApiError::invalid("kind", "bilan or session"))?;
+    let kind = VisitKind::parse(&body.kind)
+        .ok_or_else(|| ApiError::invalid("kind", "bilan or session"))?;
     let now = Utc::now();
     if body.date > now.date_naive() {
-        return Err(ApiError::invalid("date", "an in-person visit is recorded once it has happened"));
+        return Err(ApiError::invalid(
+            "date",
+            "an in-person visit is recorded once it has happened",
+        ));
     }
     let vid = Uuid::new_v4();
-    app.store.add_visit(kine.id, p.patient.id, vid, InPersonVisit { date: body.date, kind }, now).await?;
-    Ok((StatusCode::CREATED, Json(rest::Visit { id: vid, patient: id, date: body.date, kind: kind.as_str().into() })))
+    app.store
+        .add_visit(
+            kine.id,
+            p.patient.id,
+            vid,
+            InPersonVisit {
+                date: body.date,
+                kind,
+            },
+            now,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(rest::Visit {
+            id: vid,
+            patient: id,
+            date: body.date,
+            kind: kind.as_str().into(),
+        }),
+    ))
 }
 
-pub async fn add_consent(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Path(id): Path<Uuid>, Json(body): Json<rest::NewConsent>) -> ApiResult<(StatusCode, Json<rest::Consent>)> {
+pub async fn add_consent(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Path(id): Path<Uuid>,
+    Json(body): Json<rest::NewConsent>,
+) -> ApiResult<(StatusCode, Json<rest::Consent>)> {
     let p = own_patient(&app, kine.id, id).await?;
     if !["oral", "written"].contains(&body.method.as_str()) {
         return Err(ApiError::invalid("method", "oral or written"));
     }
     let text_version = text_field("text_version", &body.text_version, 40)?;
-    let consent = Consent { recorded_by: ConsentRecorder::Kine, method: body.method, text_version, recorded_at: Utc::now(), withdrawn_at: None };
+    let consent = Consent {
+        recorded_by: ConsentRecorder::Kine,
+        method: body.method,
+        text_version,
+        recorded_at: Utc::now(),
+        withdrawn_at: None,
+    };
     let cid = Uuid::new_v4();
-    app.store.add_consent(kine.id, p.patient.id, cid, &consent).await?;
+    app.store
+        .add_consent(kine.id, p.patient.id, cid, &consent)
+        .await?;
     tracing::info!(patient = %p.patient.id, "consent recorded by the kiné");
-    Ok((StatusCode::CREATED, Json(consent_json(&ConsentRow { id: cid, patient: p.patient.id, consent }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(consent_json(&ConsentRow {
+            id: cid,
+            patient: p.patient.id,
+            consent,
+        })),
+    ))
 }
 
-pub async fn withdraw_consent(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Path(id): Path<Uuid>) -> ApiResult<Json<rest::Consent>> {
+pub async fn withdraw_consent(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<rest::Consent>> {
     let now = Utc::now();
-    let row = app.store.withdraw_consent(kine.id, id, now).await?.ok_or_else(ApiError::not_found)?;
+    let row = app
+        .store
+        .withdraw_consent(kine.id, id, now)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     tracing::info!(patient = %row.patient, "consent withdrawn");
     app.hub.consent_withdrawn(row.patient, now).await;
     Ok(Json(consent_json(&row)))
 }
 
-pub async fn add_prescription(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Path(id): Path<Uuid>, Json(body): Json<rest::NewPrescription>) -> ApiResult<(StatusCode, Json<rest::Prescription>)> {
+pub async fn add_prescription(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Path(id): Path<Uuid>,
+    Json(body): Json<rest::NewPrescription>,
+) -> ApiResult<(StatusCode, Json<rest::Prescription>)> {
     let p = own_patient(&app, kine.id, id).await?;
     let now = Utc::now();
     if body.date > now.date_naive() {
-        return Err(ApiError::invalid("date", "a prescription cannot be dated in the future"));
+        return Err(ApiError::invalid(
+            "date",
+            "a prescription cannot be dated in the future",
+        ));
     }
     let rid = Uuid::new_v4();
-    app.store.add_prescription(p.patient.id, rid, body.date, now).await?;
-    Ok((StatusCode::CREATED, Json(rest::Prescription { id: rid, patient: id, date: body.date })))
+    app.store
+        .add_prescription(p.patient.id, rid, body.date, now)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(rest::Prescription {
+            id: rid,
+            patient: id,
+            date: body.date,
+        }),
+    ))
 }
 
 fn session_json(app: &AppState, row: &SessionRow, patient_name: String) -> rest::Session {
@@ -194,7 +339,11 @@ pub struct DayQuery {
     day: Option<NaiveDate>,
 }
 
-pub async fn list_sessions(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Query(q): Query<DayQuery>) -> ApiResult<Json<Vec<rest::Session>>> {
+pub async fn list_sessions(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Query(q): Query<DayQuery>,
+) -> ApiResult<Json<Vec<rest::Session>>> {
     let day = q.day.unwrap_or_else(|| model::local_date(Utc::now()));
     // The French day, with a margin for the time zone; filtered on the local date below.
     let from = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() - Duration::hours(3);
@@ -202,20 +351,32 @@ pub async fn list_sessions(State(app): State<AppState>, CurrentKine(kine): Curre
     let rows = app.store.sessions_between(kine.id, from, to).await?;
     let mut out = Vec::new();
     for row in rows.iter().filter(|r| r.session.day() == day) {
-        let name = app.store.patient(kine.id, row.session.patient).await?.map(|p| p.patient.display_name).unwrap_or_default();
+        let name = app
+            .store
+            .patient(kine.id, row.session.patient)
+            .await?
+            .map(|p| p.patient.display_name)
+            .unwrap_or_default();
         out.push(session_json(&app, row, name));
     }
     Ok(Json(out))
 }
 
-pub async fn create_session(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Json(body): Json<rest::NewSession>) -> ApiResult<(StatusCode, Json<rest::Session>)> {
+pub async fn create_session(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Json(body): Json<rest::NewSession>,
+) -> ApiResult<(StatusCode, Json<rest::Session>)> {
     let p = own_patient(&app, kine.id, body.patient).await?;
     if acts::find(&body.act_code).is_none() {
         return Err(ApiError::invalid("act_code", "one of GET /api/acts"));
     }
     let now = Utc::now();
     if body.starts_at + Duration::minutes(app.cfg.link_after_minutes) <= now {
-        return Err(ApiError::invalid("starts_at", "a session cannot be scheduled in the past"));
+        return Err(ApiError::invalid(
+            "starts_at",
+            "a session cannot be scheduled in the past",
+        ));
     }
     let (window_start, window_end) = Session::window_for(body.starts_at, app.cfg.window());
     let session = Session {
@@ -230,26 +391,67 @@ pub async fn create_session(State(app): State<AppState>, CurrentKine(kine): Curr
         auto_admit: body.auto_admit,
         patient_consent_on_join: body.patient_consent_on_join,
     };
-    let visits: Vec<_> = app.store.visits(kine.id, p.patient.id).await?.into_iter().map(|v| v.visit).collect();
-    let prescriptions: Vec<_> = app.store.prescriptions(p.patient.id).await?.into_iter().map(|r| r.date).collect();
+    let visits: Vec<_> = app
+        .store
+        .visits(kine.id, p.patient.id)
+        .await?
+        .into_iter()
+        .map(|v| v.visit)
+        .collect();
+    let prescriptions: Vec<_> = app
+        .store
+        .prescriptions(p.patient.id)
+        .await?
+        .into_iter()
+        .map(|r| r.date)
+        .collect();
     let class = reimbursement::classify(&session, &prescriptions, &visits, app.cfg.in_person_rule);
-    app.store.create_session(&session, class.as_str(), now).await?;
-    let row = SessionRow { session, billing_class: class.as_str().into(), ended_at: None, billable_seconds: None, finalized_at: None };
-    Ok((StatusCode::CREATED, Json(session_json(&app, &row, p.patient.display_name))))
+    app.store
+        .create_session(&session, class.as_str(), now)
+        .await?;
+    let row = SessionRow {
+        session,
+        billing_class: class.as_str().into(),
+        ended_at: None,
+        billable_seconds: None,
+        finalized_at: None,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(session_json(&app, &row, p.patient.display_name)),
+    ))
 }
 
 async fn own_session(app: &AppState, kine: KineId, id: Uuid) -> ApiResult<SessionRow> {
-    app.store.session(SessionId(id)).await?.filter(|r| r.session.kine == kine).ok_or_else(ApiError::not_found)
+    app.store
+        .session(SessionId(id))
+        .await?
+        .filter(|r| r.session.kine == kine)
+        .ok_or_else(ApiError::not_found)
 }
 
-pub async fn get_session(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Path(id): Path<Uuid>) -> ApiResult<Json<rest::Session>> {
+pub async fn get_session(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<rest::Session>> {
     let row = own_session(&app, kine.id, id).await?;
-    let name = app.store.patient(kine.id, row.session.patient).await?.map(|p| p.patient.display_name).unwrap_or_default();
+    let name = app
+        .store
+        .patient(kine.id, row.session.patient)
+        .await?
+        .map(|p| p.patient.display_name)
+        .unwrap_or_default();
     Ok(Json(session_json(&app, &row, name)))
 }
 
 /// Issues a join link for a seat of the session: the token is valid over the appointment window.
-pub async fn issue_link(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Path(id): Path<Uuid>, Json(body): Json<rest::NewLink>) -> ApiResult<(StatusCode, Json<rest::Link>)> {
+pub async fn issue_link(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Path(id): Path<Uuid>,
+    Json(body): Json<rest::NewLink>,
+) -> ApiResult<(StatusCode, Json<rest::Link>)> {
     let row = own_session(&app, kine.id, id).await?;
     let now = Utc::now();
     if let Err(code) = session_open(&row.session, row.session.window_start.max(now)) {
@@ -268,7 +470,12 @@ pub async fn issue_link(State(app): State<AppState>, CurrentKine(kine): CurrentK
 }
 
 /// Creates the seat (if needed), records the link and signs its token.
-pub async fn mint(app: &AppState, row: &SessionRow, role: Role, now: DateTime<Utc>) -> ApiResult<rest::Link> {
+pub async fn mint(
+    app: &AppState,
+    row: &SessionRow,
+    role: Role,
+    now: DateTime<Utc>,
+) -> ApiResult<rest::Link> {
     let participant: ParticipantId = app.store.seat(row.session.id, role, now).await?;
     let jti = Uuid::new_v4();
     let claims = JoinClaims {
@@ -283,7 +490,15 @@ pub async fn mint(app: &AppState, row: &SessionRow, role: Role, now: DateTime<Ut
         iat: now.timestamp(),
     };
     app.store
-        .issue_link(&LinkRow { jti, session: row.session.id, participant, role, issued_at: now, not_before: row.session.window_start, expires_at: row.session.window_end })
+        .issue_link(&LinkRow {
+            jti,
+            session: row.session.id,
+            participant,
+            role,
+            issued_at: now,
+            not_before: row.session.window_start,
+            expires_at: row.session.window_end,
+        })
         .await?;
     let token = app.keys.sign(&claims)?;
     Ok(rest::Link {
@@ -297,43 +512,81 @@ pub async fn mint(app: &AppState, row: &SessionRow, role: Role, now: DateTime<Ut
     })
 }
 
-pub async fn cancel_session(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Path(id): Path<Uuid>) -> ApiResult<Json<rest::Session>> {
+pub async fn cancel_session(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<rest::Session>> {
     let row = own_session(&app, kine.id, id).await?;
     if row.session.status.is_closed() {
         return Err(ApiError::conflict("the session is already over"));
     }
-    app.hub.cancel_session(row.session.id, Utc::now()).await.map_err(ApiError::refusal)?;
+    app.hub
+        .cancel_session(row.session.id, Utc::now())
+        .await
+        .map_err(ApiError::refusal)?;
     tracing::info!(session = %row.session.id, "session cancelled, links revoked");
     get_session(State(app), CurrentKine(kine), Path(id)).await
 }
 
-pub async fn end_session(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Path(id): Path<Uuid>) -> ApiResult<Json<rest::Record>> {
+pub async fn end_session(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<rest::Record>> {
     let row = own_session(&app, kine.id, id).await?;
-    app.hub.end_session(row.session.id, "ended_by_kine", Utc::now()).await.map_err(ApiError::refusal)?;
+    app.hub
+        .end_session(row.session.id, "ended_by_kine", Utc::now())
+        .await
+        .map_err(ApiError::refusal)?;
     record(State(app), CurrentKine(kine), Path(id)).await
 }
 
-pub async fn revoke_link(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Path(jti): Path<Uuid>) -> ApiResult<StatusCode> {
+pub async fn revoke_link(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Path(jti): Path<Uuid>,
+) -> ApiResult<StatusCode> {
     let seat = app.store.link(jti).await?.ok_or_else(ApiError::not_found)?;
     own_session(&app, kine.id, seat.session.0).await?;
     let now = Utc::now();
     app.store.revoke_link(jti, now).await?;
-    app.hub.link_revoked(seat.session, seat.participant, now).await;
+    app.hub
+        .link_revoked(seat.session, seat.participant, now)
+        .await;
     tracing::info!(session = %seat.session, "link revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 
 fn event_json(e: &telesoin_store::EventRow) -> rest::Event {
-    rest::Event { seq: e.seq, at: e.at, participant: e.participant.map(|p| p.0), role: e.role.map(wire_role), kind: e.kind.as_str().into(), detail: e.detail.clone() }
+    rest::Event {
+        seq: e.seq,
+        at: e.at,
+        participant: e.participant.map(|p| p.0),
+        role: e.role.map(wire_role),
+        kind: e.kind.as_str().into(),
+        detail: e.detail.clone(),
+    }
 }
 
-pub async fn record(State(app): State<AppState>, CurrentKine(kine): CurrentKine, Path(id): Path<Uuid>) -> ApiResult<Json<rest::Record>> {
+pub async fn record(
+    State(app): State<AppState>,
+    CurrentKine(kine): CurrentKine,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<rest::Record>> {
     let row = own_session(&app, kine.id, id).await?;
     let events = app.store.events(row.session.id).await?;
     let now = Utc::now();
     let presence: Vec<_> = events.iter().map(|e| e.presence()).collect();
-    let provisional = telesoin_core::billing::billable_seconds(&presence, app.hub.grace(), row.ended_at.unwrap_or(now));
-    let started_at = events.iter().find(|e| e.kind == telesoin_core::billing::PresenceKind::Admitted).map(|e| e.at);
+    let provisional = telesoin_core::billing::billable_seconds(
+        &presence,
+        app.hub.grace(),
+        row.ended_at.unwrap_or(now),
+    );
+    let started_at = events
+        .iter()
+        .find(|e| e.kind == telesoin_core::billing::PresenceKind::Admitted)
+        .map(|e| e.at);
     let act = acts::find(&row.session.act_code);
     Ok(Json(rest::Record {
         session: row.session.id.0,
@@ -347,29 +600,69 @@ pub async fn record(State(app): State<AppState>, CurrentKine(kine): CurrentKine,
         billable_seconds: row.billable_seconds,
         provisional_seconds: row.billable_seconds.unwrap_or(provisional),
         finalized_at: row.finalized_at,
-        incidents: events.iter().filter(|e| e.kind.is_incident()).map(event_json).collect(),
+        incidents: events
+            .iter()
+            .filter(|e| e.kind.is_incident())
+            .map(event_json)
+            .collect(),
         events: events.iter().map(event_json).collect(),
     }))
 }
 
 /// What the join page shows before joining: who, when, which act, reimbursed or not. The token
 /// travels in the body, never in a URL.
-pub async fn join_info(State(app): State<AppState>, Json(body): Json<rest::JoinInfoRequest>) -> ApiResult<Json<wire::SessionInfo>> {
+pub async fn join_info(
+    State(app): State<AppState>,
+    Json(body): Json<rest::JoinInfoRequest>,
+) -> ApiResult<Json<wire::SessionInfo>> {
     let now = Utc::now();
     let claims = app.keys.verify(&body.token).map_err(ApiError::refusal)?;
-    let verified = claims::check(claims, &Expectations { issuer: &app.public_url, audience: JOIN_AUDIENCE, leeway_secs: 5 }, now).map_err(ApiError::refusal)?;
-    let seat = app.store.link(verified.jti()).await?.ok_or_else(|| ApiError::refusal(RefusalCode::TokenInvalid))?;
+    let verified = claims::check(
+        claims,
+        &Expectations {
+            issuer: &app.public_url,
+            audience: JOIN_AUDIENCE,
+            leeway_secs: 5,
+        },
+        now,
+    )
+    .map_err(ApiError::refusal)?;
+    let seat = app
+        .store
+        .link(verified.jti())
+        .await?
+        .ok_or_else(|| ApiError::refusal(RefusalCode::TokenInvalid))?;
     claims::check_seat(&verified, &seat).map_err(ApiError::refusal)?;
-    let row = app.store.session(verified.session()).await?.ok_or_else(|| ApiError::refusal(RefusalCode::SessionNotFound))?;
+    let row = app
+        .store
+        .session(verified.session())
+        .await?
+        .ok_or_else(|| ApiError::refusal(RefusalCode::SessionNotFound))?;
     if row.session.status.is_closed() {
         session_open(&row.session, now).map_err(ApiError::refusal)?;
     }
     if verified.role() != Role::Kine {
         // Tell a patient who cannot be admitted before their page asks for the camera. Only
         // refusals count here: the lobby and attestations are the join's business.
-        let patient = app.store.patient(row.session.kine, row.session.patient).await?.ok_or_else(|| ApiError::refusal(RefusalCode::SessionNotFound))?;
-        let visits: Vec<_> = app.store.visits(row.session.kine, row.session.patient).await?.into_iter().map(|v| v.visit).collect();
-        let consents: Vec<_> = app.store.consents(row.session.kine, row.session.patient).await?.into_iter().map(|c| c.consent).collect();
+        let patient = app
+            .store
+            .patient(row.session.kine, row.session.patient)
+            .await?
+            .ok_or_else(|| ApiError::refusal(RefusalCode::SessionNotFound))?;
+        let visits: Vec<_> = app
+            .store
+            .visits(row.session.kine, row.session.patient)
+            .await?
+            .into_iter()
+            .map(|v| v.visit)
+            .collect();
+        let consents: Vec<_> = app
+            .store
+            .consents(row.session.kine, row.session.patient)
+            .await?
+            .into_iter()
+            .map(|c| c.consent)
+            .collect();
         let check_at = now.max(row.session.window_start);
         let decision = admission::decide(&AdmissionInput {
             now: check_at,
@@ -387,7 +680,11 @@ pub async fn join_info(State(app): State<AppState>, Json(body): Json<rest::JoinI
             return Err(ApiError::refusal(code));
         }
     }
-    let kine = app.store.kine(row.session.kine).await?.ok_or_else(|| ApiError::refusal(RefusalCode::SessionNotFound))?;
+    let kine = app
+        .store
+        .kine(row.session.kine)
+        .await?
+        .ok_or_else(|| ApiError::refusal(RefusalCode::SessionNotFound))?;
     let act = acts::find(&row.session.act_code);
     Ok(Json(wire::SessionInfo {
         session: row.session.id.0,

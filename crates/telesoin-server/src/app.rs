@@ -32,7 +32,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("public_url", &self.public_url).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -44,27 +46,53 @@ struct SecurityHeaders {
 
 /// The origin (`scheme://host[:port]`) of a URL.
 pub fn origin_of(url: &str) -> String {
-    let rest = url.split_once("://").map(|(s, r)| (s, r.split('/').next().unwrap_or(""))).map(|(s, h)| format!("{s}://{h}"));
+    let rest = url
+        .split_once("://")
+        .map(|(s, r)| (s, r.split('/').next().unwrap_or("")))
+        .map(|(s, h)| format!("{s}://{h}"));
     rest.unwrap_or_else(|| url.to_owned())
 }
 
 impl AppState {
-    pub fn new(cfg: Arc<Config>, store: Arc<dyn Store>, keys: Arc<Keys>, hub: Arc<Hub>, public_url: String) -> anyhow::Result<Self> {
+    pub fn new(
+        cfg: Arc<Config>,
+        store: Arc<dyn Store>,
+        keys: Arc<Keys>,
+        hub: Arc<Hub>,
+        public_url: String,
+    ) -> anyhow::Result<Self> {
         let mut origins = vec![origin_of(&public_url)];
         origins.extend(cfg.allowed_origins.iter().cloned());
-        let ancestors = std::iter::once("'self'".to_owned()).chain(cfg.embed_origins.iter().cloned()).collect::<Vec<_>>().join(" ");
+        let ancestors = std::iter::once("'self'".to_owned())
+            .chain(cfg.embed_origins.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
         let csp = format!(
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
              connect-src 'self' wss: ws:; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
         );
-        let allow = std::iter::once("self".to_owned()).chain(cfg.embed_origins.iter().map(|o| format!("\"{o}\""))).collect::<Vec<_>>().join(" ");
-        let permissions = format!("camera=({allow}), microphone=({allow}), display-capture=(), geolocation=(), payment=(), usb=()");
+        let allow = std::iter::once("self".to_owned())
+            .chain(cfg.embed_origins.iter().map(|o| format!("\"{o}\"")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let permissions = format!(
+            "camera=({allow}), microphone=({allow}), display-capture=(), geolocation=(), payment=(), usb=()"
+        );
         let headers = SecurityHeaders {
             csp: HeaderValue::from_str(&csp)?,
             permissions: HeaderValue::from_str(&permissions)?,
-            hsts: (cfg.tls != TlsMode::Off || public_url.starts_with("https://")).then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains")),
+            hsts: (cfg.tls != TlsMode::Off || public_url.starts_with("https://"))
+                .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains")),
         };
-        Ok(AppState { cfg, store, keys, hub, public_url: public_url.into(), origins: Arc::new(origins), headers: Arc::new(headers) })
+        Ok(AppState {
+            cfg,
+            store,
+            keys,
+            hub,
+            public_url: public_url.into(),
+            origins: Arc::new(origins),
+            headers: Arc::new(headers),
+        })
     }
 
     pub fn origin_allowed(&self, origin: &str) -> bool {
@@ -78,13 +106,19 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(auth::logout))
         .route("/me", get(auth::me))
         .route("/acts", get(api::acts))
-        .route("/patients", get(api::list_patients).post(api::create_patient))
+        .route(
+            "/patients",
+            get(api::list_patients).post(api::create_patient),
+        )
         .route("/patients/{id}", get(api::patient_detail))
         .route("/patients/{id}/visits", post(api::add_visit))
         .route("/patients/{id}/consents", post(api::add_consent))
         .route("/patients/{id}/prescriptions", post(api::add_prescription))
         .route("/consents/{id}/withdraw", post(api::withdraw_consent))
-        .route("/sessions", get(api::list_sessions).post(api::create_session))
+        .route(
+            "/sessions",
+            get(api::list_sessions).post(api::create_session),
+        )
         .route("/sessions/{id}", get(api::get_session))
         .route("/sessions/{id}/links", post(api::issue_link))
         .route("/sessions/{id}/cancel", post(api::cancel_session))
@@ -101,24 +135,43 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .merge(web::routes())
-        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .with_state(state)
 }
 
 /// Security headers on every response, and a log line that names the route, never the URL.
 async fn security_headers(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
     let method = req.method().clone();
     let is_api = req.uri().path().starts_with("/api/");
     // The embed script is loaded by platforms' pages, from their own origin.
-    let corp = if req.uri().path() == "/embed.js" { "cross-origin" } else { "same-origin" };
+    let corp = if req.uri().path() == "/embed.js" {
+        "cross-origin"
+    } else {
+        "same-origin"
+    };
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, app.headers.csp.clone());
     h.insert("permissions-policy", app.headers.permissions.clone());
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert("cross-origin-resource-policy", HeaderValue::from_static(corp));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static(corp),
+    );
     if let Some(hsts) = &app.headers.hsts {
         h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
     }

@@ -96,17 +96,23 @@ pub struct ConfigError(pub String);
 
 impl Config {
     /// Defaults, then the file (if any), then `TELESOIN_*` variables from `env`.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut cfg = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-                toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
             }
             None => Config::default(),
         };
         for (key, value) in env {
-            let Some(name) = key.strip_prefix("TELESOIN_") else { continue };
+            let Some(name) = key.strip_prefix("TELESOIN_") else {
+                continue;
+            };
             cfg.set(&name.to_ascii_lowercase(), &value)?;
         }
         cfg.validate()?;
@@ -115,10 +121,25 @@ impl Config {
 
     /// Sets one key from its text form, as an environment variable gives it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T, ConfigError> {
-            value.trim().parse().map_err(|_| ConfigError(format!("TELESOIN_{} must be {what}, got {value:?}", key.to_uppercase())))
+        fn parse<T: std::str::FromStr>(
+            key: &str,
+            value: &str,
+            what: &str,
+        ) -> Result<T, ConfigError> {
+            value.trim().parse().map_err(|_| {
+                ConfigError(format!(
+                    "TELESOIN_{} must be {what}, got {value:?}",
+                    key.to_uppercase()
+                ))
+            })
         }
-        let list = |v: &str| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>();
+        let list = |v: &str| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
         match key {
             "data_dir" => self.data_dir = PathBuf::from(value),
             "listen" => self.listen = parse(key, value, "an address such as 127.0.0.1:8443")?,
@@ -127,21 +148,35 @@ impl Config {
                 self.tls = match value {
                     "auto" => TlsMode::Auto,
                     "off" => TlsMode::Off,
-                    _ => return Err(ConfigError(format!("TELESOIN_TLS must be auto or off, got {value:?}"))),
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "TELESOIN_TLS must be auto or off, got {value:?}"
+                        )));
+                    }
                 }
             }
             "tls_cert" => self.tls_cert = Some(PathBuf::from(value)),
             "tls_key" => self.tls_key = Some(PathBuf::from(value)),
             "in_person_rule" => {
                 self.in_person_rule = InPersonRule::parse(value).ok_or_else(|| {
-                    ConfigError(format!("TELESOIN_IN_PERSON_RULE must be arrete_2021 or convention, got {value:?}"))
+                    ConfigError(format!(
+                        "TELESOIN_IN_PERSON_RULE must be arrete_2021 or convention, got {value:?}"
+                    ))
                 })?
             }
-            "link_before_minutes" => self.link_before_minutes = parse(key, value, "a number of minutes")?,
-            "link_after_minutes" => self.link_after_minutes = parse(key, value, "a number of minutes")?,
+            "link_before_minutes" => {
+                self.link_before_minutes = parse(key, value, "a number of minutes")?
+            }
+            "link_after_minutes" => {
+                self.link_after_minutes = parse(key, value, "a number of minutes")?
+            }
             "grace_seconds" => self.grace_seconds = parse(key, value, "a number of seconds")?,
-            "idle_timeout_seconds" => self.idle_timeout_seconds = parse(key, value, "a number of seconds")?,
-            "join_timeout_seconds" => self.join_timeout_seconds = parse(key, value, "a number of seconds")?,
+            "idle_timeout_seconds" => {
+                self.idle_timeout_seconds = parse(key, value, "a number of seconds")?
+            }
+            "join_timeout_seconds" => {
+                self.join_timeout_seconds = parse(key, value, "a number of seconds")?
+            }
             "max_message_bytes" => self.max_message_bytes = parse(key, value, "a number of bytes")?,
             "rate_per_second" => self.rate_per_second = parse(key, value, "a number of messages")?,
             "allowed_origins" => self.allowed_origins = list(value),
@@ -151,7 +186,12 @@ impl Config {
             "log" => self.log = value.to_owned(),
             // Variables for other parts of the program (the demo password, the config path).
             "demo_password" | "new_password" | "config" => {}
-            other => return Err(ConfigError(format!("unknown setting TELESOIN_{}; see docs/configuration in README.md", other.to_uppercase()))),
+            other => {
+                return Err(ConfigError(format!(
+                    "unknown setting TELESOIN_{}; see docs/configuration in README.md",
+                    other.to_uppercase()
+                )));
+            }
         }
         Ok(())
     }
@@ -161,29 +201,42 @@ impl Config {
             return Err(ConfigError("set both tls_cert and tls_key, or neither (a self-signed certificate is then generated)".into()));
         }
         if self.link_before_minutes < 0 || self.link_after_minutes <= 0 {
-            return Err(ConfigError("link_before_minutes must be >= 0 and link_after_minutes > 0".into()));
+            return Err(ConfigError(
+                "link_before_minutes must be >= 0 and link_after_minutes > 0".into(),
+            ));
         }
         if !(1..=600).contains(&self.grace_seconds) {
-            return Err(ConfigError("grace_seconds must be between 1 and 600".into()));
+            return Err(ConfigError(
+                "grace_seconds must be between 1 and 600".into(),
+            ));
         }
         if self.idle_timeout_seconds < 5 || self.join_timeout_seconds == 0 {
-            return Err(ConfigError("idle_timeout_seconds must be at least 5 and join_timeout_seconds at least 1".into()));
+            return Err(ConfigError(
+                "idle_timeout_seconds must be at least 5 and join_timeout_seconds at least 1"
+                    .into(),
+            ));
         }
         if !(1024..=1024 * 1024).contains(&self.max_message_bytes) {
-            return Err(ConfigError("max_message_bytes must be between 1024 and 1048576".into()));
+            return Err(ConfigError(
+                "max_message_bytes must be between 1024 and 1048576".into(),
+            ));
         }
         if self.rate_per_second == 0 {
             return Err(ConfigError("rate_per_second must be at least 1".into()));
         }
         for o in self.allowed_origins.iter().chain(&self.embed_origins) {
             if !(o.starts_with("https://") || o.starts_with("http://")) || o.ends_with('/') {
-                return Err(ConfigError(format!("origin {o:?} must look like https://host[:port], without a trailing slash")));
+                return Err(ConfigError(format!(
+                    "origin {o:?} must look like https://host[:port], without a trailing slash"
+                )));
             }
         }
         if let Some(u) = &self.public_url
             && !(u.starts_with("https://") || u.starts_with("http://"))
         {
-            return Err(ConfigError(format!("public_url {u:?} must start with https:// or http://")));
+            return Err(ConfigError(format!(
+                "public_url {u:?} must start with https:// or http://"
+            )));
         }
         Ok(())
     }
@@ -193,7 +246,11 @@ impl Config {
         match &self.public_url {
             Some(u) => u.clone(),
             None => {
-                let scheme = if self.tls == TlsMode::Off { "http" } else { "https" };
+                let scheme = if self.tls == TlsMode::Off {
+                    "http"
+                } else {
+                    "https"
+                };
                 format!("{scheme}://localhost:{}", bound.port())
             }
         }
@@ -212,22 +269,47 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
     fn env_overrides_and_validation_messages() {
-        let cfg = Config::load(None, env(&[("TELESOIN_GRACE_SECONDS", "12"), ("TELESOIN_EMBED_ORIGINS", "https://a.fr, https://b.fr"), ("PATH", "/bin")]))
-            .expect("valid");
+        let cfg = Config::load(
+            None,
+            env(&[
+                ("TELESOIN_GRACE_SECONDS", "12"),
+                ("TELESOIN_EMBED_ORIGINS", "https://a.fr, https://b.fr"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .expect("valid");
         assert_eq!(cfg.grace_seconds, 12);
         assert_eq!(cfg.embed_origins, ["https://a.fr", "https://b.fr"]);
-        let err = Config::load(None, env(&[("TELESOIN_GRACE_SECONDS", "soon")])).expect_err("invalid");
-        assert!(err.to_string().contains("TELESOIN_GRACE_SECONDS must be a number of seconds"), "{err}");
-        let err = Config::load(None, env(&[("TELESOIN_IN_PERSON_RULE", "maybe")])).expect_err("invalid");
-        assert!(err.to_string().contains("arrete_2021 or convention"), "{err}");
+        let err =
+            Config::load(None, env(&[("TELESOIN_GRACE_SECONDS", "soon")])).expect_err("invalid");
+        assert!(
+            err.to_string()
+                .contains("TELESOIN_GRACE_SECONDS must be a number of seconds"),
+            "{err}"
+        );
+        let err =
+            Config::load(None, env(&[("TELESOIN_IN_PERSON_RULE", "maybe")])).expect_err("invalid");
+        assert!(
+            err.to_string().contains("arrete_2021 or convention"),
+            "{err}"
+        );
         let err = Config::load(None, env(&[("TELESOIN_TLS_CERT", "/x.pem")])).expect_err("invalid");
-        assert!(err.to_string().contains("both tls_cert and tls_key"), "{err}");
+        assert!(
+            err.to_string().contains("both tls_cert and tls_key"),
+            "{err}"
+        );
         let err = Config::load(None, env(&[("TELESOIN_NOPE", "1")])).expect_err("unknown");
-        assert!(err.to_string().contains("unknown setting TELESOIN_NOPE"), "{err}");
+        assert!(
+            err.to_string().contains("unknown setting TELESOIN_NOPE"),
+            "{err}"
+        );
     }
 }

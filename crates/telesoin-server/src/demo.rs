@@ -4,7 +4,10 @@
 use base64::Engine;
 use chrono::{Duration, Utc};
 use rand::RngCore;
-use telesoin_core::model::{self, Consent, ConsentRecorder, InPersonVisit, Kine, Patient, Role, Session, SessionStatus, VisitKind};
+use telesoin_core::model::{
+    self, Consent, ConsentRecorder, InPersonVisit, Kine, Patient, Role, Session, SessionStatus,
+    VisitKind,
+};
 use telesoin_core::{KineId, PatientId, SessionId, reimbursement};
 use telesoin_store::SessionRow;
 use uuid::Uuid;
@@ -30,7 +33,8 @@ pub async fn seed(app: &AppState, password: Option<String>) -> anyhow::Result<De
     let pw_file = app.cfg.data_dir.join("demo-password");
     let (kine, password) = match app.store.kine_by_email(DEMO_EMAIL).await? {
         Some((kine, _)) => {
-            let pw = std::fs::read_to_string(&pw_file).unwrap_or_else(|_| "(set at the first demo run)".into());
+            let pw = std::fs::read_to_string(&pw_file)
+                .unwrap_or_else(|_| "(set at the first demo run)".into());
             (kine, pw.trim().to_owned())
         }
         None => {
@@ -39,14 +43,27 @@ pub async fn seed(app: &AppState, password: Option<String>) -> anyhow::Result<De
                 rand::rngs::OsRng.fill_bytes(&mut raw);
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
             });
-            let kine = Kine { id: KineId(Uuid::new_v4()), rpps: "10001234567".into(), name: "Claire Martin".into(), email: DEMO_EMAIL.into() };
-            app.store.create_kine(&kine, &crate::auth::hash_password(&pw)?, now).await?;
+            let kine = Kine {
+                id: KineId(Uuid::new_v4()),
+                rpps: "10001234567".into(),
+                name: "Claire Martin".into(),
+                email: DEMO_EMAIL.into(),
+            };
+            app.store
+                .create_kine(&kine, &crate::auth::hash_password(&pw)?, now)
+                .await?;
             let _ = std::fs::remove_file(&pw_file);
             crate::keys::write_private(&pw_file, pw.as_bytes())?;
             (kine, pw)
         }
     };
-    let patient = match app.store.patients(kine.id).await?.into_iter().find(|p| p.patient.display_name == "Jeanne Dupont") {
+    let patient = match app
+        .store
+        .patients(kine.id)
+        .await?
+        .into_iter()
+        .find(|p| p.patient.display_name == "Jeanne Dupont")
+    {
         Some(p) => p.patient,
         None => {
             let p = Patient {
@@ -59,11 +76,43 @@ pub async fn seed(app: &AppState, password: Option<String>) -> anyhow::Result<De
             };
             app.store.create_patient(&p, now).await?;
             let today = model::local_date(now);
-            app.store.add_visit(kine.id, p.id, Uuid::new_v4(), InPersonVisit { date: today - Duration::days(30), kind: VisitKind::Bilan }, now).await?;
-            app.store.add_visit(kine.id, p.id, Uuid::new_v4(), InPersonVisit { date: today - Duration::days(7), kind: VisitKind::Session }, now).await?;
-            app.store.add_prescription(p.id, Uuid::new_v4(), today - Duration::days(45), now).await?;
-            let consent = Consent { recorded_by: ConsentRecorder::Kine, method: "oral".into(), text_version: model::CONSENT_TEXT_VERSION.into(), recorded_at: now, withdrawn_at: None };
-            app.store.add_consent(kine.id, p.id, Uuid::new_v4(), &consent).await?;
+            app.store
+                .add_visit(
+                    kine.id,
+                    p.id,
+                    Uuid::new_v4(),
+                    InPersonVisit {
+                        date: today - Duration::days(30),
+                        kind: VisitKind::Bilan,
+                    },
+                    now,
+                )
+                .await?;
+            app.store
+                .add_visit(
+                    kine.id,
+                    p.id,
+                    Uuid::new_v4(),
+                    InPersonVisit {
+                        date: today - Duration::days(7),
+                        kind: VisitKind::Session,
+                    },
+                    now,
+                )
+                .await?;
+            app.store
+                .add_prescription(p.id, Uuid::new_v4(), today - Duration::days(45), now)
+                .await?;
+            let consent = Consent {
+                recorded_by: ConsentRecorder::Kine,
+                method: "oral".into(),
+                text_version: model::CONSENT_TEXT_VERSION.into(),
+                recorded_at: now,
+                withdrawn_at: None,
+            };
+            app.store
+                .add_consent(kine.id, p.id, Uuid::new_v4(), &consent)
+                .await?;
             p
         }
     };
@@ -80,13 +129,37 @@ pub async fn seed(app: &AppState, password: Option<String>) -> anyhow::Result<De
         auto_admit: false,
         patient_consent_on_join: true,
     };
-    let visits: Vec<_> = app.store.visits(kine.id, patient.id).await?.into_iter().map(|v| v.visit).collect();
-    let prescriptions: Vec<_> = app.store.prescriptions(patient.id).await?.into_iter().map(|r| r.date).collect();
+    let visits: Vec<_> = app
+        .store
+        .visits(kine.id, patient.id)
+        .await?
+        .into_iter()
+        .map(|v| v.visit)
+        .collect();
+    let prescriptions: Vec<_> = app
+        .store
+        .prescriptions(patient.id)
+        .await?
+        .into_iter()
+        .map(|r| r.date)
+        .collect();
     let class = reimbursement::classify(&session, &prescriptions, &visits, app.cfg.in_person_rule);
-    app.store.create_session(&session, class.as_str(), now).await?;
-    let row = SessionRow { session, billing_class: class.as_str().into(), ended_at: None, billable_seconds: None, finalized_at: None };
-    let patient_link = crate::api::mint(app, &row, Role::Patient, now).await.map_err(|e| anyhow::anyhow!("{:?}", e.code))?;
-    let kine_link = crate::api::mint(app, &row, Role::Kine, now).await.map_err(|e| anyhow::anyhow!("{:?}", e.code))?;
+    app.store
+        .create_session(&session, class.as_str(), now)
+        .await?;
+    let row = SessionRow {
+        session,
+        billing_class: class.as_str().into(),
+        ended_at: None,
+        billable_seconds: None,
+        finalized_at: None,
+    };
+    let patient_link = crate::api::mint(app, &row, Role::Patient, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{:?}", e.code))?;
+    let kine_link = crate::api::mint(app, &row, Role::Kine, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{:?}", e.code))?;
     Ok(DemoData {
         url: app.public_url.to_string(),
         dashboard_url: format!("{}/app", app.public_url),

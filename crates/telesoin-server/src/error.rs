@@ -19,7 +19,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: RefusalCode) -> Self {
-        ApiError { status, code, details: serde_json::Value::Null, cause: None }
+        ApiError {
+            status,
+            code,
+            details: serde_json::Value::Null,
+            cause: None,
+        }
     }
 
     pub fn invalid(field: &str, why: &str) -> Self {
@@ -34,7 +39,10 @@ impl ApiError {
     }
 
     pub fn conflict(why: &str) -> Self {
-        ApiError { details: serde_json::json!({ "problem": why }), ..ApiError::new(StatusCode::CONFLICT, RefusalCode::Conflict) }
+        ApiError {
+            details: serde_json::json!({ "problem": why }),
+            ..ApiError::new(StatusCode::CONFLICT, RefusalCode::Conflict)
+        }
     }
 
     /// A refusal from telesoin-core, with the status that fits it.
@@ -63,21 +71,35 @@ pub fn refusal_body(code: RefusalCode, details: serde_json::Value) -> Refusal {
         (serde_json::Value::Null, Some(rule)) => serde_json::json!({ "rule": rule.as_str() }),
         (d, _) => d,
     };
-    Refusal { code: code.code().to_owned(), message_fr: code.message_fr().to_owned(), message_en: code.message_en().to_owned(), details }
+    Refusal {
+        code: code.code().to_owned(),
+        message_fr: code.message_fr().to_owned(),
+        message_en: code.message_en().to_owned(),
+        details,
+    }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(c) => ApiError { cause: Some(c), ..ApiError::conflict("already exists") },
-            other => ApiError { cause: Some(other.to_string()), ..ApiError::refusal(RefusalCode::Unavailable) },
+            StoreError::Conflict(c) => ApiError {
+                cause: Some(c),
+                ..ApiError::conflict("already exists")
+            },
+            other => ApiError {
+                cause: Some(other.to_string()),
+                ..ApiError::refusal(RefusalCode::Unavailable)
+            },
         }
     }
 }
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        ApiError { cause: Some(format!("{e:#}")), ..ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, RefusalCode::Unavailable) }
+        ApiError {
+            cause: Some(format!("{e:#}")),
+            ..ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, RefusalCode::Unavailable)
+        }
     }
 }
 

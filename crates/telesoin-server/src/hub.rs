@@ -70,23 +70,36 @@ struct Room {
 
 impl Room {
     fn kine_present(&self) -> bool {
-        self.seats.values().any(|s| s.role == Role::Kine && s.admitted && s.attachment.is_some())
+        self.seats
+            .values()
+            .any(|s| s.role == Role::Kine && s.admitted && s.attachment.is_some())
     }
 
     fn peers_except(&self, me: ParticipantId) -> Vec<wire::PeerInfo> {
         self.seats
             .iter()
             .filter(|(p, s)| **p != me && s.attachment.is_some())
-            .map(|(p, s)| wire::PeerInfo { participant: p.0, role: wire_role(s.role), admitted: s.admitted })
+            .map(|(p, s)| wire::PeerInfo {
+                participant: p.0,
+                role: wire_role(s.role),
+                admitted: s.admitted,
+            })
             .collect()
     }
 
     fn admitted_others(&self, me: ParticipantId) -> Vec<ParticipantId> {
-        self.seats.iter().filter(|(p, s)| **p != me && s.admitted && s.attachment.is_some()).map(|(p, _)| *p).collect()
+        self.seats
+            .iter()
+            .filter(|(p, s)| **p != me && s.admitted && s.attachment.is_some())
+            .map(|(p, _)| *p)
+            .collect()
     }
 
     fn kine_seat(&self) -> Option<ParticipantId> {
-        self.seats.iter().find(|(_, s)| s.role == Role::Kine && s.attachment.is_some()).map(|(p, _)| *p)
+        self.seats
+            .iter()
+            .find(|(_, s)| s.role == Role::Kine && s.attachment.is_some())
+            .map(|(p, _)| *p)
     }
 }
 
@@ -130,7 +143,9 @@ pub struct Hub {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("rooms", &self.rooms.lock().len()).finish_non_exhaustive()
+        f.debug_struct("Hub")
+            .field("rooms", &self.rooms.lock().len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -143,16 +158,38 @@ fn store_down(e: telesoin_store::StoreError) -> RefusalCode {
 
 impl Hub {
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, cfg: HubConfig) -> Arc<Self> {
-        Arc::new(Hub { store, bus, cfg, rooms: Mutex::new(HashMap::new()), draining: AtomicBool::new(false) })
+        Arc::new(Hub {
+            store,
+            bus,
+            cfg,
+            rooms: Mutex::new(HashMap::new()),
+            draining: AtomicBool::new(false),
+        })
     }
 
     pub fn grace(&self) -> Duration {
         self.cfg.grace
     }
 
-    async fn event(&self, session: SessionId, at: DateTime<Utc>, who: Option<(ParticipantId, Role)>, kind: PresenceKind, detail: Option<String>) -> HubResult<i64> {
+    async fn event(
+        &self,
+        session: SessionId,
+        at: DateTime<Utc>,
+        who: Option<(ParticipantId, Role)>,
+        kind: PresenceKind,
+        detail: Option<String>,
+    ) -> HubResult<i64> {
         self.store
-            .append_event(session, &NewEvent { at, participant: who.map(|w| w.0), role: who.map(|w| w.1), kind, detail })
+            .append_event(
+                session,
+                &NewEvent {
+                    at,
+                    participant: who.map(|w| w.0),
+                    role: who.map(|w| w.1),
+                    kind,
+                    detail,
+                },
+            )
             .await
             .map_err(store_down)
     }
@@ -164,30 +201,58 @@ impl Hub {
     }
 
     /// Seats a verified participant. The returned welcome is sent first; then [`Hub::evaluate`].
-    pub async fn join(&self, claims: &VerifiedClaims, sink: mpsc::Sender<Outbound>, now: DateTime<Utc>) -> HubResult<Joined> {
+    pub async fn join(
+        &self,
+        claims: &VerifiedClaims,
+        sink: mpsc::Sender<Outbound>,
+        now: DateTime<Utc>,
+    ) -> HubResult<Joined> {
         if self.draining.load(Ordering::Relaxed) {
             return Err(RefusalCode::ShuttingDown);
         }
-        let seat = self.store.link(claims.jti()).await.map_err(store_down)?.ok_or(RefusalCode::TokenInvalid)?;
-        let row = self.store.session(seat.session).await.map_err(store_down)?.ok_or(RefusalCode::SessionNotFound)?;
+        let seat = self
+            .store
+            .link(claims.jti())
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::TokenInvalid)?;
+        let row = self
+            .store
+            .session(seat.session)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
         // A link of a session that is over says so, rather than just "revoked".
         if seat.revoked && row.session.status.is_closed() && seat.session == claims.session() {
             admission::session_open(&row.session, now)?;
         }
         telesoin_core::claims::check_seat(claims, &seat)?;
         admission::session_open(&row.session, now)?;
-        let kine = self.store.kine(row.session.kine).await.map_err(store_down)?.ok_or(RefusalCode::SessionNotFound)?;
+        let kine = self
+            .store
+            .kine(row.session.kine)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
         let act = acts::find(&row.session.act_code);
         let participant = claims.participant();
         let role = claims.role();
 
         // A seat this node does not hold may still be admitted: the server restarted, or another
         // node held it. The persisted events say so (admitted, and not left or refused since).
-        let known = self.rooms.lock().get(&row.session.id).is_some_and(|r| r.seats.contains_key(&participant));
+        let known = self
+            .rooms
+            .lock()
+            .get(&row.session.id)
+            .is_some_and(|r| r.seats.contains_key(&participant));
         let admitted_before = if known {
             false
         } else {
-            let events = self.store.events(row.session.id).await.map_err(store_down)?;
+            let events = self
+                .store
+                .events(row.session.id)
+                .await
+                .map_err(store_down)?;
             events
                 .iter()
                 .rev()
@@ -203,7 +268,10 @@ impl Hub {
         if let Some(prev) = previous {
             // Another device (or a stale socket) held the seat: it is told why, then closed.
             let _ = prev.try_send(text(&ServerMsg::Replaced));
-            let _ = prev.try_send(Outbound::Close { code: close::REPLACED, reason: "replaced" });
+            let _ = prev.try_send(Outbound::Close {
+                code: close::REPLACED,
+                reason: "replaced",
+            });
         }
         let (resumed, peers) = {
             let mut rooms = self.rooms.lock();
@@ -234,8 +302,15 @@ impl Hub {
             };
             (resumed, room.peers_except(participant))
         };
-        let kind = if resumed { PresenceKind::Reconnected } else { PresenceKind::Joined };
-        if let Err(code) = self.event(row.session.id, now, Some((participant, role)), kind, None).await {
+        let kind = if resumed {
+            PresenceKind::Reconnected
+        } else {
+            PresenceKind::Joined
+        };
+        if let Err(code) = self
+            .event(row.session.id, now, Some((participant, role)), kind, None)
+            .await
+        {
             self.leave_seat(row.session.id, attachment);
             return Err(code);
         }
@@ -256,7 +331,13 @@ impl Hub {
             peers,
             resumed,
         };
-        Ok(Joined { attachment, session: row.session.id, role, welcome, resumed })
+        Ok(Joined {
+            attachment,
+            session: row.session.id,
+            role,
+            welcome,
+            resumed,
+        })
     }
 
     /// Removes a seat that never got going (its join failed half way).
@@ -264,7 +345,11 @@ impl Hub {
         self.bus.detach(a);
         let mut rooms = self.rooms.lock();
         if let Some(room) = rooms.get_mut(&session) {
-            if room.seats.get(&a.participant).is_some_and(|s| s.attachment == Some(a) && !s.admitted) {
+            if room
+                .seats
+                .get(&a.participant)
+                .is_some_and(|s| s.attachment == Some(a) && !s.admitted)
+            {
                 room.seats.remove(&a.participant);
             }
             if room.seats.is_empty() {
@@ -274,26 +359,58 @@ impl Hub {
     }
 
     /// Asks telesoin-core whether this seat may enter now, and acts on the answer.
-    pub async fn evaluate(&self, session: SessionId, participant: ParticipantId, now: DateTime<Utc>) {
+    pub async fn evaluate(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        now: DateTime<Utc>,
+    ) {
         match self.try_evaluate(session, participant, now).await {
             Ok(()) => {}
             Err(code) => {
                 // The store failed: say so and keep the seat; the client may retry.
-                self.send(participant, text(&ServerMsg::Error(refusal_body(code, serde_json::Value::Null)))).await;
+                self.send(
+                    participant,
+                    text(&ServerMsg::Error(refusal_body(
+                        code,
+                        serde_json::Value::Null,
+                    ))),
+                )
+                .await;
             }
         }
     }
 
-    async fn try_evaluate(&self, session: SessionId, participant: ParticipantId, now: DateTime<Utc>) -> HubResult<()> {
-        let row = self.store.session(session).await.map_err(store_down)?.ok_or(RefusalCode::SessionNotFound)?;
+    async fn try_evaluate(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
+        let row = self
+            .store
+            .session(session)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
         let (role, attested, admitted_by_kine, kine_present, already) = {
             let rooms = self.rooms.lock();
-            let Some(room) = rooms.get(&session) else { return Ok(()) };
-            let Some(seat) = room.seats.get(&participant) else { return Ok(()) };
+            let Some(room) = rooms.get(&session) else {
+                return Ok(());
+            };
+            let Some(seat) = room.seats.get(&participant) else {
+                return Ok(());
+            };
             if seat.attachment.is_none() {
                 return Ok(());
             }
-            (seat.role, seat.attested, seat.admitted_by_kine, room.kine_present(), seat.admitted)
+            (
+                seat.role,
+                seat.attested,
+                seat.admitted_by_kine,
+                room.kine_present(),
+                seat.admitted,
+            )
         };
         let decision = if role == Role::Kine {
             match admission::session_open(&row.session, now) {
@@ -301,9 +418,28 @@ impl Hub {
                 Err(c) => Decision::Refuse(c),
             }
         } else {
-            let patient = self.store.patient(row.session.kine, row.session.patient).await.map_err(store_down)?.ok_or(RefusalCode::SessionNotFound)?;
-            let visits: Vec<_> = self.store.visits(row.session.kine, row.session.patient).await.map_err(store_down)?.into_iter().map(|v| v.visit).collect();
-            let consents: Vec<_> = self.store.consents(row.session.kine, row.session.patient).await.map_err(store_down)?.into_iter().map(|c| c.consent).collect();
+            let patient = self
+                .store
+                .patient(row.session.kine, row.session.patient)
+                .await
+                .map_err(store_down)?
+                .ok_or(RefusalCode::SessionNotFound)?;
+            let visits: Vec<_> = self
+                .store
+                .visits(row.session.kine, row.session.patient)
+                .await
+                .map_err(store_down)?
+                .into_iter()
+                .map(|v| v.visit)
+                .collect();
+            let consents: Vec<_> = self
+                .store
+                .consents(row.session.kine, row.session.patient)
+                .await
+                .map_err(store_down)?
+                .into_iter()
+                .map(|c| c.consent)
+                .collect();
             admission::decide(&AdmissionInput {
                 now,
                 role,
@@ -321,7 +457,8 @@ impl Hub {
             Decision::Admit if already => Ok(()),
             Decision::Admit => self.admit_seat(&row, participant, role, now).await,
             Decision::Refuse(code) => {
-                self.refuse_seat(session, participant, role, code, now).await;
+                self.refuse_seat(session, participant, role, code, now)
+                    .await;
                 if already && role == Role::Patient {
                     // An admitted patient refused (consent withdrawn): the call is over.
                     self.end_session(session, "consent_withdrawn", now).await?;
@@ -329,24 +466,49 @@ impl Hub {
                 Ok(())
             }
             Decision::Wait(_) | Decision::NeedsAttestation(_) if already => Ok(()),
-            Decision::Wait(reason) => self.wait_seat(session, participant, role, wire_wait(reason), now).await,
+            Decision::Wait(reason) => {
+                self.wait_seat(session, participant, role, wire_wait(reason), now)
+                    .await
+            }
             Decision::NeedsAttestation(c) => {
                 let reason = match c {
                     Companion::Parent => wire::WaitReason::AttestationParent,
                     Companion::Aidant => wire::WaitReason::AttestationAidant,
                 };
-                self.wait_seat(session, participant, role, reason, now).await
+                self.wait_seat(session, participant, role, reason, now)
+                    .await
             }
         }
     }
 
-    async fn admit_seat(&self, row: &SessionRow, participant: ParticipantId, role: Role, now: DateTime<Utc>) -> HubResult<()> {
+    async fn admit_seat(
+        &self,
+        row: &SessionRow,
+        participant: ParticipantId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
         let session = row.session.id;
-        self.event(session, now, Some((participant, role)), PresenceKind::Admitted, None).await?;
+        self.event(
+            session,
+            now,
+            Some((participant, role)),
+            PresenceKind::Admitted,
+            None,
+        )
+        .await?;
         if row.session.status == SessionStatus::Scheduled {
-            self.store.transition(session, &[SessionStatus::Scheduled], SessionStatus::Live).await.map_err(store_down)?;
+            self.store
+                .transition(session, &[SessionStatus::Scheduled], SessionStatus::Live)
+                .await
+                .map_err(store_down)?;
         }
-        if let Some(seat) = self.rooms.lock().get_mut(&session).and_then(|r| r.seats.get_mut(&participant)) {
+        if let Some(seat) = self
+            .rooms
+            .lock()
+            .get_mut(&session)
+            .and_then(|r| r.seats.get_mut(&participant))
+        {
             seat.admitted = true;
         }
         self.announce(session, participant, now).await;
@@ -358,16 +520,32 @@ impl Hub {
     async fn announce(&self, session: SessionId, participant: ParticipantId, now: DateTime<Utc>) {
         let (role, peers, notify, lobby) = {
             let mut rooms = self.rooms.lock();
-            let Some(room) = rooms.get_mut(&session) else { return };
-            let Some(seat) = room.seats.get_mut(&participant) else { return };
+            let Some(room) = rooms.get_mut(&session) else {
+                return;
+            };
+            let Some(seat) = room.seats.get_mut(&participant) else {
+                return;
+            };
             if !seat.admitted {
                 return;
             }
             seat.waiting = None;
             let role = seat.role;
-            let me = wire::PeerInfo { participant: participant.0, role: wire_role(role), admitted: true };
-            let peers: Vec<_> = room.peers_except(participant).into_iter().filter(|p| p.admitted).collect();
-            let notify: Vec<_> = room.admitted_others(participant).into_iter().map(|p| (p, me.clone())).collect();
+            let me = wire::PeerInfo {
+                participant: participant.0,
+                role: wire_role(role),
+                admitted: true,
+            };
+            let peers: Vec<_> = room
+                .peers_except(participant)
+                .into_iter()
+                .filter(|p| p.admitted)
+                .collect();
+            let notify: Vec<_> = room
+                .admitted_others(participant)
+                .into_iter()
+                .map(|p| (p, me.clone()))
+                .collect();
             let lobby: Vec<_> = room
                 .seats
                 .iter()
@@ -376,14 +554,21 @@ impl Hub {
                 .collect();
             (role, peers, notify, lobby)
         };
-        self.send(participant, text(&ServerMsg::Admitted { peers })).await;
+        self.send(participant, text(&ServerMsg::Admitted { peers }))
+            .await;
         for (p, me) in notify {
-            self.send(p, text(&ServerMsg::PeerJoined { peer: me })).await;
+            self.send(p, text(&ServerMsg::PeerJoined { peer: me }))
+                .await;
         }
         if role == Role::Kine {
             // The kiné's arrival changes what everyone in the lobby waits for.
             for p in lobby {
-                if let Some(seat) = self.rooms.lock().get_mut(&session).and_then(|r| r.seats.get_mut(&p)) {
+                if let Some(seat) = self
+                    .rooms
+                    .lock()
+                    .get_mut(&session)
+                    .and_then(|r| r.seats.get_mut(&p))
+                {
                     // Forget what the seat was last told, so that the kiné hears it too.
                     seat.waiting = None;
                 }
@@ -394,8 +579,18 @@ impl Hub {
 
     /// Right after `welcome`: a seat that kept its admission across a reconnect is announced
     /// again; any other is evaluated.
-    pub async fn after_join(&self, session: SessionId, participant: ParticipantId, now: DateTime<Utc>) {
-        let admitted = self.rooms.lock().get(&session).and_then(|r| r.seats.get(&participant)).is_some_and(|s| s.admitted);
+    pub async fn after_join(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        now: DateTime<Utc>,
+    ) {
+        let admitted = self
+            .rooms
+            .lock()
+            .get(&session)
+            .and_then(|r| r.seats.get(&participant))
+            .is_some_and(|s| s.admitted);
         if admitted {
             self.announce(session, participant, now).await;
         } else {
@@ -403,34 +598,94 @@ impl Hub {
         }
     }
 
-    async fn wait_seat(&self, session: SessionId, participant: ParticipantId, role: Role, reason: wire::WaitReason, now: DateTime<Utc>) -> HubResult<()> {
+    async fn wait_seat(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        role: Role,
+        reason: wire::WaitReason,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
         let kine = {
             let mut rooms = self.rooms.lock();
-            let Some(room) = rooms.get_mut(&session) else { return Ok(()) };
+            let Some(room) = rooms.get_mut(&session) else {
+                return Ok(());
+            };
             let kine = room.kine_seat().filter(|_| room.kine_present());
-            let Some(seat) = room.seats.get_mut(&participant) else { return Ok(()) };
+            let Some(seat) = room.seats.get_mut(&participant) else {
+                return Ok(());
+            };
             if seat.waiting == Some(reason) {
                 return Ok(());
             }
             seat.waiting = Some(reason);
             kine
         };
-        let detail = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from));
-        self.event(session, now, Some((participant, role)), PresenceKind::Waiting, detail).await?;
-        self.send(participant, text(&ServerMsg::Waiting { reason })).await;
+        let detail = serde_json::to_value(reason)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from));
+        self.event(
+            session,
+            now,
+            Some((participant, role)),
+            PresenceKind::Waiting,
+            detail,
+        )
+        .await?;
+        self.send(participant, text(&ServerMsg::Waiting { reason }))
+            .await;
         if let Some(k) = kine {
-            self.send(k, text(&ServerMsg::LobbyWaiting { participant: participant.0, role: wire_role(role), reason })).await;
+            self.send(
+                k,
+                text(&ServerMsg::LobbyWaiting {
+                    participant: participant.0,
+                    role: wire_role(role),
+                    reason,
+                }),
+            )
+            .await;
         }
         Ok(())
     }
 
-    async fn refuse_seat(&self, session: SessionId, participant: ParticipantId, role: Role, code: RefusalCode, now: DateTime<Utc>) {
-        let _ = self.event(session, now, Some((participant, role)), PresenceKind::Refused, Some(code.code().to_owned())).await;
-        self.send(participant, text(&ServerMsg::Refused(refusal_body(code, serde_json::Value::Null)))).await;
-        self.send(participant, Outbound::Close { code: close::REFUSED, reason: "refused" }).await;
+    async fn refuse_seat(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        role: Role,
+        code: RefusalCode,
+        now: DateTime<Utc>,
+    ) {
+        let _ = self
+            .event(
+                session,
+                now,
+                Some((participant, role)),
+                PresenceKind::Refused,
+                Some(code.code().to_owned()),
+            )
+            .await;
+        self.send(
+            participant,
+            text(&ServerMsg::Refused(refusal_body(
+                code,
+                serde_json::Value::Null,
+            ))),
+        )
+        .await;
+        self.send(
+            participant,
+            Outbound::Close {
+                code: close::REFUSED,
+                reason: "refused",
+            },
+        )
+        .await;
         let (attachment, notify) = {
             let mut rooms = self.rooms.lock();
-            let Some(room) = rooms.get_mut(&session) else { return };
+            let Some(room) = rooms.get_mut(&session) else {
+                return;
+            };
             let seat = room.seats.remove(&participant);
             let notify = room.admitted_others(participant);
             if room.seats.is_empty() {
@@ -442,15 +697,31 @@ impl Hub {
             self.bus.detach(a);
         }
         for p in notify {
-            self.send(p, text(&ServerMsg::PeerLeft { participant: participant.0, reconnecting: false })).await;
+            self.send(
+                p,
+                text(&ServerMsg::PeerLeft {
+                    participant: participant.0,
+                    reconnecting: false,
+                }),
+            )
+            .await;
         }
     }
 
     /// The patient attests who is present next to them.
-    pub async fn attest(&self, session: SessionId, participant: ParticipantId, companion: Companion, now: DateTime<Utc>) -> HubResult<()> {
+    pub async fn attest(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        companion: Companion,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
         {
             let mut rooms = self.rooms.lock();
-            let seat = rooms.get_mut(&session).and_then(|r| r.seats.get_mut(&participant)).ok_or(RefusalCode::NotAllowed)?;
+            let seat = rooms
+                .get_mut(&session)
+                .and_then(|r| r.seats.get_mut(&participant))
+                .ok_or(RefusalCode::NotAllowed)?;
             if seat.role != Role::Patient {
                 return Err(RefusalCode::NotAllowed);
             }
@@ -461,27 +732,66 @@ impl Hub {
             Companion::Parent => "parent",
             Companion::Aidant => "aidant",
         };
-        self.event(session, now, Some((participant, Role::Patient)), PresenceKind::Incident, Some(format!("attested_{detail}"))).await?;
+        self.event(
+            session,
+            now,
+            Some((participant, Role::Patient)),
+            PresenceKind::Incident,
+            Some(format!("attested_{detail}")),
+        )
+        .await?;
         self.evaluate(session, participant, now).await;
         Ok(())
     }
 
     /// The patient consents on the join page (traced: by the patient, join_page, text version).
-    pub async fn consent(&self, session: SessionId, participant: ParticipantId, text_version: &str, now: DateTime<Utc>) -> HubResult<()> {
+    pub async fn consent(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        text_version: &str,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
         if text_version != telesoin_core::model::CONSENT_TEXT_VERSION {
             return Err(RefusalCode::BadMessage);
         }
-        let role = self.role_of(session, participant).ok_or(RefusalCode::NotAllowed)?;
+        let role = self
+            .role_of(session, participant)
+            .ok_or(RefusalCode::NotAllowed)?;
         if role != Role::Patient {
             return Err(RefusalCode::NotAllowed);
         }
-        let row = self.store.session(session).await.map_err(store_down)?.ok_or(RefusalCode::SessionNotFound)?;
+        let row = self
+            .store
+            .session(session)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
         if !row.session.patient_consent_on_join {
             return Err(RefusalCode::NotAllowed);
         }
-        let consent = Consent { recorded_by: ConsentRecorder::Patient, method: "join_page".into(), text_version: text_version.to_owned(), recorded_at: now, withdrawn_at: None };
-        self.store.add_consent(row.session.kine, row.session.patient, uuid::Uuid::new_v4(), &consent).await.map_err(store_down)?;
-        if let Some(seat) = self.rooms.lock().get_mut(&session).and_then(|r| r.seats.get_mut(&participant)) {
+        let consent = Consent {
+            recorded_by: ConsentRecorder::Patient,
+            method: "join_page".into(),
+            text_version: text_version.to_owned(),
+            recorded_at: now,
+            withdrawn_at: None,
+        };
+        self.store
+            .add_consent(
+                row.session.kine,
+                row.session.patient,
+                uuid::Uuid::new_v4(),
+                &consent,
+            )
+            .await
+            .map_err(store_down)?;
+        if let Some(seat) = self
+            .rooms
+            .lock()
+            .get_mut(&session)
+            .and_then(|r| r.seats.get_mut(&participant))
+        {
             seat.waiting = None;
         }
         self.evaluate(session, participant, now).await;
@@ -489,7 +799,13 @@ impl Hub {
     }
 
     /// The kiné lets a waiting participant in.
-    pub async fn admit(&self, session: SessionId, by: ParticipantId, target: ParticipantId, now: DateTime<Utc>) -> HubResult<()> {
+    pub async fn admit(
+        &self,
+        session: SessionId,
+        by: ParticipantId,
+        target: ParticipantId,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
         {
             let mut rooms = self.rooms.lock();
             let room = rooms.get_mut(&session).ok_or(RefusalCode::NotAllowed)?;
@@ -497,7 +813,10 @@ impl Hub {
             if by_seat.role != Role::Kine || !by_seat.admitted {
                 return Err(RefusalCode::NotAllowed);
             }
-            let seat = room.seats.get_mut(&target).ok_or(RefusalCode::UnknownPeer)?;
+            let seat = room
+                .seats
+                .get_mut(&target)
+                .ok_or(RefusalCode::UnknownPeer)?;
             seat.admitted_by_kine = true;
         }
         self.evaluate(session, target, now).await;
@@ -505,11 +824,22 @@ impl Hub {
     }
 
     fn role_of(&self, session: SessionId, participant: ParticipantId) -> Option<Role> {
-        self.rooms.lock().get(&session).and_then(|r| r.seats.get(&participant)).map(|s| s.role)
+        self.rooms
+            .lock()
+            .get(&session)
+            .and_then(|r| r.seats.get(&participant))
+            .map(|s| s.role)
     }
 
     /// Relays an offer, answer or candidate, byte for byte, between admitted seats of one room.
-    pub async fn relay(&self, session: SessionId, from: ParticipantId, kind: &'static str, to: Option<uuid::Uuid>, data: &RawValue) -> HubResult<()> {
+    pub async fn relay(
+        &self,
+        session: SessionId,
+        from: ParticipantId,
+        kind: &'static str,
+        to: Option<uuid::Uuid>,
+        data: &RawValue,
+    ) -> HubResult<()> {
         let targets = {
             let rooms = self.rooms.lock();
             let room = rooms.get(&session).ok_or(RefusalCode::NotAdmitted)?;
@@ -528,7 +858,12 @@ impl Hub {
             }
         };
         // The frame is assembled around the untouched payload: no re-serialization of `data`.
-        let frame: Arc<str> = format!(r#"{{"type":"{kind}","from":"{}","data":{}}}"#, from.0, data.get()).into();
+        let frame: Arc<str> = format!(
+            r#"{{"type":"{kind}","from":"{}","data":{}}}"#,
+            from.0,
+            data.get()
+        )
+        .into();
         for t in targets {
             self.send(t, Outbound::Text(frame.clone())).await;
         }
@@ -536,10 +871,20 @@ impl Hub {
     }
 
     /// The client's media state changed; this is what billing counts.
-    pub async fn media(&self, session: SessionId, participant: ParticipantId, state: wire::MediaState, incident: Option<String>, now: DateTime<Utc>) -> HubResult<()> {
+    pub async fn media(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        state: wire::MediaState,
+        incident: Option<String>,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
         let role = {
             let mut rooms = self.rooms.lock();
-            let seat = rooms.get_mut(&session).and_then(|r| r.seats.get_mut(&participant)).ok_or(RefusalCode::NotAdmitted)?;
+            let seat = rooms
+                .get_mut(&session)
+                .and_then(|r| r.seats.get_mut(&participant))
+                .ok_or(RefusalCode::NotAdmitted)?;
             if !seat.admitted {
                 return Err(RefusalCode::NotAdmitted);
             }
@@ -548,53 +893,114 @@ impl Hub {
         };
         if let Some(label) = incident {
             // Only a short machine label is kept: never free text from a client.
-            let clean: String = label.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(32).collect();
+            let clean: String = label
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(32)
+                .collect();
             if !clean.is_empty() {
-                self.event(session, now, Some((participant, role)), PresenceKind::Incident, Some(clean)).await?;
+                self.event(
+                    session,
+                    now,
+                    Some((participant, role)),
+                    PresenceKind::Incident,
+                    Some(clean),
+                )
+                .await?;
             }
         }
         let kind = match state {
             wire::MediaState::Connected => PresenceKind::MediaConnected,
             wire::MediaState::Disconnected => PresenceKind::MediaDisconnected,
         };
-        self.event(session, now, Some((participant, role)), kind, None).await?;
+        self.event(session, now, Some((participant, role)), kind, None)
+            .await?;
         Ok(())
     }
 
     /// A participant hangs up. The kiné's hangup ends the session; anyone else leaves it.
-    pub async fn hangup(&self, session: SessionId, participant: ParticipantId, now: DateTime<Utc>) -> HubResult<()> {
-        let role = self.role_of(session, participant).ok_or(RefusalCode::NotAllowed)?;
+    pub async fn hangup(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
+        let role = self
+            .role_of(session, participant)
+            .ok_or(RefusalCode::NotAllowed)?;
         if role == Role::Kine {
             self.end_session(session, "hangup", now).await?;
             return Ok(());
         }
-        self.event(session, now, Some((participant, role)), PresenceKind::Left, Some("hangup".into())).await?;
+        self.event(
+            session,
+            now,
+            Some((participant, role)),
+            PresenceKind::Left,
+            Some("hangup".into()),
+        )
+        .await?;
         let (attachment, notify) = {
             let mut rooms = self.rooms.lock();
-            let Some(room) = rooms.get_mut(&session) else { return Ok(()) };
+            let Some(room) = rooms.get_mut(&session) else {
+                return Ok(());
+            };
             let seat = room.seats.remove(&participant);
-            (seat.and_then(|s| s.attachment), room.admitted_others(participant))
+            (
+                seat.and_then(|s| s.attachment),
+                room.admitted_others(participant),
+            )
         };
         let billable = self.provisional_seconds(session, now).await.unwrap_or(0);
-        self.send(participant, text(&ServerMsg::Ended { billable_seconds: billable, reason: "hangup".into() })).await;
-        self.send(participant, Outbound::Close { code: close::NORMAL, reason: "hangup" }).await;
+        self.send(
+            participant,
+            text(&ServerMsg::Ended {
+                billable_seconds: billable,
+                reason: "hangup".into(),
+            }),
+        )
+        .await;
+        self.send(
+            participant,
+            Outbound::Close {
+                code: close::NORMAL,
+                reason: "hangup",
+            },
+        )
+        .await;
         if let Some(a) = attachment {
             self.bus.detach(a);
         }
         for p in notify {
-            self.send(p, text(&ServerMsg::PeerLeft { participant: participant.0, reconnecting: false })).await;
+            self.send(
+                p,
+                text(&ServerMsg::PeerLeft {
+                    participant: participant.0,
+                    reconnecting: false,
+                }),
+            )
+            .await;
         }
         Ok(())
     }
 
     /// A socket closed without hangup: the seat is kept for the grace period.
-    pub async fn socket_lost(self: &Arc<Self>, session: SessionId, attachment: Attachment, now: DateTime<Utc>) {
+    pub async fn socket_lost(
+        self: &Arc<Self>,
+        session: SessionId,
+        attachment: Attachment,
+        now: DateTime<Utc>,
+    ) {
         self.bus.detach(attachment);
         let participant = attachment.participant;
         let (role, notify) = {
             let mut rooms = self.rooms.lock();
-            let Some(room) = rooms.get_mut(&session) else { return };
-            let Some(seat) = room.seats.get_mut(&participant) else { return };
+            let Some(room) = rooms.get_mut(&session) else {
+                return;
+            };
+            let Some(seat) = room.seats.get_mut(&participant) else {
+                return;
+            };
             if seat.attachment != Some(attachment) {
                 return; // Replaced by a newer socket: nothing was lost.
             }
@@ -612,9 +1018,24 @@ impl Hub {
             }
             (role, if admitted { notify } else { Vec::new() })
         };
-        let _ = self.event(session, now, Some((participant, role)), PresenceKind::SocketLost, None).await;
+        let _ = self
+            .event(
+                session,
+                now,
+                Some((participant, role)),
+                PresenceKind::SocketLost,
+                None,
+            )
+            .await;
         for p in notify {
-            self.send(p, text(&ServerMsg::PeerLeft { participant: participant.0, reconnecting: true })).await;
+            self.send(
+                p,
+                text(&ServerMsg::PeerLeft {
+                    participant: participant.0,
+                    reconnecting: true,
+                }),
+            )
+            .await;
         }
         let hub = Arc::clone(self);
         let grace = self.cfg.grace;
@@ -624,11 +1045,20 @@ impl Hub {
         });
     }
 
-    async fn grace_expired(&self, session: SessionId, participant: ParticipantId, lost_at: DateTime<Utc>) {
+    async fn grace_expired(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        lost_at: DateTime<Utc>,
+    ) {
         let (role, notify) = {
             let mut rooms = self.rooms.lock();
-            let Some(room) = rooms.get_mut(&session) else { return };
-            let Some(seat) = room.seats.get(&participant) else { return };
+            let Some(room) = rooms.get_mut(&session) else {
+                return;
+            };
+            let Some(seat) = room.seats.get(&participant) else {
+                return;
+            };
             if seat.attachment.is_some() || seat.lost_at != Some(lost_at) {
                 return; // Came back in time.
             }
@@ -642,66 +1072,158 @@ impl Hub {
         };
         // We stopped knowing about this participant when the socket was lost: that is when
         // they left, for the record and for billing.
-        let _ = self.event(session, lost_at, Some((participant, role)), PresenceKind::Left, Some("grace_expired".into())).await;
+        let _ = self
+            .event(
+                session,
+                lost_at,
+                Some((participant, role)),
+                PresenceKind::Left,
+                Some("grace_expired".into()),
+            )
+            .await;
         for p in notify {
-            self.send(p, text(&ServerMsg::PeerLeft { participant: participant.0, reconnecting: false })).await;
+            self.send(
+                p,
+                text(&ServerMsg::PeerLeft {
+                    participant: participant.0,
+                    reconnecting: false,
+                }),
+            )
+            .await;
         }
     }
 
     /// Billable seconds so far (for a live session) or as finalized.
-    pub async fn provisional_seconds(&self, session: SessionId, now: DateTime<Utc>) -> HubResult<i64> {
-        let events: Vec<_> = self.store.events(session).await.map_err(store_down)?.iter().map(|e| e.presence()).collect();
+    pub async fn provisional_seconds(
+        &self,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> HubResult<i64> {
+        let events: Vec<_> = self
+            .store
+            .events(session)
+            .await
+            .map_err(store_down)?
+            .iter()
+            .map(|e| e.presence())
+            .collect();
         Ok(billing::billable_seconds(&events, self.cfg.grace, now))
     }
 
     /// Ends the session: the `ended` event, then the single finalization, then everyone is told.
     /// Returns the billable seconds of the record.
-    pub async fn end_session(&self, session: SessionId, reason: &str, now: DateTime<Utc>) -> HubResult<i64> {
-        let row = self.store.session(session).await.map_err(store_down)?.ok_or(RefusalCode::SessionNotFound)?;
+    pub async fn end_session(
+        &self,
+        session: SessionId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> HubResult<i64> {
+        let row = self
+            .store
+            .session(session)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
         let billable = match row.session.status {
             SessionStatus::Cancelled => return Err(RefusalCode::SessionCancelled),
             SessionStatus::Ended => row.billable_seconds.unwrap_or(0),
             SessionStatus::Scheduled | SessionStatus::Live => {
-                self.event(session, now, None, PresenceKind::Ended, Some(reason.chars().take(32).collect())).await?;
+                self.event(
+                    session,
+                    now,
+                    None,
+                    PresenceKind::Ended,
+                    Some(reason.chars().take(32).collect()),
+                )
+                .await?;
                 self.finalize(session, now).await?
             }
         };
-        self.store.revoke_session_links(session, now).await.map_err(store_down)?;
-        self.close_room(session, &ServerMsg::Ended { billable_seconds: billable, reason: reason.to_owned() }, close::ENDED).await;
+        self.store
+            .revoke_session_links(session, now)
+            .await
+            .map_err(store_down)?;
+        self.close_room(
+            session,
+            &ServerMsg::Ended {
+                billable_seconds: billable,
+                reason: reason.to_owned(),
+            },
+            close::ENDED,
+        )
+        .await;
         Ok(billable)
     }
 
     /// Computes billable time from the persisted events and finalizes, exactly once.
     async fn finalize(&self, session: SessionId, now: DateTime<Utc>) -> HubResult<i64> {
-        let events: Vec<_> = self.store.events(session).await.map_err(store_down)?.iter().map(|e| e.presence()).collect();
+        let events: Vec<_> = self
+            .store
+            .events(session)
+            .await
+            .map_err(store_down)?
+            .iter()
+            .map(|e| e.presence())
+            .collect();
         let ended_at = billing::ended_at(&events).unwrap_or(now);
         let billable = billing::billable_seconds(&events, self.cfg.grace, ended_at);
-        if self.store.finalize(session, ended_at, billable, now).await.map_err(store_down)? {
+        if self
+            .store
+            .finalize(session, ended_at, billable, now)
+            .await
+            .map_err(store_down)?
+        {
             tracing::info!(session = %session, billable_seconds = billable, "session finalized");
             return Ok(billable);
         }
         // Someone else finalized first: theirs is the record.
-        let row = self.store.session(session).await.map_err(store_down)?.ok_or(RefusalCode::SessionNotFound)?;
+        let row = self
+            .store
+            .session(session)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
         Ok(row.billable_seconds.unwrap_or(billable))
     }
 
     /// Cancels a session: its links die at once and anyone connected, lobby included, is refused.
     pub async fn cancel_session(&self, session: SessionId, now: DateTime<Utc>) -> HubResult<bool> {
-        let moved = self.store.transition(session, &[SessionStatus::Scheduled, SessionStatus::Live], SessionStatus::Cancelled).await.map_err(store_down)?;
+        let moved = self
+            .store
+            .transition(
+                session,
+                &[SessionStatus::Scheduled, SessionStatus::Live],
+                SessionStatus::Cancelled,
+            )
+            .await
+            .map_err(store_down)?;
         if moved {
-            self.event(session, now, None, PresenceKind::Cancelled, None).await?;
+            self.event(session, now, None, PresenceKind::Cancelled, None)
+                .await?;
         }
-        self.store.revoke_session_links(session, now).await.map_err(store_down)?;
-        let refusal = ServerMsg::Refused(refusal_body(RefusalCode::SessionCancelled, serde_json::Value::Null));
+        self.store
+            .revoke_session_links(session, now)
+            .await
+            .map_err(store_down)?;
+        let refusal = ServerMsg::Refused(refusal_body(
+            RefusalCode::SessionCancelled,
+            serde_json::Value::Null,
+        ));
         self.close_room(session, &refusal, close::REFUSED).await;
         Ok(moved)
     }
 
     /// A single link was revoked: its holder, if connected, is refused at once.
-    pub async fn link_revoked(&self, session: SessionId, participant: ParticipantId, now: DateTime<Utc>) {
+    pub async fn link_revoked(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        now: DateTime<Utc>,
+    ) {
         let role = self.role_of(session, participant);
         if let Some(role) = role {
-            self.refuse_seat(session, participant, role, RefusalCode::TokenRevoked, now).await;
+            self.refuse_seat(session, participant, role, RefusalCode::TokenRevoked, now)
+                .await;
         }
     }
 
@@ -709,7 +1231,9 @@ impl Hub {
     pub async fn consent_withdrawn(&self, patient: PatientId, now: DateTime<Utc>) {
         let rooms: Vec<SessionId> = self.rooms.lock().keys().copied().collect();
         for session in rooms {
-            let Ok(Some(row)) = self.store.session(session).await else { continue };
+            let Ok(Some(row)) = self.store.session(session).await else {
+                continue;
+            };
             if row.session.patient != patient {
                 continue;
             }
@@ -717,7 +1241,13 @@ impl Hub {
                 .rooms
                 .lock()
                 .get(&session)
-                .map(|r| r.seats.iter().filter(|(_, s)| s.role != Role::Kine).map(|(p, _)| *p).collect())
+                .map(|r| {
+                    r.seats
+                        .iter()
+                        .filter(|(_, s)| s.role != Role::Kine)
+                        .map(|(p, _)| *p)
+                        .collect()
+                })
                 .unwrap_or_default();
             for p in seats {
                 self.evaluate(session, p, now).await;
@@ -728,13 +1258,28 @@ impl Hub {
     async fn close_room(&self, session: SessionId, msg: &ServerMsg, code: u16) {
         let seats: Vec<(ParticipantId, Option<Attachment>)> = {
             let mut rooms = self.rooms.lock();
-            rooms.remove(&session).map(|r| r.seats.into_iter().map(|(p, s)| (p, s.attachment)).collect()).unwrap_or_default()
+            rooms
+                .remove(&session)
+                .map(|r| {
+                    r.seats
+                        .into_iter()
+                        .map(|(p, s)| (p, s.attachment))
+                        .collect()
+                })
+                .unwrap_or_default()
         };
         let frame = text(msg);
         for (p, a) in seats {
             if a.is_some() {
                 self.send(p, frame.clone()).await;
-                self.send(p, Outbound::Close { code, reason: "session closed" }).await;
+                self.send(
+                    p,
+                    Outbound::Close {
+                        code,
+                        reason: "session closed",
+                    },
+                )
+                .await;
             }
             if let Some(a) = a {
                 self.bus.detach(a);
@@ -767,11 +1312,19 @@ impl Hub {
     pub async fn recover(&self, now: DateTime<Utc>) -> HubResult<usize> {
         let live = self.store.live_sessions().await.map_err(store_down)?;
         for row in &live {
-            let events: Vec<_> = self.store.events(row.session.id).await.map_err(store_down)?.iter().map(|e| e.presence()).collect();
+            let events: Vec<_> = self
+                .store
+                .events(row.session.id)
+                .await
+                .map_err(store_down)?
+                .iter()
+                .map(|e| e.presence())
+                .collect();
             if billing::ended_at(&events).is_some() {
                 self.finalize(row.session.id, now).await?;
             } else {
-                self.event(row.session.id, now, None, PresenceKind::NodeRestart, None).await?;
+                self.event(row.session.id, now, None, PresenceKind::NodeRestart, None)
+                    .await?;
             }
         }
         Ok(live.len())
@@ -780,9 +1333,14 @@ impl Hub {
     /// Ends live sessions whose window has closed and that nobody is connected to.
     pub async fn sweep(&self, now: DateTime<Utc>) -> HubResult<()> {
         for row in self.store.live_sessions().await.map_err(store_down)? {
-            let empty = self.rooms.lock().get(&row.session.id).is_none_or(|r| r.seats.values().all(|s| s.attachment.is_none()));
+            let empty = self
+                .rooms
+                .lock()
+                .get(&row.session.id)
+                .is_none_or(|r| r.seats.values().all(|s| s.attachment.is_none()));
             if row.session.window_end <= now && empty {
-                self.end_session(row.session.id, "window_closed", now).await?;
+                self.end_session(row.session.id, "window_closed", now)
+                    .await?;
             }
         }
         Ok(())
@@ -795,12 +1353,28 @@ impl Hub {
             .rooms
             .lock()
             .values()
-            .flat_map(|r| r.seats.iter().filter(|(_, s)| s.attachment.is_some()).map(|(p, _)| *p).collect::<Vec<_>>())
+            .flat_map(|r| {
+                r.seats
+                    .iter()
+                    .filter(|(_, s)| s.attachment.is_some())
+                    .map(|(p, _)| *p)
+                    .collect::<Vec<_>>()
+            })
             .collect();
-        let msg = text(&ServerMsg::Error(refusal_body(RefusalCode::ShuttingDown, serde_json::Value::Null)));
+        let msg = text(&ServerMsg::Error(refusal_body(
+            RefusalCode::ShuttingDown,
+            serde_json::Value::Null,
+        )));
         for p in all {
             self.send(p, msg.clone()).await;
-            self.send(p, Outbound::Close { code: close::GOING_AWAY, reason: "restarting" }).await;
+            self.send(
+                p,
+                Outbound::Close {
+                    code: close::GOING_AWAY,
+                    reason: "restarting",
+                },
+            )
+            .await;
         }
     }
 

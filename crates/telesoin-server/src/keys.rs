@@ -26,7 +26,9 @@ pub struct Keys {
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keys").field("signing_kid", &self.signing_kid).finish_non_exhaustive()
+        f.debug_struct("Keys")
+            .field("signing_kid", &self.signing_kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,12 +49,16 @@ impl Keys {
                 continue;
             }
             let pem = std::fs::read_to_string(&path)?;
-            let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| anyhow::anyhow!("{}: not an Ed25519 PKCS#8 key: {e}", path.display()))?;
+            let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
+                anyhow::anyhow!("{}: not an Ed25519 PKCS#8 key: {e}", path.display())
+            })?;
             found.push((entry.metadata()?.modified()?, key));
         }
         if found.is_empty() {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            let pem = key.to_pkcs8_pem(Default::default()).map_err(|e| anyhow::anyhow!("encode key: {e}"))?;
+            let pem = key
+                .to_pkcs8_pem(Default::default())
+                .map_err(|e| anyhow::anyhow!("encode key: {e}"))?;
             let path = dir.join(format!("{}.pem", kid_of(&key)));
             write_private(&path, pem.as_bytes())?;
             tracing::info!(kid = %kid_of(&key), "generated a new join-token signing key");
@@ -64,8 +70,12 @@ impl Keys {
 
     /// The last key signs; all verify.
     fn from_keys(keys: Vec<SigningKey>) -> anyhow::Result<Keys> {
-        let newest = keys.last().ok_or_else(|| anyhow::anyhow!("no signing key"))?;
-        let der = newest.to_pkcs8_der().map_err(|e| anyhow::anyhow!("encode key: {e}"))?;
+        let newest = keys
+            .last()
+            .ok_or_else(|| anyhow::anyhow!("no signing key"))?;
+        let der = newest
+            .to_pkcs8_der()
+            .map_err(|e| anyhow::anyhow!("encode key: {e}"))?;
         let mut verifying = HashMap::new();
         let mut jwks = Vec::new();
         for k in &keys {
@@ -76,7 +86,12 @@ impl Keys {
                 "kid": kid_of(k), "x": URL_SAFE_NO_PAD.encode(public.as_bytes()),
             }));
         }
-        Ok(Keys { signing_kid: kid_of(newest), signing: EncodingKey::from_ed_der(der.as_bytes()), verifying, jwks: serde_json::json!({ "keys": jwks }) })
+        Ok(Keys {
+            signing_kid: kid_of(newest),
+            signing: EncodingKey::from_ed_der(der.as_bytes()),
+            verifying,
+            jwks: serde_json::json!({ "keys": jwks }),
+        })
     }
 
     pub fn jwks(&self) -> &serde_json::Value {
@@ -101,14 +116,20 @@ impl Keys {
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(JOIN_TOKEN_TYPE) {
             return Err(RefusalCode::TokenInvalid);
         }
-        let key = header.kid.as_deref().and_then(|kid| self.verifying.get(kid)).ok_or(RefusalCode::TokenInvalid)?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.verifying.get(kid))
+            .ok_or(RefusalCode::TokenInvalid)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         // Time, issuer and audience are checked by telesoin-core with an injected `now`.
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        jsonwebtoken::decode::<JoinClaims>(token, key, &validation).map(|d| d.claims).map_err(|_| RefusalCode::TokenInvalid)
+        jsonwebtoken::decode::<JoinClaims>(token, key, &validation)
+            .map(|d| d.claims)
+            .map_err(|_| RefusalCode::TokenInvalid)
     }
 }
 
@@ -153,7 +174,10 @@ mod tests {
         let keys = Keys::load_or_create(dir.path()).expect("create");
         let token = keys.sign(&claims()).expect("sign");
         let again = Keys::load_or_create(dir.path()).expect("reload");
-        assert_eq!(again.verify(&token).expect("valid").sub, keys.verify(&token).expect("valid").sub);
+        assert_eq!(
+            again.verify(&token).expect("valid").sub,
+            keys.verify(&token).expect("valid").sub
+        );
         assert_eq!(again.jwks(), keys.jwks());
 
         // Tampered payload.
@@ -161,9 +185,16 @@ mod tests {
         let mut c = claims();
         c.role = Role::Kine;
         parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).expect("json"));
-        assert_eq!(keys.verify(&parts.join(".")), Err(RefusalCode::TokenInvalid));
+        assert_eq!(
+            keys.verify(&parts.join(".")),
+            Err(RefusalCode::TokenInvalid)
+        );
         // alg none.
-        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"telesoin-join+jwt"}"#), parts[1]);
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"telesoin-join+jwt"}"#),
+            parts[1]
+        );
         assert_eq!(keys.verify(&none), Err(RefusalCode::TokenInvalid));
         // HS256 signed with the public key as secret (the classic confusion).
         let mut h = Header::new(Algorithm::HS256);
@@ -172,7 +203,10 @@ mod tests {
         assert_eq!(keys.verify(&hs), Err(RefusalCode::TokenInvalid));
         // Another key.
         let other = tempfile::tempdir().expect("dir");
-        let foreign = Keys::load_or_create(other.path()).expect("other").sign(&claims()).expect("sign");
+        let foreign = Keys::load_or_create(other.path())
+            .expect("other")
+            .sign(&claims())
+            .expect("sign");
         assert_eq!(keys.verify(&foreign), Err(RefusalCode::TokenInvalid));
     }
 }

@@ -51,43 +51,83 @@ pub struct Prepared {
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prepared").field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("Prepared")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
     }
 }
 
 /// Opens the store, loads keys and certificate, binds the listener and recovers live sessions.
 pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
     tls::install_ring();
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
-    let store = SqliteStore::open(&cfg.data_dir.join("telesoin.db")).await.context("opening the database")?;
-    let keys = keys::Keys::load_or_create(&cfg.data_dir.join("keys")).context("loading join-token keys")?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
+    let store = SqliteStore::open(&cfg.data_dir.join("telesoin.db"))
+        .await
+        .context("opening the database")?;
+    let keys = keys::Keys::load_or_create(&cfg.data_dir.join("keys"))
+        .context("loading join-token keys")?;
     let (tls, cert) = match cfg.tls {
         config::TlsMode::Off => (None, None),
         config::TlsMode::Auto => {
-            let (c, source) = tls::server_config(cfg.tls_cert.as_deref(), cfg.tls_key.as_deref(), &cfg.data_dir)?;
+            let (c, source) = tls::server_config(
+                cfg.tls_cert.as_deref(),
+                cfg.tls_key.as_deref(),
+                &cfg.data_dir,
+            )?;
             (Some(c), Some(source))
         }
     };
-    let listener = TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let public_url = cfg.public_url_for(listener.local_addr()?);
-    let ice_servers = if cfg.ice_urls.is_empty() { Vec::new() } else { vec![IceServer { urls: cfg.ice_urls.clone(), username: None, credential: None }] };
+    let ice_servers = if cfg.ice_urls.is_empty() {
+        Vec::new()
+    } else {
+        vec![IceServer {
+            urls: cfg.ice_urls.clone(),
+            username: None,
+            credential: None,
+        }]
+    };
     let store: Arc<dyn telesoin_store::Store> = Arc::new(store);
     let hub = hub::Hub::new(
         store.clone(),
         Arc::new(LocalBus::new()),
-        hub::HubConfig { grace: Duration::seconds(cfg.grace_seconds), in_person_rule: cfg.in_person_rule, ice_servers },
+        hub::HubConfig {
+            grace: Duration::seconds(cfg.grace_seconds),
+            in_person_rule: cfg.in_person_rule,
+            ice_servers,
+        },
     );
-    let recovered = hub.recover(Utc::now()).await.map_err(|c| anyhow::anyhow!("recovery failed: {}", c.code()))?;
+    let recovered = hub
+        .recover(Utc::now())
+        .await
+        .map_err(|c| anyhow::anyhow!("recovery failed: {}", c.code()))?;
     if recovered > 0 {
-        tracing::info!(sessions = recovered, "recovered live sessions after a restart");
+        tracing::info!(
+            sessions = recovered,
+            "recovered live sessions after a restart"
+        );
     }
     let state = AppState::new(Arc::new(cfg), store, Arc::new(keys), hub, public_url)?;
-    Ok(Prepared { state, listener, tls, cert })
+    Ok(Prepared {
+        state,
+        listener,
+        tls,
+        cert,
+    })
 }
 
 /// Serves until `shutdown` resolves; also runs the end-of-window sweep.
 pub async fn run(prepared: Prepared, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let Prepared { state, listener, tls, .. } = prepared;
+    let Prepared {
+        state,
+        listener,
+        tls,
+        ..
+    } = prepared;
     let hub = state.hub.clone();
     let sweeper = {
         let hub = hub.clone();

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use telesoin_server::{Config, demo, prepare, run};
 
 #[derive(Parser, Debug)]
-#[command(name = "telesoin", version, about = "Secure télésoin video sessions for kinés and their patients")]
+#[command(
+    name = "telesoin",
+    version,
+    about = "Secure télésoin video sessions for kinés and their patients"
+)]
 struct Cli {
     /// Configuration file (TOML); TELESOIN_* variables override it.
     #[arg(long, global = true, env = "TELESOIN_CONFIG")]
@@ -76,25 +80,54 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cfg = load_config(&cli)?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     match cli.command {
         Command::Migrate => {
             std::fs::create_dir_all(&cfg.data_dir)?;
-            let applied = telesoin_store::sqlite::SqliteStore::migrate(&cfg.data_dir.join("telesoin.db")).await?;
-            println!("Database {} is up to date (migrations: {applied:?}).", cfg.data_dir.join("telesoin.db").display());
+            let applied =
+                telesoin_store::sqlite::SqliteStore::migrate(&cfg.data_dir.join("telesoin.db"))
+                    .await?;
+            println!(
+                "Database {} is up to date (migrations: {applied:?}).",
+                cfg.data_dir.join("telesoin.db").display()
+            );
             Ok(())
         }
         Command::AddKine { email, name, rpps } => {
-            anyhow::ensure!(telesoin_core::model::valid_rpps(&rpps), "the RPPS number must be 11 digits");
-            let password = std::env::var("TELESOIN_NEW_PASSWORD").context("set TELESOIN_NEW_PASSWORD to the new kiné's password")?;
-            anyhow::ensure!(password.chars().count() >= 12, "the password must have at least 12 characters");
+            anyhow::ensure!(
+                telesoin_core::model::valid_rpps(&rpps),
+                "the RPPS number must be 11 digits"
+            );
+            let password = std::env::var("TELESOIN_NEW_PASSWORD")
+                .context("set TELESOIN_NEW_PASSWORD to the new kiné's password")?;
+            anyhow::ensure!(
+                password.chars().count() >= 12,
+                "the password must have at least 12 characters"
+            );
             std::fs::create_dir_all(&cfg.data_dir)?;
-            let store = telesoin_store::sqlite::SqliteStore::open(&cfg.data_dir.join("telesoin.db")).await?;
-            let kine = telesoin_core::model::Kine { id: telesoin_core::KineId(uuid::Uuid::new_v4()), rpps, name, email };
+            let store =
+                telesoin_store::sqlite::SqliteStore::open(&cfg.data_dir.join("telesoin.db"))
+                    .await?;
+            let kine = telesoin_core::model::Kine {
+                id: telesoin_core::KineId(uuid::Uuid::new_v4()),
+                rpps,
+                name,
+                email,
+            };
             use telesoin_store::KineStore;
-            store.create_kine(&kine, &telesoin_server::auth::hash_password(&password)?, chrono::Utc::now()).await?;
+            store
+                .create_kine(
+                    &kine,
+                    &telesoin_server::auth::hash_password(&password)?,
+                    chrono::Utc::now(),
+                )
+                .await?;
             println!("Kiné {} added.", kine.email);
             Ok(())
         }
@@ -106,14 +139,20 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo => {
             let prepared = prepare(cfg).await?;
             announce(&prepared);
-            let data = demo::seed(&prepared.state, std::env::var("TELESOIN_DEMO_PASSWORD").ok()).await?;
+            let data = demo::seed(
+                &prepared.state,
+                std::env::var("TELESOIN_DEMO_PASSWORD").ok(),
+            )
+            .await?;
             println!();
             println!("telesoin demo is running / la démo telesoin tourne");
             println!("  Dashboard (kiné) : {}", data.dashboard_url);
             println!("  Login            : {} / {}", data.email, data.password);
             println!("  Patient link     : {}", data.patient_link);
             println!("  Kiné link        : {}", data.kine_link);
-            println!("Open the patient link in a second browser (or a private window). Ctrl-C stops.");
+            println!(
+                "Open the patient link in a second browser (or a private window). Ctrl-C stops."
+            );
             println!("TELESOIN_READY {}", serde_json::to_string(&data)?);
             run(prepared, shutdown_signal()).await
         }
@@ -124,11 +163,26 @@ fn announce(p: &telesoin_server::Prepared) {
     let url = &p.state.public_url;
     match &p.cert {
         Some(telesoin_server::tls::CertSource::SelfSigned { path, generated }) => {
-            let what = if *generated { "generated a self-signed certificate" } else { "using the self-signed certificate" };
-            eprintln!("telesoin: {what} for localhost at {} (browsers will warn; configure tls_cert/tls_key for production)", path.display());
+            let what = if *generated {
+                "generated a self-signed certificate"
+            } else {
+                "using the self-signed certificate"
+            };
+            eprintln!(
+                "telesoin: {what} for localhost at {} (browsers will warn; configure tls_cert/tls_key for production)",
+                path.display()
+            );
         }
-        Some(telesoin_server::tls::CertSource::Configured(path)) => eprintln!("telesoin: TLS certificate {}", path.display()),
+        Some(telesoin_server::tls::CertSource::Configured(path)) => {
+            eprintln!("telesoin: TLS certificate {}", path.display())
+        }
         None => eprintln!("telesoin: plain HTTP (tls = off): only behind a TLS-terminating proxy"),
     }
-    eprintln!("telesoin: listening on {} ({url})", p.listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    eprintln!(
+        "telesoin: listening on {} ({url})",
+        p.listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
 }

@@ -15,7 +15,13 @@ use tokio_rustls::TlsAcceptor;
 use crate::hub::Hub;
 
 /// Accepts connections until `shutdown` resolves, then drains.
-pub async fn serve(listener: TcpListener, router: Router, tls: Option<Arc<rustls::ServerConfig>>, hub: Arc<Hub>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    hub: Arc<Hub>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let acceptor = tls.map(TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = Builder::new(TokioExecutor::new());
@@ -41,12 +47,18 @@ pub async fn serve(listener: TcpListener, router: Router, tls: Option<Arc<rustls
         tokio::spawn(async move {
             match acceptor {
                 Some(acceptor) => {
-                    let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else { return };
+                    let Ok(Ok(tls)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                            .await
+                    else {
+                        return;
+                    };
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
                 None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
             }

@@ -26,11 +26,17 @@ pub fn routes() -> Router<AppState> {
         .route("/app/", get(|| async { file("app/index.html") }))
         .route("/embed/", get(|| async { file("embed/index.html") }))
         .route("/embed.js", get(|| async { file("embed/embed.js") }))
-        .route("/ui/{*path}", get(|Path(path): Path<String>| async move { file(&path) }))
+        .route(
+            "/ui/{*path}",
+            get(|Path(path): Path<String>| async move { file(&path) }),
+        )
 }
 
 fn file(path: &str) -> Response {
-    if path.split('/').any(|seg| seg == ".." || seg.starts_with('.')) {
+    if path
+        .split('/')
+        .any(|seg| seg == ".." || seg.starts_with('.'))
+    {
         return StatusCode::NOT_FOUND.into_response();
     }
     let Some(content) = Assets::get(path) else {

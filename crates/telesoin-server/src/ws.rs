@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -27,11 +27,18 @@ const QUEUE: usize = 64;
 /// The audience of join tokens.
 pub const JOIN_AUDIENCE: &str = "telesoin-join";
 
-pub async fn upgrade(State(app): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = origin.to_str().is_ok_and(|o| app.origin_allowed(o));
         if !allowed {
-            let body = axum::Json(refusal_body(RefusalCode::OriginNotAllowed, serde_json::Value::Null));
+            let body = axum::Json(refusal_body(
+                RefusalCode::OriginNotAllowed,
+                serde_json::Value::Null,
+            ));
             return (StatusCode::FORBIDDEN, body).into_response();
         }
     }
@@ -51,15 +58,24 @@ fn frame(msg: &ServerMsg) -> Message {
 }
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
 }
 
 fn refused(code: RefusalCode) -> Message {
-    frame(&ServerMsg::Refused(refusal_body(code, serde_json::Value::Null)))
+    frame(&ServerMsg::Refused(refusal_body(
+        code,
+        serde_json::Value::Null,
+    )))
 }
 
 fn error(code: RefusalCode) -> Message {
-    frame(&ServerMsg::Error(refusal_body(code, serde_json::Value::Null)))
+    frame(&ServerMsg::Error(refusal_body(
+        code,
+        serde_json::Value::Null,
+    )))
 }
 
 /// Token bucket per socket.
@@ -74,12 +90,19 @@ struct Rate {
 impl Rate {
     fn new(per_sec: u32) -> Self {
         let max = f64::from(per_sec) * 4.0;
-        Rate { tokens: max, max, per_sec: f64::from(per_sec), last: Instant::now(), strikes: 0 }
+        Rate {
+            tokens: max,
+            max,
+            per_sec: f64::from(per_sec),
+            last: Instant::now(),
+            strikes: 0,
+        }
     }
 
     fn allow(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.per_sec).min(self.max);
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.per_sec)
+            .min(self.max);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -104,11 +127,17 @@ async fn run(app: AppState, socket: WebSocket) {
     let (tx, mut rx) = mpsc::channel::<Outbound>(QUEUE);
 
     // 1. The first message must be `join`, within the join timeout.
-    let first = tokio::time::timeout(Duration::from_secs(app.cfg.join_timeout_seconds), stream.next()).await;
+    let first = tokio::time::timeout(
+        Duration::from_secs(app.cfg.join_timeout_seconds),
+        stream.next(),
+    )
+    .await;
     let text = match first {
         Ok(Some(Ok(Message::Text(t)))) => t,
         Ok(Some(Err(_))) => {
-            let _ = sink.send(close_frame(close::TOO_BIG, "message too large")).await;
+            let _ = sink
+                .send(close_frame(close::TOO_BIG, "message too large"))
+                .await;
             return;
         }
         Ok(Some(Ok(_))) => {
@@ -133,11 +162,15 @@ async fn run(app: AppState, socket: WebSocket) {
         }
     };
     if sink.send(frame(&joined.welcome)).await.is_err() {
-        app.hub.socket_lost(joined.session, joined.attachment, Utc::now()).await;
+        app.hub
+            .socket_lost(joined.session, joined.attachment, Utc::now())
+            .await;
         return;
     }
     tracing::info!(session = %joined.session, role = joined.role.as_str(), resumed = joined.resumed, "participant joined");
-    app.hub.after_join(joined.session, joined.attachment.participant, Utc::now()).await;
+    app.hub
+        .after_join(joined.session, joined.attachment.participant, Utc::now())
+        .await;
 
     // 2. Read and write until the seat is over or the socket is gone.
     let idle = Duration::from_secs(app.cfg.idle_timeout_seconds);
@@ -217,23 +250,45 @@ async fn run(app: AppState, socket: WebSocket) {
         }
     }
     match exit {
-        Exit::Lost => app.hub.socket_lost(joined.session, joined.attachment, Utc::now()).await,
+        Exit::Lost => {
+            app.hub
+                .socket_lost(joined.session, joined.attachment, Utc::now())
+                .await
+        }
         Exit::Done => app.hub.bus().detach(joined.attachment),
     }
 }
 
-async fn join(app: &AppState, text: &str, tx: mpsc::Sender<Outbound>) -> Result<Joined, RefusalCode> {
-    let ClientMsg::Join { token, .. } = ClientMsg::parse(text).map_err(|_| RefusalCode::JoinFirst)? else {
+async fn join(
+    app: &AppState,
+    text: &str,
+    tx: mpsc::Sender<Outbound>,
+) -> Result<Joined, RefusalCode> {
+    let ClientMsg::Join { token, .. } =
+        ClientMsg::parse(text).map_err(|_| RefusalCode::JoinFirst)?
+    else {
         return Err(RefusalCode::JoinFirst);
     };
     let now = Utc::now();
     let claims = app.keys.verify(&token)?;
-    let verified = claims::check(claims, &Expectations { issuer: &app.public_url, audience: JOIN_AUDIENCE, leeway_secs: 5 }, now)?;
+    let verified = claims::check(
+        claims,
+        &Expectations {
+            issuer: &app.public_url,
+            audience: JOIN_AUDIENCE,
+            leeway_secs: 5,
+        },
+        now,
+    )?;
     app.hub.join(&verified, tx, now).await
 }
 
 /// Handles one message of a seated participant; `Ok(Some)` is a direct reply.
-async fn handle(app: &AppState, joined: &Joined, text: &str) -> Result<Option<ServerMsg>, RefusalCode> {
+async fn handle(
+    app: &AppState,
+    joined: &Joined,
+    text: &str,
+) -> Result<Option<ServerMsg>, RefusalCode> {
     let msg = ClientMsg::parse(text).map_err(|_| RefusalCode::BadMessage)?;
     let (session, me) = (joined.session, joined.attachment.participant);
     let now = Utc::now();
@@ -248,12 +303,30 @@ async fn handle(app: &AppState, joined: &Joined, text: &str) -> Result<Option<Se
             };
             hub.attest(session, me, c, now).await.map(|()| None)
         }
-        ClientMsg::Consent { text_version } => hub.consent(session, me, &text_version, now).await.map(|()| None),
-        ClientMsg::Admit { participant } => hub.admit(session, me, participant.into(), now).await.map(|()| None),
-        ClientMsg::Offer { to, data } => hub.relay(session, me, "offer", to, &data).await.map(|()| None),
-        ClientMsg::Answer { to, data } => hub.relay(session, me, "answer", to, &data).await.map(|()| None),
-        ClientMsg::Candidate { to, data } => hub.relay(session, me, "candidate", to, &data).await.map(|()| None),
-        ClientMsg::Media { state, incident } => hub.media(session, me, state, incident, now).await.map(|()| None),
+        ClientMsg::Consent { text_version } => hub
+            .consent(session, me, &text_version, now)
+            .await
+            .map(|()| None),
+        ClientMsg::Admit { participant } => hub
+            .admit(session, me, participant.into(), now)
+            .await
+            .map(|()| None),
+        ClientMsg::Offer { to, data } => hub
+            .relay(session, me, "offer", to, &data)
+            .await
+            .map(|()| None),
+        ClientMsg::Answer { to, data } => hub
+            .relay(session, me, "answer", to, &data)
+            .await
+            .map(|()| None),
+        ClientMsg::Candidate { to, data } => hub
+            .relay(session, me, "candidate", to, &data)
+            .await
+            .map(|()| None),
+        ClientMsg::Media { state, incident } => hub
+            .media(session, me, state, incident, now)
+            .await
+            .map(|()| None),
         ClientMsg::Hangup => hub.hangup(session, me, now).await.map(|()| None),
     }
 }

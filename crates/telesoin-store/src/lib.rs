@@ -43,11 +43,18 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[async_trait]
 pub trait KineStore: Send + Sync {
-    async fn create_kine(&self, kine: &Kine, password_hash: &str, now: DateTime<Utc>) -> Result<()>;
+    async fn create_kine(&self, kine: &Kine, password_hash: &str, now: DateTime<Utc>)
+    -> Result<()>;
     /// The kiné and their password hash, for login.
     async fn kine_by_email(&self, email: &str) -> Result<Option<(Kine, String)>>;
     async fn kine(&self, id: KineId) -> Result<Option<Kine>>;
-    async fn create_web_session(&self, token_hash: &[u8], kine: KineId, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<()>;
+    async fn create_web_session(
+        &self,
+        token_hash: &[u8],
+        kine: KineId,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
     /// The kiné logged in with this cookie, if it has not expired at `now`.
     async fn web_session(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<KineId>>;
     async fn delete_web_session(&self, token_hash: &[u8]) -> Result<()>;
@@ -59,35 +66,85 @@ pub trait PatientStore: Send + Sync {
     async fn patients(&self, kine: KineId) -> Result<Vec<PatientRow>>;
     /// A patient of this kiné (None for another kiné's patient).
     async fn patient(&self, kine: KineId, id: PatientId) -> Result<Option<PatientRow>>;
-    async fn add_visit(&self, kine: KineId, patient: PatientId, id: Uuid, visit: InPersonVisit, now: DateTime<Utc>) -> Result<()>;
+    async fn add_visit(
+        &self,
+        kine: KineId,
+        patient: PatientId,
+        id: Uuid,
+        visit: InPersonVisit,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
     async fn visits(&self, kine: KineId, patient: PatientId) -> Result<Vec<VisitRow>>;
-    async fn add_consent(&self, kine: KineId, patient: PatientId, id: Uuid, consent: &Consent) -> Result<()>;
+    async fn add_consent(
+        &self,
+        kine: KineId,
+        patient: PatientId,
+        id: Uuid,
+        consent: &Consent,
+    ) -> Result<()>;
     async fn consents(&self, kine: KineId, patient: PatientId) -> Result<Vec<ConsentRow>>;
     /// Withdraws a consent of this kiné's patient; false if there was none to withdraw.
-    async fn withdraw_consent(&self, kine: KineId, id: Uuid, at: DateTime<Utc>) -> Result<Option<ConsentRow>>;
-    async fn add_prescription(&self, patient: PatientId, id: Uuid, date: NaiveDate, now: DateTime<Utc>) -> Result<()>;
+    async fn withdraw_consent(
+        &self,
+        kine: KineId,
+        id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ConsentRow>>;
+    async fn add_prescription(
+        &self,
+        patient: PatientId,
+        id: Uuid,
+        date: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
     async fn prescriptions(&self, patient: PatientId) -> Result<Vec<PrescriptionRow>>;
 }
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    async fn create_session(&self, session: &Session, billing_class: &str, now: DateTime<Utc>) -> Result<()>;
+    async fn create_session(
+        &self,
+        session: &Session,
+        billing_class: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
     async fn session(&self, id: SessionId) -> Result<Option<SessionRow>>;
     /// This kiné's sessions starting in `[from, to)`, by start time.
-    async fn sessions_between(&self, kine: KineId, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<SessionRow>>;
+    async fn sessions_between(
+        &self,
+        kine: KineId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SessionRow>>;
     /// Sessions whose status is `live`, for recovery after a restart and the end-of-window sweep.
     async fn live_sessions(&self) -> Result<Vec<SessionRow>>;
     /// Moves a session to `to` only if it is currently one of `from`; true if it moved.
-    async fn transition(&self, id: SessionId, from: &[SessionStatus], to: SessionStatus) -> Result<bool>;
+    async fn transition(
+        &self,
+        id: SessionId,
+        from: &[SessionStatus],
+        to: SessionStatus,
+    ) -> Result<bool>;
     /// The seat for `role` in this session, created on first use (one kiné and one patient seat).
-    async fn seat(&self, session: SessionId, role: Role, now: DateTime<Utc>) -> Result<ParticipantId>;
+    async fn seat(
+        &self,
+        session: SessionId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<ParticipantId>;
     async fn issue_link(&self, link: &LinkRow) -> Result<()>;
     async fn link(&self, jti: Uuid) -> Result<Option<IssuedSeat>>;
     async fn revoke_link(&self, jti: Uuid, at: DateTime<Utc>) -> Result<Option<SessionId>>;
     async fn revoke_session_links(&self, session: SessionId, at: DateTime<Utc>) -> Result<u64>;
     /// Ends the session and stores its billable time, exactly once: true for the one call that
     /// did it, false for every later (or concurrent) one.
-    async fn finalize(&self, session: SessionId, ended_at: DateTime<Utc>, billable_seconds: i64, now: DateTime<Utc>) -> Result<bool>;
+    async fn finalize(
+        &self,
+        session: SessionId,
+        ended_at: DateTime<Utc>,
+        billable_seconds: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
 }
 
 #[async_trait]
@@ -106,6 +163,12 @@ pub trait Store: KineStore + PatientStore + SessionStore + EventStore {
 
 impl EventRow {
     pub fn presence(&self) -> PresenceEvent {
-        PresenceEvent { seq: self.seq, at: self.at, participant: self.participant, role: self.role, kind: self.kind }
+        PresenceEvent {
+            seq: self.seq,
+            at: self.at,
+            participant: self.participant,
+            role: self.role,
+            kind: self.kind,
+        }
     }
 }

@@ -7,11 +7,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use telesoin_core::billing::PresenceKind;
 use telesoin_core::claims::IssuedSeat;
-use telesoin_core::model::{Consent, ConsentRecorder, InPersonVisit, Kine, Patient, Role, Session, SessionStatus, VisitKind};
+use telesoin_core::model::{
+    Consent, ConsentRecorder, InPersonVisit, Kine, Patient, Role, Session, SessionStatus, VisitKind,
+};
 use telesoin_core::{KineId, ParticipantId, PatientId, SessionId};
 use uuid::Uuid;
 
@@ -33,7 +38,9 @@ impl std::fmt::Debug for SqliteStore {
 
 fn unavailable(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_owned())
+        }
         _ => StoreError::Unavailable(e.to_string()),
     }
 }
@@ -62,8 +69,12 @@ fn date(s: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| corrupt("date"))
 }
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(row: &'r SqliteRow, col: &str) -> Result<T> {
-    row.try_get(col).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
+    row: &'r SqliteRow,
+    col: &str,
+) -> Result<T> {
+    row.try_get(col)
+        .map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
 
 fn role(s: &str) -> Result<Role> {
@@ -88,7 +99,10 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(unavailable)?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
         Ok(Self { pool })
     }
 
@@ -126,7 +140,8 @@ fn consent_row(r: &SqliteRow) -> Result<ConsentRow> {
         id: uuid(&get::<String>(r, "id")?)?,
         patient: PatientId(uuid(&get::<String>(r, "patient_id")?)?),
         consent: Consent {
-            recorded_by: ConsentRecorder::parse(&get::<String>(r, "recorded_by")?).ok_or_else(|| corrupt("recorded_by"))?,
+            recorded_by: ConsentRecorder::parse(&get::<String>(r, "recorded_by")?)
+                .ok_or_else(|| corrupt("recorded_by"))?,
             method: get(r, "method")?,
             text_version: get(r, "text_version")?,
             recorded_at: instant(get(r, "recorded_at")?)?,
@@ -145,7 +160,8 @@ fn session_row(r: &SqliteRow) -> Result<SessionRow> {
             window_start: instant(get(r, "window_start")?)?,
             window_end: instant(get(r, "window_end")?)?,
             act_code: get(r, "act_code")?,
-            status: SessionStatus::parse(&get::<String>(r, "status")?).ok_or_else(|| corrupt("status"))?,
+            status: SessionStatus::parse(&get::<String>(r, "status")?)
+                .ok_or_else(|| corrupt("status"))?,
             auto_admit: get::<i64>(r, "auto_admit")? != 0,
             patient_consent_on_join: get::<i64>(r, "patient_consent_on_join")? != 0,
         },
@@ -167,7 +183,12 @@ fn kine_row(r: &SqliteRow) -> Result<Kine> {
 
 #[async_trait]
 impl KineStore for SqliteStore {
-    async fn create_kine(&self, kine: &Kine, password_hash: &str, now: DateTime<Utc>) -> Result<()> {
+    async fn create_kine(
+        &self,
+        kine: &Kine,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO kines (id, rpps, name, email, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(kine.id.to_string())
             .bind(&kine.rpps)
@@ -187,7 +208,8 @@ impl KineStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(unavailable)?;
-        row.map(|r| Ok((kine_row(&r)?, get::<String>(&r, "password_hash")?))).transpose()
+        row.map(|r| Ok((kine_row(&r)?, get::<String>(&r, "password_hash")?)))
+            .transpose()
     }
 
     async fn kine(&self, id: KineId) -> Result<Option<Kine>> {
@@ -199,7 +221,13 @@ impl KineStore for SqliteStore {
         row.map(|r| kine_row(&r)).transpose()
     }
 
-    async fn create_web_session(&self, token_hash: &[u8], kine: KineId, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<()> {
+    async fn create_web_session(
+        &self,
+        token_hash: &[u8],
+        kine: KineId,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO web_sessions (token_hash, kine_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
             .bind(hex(token_hash))
             .bind(kine.to_string())
@@ -212,13 +240,15 @@ impl KineStore for SqliteStore {
     }
 
     async fn web_session(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<KineId>> {
-        let row = sqlx::query("SELECT kine_id FROM web_sessions WHERE token_hash = ? AND expires_at > ?")
-            .bind(hex(token_hash))
-            .bind(ms(now))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        row.map(|r| Ok(KineId(uuid(&get::<String>(&r, "kine_id")?)?))).transpose()
+        let row =
+            sqlx::query("SELECT kine_id FROM web_sessions WHERE token_hash = ? AND expires_at > ?")
+                .bind(hex(token_hash))
+                .bind(ms(now))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        row.map(|r| Ok(KineId(uuid(&get::<String>(&r, "kine_id")?)?)))
+            .transpose()
     }
 
     async fn delete_web_session(&self, token_hash: &[u8]) -> Result<()> {
@@ -273,7 +303,14 @@ impl PatientStore for SqliteStore {
         row.map(|r| patient_row(&r)).transpose()
     }
 
-    async fn add_visit(&self, kine: KineId, patient: PatientId, id: Uuid, v: InPersonVisit, now: DateTime<Utc>) -> Result<()> {
+    async fn add_visit(
+        &self,
+        kine: KineId,
+        patient: PatientId,
+        id: Uuid,
+        v: InPersonVisit,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO in_person_visits (id, kine_id, patient_id, date, kind, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(kine.to_string())
@@ -288,12 +325,14 @@ impl PatientStore for SqliteStore {
     }
 
     async fn visits(&self, kine: KineId, patient: PatientId) -> Result<Vec<VisitRow>> {
-        let rows = sqlx::query("SELECT * FROM in_person_visits WHERE kine_id = ? AND patient_id = ? ORDER BY date")
-            .bind(kine.to_string())
-            .bind(patient.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let rows = sqlx::query(
+            "SELECT * FROM in_person_visits WHERE kine_id = ? AND patient_id = ? ORDER BY date",
+        )
+        .bind(kine.to_string())
+        .bind(patient.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
         rows.iter()
             .map(|r| {
                 Ok(VisitRow {
@@ -301,14 +340,21 @@ impl PatientStore for SqliteStore {
                     patient,
                     visit: InPersonVisit {
                         date: date(&get::<String>(r, "date")?)?,
-                        kind: VisitKind::parse(&get::<String>(r, "kind")?).ok_or_else(|| corrupt("visit kind"))?,
+                        kind: VisitKind::parse(&get::<String>(r, "kind")?)
+                            .ok_or_else(|| corrupt("visit kind"))?,
                     },
                 })
             })
             .collect()
     }
 
-    async fn add_consent(&self, kine: KineId, patient: PatientId, id: Uuid, c: &Consent) -> Result<()> {
+    async fn add_consent(
+        &self,
+        kine: KineId,
+        patient: PatientId,
+        id: Uuid,
+        c: &Consent,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO consents (id, kine_id, patient_id, recorded_by, method, text_version, recorded_at, withdrawn_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -327,16 +373,23 @@ impl PatientStore for SqliteStore {
     }
 
     async fn consents(&self, kine: KineId, patient: PatientId) -> Result<Vec<ConsentRow>> {
-        let rows = sqlx::query("SELECT * FROM consents WHERE kine_id = ? AND patient_id = ? ORDER BY recorded_at")
-            .bind(kine.to_string())
-            .bind(patient.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let rows = sqlx::query(
+            "SELECT * FROM consents WHERE kine_id = ? AND patient_id = ? ORDER BY recorded_at",
+        )
+        .bind(kine.to_string())
+        .bind(patient.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
         rows.iter().map(consent_row).collect()
     }
 
-    async fn withdraw_consent(&self, kine: KineId, id: Uuid, at: DateTime<Utc>) -> Result<Option<ConsentRow>> {
+    async fn withdraw_consent(
+        &self,
+        kine: KineId,
+        id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ConsentRow>> {
         let row = sqlx::query("UPDATE consents SET withdrawn_at = ? WHERE id = ? AND kine_id = ? AND withdrawn_at IS NULL RETURNING *")
             .bind(ms(at))
             .bind(id.to_string())
@@ -347,15 +400,23 @@ impl PatientStore for SqliteStore {
         row.map(|r| consent_row(&r)).transpose()
     }
 
-    async fn add_prescription(&self, patient: PatientId, id: Uuid, d: NaiveDate, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query("INSERT INTO prescriptions (id, patient_id, date, created_at) VALUES (?, ?, ?, ?)")
-            .bind(id.to_string())
-            .bind(patient.to_string())
-            .bind(d.format("%Y-%m-%d").to_string())
-            .bind(ms(now))
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+    async fn add_prescription(
+        &self,
+        patient: PatientId,
+        id: Uuid,
+        d: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO prescriptions (id, patient_id, date, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(patient.to_string())
+        .bind(d.format("%Y-%m-%d").to_string())
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
@@ -367,7 +428,11 @@ impl PatientStore for SqliteStore {
             .map_err(unavailable)?;
         rows.iter()
             .map(|r| {
-                Ok(PrescriptionRow { id: uuid(&get::<String>(r, "id")?)?, patient, date: date(&get::<String>(r, "date")?)? })
+                Ok(PrescriptionRow {
+                    id: uuid(&get::<String>(r, "id")?)?,
+                    patient,
+                    date: date(&get::<String>(r, "date")?)?,
+                })
             })
             .collect()
     }
@@ -375,7 +440,12 @@ impl PatientStore for SqliteStore {
 
 #[async_trait]
 impl SessionStore for SqliteStore {
-    async fn create_session(&self, s: &Session, billing_class: &str, now: DateTime<Utc>) -> Result<()> {
+    async fn create_session(
+        &self,
+        s: &Session,
+        billing_class: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO sessions (id, kine_id, patient_id, starts_at, window_start, window_end, act_code, status, auto_admit, patient_consent_on_join, billing_class, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -407,7 +477,12 @@ impl SessionStore for SqliteStore {
         row.map(|r| session_row(&r)).transpose()
     }
 
-    async fn sessions_between(&self, kine: KineId, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<SessionRow>> {
+    async fn sessions_between(
+        &self,
+        kine: KineId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SessionRow>> {
         let rows = sqlx::query("SELECT * FROM sessions WHERE kine_id = ? AND starts_at >= ? AND starts_at < ? ORDER BY starts_at")
             .bind(kine.to_string())
             .bind(ms(from))
@@ -426,7 +501,12 @@ impl SessionStore for SqliteStore {
         rows.iter().map(session_row).collect()
     }
 
-    async fn transition(&self, id: SessionId, from: &[SessionStatus], to: SessionStatus) -> Result<bool> {
+    async fn transition(
+        &self,
+        id: SessionId,
+        from: &[SessionStatus],
+        to: SessionStatus,
+    ) -> Result<bool> {
         // `from` is a small fixed set; spell it out rather than building SQL text.
         let mut moved = false;
         for f in from {
@@ -445,17 +525,24 @@ impl SessionStore for SqliteStore {
         Ok(moved)
     }
 
-    async fn seat(&self, session: SessionId, role: Role, now: DateTime<Utc>) -> Result<ParticipantId> {
+    async fn seat(
+        &self,
+        session: SessionId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<ParticipantId> {
         if role == Role::Companion {
             let id = Uuid::new_v4();
-            sqlx::query("INSERT INTO participants (id, session_id, role, created_at) VALUES (?, ?, ?, ?)")
-                .bind(id.to_string())
-                .bind(session.to_string())
-                .bind(role.as_str())
-                .bind(ms(now))
-                .execute(&self.pool)
-                .await
-                .map_err(unavailable)?;
+            sqlx::query(
+                "INSERT INTO participants (id, session_id, role, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(id.to_string())
+            .bind(session.to_string())
+            .bind(role.as_str())
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
             return Ok(ParticipantId(id));
         }
         sqlx::query(
@@ -496,11 +583,13 @@ impl SessionStore for SqliteStore {
     }
 
     async fn link(&self, jti: Uuid) -> Result<Option<IssuedSeat>> {
-        let row = sqlx::query("SELECT session_id, participant_id, role, revoked_at FROM links WHERE jti = ?")
-            .bind(jti.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let row = sqlx::query(
+            "SELECT session_id, participant_id, role, revoked_at FROM links WHERE jti = ?",
+        )
+        .bind(jti.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
         row.map(|r| {
             Ok(IssuedSeat {
                 session: SessionId(uuid(&get::<String>(&r, "session_id")?)?),
@@ -519,20 +608,29 @@ impl SessionStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(unavailable)?;
-        row.map(|r| Ok(SessionId(uuid(&get::<String>(&r, "session_id")?)?))).transpose()
+        row.map(|r| Ok(SessionId(uuid(&get::<String>(&r, "session_id")?)?)))
+            .transpose()
     }
 
     async fn revoke_session_links(&self, session: SessionId, at: DateTime<Utc>) -> Result<u64> {
-        let r = sqlx::query("UPDATE links SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL")
-            .bind(ms(at))
-            .bind(session.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let r = sqlx::query(
+            "UPDATE links SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(session.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
         Ok(r.rows_affected())
     }
 
-    async fn finalize(&self, session: SessionId, ended_at: DateTime<Utc>, billable_seconds: i64, now: DateTime<Utc>) -> Result<bool> {
+    async fn finalize(
+        &self,
+        session: SessionId,
+        ended_at: DateTime<Utc>,
+        billable_seconds: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         // One statement: the `finalized_at IS NULL` guard makes it happen exactly once, whatever
         // the concurrency, and a cancelled session is never turned into an ended one.
         let r = sqlx::query(
@@ -579,9 +677,14 @@ impl EventStore for SqliteStore {
                 Ok(EventRow {
                     seq: get(r, "seq")?,
                     at: instant(get(r, "at")?)?,
-                    participant: get::<Option<String>>(r, "participant_id")?.map(|s| uuid(&s).map(ParticipantId)).transpose()?,
-                    role: get::<Option<String>>(r, "role")?.map(|s| role(&s)).transpose()?,
-                    kind: PresenceKind::parse(&get::<String>(r, "kind")?).ok_or_else(|| corrupt("event kind"))?,
+                    participant: get::<Option<String>>(r, "participant_id")?
+                        .map(|s| uuid(&s).map(ParticipantId))
+                        .transpose()?,
+                    role: get::<Option<String>>(r, "role")?
+                        .map(|s| role(&s))
+                        .transpose()?,
+                    kind: PresenceKind::parse(&get::<String>(r, "kind")?)
+                        .ok_or_else(|| corrupt("event kind"))?,
                     detail: get(r, "detail")?,
                 })
             })
@@ -592,7 +695,10 @@ impl EventStore for SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(unavailable)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }

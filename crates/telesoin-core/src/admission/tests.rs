@@ -11,12 +11,17 @@ fn date(s: &str) -> NaiveDate {
 }
 
 fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).expect("instant").with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(s)
+        .expect("instant")
+        .with_timezone(&Utc)
 }
 
 /// Session on 2026-11-22 at 10:00 Paris (09:00 UTC).
 fn session() -> Session {
-    let starts_at = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).single().expect("valid");
+    let starts_at = Utc
+        .with_ymd_and_hms(2026, 11, 22, 9, 0, 0)
+        .single()
+        .expect("valid");
     let (window_start, window_end) = Session::window_for(starts_at, Window::default());
     Session {
         id: SessionId(uuid::Uuid::nil()),
@@ -54,7 +59,10 @@ fn consent(recorded: &str, withdrawn: Option<&str>) -> Consent {
 }
 
 fn visit(d: &str, kind: VisitKind) -> InPersonVisit {
-    InPersonVisit { date: date(d), kind }
+    InPersonVisit {
+        date: date(d),
+        kind,
+    }
 }
 
 struct Case {
@@ -83,7 +91,10 @@ fn base(name: &'static str) -> Case {
         now: "2026-11-22T09:01:00Z",
         birth: "1958-03-14",
         loss_of_autonomy: false,
-        visits: vec![visit("2026-10-01", VisitKind::Bilan), visit("2026-11-15", VisitKind::Session)],
+        visits: vec![
+            visit("2026-10-01", VisitKind::Bilan),
+            visit("2026-11-15", VisitKind::Session),
+        ],
         consents: vec![consent("2026-10-01T08:00:00Z", None)],
         rule: InPersonRule::Arrete2021,
         consent_on_join: false,
@@ -121,36 +132,97 @@ fn admission_table() {
     use RefusalCode::*;
     let cases = vec![
         base("all preconditions hold, admitted by the kiné"),
-        Case { admitted: false, expect: Wait(WaitReason::AwaitingAdmission), ..base("kiné here, not yet admitted") },
-        Case { admitted: false, auto_admit: true, ..base("auto-admit session") },
+        Case {
+            admitted: false,
+            expect: Wait(WaitReason::AwaitingAdmission),
+            ..base("kiné here, not yet admitted")
+        },
+        Case {
+            admitted: false,
+            auto_admit: true,
+            ..base("auto-admit session")
+        },
         Case {
             kine_present: false,
             auto_admit: true,
             expect: Wait(WaitReason::KineAbsent),
             ..base("auto-admit still waits for the kiné")
         },
-        Case { kine_present: false, expect: Wait(WaitReason::KineAbsent), ..base("kiné absent") },
-        Case { status: SessionStatus::Cancelled, expect: Refuse(SessionCancelled), ..base("cancelled") },
-        Case { status: SessionStatus::Ended, expect: Refuse(SessionEnded), ..base("ended") },
-        Case { status: SessionStatus::Live, ..base("live session takes joins") },
-        Case { now: "2026-11-22T08:44:59Z", expect: Refuse(TooEarly), ..base("one second before the window") },
-        Case { now: "2026-11-22T08:45:00Z", ..base("window opens 15 min before") },
-        Case { now: "2026-11-22T11:00:00Z", expect: Refuse(TooLate), ..base("window closes 2 h after") },
-        Case { now: "2026-11-22T10:59:59Z", ..base("last second of the window") },
+        Case {
+            kine_present: false,
+            expect: Wait(WaitReason::KineAbsent),
+            ..base("kiné absent")
+        },
+        Case {
+            status: SessionStatus::Cancelled,
+            expect: Refuse(SessionCancelled),
+            ..base("cancelled")
+        },
+        Case {
+            status: SessionStatus::Ended,
+            expect: Refuse(SessionEnded),
+            ..base("ended")
+        },
+        Case {
+            status: SessionStatus::Live,
+            ..base("live session takes joins")
+        },
+        Case {
+            now: "2026-11-22T08:44:59Z",
+            expect: Refuse(TooEarly),
+            ..base("one second before the window")
+        },
+        Case {
+            now: "2026-11-22T08:45:00Z",
+            ..base("window opens 15 min before")
+        },
+        Case {
+            now: "2026-11-22T11:00:00Z",
+            expect: Refuse(TooLate),
+            ..base("window closes 2 h after")
+        },
+        Case {
+            now: "2026-11-22T10:59:59Z",
+            ..base("last second of the window")
+        },
         // The kiné is never held by the patient's preconditions.
-        Case { role: Role::Kine, visits: vec![], consents: vec![], admitted: false, ..base("kiné joins") },
-        Case { role: Role::Kine, status: SessionStatus::Cancelled, expect: Refuse(SessionCancelled), ..base("kiné, cancelled") },
+        Case {
+            role: Role::Kine,
+            visits: vec![],
+            consents: vec![],
+            admitted: false,
+            ..base("kiné joins")
+        },
+        Case {
+            role: Role::Kine,
+            status: SessionStatus::Cancelled,
+            expect: Refuse(SessionCancelled),
+            ..base("kiné, cancelled")
+        },
         // Prior in-person care, arrêté 2021.
-        Case { visits: vec![], expect: Refuse(InPersonMissing(InPersonRule::Arrete2021)), ..base("no in-person visit") },
+        Case {
+            visits: vec![],
+            expect: Refuse(InPersonMissing(InPersonRule::Arrete2021)),
+            ..base("no in-person visit")
+        },
         Case {
             visits: vec![visit("2026-11-23", VisitKind::Bilan)],
             expect: Refuse(InPersonMissing(InPersonRule::Arrete2021)),
             ..base("only a future visit")
         },
-        Case { visits: vec![visit("2026-11-22", VisitKind::Session)], ..base("in-person visit the same morning counts") },
-        Case { visits: vec![visit("2019-01-10", VisitKind::Session)], ..base("arrêté: an old session suffices") },
+        Case {
+            visits: vec![visit("2026-11-22", VisitKind::Session)],
+            ..base("in-person visit the same morning counts")
+        },
+        Case {
+            visits: vec![visit("2019-01-10", VisitKind::Session)],
+            ..base("arrêté: an old session suffices")
+        },
         // Convention variant.
-        Case { rule: InPersonRule::Convention, ..base("convention: bilan + recent session") },
+        Case {
+            rule: InPersonRule::Convention,
+            ..base("convention: bilan + recent session")
+        },
         Case {
             rule: InPersonRule::Convention,
             visits: vec![],
@@ -165,17 +237,27 @@ fn admission_table() {
         },
         Case {
             rule: InPersonRule::Convention,
-            visits: vec![visit("2024-01-01", VisitKind::Bilan), visit("2025-11-21", VisitKind::Session)],
+            visits: vec![
+                visit("2024-01-01", VisitKind::Bilan),
+                visit("2025-11-21", VisitKind::Session),
+            ],
             expect: Refuse(InPersonStale),
             ..base("convention: last visit 12 months and a day ago")
         },
         Case {
             rule: InPersonRule::Convention,
-            visits: vec![visit("2024-01-01", VisitKind::Bilan), visit("2025-11-22", VisitKind::Session)],
+            visits: vec![
+                visit("2024-01-01", VisitKind::Bilan),
+                visit("2025-11-22", VisitKind::Session),
+            ],
             ..base("convention: last visit exactly 12 months ago")
         },
         // Consent.
-        Case { consents: vec![], expect: Refuse(ConsentMissing), ..base("no consent, kiné must record it") },
+        Case {
+            consents: vec![],
+            expect: Refuse(ConsentMissing),
+            ..base("no consent, kiné must record it")
+        },
         Case {
             consents: vec![],
             consent_on_join: true,
@@ -183,13 +265,19 @@ fn admission_table() {
             ..base("no consent, the patient may give it on the join page")
         },
         Case {
-            consents: vec![consent("2026-10-01T08:00:00Z", Some("2026-11-20T08:00:00Z"))],
+            consents: vec![consent(
+                "2026-10-01T08:00:00Z",
+                Some("2026-11-20T08:00:00Z"),
+            )],
             consent_on_join: true,
             expect: Refuse(ConsentWithdrawn),
             ..base("consent withdrawn before the call")
         },
         Case {
-            consents: vec![consent("2026-10-01T08:00:00Z", Some("2026-11-22T10:00:00Z"))],
+            consents: vec![consent(
+                "2026-10-01T08:00:00Z",
+                Some("2026-11-22T10:00:00Z"),
+            )],
             ..base("withdrawal dated after now is not yet in force")
         },
         Case {
@@ -210,7 +298,10 @@ fn admission_table() {
             expect: NeedsAttestation(Companion::Parent),
             ..base("turns 18 the day after the session: minor")
         },
-        Case { birth: "2008-11-22", ..base("turns 18 on the session day: adult") },
+        Case {
+            birth: "2008-11-22",
+            ..base("turns 18 on the session day: adult")
+        },
         Case {
             birth: "2008-11-23",
             attested: Some(Companion::Parent),
@@ -227,7 +318,11 @@ fn admission_table() {
             expect: NeedsAttestation(Companion::Aidant),
             ..base("loss of autonomy without aidant")
         },
-        Case { loss_of_autonomy: true, attested: Some(Companion::Aidant), ..base("loss of autonomy with aidant") },
+        Case {
+            loss_of_autonomy: true,
+            attested: Some(Companion::Aidant),
+            ..base("loss of autonomy with aidant")
+        },
         Case {
             birth: "2015-05-05",
             loss_of_autonomy: true,
@@ -247,13 +342,21 @@ fn admission_table() {
             ..base("attested minor then waits for the kiné")
         },
         // Order: preconditions are told before the lobby.
-        Case { visits: vec![], kine_present: false, expect: Refuse(InPersonMissing(InPersonRule::Arrete2021)), ..base("refusal before waiting") },
+        Case {
+            visits: vec![],
+            kine_present: false,
+            expect: Refuse(InPersonMissing(InPersonRule::Arrete2021)),
+            ..base("refusal before waiting")
+        },
     ];
     let mut failures = Vec::new();
     for c in &cases {
         let got = run(c);
         if got != c.expect {
-            failures.push(format!("{}: expected {:?}, got {:?}", c.name, c.expect, got));
+            failures.push(format!(
+                "{}: expected {:?}, got {:?}",
+                c.name, c.expect, got
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -263,7 +366,10 @@ fn admission_table() {
 fn session_day_is_the_day_in_france() {
     // 23:30 UTC on 21 November is 00:30 on 22 November in Paris.
     let mut s = session();
-    s.starts_at = Utc.with_ymd_and_hms(2026, 11, 21, 23, 30, 0).single().expect("valid");
+    s.starts_at = Utc
+        .with_ymd_and_hms(2026, 11, 21, 23, 30, 0)
+        .single()
+        .expect("valid");
     assert_eq!(s.day(), date("2026-11-22"));
     assert_eq!(required_companion(&patient("2008-11-22", false), &s), None);
     let _ = Duration::zero();
@@ -283,7 +389,13 @@ fn every_refusal_has_both_messages_and_rule_refusals_name_the_rule() {
         assert!(!code.message_fr().is_empty() && !code.message_en().is_empty());
         assert_ne!(code.message_fr(), code.message_en());
     }
-    assert_eq!(RefusalCode::InPersonStale.rule(), Some(InPersonRule::Convention));
-    assert_eq!(RefusalCode::InPersonMissing(InPersonRule::Arrete2021).rule(), Some(InPersonRule::Arrete2021));
+    assert_eq!(
+        RefusalCode::InPersonStale.rule(),
+        Some(InPersonRule::Convention)
+    );
+    assert_eq!(
+        RefusalCode::InPersonMissing(InPersonRule::Arrete2021).rule(),
+        Some(InPersonRule::Arrete2021)
+    );
     assert_eq!(RefusalCode::ConsentMissing.rule(), None);
 }

@@ -12,7 +12,9 @@ use crate::support::*;
 
 fn peer_config(server: &Server, link: String) -> PeerConfig {
     PeerConfig {
-        ca_pem: Some(std::fs::read(server.dir.path().join("tls/cert.pem")).expect("server certificate")),
+        ca_pem: Some(
+            std::fs::read(server.dir.path().join("tls/cert.pem")).expect("server certificate"),
+        ),
         udp_bind: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
         ..PeerConfig::new(link)
     }
@@ -23,21 +25,58 @@ async fn two_peers_complete_a_real_call_and_the_record_bills_it() {
     let server = Server::start_with(|c| c.grace_seconds = 10).await;
     let api = server.kine("call@example.fr").await;
     let patient = api.ready_patient().await;
-    let session = api.session(patient, json!({"patient_consent_on_join": true})).await;
-    let kine_link = api.post(&format!("/api/sessions/{session}/links"), json!({"role": "kine"})).await["url"].as_str().expect("url").to_owned();
-    let patient_link = api.post(&format!("/api/sessions/{session}/links"), json!({"role": "patient"})).await["url"].as_str().expect("url").to_owned();
+    let session = api
+        .session(patient, json!({"patient_consent_on_join": true}))
+        .await;
+    let kine_link = api
+        .post(
+            &format!("/api/sessions/{session}/links"),
+            json!({"role": "kine"}),
+        )
+        .await["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let patient_link = api
+        .post(
+            &format!("/api/sessions/{session}/links"),
+            json!({"role": "patient"}),
+        )
+        .await["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
     let t = Duration::from_secs(20);
 
-    let mut kine = Peer::join(PeerConfig { auto_admit_lobby: true, ..peer_config(&server, kine_link) }).await.expect("kiné joins");
+    let mut kine = Peer::join(PeerConfig {
+        auto_admit_lobby: true,
+        ..peer_config(&server, kine_link)
+    })
+    .await
+    .expect("kiné joins");
     kine.admitted(t).await.expect("kiné admitted");
-    let mut pat = Peer::join(PeerConfig { consent: true, ..peer_config(&server, patient_link) }).await.expect("patient joins");
+    let mut pat = Peer::join(PeerConfig {
+        consent: true,
+        ..peer_config(&server, patient_link)
+    })
+    .await
+    .expect("patient joins");
     pat.admitted(t).await.expect("patient admitted by the kiné");
 
-    kine.wait_media_connected(t).await.expect("kiné: ICE + DTLS connected, data channel open");
-    pat.wait_media_connected(t).await.expect("patient: ICE + DTLS connected, data channel open");
+    kine.wait_media_connected(t)
+        .await
+        .expect("kiné: ICE + DTLS connected, data channel open");
+    pat.wait_media_connected(t)
+        .await
+        .expect("patient: ICE + DTLS connected, data channel open");
     let connected = Instant::now();
-    kine.send_data("Bonjour Mme Dupont, on commence par le genou.").await.expect("send");
-    assert_eq!(pat.recv_data(t).await.expect("recv").text, "Bonjour Mme Dupont, on commence par le genou.");
+    kine.send_data("Bonjour Mme Dupont, on commence par le genou.")
+        .await
+        .expect("send");
+    assert_eq!(
+        pat.recv_data(t).await.expect("recv").text,
+        "Bonjour Mme Dupont, on commence par le genou."
+    );
     pat.send_data("Bonjour !").await.expect("send");
     assert_eq!(kine.recv_data(t).await.expect("recv").text, "Bonjour !");
 
@@ -46,21 +85,45 @@ async fn two_peers_complete_a_real_call_and_the_record_bills_it() {
     pat.close_socket_abruptly().await.expect("drop socket");
     pat.reconnect().await.expect("reconnect");
     pat.admitted(t).await.expect("seat kept");
-    kine.wait_media_connected(t).await.expect("still connected after the ICE restart");
+    kine.wait_media_connected(t)
+        .await
+        .expect("still connected after the ICE restart");
     kine.send_data("Vous m'entendez ?").await.expect("send");
-    assert_eq!(pat.recv_data(t).await.expect("recv").text, "Vous m'entendez ?");
+    assert_eq!(
+        pat.recv_data(t).await.expect("recv").text,
+        "Vous m'entendez ?"
+    );
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let billed = kine.hangup(t).await.expect("hangup").expect("ended with billable seconds");
+    let billed = kine
+        .hangup(t)
+        .await
+        .expect("hangup")
+        .expect("ended with billable seconds");
     let elapsed = connected.elapsed().as_secs_f64();
     // Tolerance: the two peers report `connected` a few hundred milliseconds apart, and seconds
     // are whole: 2 s either way.
-    assert!((billed as f64 - elapsed).abs() <= 2.0, "billed {billed} s for {elapsed:.1} s connected");
+    assert!(
+        (billed as f64 - elapsed).abs() <= 2.0,
+        "billed {billed} s for {elapsed:.1} s connected"
+    );
     let rec = api.record(session).await;
     assert_eq!(rec["status"], "ended");
     assert_eq!(rec["billable_seconds"].as_i64(), Some(billed));
-    let kinds: Vec<&str> = rec["events"].as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
-    for k in ["joined", "admitted", "media_connected", "socket_lost", "reconnected", "ended"] {
+    let kinds: Vec<&str> = rec["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    for k in [
+        "joined",
+        "admitted",
+        "media_connected",
+        "socket_lost",
+        "reconnected",
+        "ended",
+    ] {
         assert!(kinds.contains(&k), "{k} in {kinds:?}");
     }
     pat.shutdown().await;

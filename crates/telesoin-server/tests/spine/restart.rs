@@ -10,7 +10,11 @@ use tokio::process::{Child, Command};
 use crate::support::*;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 async fn spawn(dir: &std::path::Path, port: u16) -> Child {
@@ -45,7 +49,16 @@ async fn killed_mid_call_then_restarted_keeps_events_and_finalizes_once() {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
     let status = Command::new(env!("CARGO_BIN_EXE_telesoin"))
-        .args(["add-kine", "--email", "restart@example.fr", "--name", "Claire Martin", "--rpps", "10009999999", "--data-dir"])
+        .args([
+            "add-kine",
+            "--email",
+            "restart@example.fr",
+            "--name",
+            "Claire Martin",
+            "--rpps",
+            "10009999999",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env("TELESOIN_NEW_PASSWORD", PASSWORD)
         .status()
@@ -53,7 +66,13 @@ async fn killed_mid_call_then_restarted_keeps_events_and_finalizes_once() {
         .expect("add-kine");
     assert!(status.success());
     let mut server = spawn(dir.path(), port).await;
-    let api = Api { http: http(), base: format!("https://localhost:{port}"), cookie: String::new() }.login("restart@example.fr").await;
+    let api = Api {
+        http: http(),
+        base: format!("https://localhost:{port}"),
+        cookie: String::new(),
+    }
+    .login("restart@example.fr")
+    .await;
     let (mut k, mut p, s, _, _) = admitted_pair(&api, port).await;
     let kt = api.link(s, "kine").await.0;
     let pt = api.link(s, "patient").await.0;
@@ -62,7 +81,10 @@ async fn killed_mid_call_then_restarted_keeps_events_and_finalizes_once() {
     p.send(json!({"type": "ping"})).await;
     p.until("pong").await;
     let call_started = std::time::Instant::now();
-    let before = api.record(s).await["events"].as_array().expect("events").clone();
+    let before = api.record(s).await["events"]
+        .as_array()
+        .expect("events")
+        .clone();
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     server.kill().await.expect("kill -9");
@@ -75,7 +97,11 @@ async fn killed_mid_call_then_restarted_keeps_events_and_finalizes_once() {
     assert_eq!(k.recv().await["type"], "admitted");
     let (mut p, w) = welcomed(port, &pt).await;
     assert_eq!(w["resumed"], true);
-    assert_eq!(p.recv().await["type"], "admitted", "no second admission after a server restart");
+    assert_eq!(
+        p.recv().await["type"],
+        "admitted",
+        "no second admission after a server restart"
+    );
     k.until("peer_joined").await;
     k.send(json!({"type": "media", "state": "connected"})).await;
     p.send(json!({"type": "media", "state": "connected"})).await;
@@ -87,11 +113,31 @@ async fn killed_mid_call_then_restarted_keeps_events_and_finalizes_once() {
 
     let rec = api.record(s).await;
     let events = rec["events"].as_array().expect("events");
-    assert_eq!(&events[..before.len()], &before[..], "every event persisted before the crash is intact and in order");
-    assert_eq!(events.iter().filter(|e| e["kind"] == "node_restart").count(), 1);
-    assert!(rec["incidents"].as_array().expect("incidents").iter().any(|e| e["kind"] == "node_restart"), "the restart is a recorded incident");
+    assert_eq!(
+        &events[..before.len()],
+        &before[..],
+        "every event persisted before the crash is intact and in order"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["kind"] == "node_restart")
+            .count(),
+        1
+    );
+    assert!(
+        rec["incidents"]
+            .as_array()
+            .expect("incidents")
+            .iter()
+            .any(|e| e["kind"] == "node_restart"),
+        "the restart is a recorded incident"
+    );
     // Media is peer to peer and kept flowing while the server was down: the whole call counts.
-    assert!((billed as f64 - total).abs() <= 1.5, "billed {billed} s for a {total:.1} s call");
+    assert!(
+        (billed as f64 - total).abs() <= 1.5,
+        "billed {billed} s for a {total:.1} s call"
+    );
     assert_eq!(rec["billable_seconds"].as_i64(), Some(billed));
 
     // Restart once more: finalization is not repeated.
@@ -99,8 +145,19 @@ async fn killed_mid_call_then_restarted_keeps_events_and_finalizes_once() {
     let mut server = spawn(dir.path(), port).await;
     let api = api.login("restart@example.fr").await;
     let again = api.record(s).await;
-    assert_eq!((again["billable_seconds"].as_i64(), &again["finalized_at"]), (Some(billed), &rec["finalized_at"]));
-    assert_eq!(again["events"].as_array().expect("events").iter().filter(|e| e["kind"] == "ended").count(), 1);
+    assert_eq!(
+        (again["billable_seconds"].as_i64(), &again["finalized_at"]),
+        (Some(billed), &rec["finalized_at"])
+    );
+    assert_eq!(
+        again["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["kind"] == "ended")
+            .count(),
+        1
+    );
     let (code, _) = crate::refused_code(port, &pt).await;
     assert_eq!(code, "session_ended");
     server.kill().await.expect("kill");

@@ -36,7 +36,12 @@ impl Server {
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = Config { data_dir: dir.path().to_path_buf(), listen: "127.0.0.1:0".parse().expect("addr"), grace_seconds: 3, ..Config::default() };
+        let mut cfg = Config {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            grace_seconds: 3,
+            ..Config::default()
+        };
         tweak(&mut cfg);
         let prepared = telesoin_server::prepare(cfg).await.expect("prepare");
         let state = prepared.state.clone();
@@ -45,7 +50,14 @@ impl Server {
         let task = tokio::spawn(telesoin_server::run(prepared, async move {
             let _ = rx.await;
         }));
-        Server { base: state.public_url.to_string(), state, port, dir, shutdown: Some(tx), task: Some(task) }
+        Server {
+            base: state.public_url.to_string(),
+            state,
+            port,
+            dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub async fn stop(mut self) {
@@ -59,10 +71,23 @@ impl Server {
 
     /// A kiné account and a logged-in REST client.
     pub async fn kine(&self, email: &str) -> Api {
-        let kine = Kine { id: KineId(Uuid::new_v4()), rpps: format!("1000{:07}", rand_digits()), name: "Claire Martin".into(), email: email.into() };
+        let kine = Kine {
+            id: KineId(Uuid::new_v4()),
+            rpps: format!("1000{:07}", rand_digits()),
+            name: "Claire Martin".into(),
+            email: email.into(),
+        };
         let hash = telesoin_server::auth::hash_password(PASSWORD).expect("hash");
-        self.state.store.create_kine(&kine, &hash, Utc::now()).await.expect("kine");
-        let api = Api { http: http(), base: self.base.clone(), cookie: String::new() };
+        self.state
+            .store
+            .create_kine(&kine, &hash, Utc::now())
+            .await
+            .expect("kine");
+        let api = Api {
+            http: http(),
+            base: self.base.clone(),
+            cookie: String::new(),
+        };
         api.login(email).await
     }
 }
@@ -89,23 +114,49 @@ pub struct Api {
 
 impl Api {
     pub async fn login(mut self, email: &str) -> Api {
-        let res = self.http.post(format!("{}/api/login", self.base)).json(&json!({"email": email, "password": PASSWORD})).send().await.expect("login");
+        let res = self
+            .http
+            .post(format!("{}/api/login", self.base))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login");
         assert_eq!(res.status(), 200, "login");
-        let set = res.headers().get("set-cookie").expect("cookie").to_str().expect("ascii").to_owned();
-        assert!(set.contains("HttpOnly") && set.contains("Secure") && set.contains("SameSite=Strict"), "{set}");
+        let set = res
+            .headers()
+            .get("set-cookie")
+            .expect("cookie")
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(
+            set.contains("HttpOnly") && set.contains("Secure") && set.contains("SameSite=Strict"),
+            "{set}"
+        );
         self.cookie = set.split(';').next().expect("pair").to_owned();
         self
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).header("cookie", &self.cookie);
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", &self.cookie);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let res = req.send().await.expect("request");
         let status = res.status().as_u16();
         let text = res.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
@@ -121,11 +172,21 @@ impl Api {
     }
 
     /// A patient with the given birth date and visits; consent recorded by the kiné if asked.
-    pub async fn patient(&self, birth: &str, loss_of_autonomy: bool, visits: &[(&str, &str)], consent: bool) -> Uuid {
+    pub async fn patient(
+        &self,
+        birth: &str,
+        loss_of_autonomy: bool,
+        visits: &[(&str, &str)],
+        consent: bool,
+    ) -> Uuid {
         let p = self.post("/api/patients", json!({"display_name": "Mme Dupont", "birth_date": birth, "loss_of_autonomy": loss_of_autonomy})).await;
         let id: Uuid = serde_json::from_value(p["id"].clone()).expect("id");
         for (date, kind) in visits {
-            self.post(&format!("/api/patients/{id}/visits"), json!({"date": date, "kind": kind})).await;
+            self.post(
+                &format!("/api/patients/{id}/visits"),
+                json!({"date": date, "kind": kind}),
+            )
+            .await;
         }
         if consent {
             self.post(&format!("/api/patients/{id}/consents"), json!({"text_version": telesoin_core::model::CONSENT_TEXT_VERSION, "method": "oral"})).await;
@@ -136,7 +197,8 @@ impl Api {
     /// The usual patient: adult, bilan a month ago, consent recorded.
     pub async fn ready_patient(&self) -> Uuid {
         let bilan = (Utc::now().date_naive() - chrono::Duration::days(30)).to_string();
-        self.patient("1958-03-14", false, &[(&bilan, "bilan")], true).await
+        self.patient("1958-03-14", false, &[(&bilan, "bilan")], true)
+            .await
     }
 
     pub async fn session(&self, patient: Uuid, extra: Value) -> Uuid {
@@ -156,11 +218,19 @@ impl Api {
 
     /// (token, participant id) of a new link for `role`.
     pub async fn link(&self, session: Uuid, role: &str) -> (String, Uuid) {
-        let l = self.post(&format!("/api/sessions/{session}/links"), json!({"role": role})).await;
+        let l = self
+            .post(
+                &format!("/api/sessions/{session}/links"),
+                json!({"role": role}),
+            )
+            .await;
         let url = l["url"].as_str().expect("url");
         let token = url.split_once("/j#").expect("fragment").1.to_owned();
         assert_eq!(l["token"].as_str(), Some(token.as_str()));
-        (token, serde_json::from_value(l["participant"].clone()).expect("participant"))
+        (
+            token,
+            serde_json::from_value(l["participant"].clone()).expect("participant"),
+        )
     }
 
     pub async fn record(&self, session: Uuid) -> Value {
@@ -174,7 +244,10 @@ pub fn today_minus(days: i64) -> String {
 
 pub fn birth_years_ago(years: i32, plus_days: i64) -> String {
     let today = telesoin_core::model::local_date(Utc::now());
-    let d = today.checked_sub_months(chrono::Months::new(12 * years as u32)).expect("date") + chrono::Duration::days(plus_days);
+    let d = today
+        .checked_sub_months(chrono::Months::new(12 * years as u32))
+        .expect("date")
+        + chrono::Duration::days(plus_days);
     d.format("%Y-%m-%d").to_string()
 }
 
@@ -219,53 +292,74 @@ pub fn tls_client() -> Arc<rustls::ClientConfig> {
             Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
         }
         fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
         }
     }
     Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert))
-            .with_no_client_auth(),
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert))
+        .with_no_client_auth(),
     )
 }
 
 impl Ws {
-    pub async fn open(port: u16, origin: Option<&str>) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    pub async fn open(
+        port: u16,
+        origin: Option<&str>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
         let mut req = format!("wss://localhost:{port}/ws").into_client_request()?;
         if let Some(o) = origin {
-            req.headers_mut().insert("origin", o.parse().expect("header"));
+            req.headers_mut()
+                .insert("origin", o.parse().expect("header"));
         }
         let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
         let connector = tokio_tungstenite::Connector::Rustls(tls_client());
-        let (inner, _) = tokio_tungstenite::client_async_tls_with_config(req, tcp, None, Some(connector)).await?;
+        let (inner, _) =
+            tokio_tungstenite::client_async_tls_with_config(req, tcp, None, Some(connector))
+                .await?;
         Ok(Ws { inner })
     }
 
     /// Opens a socket and sends `join`.
     pub async fn join(port: u16, token: &str) -> Ws {
         let mut ws = Ws::open(port, None).await.expect("open");
-        ws.send(json!({"type": "join", "token": token, "device": {"kind": "test"}})).await;
+        ws.send(json!({"type": "join", "token": token, "device": {"kind": "test"}}))
+            .await;
         ws
     }
 
     pub async fn send(&mut self, v: Value) {
-        self.inner.send(Message::Text(v.to_string().into())).await.expect("send");
+        self.inner
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .expect("send");
     }
 
-    pub async fn send_raw(&mut self, text: String) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    pub async fn send_raw(
+        &mut self,
+        text: String,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
         self.inner.send(Message::Text(text.into())).await
     }
 
     /// The next JSON message, skipping nothing. Panics on timeout or close.
     pub async fn recv(&mut self) -> Value {
         loop {
-            match tokio::time::timeout(WAIT, self.inner.next()).await.expect("message in time") {
+            match tokio::time::timeout(WAIT, self.inner.next())
+                .await
+                .expect("message in time")
+            {
                 Some(Ok(Message::Text(t))) => {
                     // Every frame must also be a valid ServerMsg.
-                    ServerMsg::parse(t.as_str()).unwrap_or_else(|e| panic!("unparseable server message {t}: {e}"));
+                    ServerMsg::parse(t.as_str())
+                        .unwrap_or_else(|e| panic!("unparseable server message {t}: {e}"));
                     return serde_json::from_str(t.as_str()).expect("json");
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -298,7 +392,10 @@ impl Ws {
     /// Waits for the close frame and returns its code.
     pub async fn closed(&mut self) -> u16 {
         loop {
-            match tokio::time::timeout(WAIT, self.inner.next()).await.expect("close in time") {
+            match tokio::time::timeout(WAIT, self.inner.next())
+                .await
+                .expect("close in time")
+            {
                 Some(Ok(Message::Close(Some(f)))) => return f.code.into(),
                 Some(Ok(Message::Close(None))) | None => return 1005,
                 Some(Ok(_)) => continue,
