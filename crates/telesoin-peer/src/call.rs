@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use telesoin_proto::signal::{ClientMsg, Device, MediaState, PeerInfo, Role, ServerMsg, WaitReason};
+use telesoin_proto::signal::{
+    ClientMsg, Device, MediaState, PeerInfo, Role, ServerMsg, WaitReason,
+};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -55,16 +57,27 @@ pub(crate) async fn connect_and_join(cfg: &PeerConfig, link: &JoinLink) -> Resul
             request.headers_mut().insert("Origin", value);
         }
         let connector = if link.is_tls() {
-            Connector::Rustls(crate::tls::client_config(cfg.accept_invalid_certs, cfg.ca_pem.as_deref())?)
+            Connector::Rustls(crate::tls::client_config(
+                cfg.accept_invalid_certs,
+                cfg.ca_pem.as_deref(),
+            )?)
         } else {
             Connector::Plain
         };
-        let ws_config = WebSocketConfig::default().max_message_size(Some(telesoin_proto::MAX_MESSAGE_BYTES));
-        let (mut ws, _response) =
-            tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, Some(connector)).await?;
+        let ws_config =
+            WebSocketConfig::default().max_message_size(Some(telesoin_proto::MAX_MESSAGE_BYTES));
+        let (mut ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(ws_config),
+            true,
+            Some(connector),
+        )
+        .await?;
         let join = ClientMsg::Join {
             token: link.token().expose().to_owned(),
-            device: Device { kind: cfg.device_kind.clone() },
+            device: Device {
+                kind: cfg.device_kind.clone(),
+            },
         };
         ws.send(Message::text(join.to_text())).await?;
         loop {
@@ -75,22 +88,47 @@ pub(crate) async fn connect_and_join(cfg: &PeerConfig, link: &JoinLink) -> Resul
                 Some(Ok(_)) => continue,
             };
             return match parse(&text)? {
-                ServerMsg::Welcome { protocol, participant, role, session, ice_servers, peers, resumed } => {
-                    Ok((ws, Welcome { protocol, participant, role, session, ice_servers, peers, resumed }))
-                }
+                ServerMsg::Welcome {
+                    protocol,
+                    participant,
+                    role,
+                    session,
+                    ice_servers,
+                    peers,
+                    resumed,
+                } => Ok((
+                    ws,
+                    Welcome {
+                        protocol,
+                        participant,
+                        role,
+                        session,
+                        ice_servers,
+                        peers,
+                        resumed,
+                    },
+                )),
                 ServerMsg::Refused(refusal) => Err(PeerError::Refused(refusal)),
                 ServerMsg::Error(refusal) => Err(PeerError::Server(refusal)),
-                other => Err(PeerError::Protocol(format!("expected welcome, got {}", kind(&other)))),
+                other => Err(PeerError::Protocol(format!(
+                    "expected welcome, got {}",
+                    kind(&other)
+                ))),
             };
         }
     })
     .await
-    .map_err(|_| PeerError::Timeout { what: "welcome", after })?
+    .map_err(|_| PeerError::Timeout {
+        what: "welcome",
+        after,
+    })?
 }
 
 fn parse(text: &str) -> Result<ServerMsg> {
     if text.len() > telesoin_proto::MAX_MESSAGE_BYTES {
-        return Err(PeerError::Protocol("message larger than the protocol allows".into()));
+        return Err(PeerError::Protocol(
+            "message larger than the protocol allows".into(),
+        ));
     }
     // The parse error may quote the frame; keep only its position.
     ServerMsg::parse(text).map_err(|_| PeerError::Protocol("unreadable server message".into()))
@@ -129,8 +167,15 @@ pub(crate) enum Command {
 
 /// What the endpoints (and the task's own timers) tell the task.
 enum Internal {
-    Endpoint { remote: Uuid, generation: u64, event: EndpointEvent },
-    RestartIfStillDisconnected { remote: Uuid, generation: u64 },
+    Endpoint {
+        remote: Uuid,
+        generation: u64,
+        event: EndpointEvent,
+    },
+    RestartIfStillDisconnected {
+        remote: Uuid,
+        generation: u64,
+    },
 }
 
 /// Everything the task knows about one remote participant.
@@ -166,6 +211,10 @@ pub(crate) struct CallTask {
     hung_up: bool,
     ended: bool,
     replaced: bool,
+    /// Keepalive pings whose pong has not come back; those pongs are not passed on.
+    keepalive_pending: u32,
+    /// Pings sent through the handle whose pong has not come back; those are passed on.
+    explicit_pings: u32,
     /// The media state the server was last told since the last `welcome` (None: nothing yet).
     reported: Option<MediaState>,
 }
@@ -194,12 +243,18 @@ impl CallTask {
             hung_up: false,
             ended: false,
             replaced: false,
+            keepalive_pending: 0,
+            explicit_pings: 0,
             reported: None,
         };
         tokio::spawn(task.run(commands, internal_rx))
     }
 
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut internal: mpsc::UnboundedReceiver<Internal>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut internal: mpsc::UnboundedReceiver<Internal>,
+    ) {
         self.publish(|s| s.socket_open = true);
         let mut ping = self.cfg.ping_interval.map(|every| {
             let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -219,8 +274,8 @@ impl CallTask {
                 frame = next_frame(&mut self.ws) => self.on_frame(frame).await,
                 Some(event) = internal.recv() => self.on_internal(event).await,
                 _ = tick(&mut ping) => {
-                    if self.ws.is_some() {
-                        self.send(ClientMsg::Ping).await.ok();
+                    if self.ws.is_some() && self.send(ClientMsg::Ping).await.is_ok() {
+                        self.keepalive_pending += 1;
                     }
                 }
             }
@@ -241,7 +296,12 @@ impl CallTask {
     async fn on_command(&mut self, command: Command) -> bool {
         match command {
             Command::Send(msg, reply) => {
-                let _ = reply.send(self.send(msg).await);
+                let ping = matches!(msg, ClientMsg::Ping);
+                let sent = self.send(msg).await;
+                if ping && sent.is_ok() {
+                    self.explicit_pings += 1;
+                }
+                let _ = reply.send(sent);
             }
             Command::SendData(text, reply) => {
                 let mut sent = 0;
@@ -285,8 +345,16 @@ impl CallTask {
         let (ws, welcome) = connect_and_join(&self.cfg, &self.link).await?;
         tracing::info!(participant = %welcome.participant, resumed = welcome.resumed, "signaling socket reopened");
         self.ws = Some(ws);
+        let servers_changed = welcome.ice_servers != self.welcome.ice_servers;
         self.welcome = welcome.clone();
         self.on_welcome();
+        if servers_changed {
+            for (id, remote) in &self.remotes {
+                if let Err(e) = remote.endpoint.set_ice_servers(&welcome.ice_servers).await {
+                    tracing::warn!(remote = %id, "updating the ICE servers failed: {e}");
+                }
+            }
+        }
         self.publish(|s| s.socket_open = true);
         Ok(welcome)
     }
@@ -294,6 +362,8 @@ impl CallTask {
     /// A (new) welcome: admission and media reports start over on this socket.
     fn on_welcome(&mut self) {
         self.admitted = false;
+        self.keepalive_pending = 0;
+        self.explicit_pings = 0;
         self.reported = None;
         for remote in self.remotes.values_mut() {
             remote.epoch += 1;
@@ -324,7 +394,10 @@ impl CallTask {
         self.publish(|s| s.socket_open = false);
     }
 
-    async fn on_frame(&mut self, frame: Option<std::result::Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+    async fn on_frame(
+        &mut self,
+        frame: Option<std::result::Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) {
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(_))) | None => return self.socket_lost(),
@@ -335,7 +408,15 @@ impl CallTask {
             Some(Ok(_)) => return,
         };
         match parse(&text) {
+            // Pongs look alike: one is owed to each ping the handle sent, and only the rest
+            // (answers to keepalives) are kept out of the queue.
+            Ok(ServerMsg::Pong) if self.explicit_pings == 0 && self.keepalive_pending > 0 => {
+                self.keepalive_pending -= 1
+            }
             Ok(msg) => {
+                if matches!(msg, ServerMsg::Pong) {
+                    self.explicit_pings = self.explicit_pings.saturating_sub(1);
+                }
                 tracing::debug!(kind = kind(&msg), "server message");
                 self.on_message(&msg).await;
                 let _ = self.out.messages.send(msg);
@@ -377,10 +458,19 @@ impl CallTask {
                 let refusal = refusal.clone();
                 self.publish(|s| s.refused = Some(refusal));
             }
-            ServerMsg::LobbyWaiting { participant, reason, .. } => {
-                if is_kine && self.cfg.auto_admit_lobby && *reason == WaitReason::AwaitingAdmission {
+            ServerMsg::LobbyWaiting {
+                participant,
+                reason,
+                ..
+            } => {
+                if is_kine && self.cfg.auto_admit_lobby && *reason == WaitReason::AwaitingAdmission
+                {
                     tracing::info!(%participant, "admitting");
-                    self.send(ClientMsg::Admit { participant: *participant }).await.ok();
+                    self.send(ClientMsg::Admit {
+                        participant: *participant,
+                    })
+                    .await
+                    .ok();
                 }
             }
             ServerMsg::PeerJoined { peer } => {
@@ -391,7 +481,10 @@ impl CallTask {
                     self.maybe_offer(peer, false).await;
                 }
             }
-            ServerMsg::PeerLeft { participant, reconnecting } => {
+            ServerMsg::PeerLeft {
+                participant,
+                reconnecting,
+            } => {
                 if *reconnecting {
                     if let Some(remote) = self.remotes.get_mut(participant) {
                         remote.epoch += 1;
@@ -421,10 +514,16 @@ impl CallTask {
                     tracing::debug!(%from, "remote candidate not used: {e}");
                 }
             }
-            ServerMsg::Ended { billable_seconds, reason } => {
+            ServerMsg::Ended {
+                billable_seconds,
+                reason,
+            } => {
                 tracing::info!(billable_seconds, "session ended");
                 self.ended = true;
-                let ended = Ended { billable_seconds: *billable_seconds, reason: reason.clone() };
+                let ended = Ended {
+                    billable_seconds: *billable_seconds,
+                    reason: reason.clone(),
+                };
                 self.publish(|s| s.ended = Some(ended));
                 self.close_all().await;
             }
@@ -445,12 +544,13 @@ impl CallTask {
 
     async fn answer_waiting(&mut self, reason: WaitReason) {
         let reply = match reason {
-            WaitReason::ConsentRequired if self.cfg.consent => {
-                Some(ClientMsg::Consent { text_version: self.welcome.session.consent_text_version.clone() })
-            }
-            WaitReason::AttestationParent | WaitReason::AttestationAidant => {
-                self.cfg.attest.map(|companion| ClientMsg::Attest { companion })
-            }
+            WaitReason::ConsentRequired if self.cfg.consent => Some(ClientMsg::Consent {
+                text_version: self.welcome.session.consent_text_version.clone(),
+            }),
+            WaitReason::AttestationParent | WaitReason::AttestationAidant => self
+                .cfg
+                .attest
+                .map(|companion| ClientMsg::Attest { companion }),
             _ => None,
         };
         if let Some(reply) = reply {
@@ -461,7 +561,8 @@ impl CallTask {
 
     /// The kiné's offer rule. `force` bypasses the duplicate check (ICE failure recovery).
     async fn maybe_offer(&mut self, peer: &PeerInfo, force: bool) {
-        if !peer.admitted || peer.role == Role::Kine || peer.participant == self.welcome.participant {
+        if !peer.admitted || peer.role == Role::Kine || peer.participant == self.welcome.participant
+        {
             return;
         }
         if let Err(e) = self.offer(peer.participant, force).await {
@@ -486,12 +587,19 @@ impl CallTask {
     }
 
     async fn send_offer(&mut self, to: Uuid, ice_restart: bool) -> Result<()> {
-        let remote = self.remotes.get_mut(&to).ok_or(PeerError::Protocol("no endpoint".into()))?;
+        let remote = self
+            .remotes
+            .get_mut(&to)
+            .ok_or(PeerError::Protocol("no endpoint".into()))?;
         let offer = remote.endpoint.offer(ice_restart).await?;
         remote.offered_in_epoch = Some(remote.epoch);
         tracing::info!(remote = %to, ice_restart, "sending an offer");
         // Sent before this task reads the endpoint's queued candidates: offer first.
-        self.send(ClientMsg::Offer { to: Some(to), data: offer.to_data() }).await
+        self.send(ClientMsg::Offer {
+            to: Some(to),
+            data: offer.to_data(),
+        })
+        .await
     }
 
     /// Creates (or replaces) the endpoint for `remote`.
@@ -503,7 +611,11 @@ impl CallTask {
         let generation = self.next_generation;
         let tx = self.internal_tx.clone();
         let sink: EventSink = Arc::new(move |event| {
-            let _ = tx.send(Internal::Endpoint { remote, generation, event });
+            let _ = tx.send(Internal::Endpoint {
+                remote,
+                generation,
+                event,
+            });
         });
         let config = EndpointConfig {
             ice_servers: self.welcome.ice_servers.clone(),
@@ -513,10 +625,23 @@ impl CallTask {
         let endpoint = Endpoint::new(&config, side, sink).await?;
         self.remotes.insert(
             remote,
-            Remote { endpoint, generation, state: ConnectionState::New, data_open: false, epoch: 0, offered_in_epoch: None },
+            Remote {
+                endpoint,
+                generation,
+                state: ConnectionState::New,
+                data_open: false,
+                epoch: 0,
+                offered_in_epoch: None,
+            },
         );
         self.publish(|s| {
-            s.remotes.insert(remote, RemoteMedia { state: ConnectionState::New, data_open: false });
+            s.remotes.insert(
+                remote,
+                RemoteMedia {
+                    state: ConnectionState::New,
+                    data_open: false,
+                },
+            );
         });
         Ok(())
     }
@@ -534,10 +659,17 @@ impl CallTask {
         if replace {
             self.new_remote(from, Side::Answerer).await?;
         }
-        let remote = self.remotes.get(&from).ok_or(PeerError::Protocol("no endpoint".into()))?;
+        let remote = self
+            .remotes
+            .get(&from)
+            .ok_or(PeerError::Protocol("no endpoint".into()))?;
         let answer = remote.endpoint.accept_offer(&offer).await?;
         tracing::info!(remote = %from, "sending an answer");
-        self.send(ClientMsg::Answer { to: Some(from), data: answer.to_data() }).await
+        self.send(ClientMsg::Answer {
+            to: Some(from),
+            data: answer.to_data(),
+        })
+        .await
     }
 
     async fn on_answer(&mut self, from: Uuid, data: &serde_json::value::RawValue) -> Result<()> {
@@ -564,7 +696,9 @@ impl CallTask {
         let candidate = CandidateInit::from_data(data)?;
         if !self.remotes.contains_key(&from) {
             if self.welcome.role == Role::Kine {
-                return Err(PeerError::Protocol("a candidate from a participant without a connection".into()));
+                return Err(PeerError::Protocol(
+                    "a candidate from a participant without a connection".into(),
+                ));
             }
             // The answerer's endpoint keeps it until the offer arrives.
             self.new_remote(from, Side::Answerer).await?;
@@ -577,12 +711,15 @@ impl CallTask {
 
     async fn on_internal(&mut self, event: Internal) {
         match event {
-            Internal::Endpoint { remote, generation, event } => self.on_endpoint_event(remote, generation, event).await,
+            Internal::Endpoint {
+                remote,
+                generation,
+                event,
+            } => self.on_endpoint_event(remote, generation, event).await,
             Internal::RestartIfStillDisconnected { remote, generation } => {
-                let still = self
-                    .remotes
-                    .get(&remote)
-                    .is_some_and(|r| r.generation == generation && r.state == ConnectionState::Disconnected);
+                let still = self.remotes.get(&remote).is_some_and(|r| {
+                    r.generation == generation && r.state == ConnectionState::Disconnected
+                });
                 if still && !self.ended && !self.hung_up {
                     tracing::info!(%remote, "still disconnected: restarting ICE");
                     if let Err(e) = self.offer(remote, true).await {
@@ -594,12 +731,21 @@ impl CallTask {
     }
 
     async fn on_endpoint_event(&mut self, id: Uuid, generation: u64, event: EndpointEvent) {
-        let Some(remote) = self.remotes.get_mut(&id).filter(|r| r.generation == generation) else {
+        let Some(remote) = self
+            .remotes
+            .get_mut(&id)
+            .filter(|r| r.generation == generation)
+        else {
             return; // From an endpoint that has been replaced or closed.
         };
         match event {
             EndpointEvent::Candidate(candidate) => {
-                self.send(ClientMsg::Candidate { to: Some(id), data: candidate.to_data() }).await.ok();
+                self.send(ClientMsg::Candidate {
+                    to: Some(id),
+                    data: candidate.to_data(),
+                })
+                .await
+                .ok();
             }
             EndpointEvent::State(state) => {
                 remote.state = state;
@@ -611,7 +757,8 @@ impl CallTask {
                 });
                 let incident = (state == ConnectionState::Failed).then_some("ice_failed");
                 self.report_media(false, incident).await;
-                if self.welcome.role == Role::Kine && !self.ended && !self.hung_up && !self.replaced {
+                if self.welcome.role == Role::Kine && !self.ended && !self.hung_up && !self.replaced
+                {
                     match state {
                         ConnectionState::Failed => {
                             if let Err(e) = self.offer(id, true).await {
@@ -622,7 +769,10 @@ impl CallTask {
                             let tx = self.internal_tx.clone();
                             tokio::spawn(async move {
                                 tokio::time::sleep(DISCONNECTED_GRACE).await;
-                                let _ = tx.send(Internal::RestartIfStillDisconnected { remote: id, generation });
+                                let _ = tx.send(Internal::RestartIfStillDisconnected {
+                                    remote: id,
+                                    generation,
+                                });
                             });
                         }
                         _ => {}
@@ -651,8 +801,15 @@ impl CallTask {
         if !self.admitted || self.hung_up || self.ended || self.replaced || self.ws.is_none() {
             return;
         }
-        let connected = self.remotes.values().any(|r| r.state == ConnectionState::Connected);
-        let state = if connected { MediaState::Connected } else { MediaState::Disconnected };
+        let connected = self
+            .remotes
+            .values()
+            .any(|r| r.state == ConnectionState::Connected);
+        let state = if connected {
+            MediaState::Connected
+        } else {
+            MediaState::Disconnected
+        };
         let changed = self.reported != Some(state);
         let worth_saying = match self.reported {
             None => connected,
@@ -661,7 +818,10 @@ impl CallTask {
         if !worth_saying {
             return;
         }
-        let msg = ClientMsg::Media { state, incident: incident.map(str::to_owned) };
+        let msg = ClientMsg::Media {
+            state,
+            incident: incident.map(str::to_owned),
+        };
         if self.send(msg).await.is_ok() {
             tracing::info!(?state, "media state reported");
             self.reported = Some(state);
@@ -676,7 +836,9 @@ impl CallTask {
     }
 }
 
-async fn next_frame(ws: &mut Option<Ws>) -> Option<std::result::Result<Message, tokio_tungstenite::tungstenite::Error>> {
+async fn next_frame(
+    ws: &mut Option<Ws>,
+) -> Option<std::result::Result<Message, tokio_tungstenite::tungstenite::Error>> {
     match ws {
         Some(ws) => ws.next().await,
         None => std::future::pending().await,

@@ -122,15 +122,18 @@ impl Shared {
         tokio::spawn(async move {
             // A channel announced by on_data_channel may already be open, and its OnOpen may
             // have been delivered before anyone polled: look once, then follow the events.
-            if matches!(dc.ready_state().await, Ok(webrtc::data_channel::RTCDataChannelState::Open)) {
+            if matches!(
+                dc.ready_state().await,
+                Ok(webrtc::data_channel::RTCDataChannelState::Open)
+            ) {
                 shared.mark_open();
             }
             while let Some(event) = dc.poll().await {
                 match event {
                     DataChannelEvent::OnOpen => shared.mark_open(),
-                    DataChannelEvent::OnMessage(msg) => {
-                        shared.emit(EndpointEvent::Data(String::from_utf8_lossy(&msg.data).into_owned()))
-                    }
+                    DataChannelEvent::OnMessage(msg) => shared.emit(EndpointEvent::Data(
+                        String::from_utf8_lossy(&msg.data).into_owned(),
+                    )),
                     DataChannelEvent::OnClose => break,
                     _ => {}
                 }
@@ -162,7 +165,12 @@ impl PeerConnectionEventHandler for Handler {
             tracing::debug!("skipping a local candidate that cannot be serialized");
             return;
         };
-        let mid = self.shared.mid.lock().map(|m| m.clone()).unwrap_or_else(|_| "0".to_owned());
+        let mid = self
+            .shared
+            .mid
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_else(|_| "0".to_owned());
         self.shared.emit(EndpointEvent::Candidate(CandidateInit {
             candidate: init.candidate,
             sdp_mid: Some(mid),
@@ -198,7 +206,10 @@ pub struct Endpoint {
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint").field("side", &self.side).field("state", &self.state()).finish()
+        f.debug_struct("Endpoint")
+            .field("side", &self.side)
+            .field("state", &self.state())
+            .finish()
     }
 }
 
@@ -206,16 +217,8 @@ impl Endpoint {
     /// Builds the RTCPeerConnection. An offerer also creates the `telesoin` data channel now,
     /// so that its first offer carries it.
     pub async fn new(config: &EndpointConfig, side: Side, sink: EventSink) -> Result<Endpoint> {
-        let ice_servers = config
-            .ice_servers
-            .iter()
-            .map(|s| RTCIceServer {
-                urls: s.urls.clone(),
-                username: s.username.clone().unwrap_or_default(),
-                credential: s.credential.clone().unwrap_or_default(),
-            })
-            .collect();
-        let mut rtc_config = RTCConfigurationBuilder::new().with_ice_servers(ice_servers);
+        let mut rtc_config =
+            RTCConfigurationBuilder::new().with_ice_servers(rtc_ice_servers(&config.ice_servers));
         if config.relay_only {
             rtc_config = rtc_config.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
         }
@@ -229,7 +232,9 @@ impl Endpoint {
         });
         let pc = PeerConnectionBuilder::new()
             .with_configuration(rtc_config.build())
-            .with_handler(Arc::new(Handler { shared: shared.clone() }))
+            .with_handler(Arc::new(Handler {
+                shared: shared.clone(),
+            }))
             .with_udp_addrs(config.udp_bind.clone())
             .build()
             .await?;
@@ -238,7 +243,27 @@ impl Endpoint {
             let dc = pc.create_data_channel(DATA_CHANNEL_LABEL, None).await?;
             shared.watch_channel(dc);
         }
-        Ok(Endpoint { pc, shared, side, early_candidates: Mutex::new(Vec::new()) })
+        Ok(Endpoint {
+            pc,
+            shared,
+            side,
+            early_candidates: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Replaces the STUN/TURN servers (a new `welcome` brings fresh TURN credentials). They
+    /// are used from the next ICE gathering, i.e. the next ICE restart.
+    pub async fn set_ice_servers(&self, servers: &[IceServer]) -> Result<()> {
+        let current = self.pc.get_configuration().await;
+        // Everything else must stay as it is (W3C setConfiguration); leaving the certificates
+        // out keeps the current ones, and with them the DTLS fingerprint.
+        let updated = RTCConfigurationBuilder::new()
+            .with_ice_servers(rtc_ice_servers(servers))
+            .with_ice_transport_policy(current.ice_transport_policy())
+            .with_bundle_policy(current.bundle_policy())
+            .with_rtcp_mux_policy(current.rtcp_mux_policy())
+            .build();
+        Ok(self.pc.set_configuration(updated).await?)
     }
 
     /// Which side this endpoint negotiates as.
@@ -248,7 +273,11 @@ impl Endpoint {
 
     /// The last RTCPeerConnection state reported.
     pub fn state(&self) -> ConnectionState {
-        self.shared.state.lock().map(|s| *s).unwrap_or(ConnectionState::Closed)
+        self.shared
+            .state
+            .lock()
+            .map(|s| *s)
+            .unwrap_or(ConnectionState::Closed)
     }
 
     /// True while the data channel is open.
@@ -262,12 +291,16 @@ impl Endpoint {
     /// first: the other side may never have received it.
     pub async fn offer(&self, ice_restart: bool) -> Result<SessionDescription> {
         if self.side != Side::Offerer {
-            return Err(PeerError::Protocol("only the kiné's endpoint offers".into()));
+            return Err(PeerError::Protocol(
+                "only the kiné's endpoint offers".into(),
+            ));
         }
         if let Some(pending) = self.pc.pending_local_description().await
             && pending.sdp_type == RTCSdpType::Offer
         {
-            self.pc.set_local_description(RTCSessionDescription::rollback(None)?).await?;
+            self.pc
+                .set_local_description(RTCSessionDescription::rollback(None)?)
+                .await?;
         }
         if ice_restart {
             self.pc.restart_ice().await?;
@@ -283,7 +316,9 @@ impl Endpoint {
         if offer.kind != SdpKind::Offer {
             return Err(PeerError::Protocol("expected an offer".into()));
         }
-        self.pc.set_remote_description(RTCSessionDescription::offer(offer.sdp.clone())?).await?;
+        self.pc
+            .set_remote_description(RTCSessionDescription::offer(offer.sdp.clone())?)
+            .await?;
         self.flush_early_candidates().await;
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer.clone()).await?;
@@ -295,14 +330,19 @@ impl Endpoint {
         if answer.kind != SdpKind::Answer {
             return Err(PeerError::Protocol("expected an answer".into()));
         }
-        self.pc.set_remote_description(RTCSessionDescription::answer(answer.sdp.clone())?).await?;
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(answer.sdp.clone())?)
+            .await?;
         self.flush_early_candidates().await;
         Ok(())
     }
 
     /// True while an offer of ours waits for its answer.
     pub async fn awaiting_answer(&self) -> bool {
-        self.pc.pending_local_description().await.is_some_and(|d| d.sdp_type == RTCSdpType::Offer)
+        self.pc
+            .pending_local_description()
+            .await
+            .is_some_and(|d| d.sdp_type == RTCSdpType::Offer)
     }
 
     /// The DTLS fingerprint of the remote description in effect, if any. When a new remote
@@ -310,7 +350,12 @@ impl Endpoint {
     /// endpoint must be replaced rather than renegotiated.
     pub async fn remote_fingerprint(&self) -> Option<String> {
         let sdp = self.pc.remote_description().await?.sdp;
-        SessionDescription { kind: SdpKind::Offer, sdp }.fingerprint().map(str::to_owned)
+        SessionDescription {
+            kind: SdpKind::Offer,
+            sdp,
+        }
+        .fingerprint()
+        .map(str::to_owned)
     }
 
     /// Adds a remote candidate, or keeps it until the remote description is applied. The
@@ -352,7 +397,10 @@ impl Endpoint {
 
     /// Records the local description's bundled `mid` (for candidates) and converts it.
     fn local(&self, kind: SdpKind, desc: RTCSessionDescription) -> SessionDescription {
-        let desc = SessionDescription { kind, sdp: desc.sdp };
+        let desc = SessionDescription {
+            kind,
+            sdp: desc.sdp,
+        };
         if let (Some(mid), Ok(mut slot)) = (desc.first_mid(), self.shared.mid.lock()) {
             *slot = mid.to_owned();
         }
@@ -367,6 +415,17 @@ impl Endpoint {
             }
         }
     }
+}
+
+fn rtc_ice_servers(servers: &[IceServer]) -> Vec<RTCIceServer> {
+    servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone().unwrap_or_default(),
+            credential: s.credential.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 fn to_rtc(c: CandidateInit) -> RTCIceCandidateInit {

@@ -43,9 +43,10 @@ pub enum PeerError {
     /// No data channel is open to send on.
     #[error("no open data channel")]
     NoDataChannel,
-    /// The WebRTC stack failed.
-    #[error("WebRTC: {0}")]
-    WebRtc(String),
+    /// The WebRTC stack failed. `Display` shows only the `summary` (the error's name), safe
+    /// to log; `detail` is the full text, which may quote a line of SDP: never log it.
+    #[error("WebRTC: {summary}")]
+    WebRtc { summary: String, detail: String },
     /// The peer's background task is gone (the peer was shut down).
     #[error("the peer is shut down")]
     Shutdown,
@@ -59,9 +60,34 @@ impl From<tokio_tungstenite::tungstenite::Error> for PeerError {
 
 impl From<webrtc::error::Error> for PeerError {
     fn from(e: webrtc::error::Error) -> Self {
-        PeerError::WebRtc(e.to_string())
+        let detail = e.to_string();
+        // Errors such as `SdpInvalidValue: <value>` quote the SDP after the colon.
+        let summary = detail
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        PeerError::WebRtc { summary, detail }
     }
 }
 
 /// Shorthand used throughout the crate.
 pub type Result<T, E = PeerError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webrtc_errors_do_not_show_sdp_when_displayed() {
+        let e = PeerError::from(webrtc::error::Error::SdpInvalidValue(
+            "a=fingerprint:sha-256 AB:CD".into(),
+        ));
+        assert_eq!(e.to_string(), "WebRTC: SdpInvalidValue");
+        assert!(
+            format!("{e:?}").contains("AB:CD"),
+            "the detail is kept for debugging"
+        );
+    }
+}

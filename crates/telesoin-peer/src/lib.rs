@@ -23,6 +23,10 @@
 //! use a TLS stack other than rustls with the `ring` provider (nothing here may pull
 //! `aws-lc-sys`); offer as a patient or companion (only the kiné offers).
 //!
+//! Note that webrtc-rs itself logs candidate addresses at `debug` level (targets `rtc_ice`,
+//! `rtc`, ...): a program that turns logging up must keep those targets at `warn`, as the
+//! `telesoin-peer` binary does.
+//!
 //! # How to use
 //!
 //! ```no_run

@@ -43,7 +43,11 @@ impl JoinLink {
         let scheme = match url.scheme() {
             "https" => "wss",
             "http" => "ws",
-            other => return Err(PeerError::Link(format!("unsupported scheme {other:?} (want https or http)"))),
+            other => {
+                return Err(PeerError::Link(format!(
+                    "unsupported scheme {other:?} (want https or http)"
+                )));
+            }
         };
         if url.host_str().is_none_or(str::is_empty) {
             return Err(PeerError::Link("the link has no host".into()));
@@ -56,7 +60,9 @@ impl JoinLink {
             .to_owned();
         if url.query().is_some() {
             // A token in a query string would be logged by every proxy on the way.
-            return Err(PeerError::Link("a join link has no query string; the token goes after '#'".into()));
+            return Err(PeerError::Link(
+                "a join link has no query string; the token goes after '#'".into(),
+            ));
         }
         let mut ws_url = url.join("ws").map_err(|e| PeerError::Link(e.to_string()))?;
         ws_url.set_fragment(None);
@@ -64,7 +70,10 @@ impl JoinLink {
         ws_url
             .set_scheme(scheme)
             .map_err(|()| PeerError::Link("cannot derive the WebSocket URL".into()))?;
-        Ok(JoinLink { ws_url, token: Token(token) })
+        Ok(JoinLink {
+            ws_url,
+            token: Token(token),
+        })
     }
 
     /// The WebSocket URL (no secret in it; safe to print).
@@ -104,7 +113,13 @@ mod tests {
 
     #[test]
     fn rejects_links_without_a_usable_token() {
-        for bad in ["https://h/j", "https://h/j#", "ftp://h/j#t", "not a url", "https://h/j?token=x#t"] {
+        for bad in [
+            "https://h/j",
+            "https://h/j#",
+            "ftp://h/j#t",
+            "not a url",
+            "https://h/j?token=x#t",
+        ] {
             let err = JoinLink::parse(bad).expect_err(bad);
             assert!(matches!(err, PeerError::Link(_)), "{bad}: {err}");
             assert!(!err.to_string().contains("token=x"));

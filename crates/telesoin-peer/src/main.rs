@@ -16,7 +16,11 @@ use telesoin_proto::signal::{Companion, ServerMsg};
 use tokio::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "telesoin-peer", version, about = "Headless télésoin participant (WebRTC data channel)")]
+#[command(
+    name = "telesoin-peer",
+    version,
+    about = "Headless télésoin participant (WebRTC data channel)"
+)]
 struct Cli {
     /// Join link, https://HOST/j#TOKEN (or http:// behind a TLS-terminating proxy). Prefer
     /// the environment variable: command lines are visible to other users of the machine.
@@ -57,6 +61,26 @@ struct Cli {
     wait: u64,
 }
 
+/// The log targets of the webrtc-rs stack.
+const WEBRTC_CRATES: &[&str] = &[
+    "webrtc",
+    "rtc",
+    "rtc_ice",
+    "rtc_dtls",
+    "rtc_sctp",
+    "rtc_sdp",
+    "rtc_srtp",
+    "rtc_stun",
+    "rtc_turn",
+    "rtc_mdns",
+    "rtc_datachannel",
+    "rtc_interceptor",
+    "rtc_media",
+    "rtc_rtp",
+    "rtc_rtcp",
+    "rtc_shared",
+];
+
 #[derive(Clone, Copy, ValueEnum)]
 enum AttestArg {
     Parent,
@@ -65,10 +89,17 @@ enum AttestArg {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let mut filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    // webrtc-rs logs candidate addresses and SDP details at debug level: keep its crates at
+    // warn whatever RUST_LOG asks, so that turning our own logs up never shows them.
+    for quiet in WEBRTC_CRATES {
+        if let Ok(directive) = format!("{quiet}=warn").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()).await {
@@ -94,7 +125,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut cfg = PeerConfig::new(cli.link);
     cfg.accept_invalid_certs = cli.insecure;
     if let Some(path) = &cli.ca {
-        cfg.ca_pem = Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
+        cfg.ca_pem =
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
     }
     cfg.origin = cli.origin;
     cfg.consent = cli.consent;
@@ -123,7 +155,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let deadline = Instant::now() + wait;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match peer.next_message(left).await.context("waiting for admission")? {
+        match peer
+            .next_message(left)
+            .await
+            .context("waiting for admission")?
+        {
             ServerMsg::Waiting { reason } => println!("waiting: {reason:?}"),
             ServerMsg::Admitted { peers } => {
                 println!("admitted ({} other participant(s) present)", peers.len());
@@ -132,21 +168,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ServerMsg::Refused(r) => return Err(PeerError::Refused(r).into()),
             ServerMsg::Error(r) => print_refusal("server error", &r),
             ServerMsg::Replaced => anyhow::bail!("replaced by another connection"),
-            ServerMsg::Ended { billable_seconds, reason } => {
-                println!("session ended before admission ({reason}, {billable_seconds} s billable)");
+            ServerMsg::Ended {
+                billable_seconds,
+                reason,
+            } => {
+                println!(
+                    "session ended before admission ({reason}, {billable_seconds} s billable)"
+                );
                 return Ok(());
             }
-            ServerMsg::LobbyWaiting { participant, role, reason } => {
+            ServerMsg::LobbyWaiting {
+                participant,
+                role,
+                reason,
+            } => {
                 println!("in the lobby: {role:?} {participant} ({reason:?})")
             }
             _ => {}
         }
     }
 
-    let remote = peer.wait_connected(wait).await.context("waiting for the media connection")?;
+    let remote = peer
+        .wait_connected(wait)
+        .await
+        .context("waiting for the media connection")?;
     println!("media connected with participant {remote}");
     if let Some(text) = &cli.send {
-        peer.wait_media_connected(Duration::from_secs(10)).await.context("waiting for the data channel")?;
+        peer.wait_media_connected(Duration::from_secs(10))
+            .await
+            .context("waiting for the data channel")?;
         let n = peer.send_data(text).await?;
         println!("sent {} byte(s) on {n} data channel(s)", text.len());
     }
@@ -154,7 +204,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let stay_until = Instant::now() + Duration::from_secs(cli.stay);
     loop {
         if let Some(ended) = peer.state().ended {
-            println!("session ended by the kiné ({}): {} s billable", ended.reason, ended.billable_seconds);
+            println!(
+                "session ended by the kiné ({}): {} s billable",
+                ended.reason, ended.billable_seconds
+            );
             return Ok(());
         }
         let left = stay_until.saturating_duration_since(Instant::now());

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use telesoin_proto::Refusal;
-use telesoin_proto::signal::{ClientMsg, IceServer, MediaState, PeerInfo, Role, ServerMsg, SessionInfo, WaitReason};
+use telesoin_proto::signal::{
+    ClientMsg, IceServer, MediaState, PeerInfo, Role, ServerMsg, SessionInfo, WaitReason,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -101,13 +103,19 @@ pub struct CallState {
 impl CallState {
     /// The first remote whose connection is ready (connected, data channel open).
     pub fn ready_remote(&self) -> Option<Uuid> {
-        self.remotes.iter().find(|(_, m)| m.is_ready()).map(|(id, _)| *id)
+        self.remotes
+            .iter()
+            .find(|(_, m)| m.is_ready())
+            .map(|(id, _)| *id)
     }
 
     /// The first remote whose RTCPeerConnection is connected (data channel or not: a browser
     /// kiné opens none).
     pub fn connected_remote(&self) -> Option<Uuid> {
-        self.remotes.iter().find(|(_, m)| m.state == ConnectionState::Connected).map(|(id, _)| *id)
+        self.remotes
+            .iter()
+            .find(|(_, m)| m.state == ConnectionState::Connected)
+            .map(|(id, _)| *id)
     }
 }
 
@@ -135,7 +143,9 @@ pub struct Peer {
 
 impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Peer").field("welcome", &self.welcome).finish_non_exhaustive()
+        f.debug_struct("Peer")
+            .field("welcome", &self.welcome)
+            .finish_non_exhaustive()
     }
 }
 
@@ -149,10 +159,25 @@ impl Peer {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (messages_tx, messages) = mpsc::unbounded_channel();
         let (data_tx, data) = mpsc::unbounded_channel();
-        let (state_tx, state) = watch::channel(CallState { socket_open: true, ..CallState::default() });
-        let out = Outputs { messages: messages_tx, data: data_tx, state: state_tx };
+        let (state_tx, state) = watch::channel(CallState {
+            socket_open: true,
+            ..CallState::default()
+        });
+        let out = Outputs {
+            messages: messages_tx,
+            data: data_tx,
+            state: state_tx,
+        };
         let task = CallTask::spawn(Arc::new(cfg), link, ws, welcome.clone(), commands_rx, out);
-        Ok(Peer { welcome, commands, messages, inbox: VecDeque::new(), data, state, task: Some(task) })
+        Ok(Peer {
+            welcome,
+            commands,
+            messages,
+            inbox: VecDeque::new(),
+            data,
+            state,
+            task: Some(task),
+        })
     }
 
     /// What the last `welcome` said (updated by [`Peer::reconnect`]).
@@ -175,7 +200,8 @@ impl Peer {
         self.state.borrow().clone()
     }
 
-    /// The next server message, in order of arrival. Fails with [`PeerError::SocketClosed`]
+    /// The next server message, in order of arrival (`pong`s answering the peer's own
+    /// keepalive pings are not queued; those answering [`Peer::send`] pings are). Fails with [`PeerError::SocketClosed`]
     /// once the socket is closed and every message received before was taken.
     pub async fn next_message(&mut self, timeout: Duration) -> Result<ServerMsg> {
         self.wait_for("a server message", timeout, |_| true).await
@@ -248,7 +274,12 @@ impl Peer {
                 }
             }
         };
-        tokio::time::timeout(timeout, wait).await.map_err(|_| PeerError::Timeout { what, after: timeout })?
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| PeerError::Timeout {
+                what,
+                after: timeout,
+            })?
     }
 
     /// Waits until admitted and returns the peers listed by `admitted`. Fails at once on
@@ -269,13 +300,19 @@ impl Peer {
     /// Waits until a connection is ready: RTCPeerConnection connected (ICE and DTLS done) and
     /// the data channel open. Returns the remote participant's id.
     pub async fn wait_media_connected(&mut self, timeout: Duration) -> Result<Uuid> {
-        self.wait_state("media connected", timeout, |s| s.ready_remote().map(Ok).or_else(|| terminal(s))).await
+        self.wait_state("media connected", timeout, |s| {
+            s.ready_remote().map(Ok).or_else(|| terminal(s))
+        })
+        .await
     }
 
     /// Waits until an RTCPeerConnection is connected, data channel or not (a browser kiné
     /// opens none). Returns the remote participant's id.
     pub async fn wait_connected(&mut self, timeout: Duration) -> Result<Uuid> {
-        self.wait_state("connection", timeout, |s| s.connected_remote().map(Ok).or_else(|| terminal(s))).await
+        self.wait_state("connection", timeout, |s| {
+            s.connected_remote().map(Ok).or_else(|| terminal(s))
+        })
+        .await
     }
 
     /// Kiné: lets a waiting participant in (`admit`).
@@ -290,14 +327,18 @@ impl Peer {
 
     /// Sends a text on every open data channel; returns how many took it.
     pub async fn send_data(&self, text: &str) -> Result<usize> {
-        self.ask(|reply| Command::SendData(text.to_owned(), reply)).await?
+        self.ask(|reply| Command::SendData(text.to_owned(), reply))
+            .await?
     }
 
     /// The next data-channel message.
     pub async fn recv_data(&mut self, timeout: Duration) -> Result<DataMessage> {
         tokio::time::timeout(timeout, self.data.recv())
             .await
-            .map_err(|_| PeerError::Timeout { what: "a data-channel message", after: timeout })?
+            .map_err(|_| PeerError::Timeout {
+                what: "a data-channel message",
+                after: timeout,
+            })?
             .ok_or(PeerError::Shutdown)
     }
 
@@ -311,7 +352,12 @@ impl Peer {
                 (s.ended.is_some() || !s.socket_open).then_some(Ok(()))
             })
             .await;
-        let ended = self.state.borrow().ended.as_ref().map(|e| e.billable_seconds);
+        let ended = self
+            .state
+            .borrow()
+            .ended
+            .as_ref()
+            .map(|e| e.billable_seconds);
         self.shutdown().await;
         match outcome {
             Ok(()) | Err(PeerError::Timeout { .. }) => Ok(ended),
@@ -325,8 +371,10 @@ impl Peer {
         self.ask(Command::DropSocket).await
     }
 
-    /// Opens a new socket and joins again with the same token. The server resumes the seat
-    /// (`welcome.resumed`); once admitted again, the kiné re-offers with an ICE restart.
+    /// Opens a new socket and joins again with the same token (an open socket is dropped
+    /// first). The server resumes the seat (`welcome.resumed`); once admitted again, the kiné
+    /// re-offers with an ICE restart, on the fresh TURN credentials of the new `welcome`.
+    /// [`CallState::admitted`] is reset until the new `admitted`.
     pub async fn reconnect(&mut self) -> Result<&Welcome> {
         let welcome = self.ask(Command::Reconnect).await??;
         self.welcome = welcome;
@@ -347,7 +395,9 @@ impl Peer {
 
     async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(command(reply)).map_err(|_| PeerError::Shutdown)?;
+        self.commands
+            .send(command(reply))
+            .map_err(|_| PeerError::Shutdown)?;
         answer.await.map_err(|_| PeerError::Shutdown)
     }
 }
@@ -359,6 +409,8 @@ fn terminal<T>(s: &CallState) -> Option<Result<T>> {
     } else if s.ended.is_some() {
         Some(Err(PeerError::Ended))
     } else {
-        s.refused.as_ref().map(|r| Err(PeerError::Refused(r.clone())))
+        s.refused
+            .as_ref()
+            .map(|r| Err(PeerError::Refused(r.clone())))
     }
 }

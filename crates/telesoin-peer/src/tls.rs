@@ -15,7 +15,10 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use crate::error::{PeerError, Result};
 
 /// Builds the rustls client configuration for `wss://` links.
-pub(crate) fn client_config(accept_invalid_certs: bool, ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>> {
+pub(crate) fn client_config(
+    accept_invalid_certs: bool,
+    ca_pem: Option<&[u8]>,
+) -> Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -31,8 +34,11 @@ pub(crate) fn client_config(accept_invalid_certs: bool, ca_pem: Option<&[u8]>) -
             Some(pem) => {
                 let mut added = 0usize;
                 for cert in CertificateDer::pem_slice_iter(pem) {
-                    let cert = cert.map_err(|e| PeerError::Tls(format!("reading the CA PEM: {e}")))?;
-                    roots.add(cert).map_err(|e| PeerError::Tls(format!("unusable CA certificate: {e}")))?;
+                    let cert =
+                        cert.map_err(|e| PeerError::Tls(format!("reading the CA PEM: {e}")))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| PeerError::Tls(format!("unusable CA certificate: {e}")))?;
                     added += 1;
                 }
                 if added == 0 {
@@ -72,7 +78,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -81,11 +92,18 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -97,6 +115,9 @@ mod tests {
     fn builds_each_trust_mode() {
         assert!(client_config(true, None).is_ok());
         assert!(client_config(false, None).is_ok());
-        assert!(matches!(client_config(false, Some(b"not a pem")), Err(PeerError::Tls(_))));
+        assert!(matches!(
+            client_config(false, Some(b"not a pem")),
+            Err(PeerError::Tls(_))
+        ));
     }
 }

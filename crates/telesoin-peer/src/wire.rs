@@ -46,7 +46,9 @@ impl SessionDescription {
 
     /// The `mid` of the first media section, which bundles all the others.
     pub fn first_mid(&self) -> Option<&str> {
-        self.sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=mid:"))
+        self.sdp
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix("a=mid:"))
     }
 }
 
@@ -61,7 +63,11 @@ pub struct CandidateInit {
     pub sdp_mid: Option<String>,
     #[serde(rename = "sdpMLineIndex", default)]
     pub sdp_mline_index: Option<u16>,
-    #[serde(rename = "usernameFragment", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "usernameFragment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub username_fragment: Option<String>,
 }
 
@@ -130,15 +136,27 @@ mod tests {
             username_fragment: None,
         })
         .to_data();
-        assert_eq!(out.get(), r#"{"candidate":"candidate:x","sdpMid":"0","sdpMLineIndex":0}"#);
+        assert_eq!(
+            out.get(),
+            r#"{"candidate":"candidate:x","sdpMid":"0","sdpMLineIndex":0}"#
+        );
 
-        let sent = SessionDescription { kind: SdpKind::Offer, sdp: "v=0\r\na=mid:0\r\na=fingerprint:sha-256 AA\r\n".into() };
+        let sent = SessionDescription {
+            kind: SdpKind::Offer,
+            sdp: "v=0\r\na=mid:0\r\na=fingerprint:sha-256 AA\r\n".into(),
+        };
         let d = SessionDescription::from_data(&sent.to_data()).expect("round trip");
         assert_eq!(d.kind, SdpKind::Offer);
         assert_eq!(d.first_mid(), Some("0"));
         assert_eq!(d.fingerprint(), Some("sha-256 AA"));
-        assert!(!format!("{d:?}").contains("fingerprint"), "Debug must not show the SDP");
-        assert!(!format!("{c:?}").contains("10.0.0.1"), "Debug must not show addresses");
+        assert!(
+            !format!("{d:?}").contains("fingerprint"),
+            "Debug must not show the SDP"
+        );
+        assert!(
+            !format!("{c:?}").contains("10.0.0.1"),
+            "Debug must not show addresses"
+        );
         let bad = RawValue::from_string(r#"{"type":"offer"}"#.to_owned()).expect("json");
         let err = SessionDescription::from_data(&bad).expect_err("no sdp");
         assert!(!err.to_string().contains("offer"), "{err}");

@@ -48,6 +48,7 @@ pub struct Record {
     pub media: Vec<(Uuid, MediaState, Option<String>)>,
     pub origins: Vec<Option<String>>,
     pub devices: Vec<String>,
+    pub pings: usize,
 }
 
 #[derive(Clone)]
@@ -63,13 +64,28 @@ impl Hub {
         let kine = Uuid::new_v4();
         let patient = Uuid::new_v4();
         let mut state = State::default();
-        for (token, participant, role) in [(KINE_TOKEN, kine, Role::Kine), (PATIENT_TOKEN, patient, Role::Patient)] {
+        for (token, participant, role) in [
+            (KINE_TOKEN, kine, Role::Kine),
+            (PATIENT_TOKEN, patient, Role::Patient),
+        ] {
             state.seats.insert(
                 token,
-                Seat { participant, role, conn: None, admitted: false, consented: false, in_lobby: false },
+                Seat {
+                    participant,
+                    role,
+                    conn: None,
+                    admitted: false,
+                    consented: false,
+                    in_lobby: false,
+                },
             );
         }
-        Hub { state: Arc::new(Mutex::new(state)), record: Arc::new(Mutex::new(Record::default())), kine, patient }
+        Hub {
+            state: Arc::new(Mutex::new(state)),
+            record: Arc::new(Mutex::new(Record::default())),
+            kine,
+            patient,
+        }
     }
 
     pub fn record(&self) -> Record {
@@ -84,6 +100,7 @@ impl Hub {
         let h = hub.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                let _ = tcp.set_nodelay(true);
                 tokio::spawn(h.clone().serve(tcp));
             }
         });
@@ -93,15 +110,18 @@ impl Hub {
     /// Serves WebSockets over TLS with a fresh self-signed certificate for `localhost`;
     /// returns the hub, the base URL `https://localhost:PORT` and the certificate's PEM.
     pub async fn start_tls() -> (Hub, String, Vec<u8>) {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
         let pem = cert.cert.pem().into_bytes();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.cert.der().clone()], key)
-            .expect("server config");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let hub = Hub::new();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -109,6 +129,7 @@ impl Hub {
         let h = hub.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let h = h.clone();
                 tokio::spawn(async move {
@@ -126,14 +147,25 @@ impl Hub {
     async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, stream: S) {
         let origin = Arc::new(Mutex::new(None));
         let seen = origin.clone();
-        let callback = move |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
-            *seen.lock().expect("lock") = req.headers().get("origin").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let callback = move |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                             resp| {
+            *seen.lock().expect("lock") = req
+                .headers()
+                .get("origin")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             assert_eq!(req.uri().path(), "/ws");
             assert!(req.uri().query().is_none(), "nothing in the query string");
             Ok(resp)
         };
-        let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else { return };
-        self.record.lock().expect("lock").origins.push(origin.lock().expect("lock").clone());
+        let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+            return;
+        };
+        self.record
+            .lock()
+            .expect("lock")
+            .origins
+            .push(origin.lock().expect("lock").clone());
         let (mut sink, mut stream) = ws.split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
@@ -146,7 +178,9 @@ impl Hub {
         });
 
         // The first message must be `join`.
-        let Some(Ok(Message::Text(first))) = stream.next().await else { return };
+        let Some(Ok(Message::Text(first))) = stream.next().await else {
+            return;
+        };
         let Ok(ClientMsg::Join { token, device }) = ClientMsg::parse(&first) else {
             let _ = tx.send(Message::Close(None));
             return;
@@ -164,7 +198,9 @@ impl Hub {
             return;
         };
         while let Some(Ok(frame)) = stream.next().await {
-            let Message::Text(frame) = frame else { continue };
+            let Message::Text(frame) = frame else {
+                continue;
+            };
             let msg = ClientMsg::parse(&frame).expect("the peer sends valid messages");
             if !self.on_message(token, conn, msg) {
                 return;
@@ -176,11 +212,22 @@ impl Hub {
         if seat.conn.as_ref().is_some_and(|(n, _)| *n == conn) {
             seat.conn = None;
             let participant = seat.participant;
-            broadcast(&st, participant, ServerMsg::PeerLeft { participant, reconnecting: true });
+            broadcast(
+                &st,
+                participant,
+                ServerMsg::PeerLeft {
+                    participant,
+                    reconnecting: true,
+                },
+            );
         }
     }
 
-    fn join(&self, token: &str, tx: &mpsc::UnboundedSender<Message>) -> Option<(&'static str, u64)> {
+    fn join(
+        &self,
+        token: &str,
+        tx: &mpsc::UnboundedSender<Message>,
+    ) -> Option<(&'static str, u64)> {
         let mut st = self.state.lock().expect("lock");
         let token: &'static str = st.seats.keys().find(|t| **t == token)?;
         st.next_conn += 1;
@@ -234,7 +281,12 @@ impl Hub {
             }
             ClientMsg::Admit { participant } => {
                 assert_eq!(seat.role, Role::Kine, "only the kiné admits");
-                if let Some(t) = st.seats.iter().find(|(_, s)| s.participant == participant && s.in_lobby).map(|(t, _)| *t) {
+                if let Some(t) = st
+                    .seats
+                    .iter()
+                    .find(|(_, s)| s.participant == participant && s.in_lobby)
+                    .map(|(t, _)| *t)
+                {
                     admit(&mut st, t);
                 }
             }
@@ -242,17 +294,28 @@ impl Hub {
                 assert_eq!(seat.role, Role::Kine, "only the kiné offers");
                 relay(&st, token, to, ServerMsg::Offer { from: me, data });
             }
-            ClientMsg::Answer { to, data } => relay(&st, token, to, ServerMsg::Answer { from: me, data }),
-            ClientMsg::Candidate { to, data } => relay(&st, token, to, ServerMsg::Candidate { from: me, data }),
+            ClientMsg::Answer { to, data } => {
+                relay(&st, token, to, ServerMsg::Answer { from: me, data })
+            }
+            ClientMsg::Candidate { to, data } => {
+                relay(&st, token, to, ServerMsg::Candidate { from: me, data })
+            }
             ClientMsg::Media { state, incident } => {
-                self.record.lock().expect("lock").media.push((me, state, incident));
+                self.record
+                    .lock()
+                    .expect("lock")
+                    .media
+                    .push((me, state, incident));
             }
             ClientMsg::Hangup => {
                 if seat.role == Role::Kine {
                     st.ended = true;
                     for s in st.seats.values_mut() {
                         if let Some((_, tx)) = s.conn.take() {
-                            let _ = tx.send(text(ServerMsg::Ended { billable_seconds: BILLABLE, reason: "hangup".into() }));
+                            let _ = tx.send(text(ServerMsg::Ended {
+                                billable_seconds: BILLABLE,
+                                reason: "hangup".into(),
+                            }));
                             let _ = tx.send(Message::Close(None));
                         }
                     }
@@ -262,11 +325,21 @@ impl Hub {
                         let _ = tx.send(Message::Close(None));
                     }
                     seat.admitted = false;
-                    broadcast(&st, me, ServerMsg::PeerLeft { participant: me, reconnecting: false });
+                    broadcast(
+                        &st,
+                        me,
+                        ServerMsg::PeerLeft {
+                            participant: me,
+                            reconnecting: false,
+                        },
+                    );
                 }
                 return false;
             }
-            ClientMsg::Ping => send(&st, token, ServerMsg::Pong),
+            ClientMsg::Ping => {
+                self.record.lock().expect("lock").pings += 1;
+                send(&st, token, ServerMsg::Pong);
+            }
             ClientMsg::Join { .. } | ClientMsg::Attest { .. } => panic!("unexpected message"),
         }
         true
@@ -279,9 +352,17 @@ fn text(msg: ServerMsg) -> Message {
 
 /// Relays between admitted participants only.
 fn relay(st: &State, from: &str, to: Option<Uuid>, msg: ServerMsg) {
-    assert!(st.seats[from].admitted, "nothing is relayed before admission");
+    assert!(
+        st.seats[from].admitted,
+        "nothing is relayed before admission"
+    );
     let to = to.expect("the peer always addresses relayed messages");
-    if let Some((_, tx)) = st.seats.values().find(|s| s.participant == to && s.admitted).and_then(|s| s.conn.as_ref()) {
+    if let Some((_, tx)) = st
+        .seats
+        .values()
+        .find(|s| s.participant == to && s.admitted)
+        .and_then(|s| s.conn.as_ref())
+    {
         let _ = tx.send(text(msg));
     }
 }
@@ -296,7 +377,11 @@ fn peers(st: &State, me: Uuid) -> Vec<PeerInfo> {
     st.seats
         .values()
         .filter(|s| s.participant != me && s.conn.is_some())
-        .map(|s| PeerInfo { participant: s.participant, role: s.role, admitted: s.admitted })
+        .map(|s| PeerInfo {
+            participant: s.participant,
+            role: s.role,
+            admitted: s.admitted,
+        })
         .collect()
 }
 
@@ -311,7 +396,9 @@ fn broadcast(st: &State, me: Uuid, msg: ServerMsg) {
 }
 
 fn kine_present(st: &State) -> bool {
-    st.seats.values().any(|s| s.role == Role::Kine && s.conn.is_some())
+    st.seats
+        .values()
+        .any(|s| s.role == Role::Kine && s.conn.is_some())
 }
 
 fn patient_waits(st: &mut State, token: &'static str) {
@@ -327,8 +414,21 @@ fn patient_waits(st: &mut State, token: &'static str) {
     send(st, token, ServerMsg::Waiting { reason });
     if reason == WaitReason::AwaitingAdmission {
         st.seats.get_mut(token).expect("seat").in_lobby = true;
-        let kine = st.seats.iter().find(|(_, s)| s.role == Role::Kine).map(|(t, _)| *t).expect("kiné seat");
-        send(st, kine, ServerMsg::LobbyWaiting { participant: me, role: Role::Patient, reason });
+        let kine = st
+            .seats
+            .iter()
+            .find(|(_, s)| s.role == Role::Kine)
+            .map(|(t, _)| *t)
+            .expect("kiné seat");
+        send(
+            st,
+            kine,
+            ServerMsg::LobbyWaiting {
+                participant: me,
+                role: Role::Patient,
+                reason,
+            },
+        );
     }
 }
 
@@ -339,11 +439,25 @@ fn admit(st: &mut State, token: &'static str) {
     let (me, role) = (seat.participant, seat.role);
     let list = peers(st, me);
     send(st, token, ServerMsg::Admitted { peers: list });
-    broadcast(st, me, ServerMsg::PeerJoined { peer: PeerInfo { participant: me, role, admitted: true } });
+    broadcast(
+        st,
+        me,
+        ServerMsg::PeerJoined {
+            peer: PeerInfo {
+                participant: me,
+                role,
+                admitted: true,
+            },
+        },
+    );
     if role == Role::Kine {
         // Whoever consented before the kiné came now waits for admission.
-        let waiting: Vec<_> =
-            st.seats.iter().filter(|(_, s)| s.role != Role::Kine && s.consented && !s.admitted && s.conn.is_some()).map(|(t, _)| *t).collect();
+        let waiting: Vec<_> = st
+            .seats
+            .iter()
+            .filter(|(_, s)| s.role != Role::Kine && s.consented && !s.admitted && s.conn.is_some())
+            .map(|(t, _)| *t)
+            .collect();
         for t in waiting {
             patient_waits(st, t);
         }
