@@ -61,7 +61,7 @@ impl Keys {
                 .map_err(|e| anyhow::anyhow!("encode key: {e}"))?;
             let path = dir.join(format!("{}.pem", kid_of(&key)));
             write_private(&path, pem.as_bytes())?;
-            tracing::info!(kid = %kid_of(&key), "generated a new join-token signing key");
+            tracing::info!(kid = %kid_of(&key), "generated a new signing key for join links");
             found.push((std::time::SystemTime::now(), key));
         }
         found.sort_by_key(|(t, _)| *t);

@@ -679,3 +679,108 @@ async fn rest_is_scoped_to_the_logged_in_kine_and_validates_input() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn withdrawing_consent_ends_a_live_call() {
+    let server = Server::start().await;
+    let api = server.kine("withdraw@example.fr").await;
+    let (mut k, mut p, s, _, _) = admitted_pair(&api, server.port).await;
+    let patient = api.get(&format!("/api/sessions/{s}")).await["patient"]
+        .as_str()
+        .expect("patient")
+        .to_owned();
+    let cid = api.get(&format!("/api/patients/{patient}")).await["consents"][0]["id"]
+        .as_str()
+        .expect("consent")
+        .to_owned();
+    api.post(&format!("/api/consents/{cid}/withdraw"), json!({}))
+        .await;
+    let (r, _) = p.until("refused").await;
+    assert_eq!(r["code"], "consent_withdrawn");
+    let (ended, _) = k.until("ended").await;
+    assert_eq!(ended["reason"], "consent_withdrawn");
+    assert_eq!(api.record(s).await["status"], "ended");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn idle_sockets_are_closed() {
+    let server = Server::start_with(|c| c.idle_timeout_seconds = 5).await;
+    let api = server.kine("idle@example.fr").await;
+    let p = api.ready_patient().await;
+    let s = api.session(p, json!({})).await;
+    let (t, _) = api.link(s, "kine").await;
+    let (mut k, _) = welcomed(server.port, &t).await;
+    k.until("admitted").await;
+    let started = std::time::Instant::now();
+    let (e, _) = k.until("error").await;
+    assert_eq!(e["code"], "idle_timeout");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "not before the timeout"
+    );
+    assert_eq!(k.closed().await, 1000);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn jwks_verifies_issued_links_and_configured_certificates_are_used() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    std::fs::write(dir.path().join("c.pem"), cert.cert.pem()).expect("write");
+    std::fs::write(dir.path().join("k.pem"), cert.signing_key.serialize_pem()).expect("write");
+    let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let server = Server::start_with(|cfg| {
+        cfg.tls_cert = Some(c);
+        cfg.tls_key = Some(k);
+    })
+    .await;
+    // The configured certificate is the one presented.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .expect("tcp");
+    let tls = tokio_rustls::TlsConnector::from(tls_client())
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").expect("name"),
+            tcp,
+        )
+        .await
+        .expect("handshake");
+    let presented = tls.get_ref().1.peer_certificates().expect("certs")[0]
+        .as_ref()
+        .to_vec();
+    assert_eq!(presented, cert.cert.der().to_vec());
+    assert!(
+        !server.dir.path().join("tls/cert.pem").exists(),
+        "no self-signed certificate when one is configured"
+    );
+
+    let api = server.kine("jwks@example.fr").await;
+    let p = api.ready_patient().await;
+    let s = api.session(p, json!({})).await;
+    let (token, pid) = api.link(s, "patient").await;
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(api.get("/.well-known/jwks.json").await).expect("jwks");
+    let header = jsonwebtoken::decode_header(&token).expect("header");
+    assert_eq!(
+        (header.alg, header.typ.as_deref()),
+        (jsonwebtoken::Algorithm::EdDSA, Some("telesoin-join+jwt"))
+    );
+    let jwk = jwks
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("kid published");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    v.set_audience(&["telesoin-join"]);
+    v.set_issuer(&[server.base.as_str()]);
+    let data = jsonwebtoken::decode::<JoinClaims>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key"),
+        &v,
+    )
+    .expect("valid");
+    assert_eq!(
+        (data.claims.sub, data.claims.sid, data.claims.role),
+        (pid, s, Role::Patient)
+    );
+    server.stop().await;
+}
