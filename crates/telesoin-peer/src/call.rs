@@ -185,8 +185,8 @@ struct Remote {
     generation: u64,
     state: ConnectionState,
     data_open: bool,
-    /// Bumped whenever the remote or we (re)join; an offer made in the current epoch is not
-    /// repeated for a duplicate trigger.
+    /// Bumped when the remote leaves (even to reconnect) and when we rejoin: an offer made in
+    /// an earlier epoch may never have been delivered.
     epoch: u64,
     offered_in_epoch: Option<u64>,
 }
@@ -474,9 +474,6 @@ impl CallTask {
                 }
             }
             ServerMsg::PeerJoined { peer } => {
-                if let Some(remote) = self.remotes.get_mut(&peer.participant) {
-                    remote.epoch += 1;
-                }
                 if is_kine && self.admitted {
                     self.maybe_offer(peer, false).await;
                 }
@@ -573,7 +570,13 @@ impl CallTask {
     async fn offer(&mut self, to: Uuid, force: bool) -> Result<()> {
         let restart = match self.remotes.get(&to) {
             Some(r) if r.state != ConnectionState::Closed => {
-                if !force && r.offered_in_epoch == Some(r.epoch) {
+                // An offer still waiting for its answer, sent since the remote last left or
+                // we last rejoined, will be answered: a second one now would race it (the
+                // first answer would be applied to the second offer).
+                if !force
+                    && r.offered_in_epoch == Some(r.epoch)
+                    && r.endpoint.awaiting_answer().await
+                {
                     return Ok(());
                 }
                 r.endpoint.remote_fingerprint().await.is_some()

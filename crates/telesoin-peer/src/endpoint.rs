@@ -20,10 +20,11 @@ use std::sync::{Arc, Mutex as StdMutex};
 use telesoin_proto::signal::IceServer;
 use tokio::sync::Mutex;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
 };
 
 use crate::error::{PeerError, Result};
@@ -187,6 +188,12 @@ impl PeerConnectionEventHandler for Handler {
         self.shared.emit(EndpointEvent::State(state));
     }
 
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        // Media is received and dropped: reading keeps webrtc-rs from logging every packet
+        // it could not queue.
+        tokio::spawn(async move { while track.poll().await.is_some() {} });
+    }
+
     async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
         match dc.label().await {
             Ok(label) if label == DATA_CHANNEL_LABEL => self.shared.watch_channel(dc),
@@ -230,8 +237,14 @@ impl Endpoint {
             data_open: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         });
+        // Codecs are registered so that a browser's audio/video offer is accepted (we receive
+        // and discard) rather than rejected: with every section rejected there would be no
+        // transport at all, hence no connection to measure.
+        let mut media = MediaEngine::default();
+        media.register_default_codecs()?;
         let pc = PeerConnectionBuilder::new()
             .with_configuration(rtc_config.build())
+            .with_media_engine(media)
             .with_handler(Arc::new(Handler {
                 shared: shared.clone(),
             }))

@@ -2,6 +2,7 @@
 //! small stand-in hub (no real server needed).
 
 mod binary;
+mod browser_offer;
 mod endpoint;
 mod hub;
 mod signaling;

@@ -179,6 +179,36 @@ async fn a_whole_call_with_a_dropped_socket_and_ice_restart() {
         "de retour"
     );
 
+    // Now the kiné's socket drops; on its return it re-offers, restarting ICE again.
+    kine.close_socket_abruptly().await.expect("dropped");
+    patient
+        .wait_for("peer_left", T, |m| {
+            matches!(
+                m,
+                ServerMsg::PeerLeft {
+                    reconnecting: true,
+                    ..
+                }
+            )
+        })
+        .await
+        .expect("told the kiné left");
+    assert!(kine.reconnect().await.expect("reconnects").resumed);
+    kine.admitted(T).await.expect("admitted again");
+    let third = patient
+        .wait_for("the kiné's restart offer", T, |m| {
+            matches!(m, ServerMsg::Offer { .. })
+        })
+        .await
+        .expect("re-offered");
+    assert_ne!(offer_ufrag(&restart), offer_ufrag(&third));
+    kine.wait_media_connected(T).await.expect("still connected");
+    patient.send_data("toujours là").await.expect("sent");
+    assert_eq!(
+        kine.recv_data(T).await.expect("received").text,
+        "toujours là"
+    );
+
     // The kiné hangs up: the session ends for everyone.
     assert_eq!(kine.hangup(T).await.expect("hung up"), Some(hub::BILLABLE));
     let ended = patient
@@ -206,6 +236,16 @@ async fn a_whole_call_with_a_dropped_socket_and_ice_restart() {
     assert!(
         record.origins.contains(&None),
         "no Origin unless configured"
+    );
+    let kine_reports = record
+        .media
+        .iter()
+        .filter(|(p, s, _)| *p == hub.kine && *s == MediaState::Connected)
+        .count();
+    assert!(
+        kine_reports >= 2,
+        "the kiné reported its media again after reconnecting: {:?}",
+        record.media
     );
     for who in [hub.kine, hub.patient] {
         assert!(
