@@ -51,7 +51,8 @@ pub enum Delivered {
     Yes,
     /// Nobody is attached for this participant.
     NoSocket,
-    /// The socket's queue is full: it is too slow and will be closed by its writer.
+    /// The socket's queue was full: it is too slow and has been detached (its socket task sees
+    /// its queue end and closes; the client reconnects into its kept seat).
     Full,
 }
 
@@ -128,7 +129,15 @@ impl Bus for LocalBus {
         };
         Ok(match sink.try_send(frame) {
             Ok(()) => Delivered::Yes,
-            Err(mpsc::error::TrySendError::Full(_)) => Delivered::Full,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // A socket that cannot keep up is cut loose rather than silently losing frames:
+                // dropping its only sender ends its writer, and the client reconnects.
+                let mut sinks = self.sinks.lock();
+                if sinks.get(&to).is_some_and(|(_, s)| s.same_channel(&sink)) {
+                    sinks.remove(&to);
+                }
+                Delivered::Full
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => Delivered::NoSocket,
         })
     }
@@ -182,6 +191,9 @@ mod tests {
                 .expect("ok"),
             Delivered::Full
         );
+        assert_eq!(bus.attached(), 0, "a socket that cannot keep up is detached");
+        assert!(matches!(rx2.recv().await, Some(Outbound::Text(t)) if &*t == "fill"));
+        assert!(rx2.recv().await.is_none(), "its queue ends: the socket task closes");
         bus.detach(a2);
         assert_eq!(
             bus.deliver(p, Outbound::Text("gone".into()))

@@ -4,7 +4,7 @@
 //! time; is télésoin allowed at all for this patient (prior in-person care, consent); is the
 //! required adult attested present; then the lobby, until the kiné is here and lets them in.
 
-use chrono::{DateTime, Months, Utc};
+use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
@@ -175,7 +175,7 @@ impl RefusalCode {
             }
             SessionEnded => "Cette séance est terminée. Vous pouvez fermer cette page.",
             TooEarly => {
-                "Il est trop tôt : le lien s'ouvre 15 minutes avant l'heure du rendez-vous. Revenez un peu plus tard."
+                "Il est trop tôt : le lien s'ouvre peu avant l'heure du rendez-vous. Revenez un peu plus tard."
             }
             TooLate => {
                 "Ce lien n'est plus valable : l'heure du rendez-vous est passée. Contactez votre cabinet."
@@ -245,7 +245,7 @@ impl RefusalCode {
             }
             SessionEnded => "This session is over. You can close this page.",
             TooEarly => {
-                "It is too early: the link opens 15 minutes before the appointment. Come back a little later."
+                "It is too early: the link opens shortly before the appointment. Come back a little later."
             }
             TooLate => {
                 "This link is no longer valid: the appointment time has passed. Contact the practice."
@@ -376,7 +376,16 @@ pub fn in_person(
     visits: &[InPersonVisit],
     session: &Session,
 ) -> Result<(), RefusalCode> {
-    let day = session.day();
+    in_person_on(rule, visits, session.day())
+}
+
+/// [`in_person`] for a session on `day` (the session day in France), when there is no
+/// [`Session`] value yet, e.g. while a kiné schedules it.
+pub fn in_person_on(
+    rule: InPersonRule,
+    visits: &[InPersonVisit],
+    day: NaiveDate,
+) -> Result<(), RefusalCode> {
     let past = || visits.iter().filter(|v| v.date <= day);
     match rule {
         InPersonRule::Arrete2021 => {

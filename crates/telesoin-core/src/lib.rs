@@ -8,19 +8,29 @@
 //!   with a stable code and plain French and English words for every refusal.
 //! - [`claims`]: the join-link claims and their check against a session (`VerifiedClaims`).
 //! - [`billing`]: presence events -> billable intervals (kiné AND patient media-connected).
-//! - [`reimbursement`]: reimbursable or hors nomenclature, from prescriptions and visits.
+//! - [`reimbursement`]: reimbursable or hors nomenclature, and why: prescription and in-person
+//!   care, or direct access under a cooperation protocol.
+//! - [`tariff`]: money. The key letter's value on a date (configuration, never a constant), the
+//!   amount of an act in exact cents, what a session bills (key letter or HN price).
+//! - [`share`]: the share of a kiné's sessions done remotely, against the convention cap.
+//! - [`retention`]: when a record may be purged (20 years after the last care by default).
+//! - [`audit`]: the hash chain of security events and its verification.
 //!
-//! Every function takes `now` (or a date) as an argument. This crate never reads a clock, never
+//! Every function takes `now` (or a date) as an argument. Money is integer cents, never a float. This crate never reads a clock, never
 //! spawns, never touches a socket, a file or a database: the server asks, the core answers, and
 //! no rule is written anywhere else.
 
 pub mod acts;
 pub mod admission;
+pub mod audit;
 pub mod billing;
 pub mod claims;
 pub mod ids;
 pub mod model;
 pub mod reimbursement;
+pub mod retention;
+pub mod share;
+pub mod tariff;
 
 pub use admission::{Decision, RefusalCode};
 pub use ids::{KineId, ParticipantId, PatientId, SessionId};

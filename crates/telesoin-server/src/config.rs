@@ -55,8 +55,13 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Origins allowed to embed the call (frame-ancestors, postMessage targets).
     pub embed_origins: Vec<String>,
-    /// STUN/TURN URLs handed to clients in `welcome` (none by default: host candidates).
+    /// STUN URLs handed to clients in `welcome` (none by default: host candidates only).
     pub ice_urls: Vec<String>,
+    /// coturn URLs (`turn:host:3478?transport=udp`, `turns:host:443?transport=tcp`), handed out
+    /// with short-lived TURN REST credentials. Needs `turn_secret`.
+    pub turn_urls: Vec<String>,
+    /// The `static-auth-secret` shared with coturn (`use-auth-secret`). Never logged.
+    pub turn_secret: Option<String>,
     /// Hours a dashboard login lasts. Default 12.
     pub login_hours: i64,
     /// Log filter (tracing EnvFilter syntax). Default `info`.
@@ -83,6 +88,8 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             embed_origins: Vec::new(),
             ice_urls: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_secret: None,
             login_hours: 12,
             log: "info".into(),
         }
@@ -182,6 +189,8 @@ impl Config {
             "allowed_origins" => self.allowed_origins = list(value),
             "embed_origins" => self.embed_origins = list(value),
             "ice_urls" => self.ice_urls = list(value),
+            "turn_urls" => self.turn_urls = list(value),
+            "turn_secret" => self.turn_secret = Some(value.to_owned()).filter(|v| !v.is_empty()),
             "login_hours" => self.login_hours = parse(key, value, "a number of hours")?,
             "log" => self.log = value.to_owned(),
             // Variables for other parts of the program (the demo password, the config path).
@@ -229,6 +238,19 @@ impl Config {
                 return Err(ConfigError(format!(
                     "origin {o:?} must look like https://host[:port], without a trailing slash"
                 )));
+            }
+        }
+        if !self.turn_urls.is_empty() && self.turn_secret.is_none() {
+            return Err(ConfigError("turn_urls needs turn_secret (coturn's static-auth-secret)".into()));
+        }
+        for u in &self.turn_urls {
+            if !(u.starts_with("turn:") || u.starts_with("turns:")) {
+                return Err(ConfigError(format!("turn URL {u:?} must start with turn: or turns:")));
+            }
+        }
+        for u in &self.ice_urls {
+            if !u.starts_with("stun:") && !u.starts_with("stuns:") {
+                return Err(ConfigError(format!("ice_urls entry {u:?} must start with stun: (TURN goes in turn_urls)")));
             }
         }
         if let Some(u) = &self.public_url

@@ -45,7 +45,7 @@ pub mod close {
 pub struct HubConfig {
     pub grace: Duration,
     pub in_person_rule: InPersonRule,
-    pub ice_servers: Vec<wire::IceServer>,
+    pub ice: crate::turn::IceConfig,
 }
 
 #[derive(Debug)]
@@ -327,7 +327,8 @@ impl Hub {
                 billing_class: row.billing_class.clone(),
                 consent_text_version: telesoin_core::model::CONSENT_TEXT_VERSION.to_owned(),
             },
-            ice_servers: self.cfg.ice_servers.clone(),
+            // TURN credentials expire with the link: never later than the appointment window.
+            ice_servers: self.cfg.ice.servers_for(participant, row.session.window_end + Duration::minutes(10)),
             peers,
             resumed,
         };
@@ -656,6 +657,18 @@ impl Hub {
         code: RefusalCode,
         now: DateTime<Utc>,
     ) {
+        let was_admitted = self
+            .rooms
+            .lock()
+            .get(&session)
+            .and_then(|r| r.seats.get(&participant))
+            .is_some_and(|s| s.admitted);
+        if was_admitted {
+            // The seat is over: its connected time stops counting now.
+            let detail = Some(code.code().to_owned());
+            let who = Some((participant, role));
+            let _ = self.event(session, now, who, PresenceKind::Left, detail).await;
+        }
         let _ = self
             .event(
                 session,
@@ -993,7 +1006,7 @@ impl Hub {
     ) {
         self.bus.detach(attachment);
         let participant = attachment.participant;
-        let (role, notify) = {
+        let (role, admitted, notify, lobby) = {
             let mut rooms = self.rooms.lock();
             let Some(room) = rooms.get_mut(&session) else {
                 return;
@@ -1009,33 +1022,40 @@ impl Hub {
             let role = seat.role;
             let admitted = seat.admitted;
             if !admitted {
-                // Nobody waits for a lobby seat: it goes at once.
+                // Nobody keeps a lobby seat: it goes at once.
                 room.seats.remove(&participant);
             }
             let notify = room.admitted_others(participant);
+            let lobby: Vec<ParticipantId> = room
+                .seats
+                .iter()
+                .filter(|(_, s)| !s.admitted && s.attachment.is_some())
+                .map(|(p, _)| *p)
+                .collect();
             if room.seats.is_empty() {
                 rooms.remove(&session);
             }
-            (role, if admitted { notify } else { Vec::new() })
+            (role, admitted, notify, lobby)
         };
-        let _ = self
-            .event(
-                session,
-                now,
-                Some((participant, role)),
-                PresenceKind::SocketLost,
-                None,
-            )
-            .await;
+        let kind = if admitted { PresenceKind::SocketLost } else { PresenceKind::Left };
+        let _ = self.event(session, now, Some((participant, role)), kind, None).await;
+        let left = ServerMsg::PeerLeft { participant: participant.0, reconnecting: admitted };
         for p in notify {
-            self.send(
-                p,
-                text(&ServerMsg::PeerLeft {
-                    participant: participant.0,
-                    reconnecting: true,
-                }),
-            )
-            .await;
+            self.send(p, text(&left)).await;
+        }
+        if role == Role::Kine {
+            // The lobby waits for the kiné again, and is told so.
+            for p in lobby {
+                if let Some(seat) =
+                    self.rooms.lock().get_mut(&session).and_then(|r| r.seats.get_mut(&p))
+                {
+                    seat.waiting = None;
+                }
+                self.evaluate(session, p, now).await;
+            }
+        }
+        if !admitted {
+            return;
         }
         let hub = Arc::clone(self);
         let grace = self.cfg.grace;

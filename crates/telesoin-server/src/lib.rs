@@ -10,6 +10,7 @@
 //! - [`ws`]: one task per WebSocket, token in the first message, limits.
 //! - [`web`]: the embedded web client.
 //! - [`tls`], [`server`]: rustls (ring) and the accept loop with graceful shutdown.
+//! - [`turn`]: short-lived coturn credentials (TURN REST scheme) for `welcome.ice_servers`.
 //! - [`demo`]: demo data for `telesoin demo`.
 //!
 //! This crate never writes a legal or billing rule (it asks `telesoin-core`), never logs a token,
@@ -25,6 +26,7 @@ pub mod hub;
 pub mod keys;
 pub mod server;
 pub mod tls;
+pub mod turn;
 pub mod web;
 pub mod ws;
 
@@ -34,7 +36,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{Duration, Utc};
 use telesoin_bus::LocalBus;
-use telesoin_proto::signal::IceServer;
 use telesoin_store::sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
@@ -82,15 +83,7 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let public_url = cfg.public_url_for(listener.local_addr()?);
-    let ice_servers = if cfg.ice_urls.is_empty() {
-        Vec::new()
-    } else {
-        vec![IceServer {
-            urls: cfg.ice_urls.clone(),
-            username: None,
-            credential: None,
-        }]
-    };
+    let ice = turn::IceConfig { stun_urls: cfg.ice_urls.clone(), turn_urls: cfg.turn_urls.clone(), turn_secret: cfg.turn_secret.clone() };
     let store: Arc<dyn telesoin_store::Store> = Arc::new(store);
     let hub = hub::Hub::new(
         store.clone(),
@@ -98,7 +91,7 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
         hub::HubConfig {
             grace: Duration::seconds(cfg.grace_seconds),
             in_person_rule: cfg.in_person_rule,
-            ice_servers,
+            ice,
         },
     );
     let recovered = hub

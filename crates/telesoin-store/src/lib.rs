@@ -4,17 +4,30 @@
 //! - [`Store`]: everything the server persists, split by concept ([`KineStore`],
 //!   [`PatientStore`], [`SessionStore`], [`EventStore`]). The server holds an
 //!   `Arc<dyn Store>` chosen once at start-up and never sees SQL.
-//! - [`sqlite::SqliteStore`]: the embedded default, one file in the data directory, WAL,
-//!   migrations in `migrations/sqlite`.
+//! - [`SqlStore`] (module [`sql`]): the one implementation, for both backends, chosen by a
+//!   database URL ([`Backend`]): SQLite, the embedded default (one file in the data directory,
+//!   WAL), or Postgres when several nodes share one database. Migrations live in
+//!   `migrations/sqlite` and `migrations/postgres`, embedded in the binary, and are applied on
+//!   connect.
 //! - [`StoreError`]: what can go wrong, with `Unavailable` kept apart so callers fail closed.
+//!
+//! Why one implementation over `sqlx::Any` rather than one per backend: the queries are plain
+//! SQL that both databases accept (`$n` placeholders, `RETURNING`, `ON CONFLICT ... DO NOTHING`),
+//! and the schemas store the same shapes (UUID text, `i64` milliseconds, `0`/`1` flags), so a
+//! second copy of every query would only be a place for the two to drift apart. What differs
+//! stays small and explicit: the migration folder and SQLite's per-connection settings. The one
+//! test suite in `tests/store.rs` runs against both.
 //!
 //! This crate stores and reads; it never decides. Whether someone may join, or how long a call
 //! is billed, is `telesoin-core`'s answer, computed by the caller from what this crate returns.
-//! Presence events are append-only: there is no method to change or delete one.
+//! Presence events are append-only: there is no method to change or delete one, and both
+//! schemas make the database refuse an `UPDATE` or `DELETE` on them. It never logs or puts in an
+//! error a database URL (it may hold a password) or a row's personal data.
 
-pub mod sqlite;
+pub mod sql;
 mod types;
 
+pub use sql::{Backend, SqlStore};
 pub use types::*;
 
 use async_trait::async_trait;
@@ -34,6 +47,10 @@ pub enum StoreError {
     /// A uniqueness rule was broken (an e-mail or RPPS already registered, ...).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database URL cannot be used (an unknown scheme, a malformed URL). The message never
+    /// repeats the URL, which may hold a password.
+    #[error("configuration: {0}")]
+    Config(String),
     /// A row could not be read back into a value (a corrupted or hand-edited database).
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -1,17 +1,20 @@
-//! The embedded default: SQLite in the data directory, WAL journal, migrations embedded from
-//! `migrations/sqlite`.
+//! [`SqlStore`]: the one implementation of [`Store`], over `sqlx::Any`, for SQLite and Postgres.
+//!
+//! Every query below runs unchanged on both backends: `$1, $2, ...` placeholders (SQLite accepts
+//! them), `RETURNING`, `ON CONFLICT ... DO NOTHING`, and no backend-specific function. Values
+//! cross the boundary as the few types both drivers share through `Any`: ids as UUID text, instants
+//! as `i64` milliseconds since the epoch (UTC), dates as `YYYY-MM-DD` text, booleans as `0`/`1`
+//! integers. The schemas in `migrations/sqlite` and `migrations/postgres` keep those shapes
+//! (`INTEGER` there, `BIGINT` here) so the code decodes `i64` on both.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
+use sqlx::any::{AnyPool, AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{ConnectOptions, Executor, Row};
 use telesoin_core::billing::PresenceKind;
 use telesoin_core::claims::IssuedSeat;
 use telesoin_core::model::{
@@ -22,17 +25,68 @@ use uuid::Uuid;
 
 use crate::*;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
-/// A SQLite-backed [`Store`].
-#[derive(Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+/// Per-connection SQLite settings. WAL is set once per file (it is persistent), in
+/// [`SqlStore::connect`]; these are per connection and must be repeated on every one.
+const SQLITE_PRAGMAS: &[&str] = &[
+    // NORMAL under WAL keeps every committed transaction across a process crash.
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+    // Writers queue instead of failing at once: SQLite has one writer at a time.
+    "PRAGMA busy_timeout = 5000",
+];
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite:///absolute/path.db` or `sqlite://relative.db`: one file, the embedded default.
+    Sqlite,
+    /// `postgres://user@host:port/db` (or `postgresql://`): for several nodes.
+    Postgres,
 }
 
-impl std::fmt::Debug for SqliteStore {
+impl Backend {
+    /// The backend a database URL names, from its scheme; None for any other scheme.
+    pub fn from_url(url: &str) -> Option<Backend> {
+        let (scheme, _) = url.split_once(':')?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Some(Backend::Sqlite),
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            _ => None,
+        }
+    }
+
+    /// A human name, for start-up messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "Postgres",
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        }
+    }
+}
+
+/// A [`Store`] on SQLite or Postgres, chosen by the URL given to [`SqlStore::connect`].
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for SqlStore {
+    // Never the URL: it may hold a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").finish_non_exhaustive()
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,8 +123,8 @@ fn date(s: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| corrupt("date"))
 }
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
-    row: &'r SqliteRow,
+fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
+    row: &'r AnyRow,
     col: &str,
 ) -> Result<T> {
     row.try_get(col)
@@ -81,47 +135,107 @@ fn role(s: &str) -> Result<Role> {
     Role::parse(s).ok_or_else(|| corrupt("role"))
 }
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies pending migrations.
-    pub async fn open(path: &Path) -> Result<Self> {
-        let opts = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(unavailable)?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL under WAL keeps every committed transaction across a process crash.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(opts)
-            .await
-            .map_err(unavailable)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
-        Ok(Self { pool })
+/// A SQLite URL that creates the file when it is missing (unless the URL says otherwise), as the
+/// embedded default always has.
+fn sqlite_creating(url: &str) -> String {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    if query.split('&').any(|kv| kv.starts_with("mode=")) {
+        url.to_owned()
+    } else if query.is_empty() {
+        format!("{}?mode=rwc", url.trim_end_matches('?'))
+    } else {
+        format!("{url}&mode=rwc")
+    }
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite:///path/file.db`, `sqlite://relative.db`, `postgres://...`)
+    /// and applies pending migrations. A SQLite file is created when missing.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let backend = Backend::from_url(url).ok_or_else(|| {
+            // Not the URL itself in the message: it may hold a password.
+            StoreError::Config("the database URL must start with sqlite:// or postgres://".into())
+        })?;
+        sqlx::any::install_default_drivers();
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        let url = match backend {
+            Backend::Sqlite => {
+                options = options
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            for pragma in SQLITE_PRAGMAS {
+                                conn.execute(*pragma).await?;
+                            }
+                            Ok(())
+                        })
+                    });
+                sqlite_creating(url)
+            }
+            Backend::Postgres => {
+                options = options.max_connections(16);
+                url.to_owned()
+            }
+        };
+        let pool = options.connect(&url).await.map_err(unavailable)?;
+        if backend == Backend::Sqlite {
+            // Persistent in the file; done once here rather than on every connection, because
+            // switching the journal mode needs a lock that the busy timeout does not wait for.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(unavailable)?;
+        }
+        let store = Self { pool, backend };
+        store.migrate().await?;
+        Ok(store)
     }
 
-    /// Applies migrations only (the `telesoin migrate` command).
-    pub async fn migrate(path: &Path) -> Result<Vec<i64>> {
-        let store = Self::open(path).await?;
+    /// Opens (creating if needed) the SQLite file at `path`: the embedded default,
+    /// `data_dir/telesoin.db`.
+    pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        let path = std::path::absolute(path)
+            .map_err(|e| StoreError::Config(format!("database path: {e}")))?;
+        // sqlx builds the URL, percent-encoding whatever a path may hold (spaces, `?`, `#`).
+        let url = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .to_url_lossy();
+        Self::connect(url.as_str()).await
+    }
+
+    /// Applies pending migrations (there are none right after [`SqlStore::connect`]) and returns
+    /// the versions applied to this database: the `telesoin migrate` command.
+    pub async fn migrate(&self) -> Result<Vec<i64>> {
+        self.backend
+            .migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
         let rows = sqlx::query("SELECT version FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(&store.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
         rows.iter().map(|r| get::<i64>(r, "version")).collect()
     }
 
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// `"SQLite"` or `"Postgres"`, for start-up messages.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// Waits for the connections to close (a clean shutdown; SQLite checkpoints its WAL).
     pub async fn close(&self) {
         self.pool.close().await;
     }
 }
 
-fn patient_row(r: &SqliteRow) -> Result<PatientRow> {
+fn patient_row(r: &AnyRow) -> Result<PatientRow> {
     Ok(PatientRow {
         patient: Patient {
             id: PatientId(uuid(&get::<String>(r, "id")?)?),
@@ -135,7 +249,7 @@ fn patient_row(r: &SqliteRow) -> Result<PatientRow> {
     })
 }
 
-fn consent_row(r: &SqliteRow) -> Result<ConsentRow> {
+fn consent_row(r: &AnyRow) -> Result<ConsentRow> {
     Ok(ConsentRow {
         id: uuid(&get::<String>(r, "id")?)?,
         patient: PatientId(uuid(&get::<String>(r, "patient_id")?)?),
@@ -150,7 +264,7 @@ fn consent_row(r: &SqliteRow) -> Result<ConsentRow> {
     })
 }
 
-fn session_row(r: &SqliteRow) -> Result<SessionRow> {
+fn session_row(r: &AnyRow) -> Result<SessionRow> {
     Ok(SessionRow {
         session: Session {
             id: SessionId(uuid(&get::<String>(r, "id")?)?),
@@ -172,7 +286,7 @@ fn session_row(r: &SqliteRow) -> Result<SessionRow> {
     })
 }
 
-fn kine_row(r: &SqliteRow) -> Result<Kine> {
+fn kine_row(r: &AnyRow) -> Result<Kine> {
     Ok(Kine {
         id: KineId(uuid(&get::<String>(r, "id")?)?),
         rpps: get(r, "rpps")?,
@@ -182,14 +296,14 @@ fn kine_row(r: &SqliteRow) -> Result<Kine> {
 }
 
 #[async_trait]
-impl KineStore for SqliteStore {
+impl KineStore for SqlStore {
     async fn create_kine(
         &self,
         kine: &Kine,
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO kines (id, rpps, name, email, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO kines (id, rpps, name, email, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(kine.id.to_string())
             .bind(&kine.rpps)
             .bind(&kine.name)
@@ -203,7 +317,7 @@ impl KineStore for SqliteStore {
     }
 
     async fn kine_by_email(&self, email: &str) -> Result<Option<(Kine, String)>> {
-        let row = sqlx::query("SELECT * FROM kines WHERE email = ?")
+        let row = sqlx::query("SELECT * FROM kines WHERE email = $1")
             .bind(email.to_lowercase())
             .fetch_optional(&self.pool)
             .await
@@ -213,7 +327,7 @@ impl KineStore for SqliteStore {
     }
 
     async fn kine(&self, id: KineId) -> Result<Option<Kine>> {
-        let row = sqlx::query("SELECT * FROM kines WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM kines WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await
@@ -228,7 +342,7 @@ impl KineStore for SqliteStore {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO web_sessions (token_hash, kine_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO web_sessions (token_hash, kine_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(hex(token_hash))
             .bind(kine.to_string())
             .bind(ms(now))
@@ -241,7 +355,7 @@ impl KineStore for SqliteStore {
 
     async fn web_session(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<KineId>> {
         let row =
-            sqlx::query("SELECT kine_id FROM web_sessions WHERE token_hash = ? AND expires_at > ?")
+            sqlx::query("SELECT kine_id FROM web_sessions WHERE token_hash = $1 AND expires_at > $2")
                 .bind(hex(token_hash))
                 .bind(ms(now))
                 .fetch_optional(&self.pool)
@@ -252,7 +366,7 @@ impl KineStore for SqliteStore {
     }
 
     async fn delete_web_session(&self, token_hash: &[u8]) -> Result<()> {
-        sqlx::query("DELETE FROM web_sessions WHERE token_hash = ?")
+        sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1")
             .bind(hex(token_hash))
             .execute(&self.pool)
             .await
@@ -266,10 +380,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[async_trait]
-impl PatientStore for SqliteStore {
+impl PatientStore for SqlStore {
     async fn create_patient(&self, p: &Patient, now: DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "INSERT INTO patients (id, kine_id, display_name, birth_date, loss_of_autonomy, gp_contact, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO patients (id, kine_id, display_name, birth_date, loss_of_autonomy, gp_contact, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(p.id.to_string())
         .bind(p.kine.to_string())
@@ -285,7 +399,7 @@ impl PatientStore for SqliteStore {
     }
 
     async fn patients(&self, kine: KineId) -> Result<Vec<PatientRow>> {
-        let rows = sqlx::query("SELECT * FROM patients WHERE kine_id = ? ORDER BY display_name")
+        let rows = sqlx::query("SELECT * FROM patients WHERE kine_id = $1 ORDER BY display_name")
             .bind(kine.to_string())
             .fetch_all(&self.pool)
             .await
@@ -294,7 +408,7 @@ impl PatientStore for SqliteStore {
     }
 
     async fn patient(&self, kine: KineId, id: PatientId) -> Result<Option<PatientRow>> {
-        let row = sqlx::query("SELECT * FROM patients WHERE id = ? AND kine_id = ?")
+        let row = sqlx::query("SELECT * FROM patients WHERE id = $1 AND kine_id = $2")
             .bind(id.to_string())
             .bind(kine.to_string())
             .fetch_optional(&self.pool)
@@ -311,7 +425,7 @@ impl PatientStore for SqliteStore {
         v: InPersonVisit,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO in_person_visits (id, kine_id, patient_id, date, kind, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO in_person_visits (id, kine_id, patient_id, date, kind, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(id.to_string())
             .bind(kine.to_string())
             .bind(patient.to_string())
@@ -326,7 +440,7 @@ impl PatientStore for SqliteStore {
 
     async fn visits(&self, kine: KineId, patient: PatientId) -> Result<Vec<VisitRow>> {
         let rows = sqlx::query(
-            "SELECT * FROM in_person_visits WHERE kine_id = ? AND patient_id = ? ORDER BY date",
+            "SELECT * FROM in_person_visits WHERE kine_id = $1 AND patient_id = $2 ORDER BY date",
         )
         .bind(kine.to_string())
         .bind(patient.to_string())
@@ -356,7 +470,7 @@ impl PatientStore for SqliteStore {
         c: &Consent,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO consents (id, kine_id, patient_id, recorded_by, method, text_version, recorded_at, withdrawn_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO consents (id, kine_id, patient_id, recorded_by, method, text_version, recorded_at, withdrawn_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(id.to_string())
         .bind(kine.to_string())
@@ -374,7 +488,7 @@ impl PatientStore for SqliteStore {
 
     async fn consents(&self, kine: KineId, patient: PatientId) -> Result<Vec<ConsentRow>> {
         let rows = sqlx::query(
-            "SELECT * FROM consents WHERE kine_id = ? AND patient_id = ? ORDER BY recorded_at",
+            "SELECT * FROM consents WHERE kine_id = $1 AND patient_id = $2 ORDER BY recorded_at",
         )
         .bind(kine.to_string())
         .bind(patient.to_string())
@@ -390,7 +504,7 @@ impl PatientStore for SqliteStore {
         id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<Option<ConsentRow>> {
-        let row = sqlx::query("UPDATE consents SET withdrawn_at = ? WHERE id = ? AND kine_id = ? AND withdrawn_at IS NULL RETURNING *")
+        let row = sqlx::query("UPDATE consents SET withdrawn_at = $1 WHERE id = $2 AND kine_id = $3 AND withdrawn_at IS NULL RETURNING *")
             .bind(ms(at))
             .bind(id.to_string())
             .bind(kine.to_string())
@@ -408,7 +522,7 @@ impl PatientStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO prescriptions (id, patient_id, date, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO prescriptions (id, patient_id, date, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(id.to_string())
         .bind(patient.to_string())
@@ -421,7 +535,7 @@ impl PatientStore for SqliteStore {
     }
 
     async fn prescriptions(&self, patient: PatientId) -> Result<Vec<PrescriptionRow>> {
-        let rows = sqlx::query("SELECT * FROM prescriptions WHERE patient_id = ? ORDER BY date")
+        let rows = sqlx::query("SELECT * FROM prescriptions WHERE patient_id = $1 ORDER BY date")
             .bind(patient.to_string())
             .fetch_all(&self.pool)
             .await
@@ -439,7 +553,7 @@ impl PatientStore for SqliteStore {
 }
 
 #[async_trait]
-impl SessionStore for SqliteStore {
+impl SessionStore for SqlStore {
     async fn create_session(
         &self,
         s: &Session,
@@ -448,7 +562,7 @@ impl SessionStore for SqliteStore {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO sessions (id, kine_id, patient_id, starts_at, window_start, window_end, act_code, status, auto_admit, patient_consent_on_join, billing_class, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(s.id.to_string())
         .bind(s.kine.to_string())
@@ -469,7 +583,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<SessionRow>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await
@@ -483,7 +597,7 @@ impl SessionStore for SqliteStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<SessionRow>> {
-        let rows = sqlx::query("SELECT * FROM sessions WHERE kine_id = ? AND starts_at >= ? AND starts_at < ? ORDER BY starts_at")
+        let rows = sqlx::query("SELECT * FROM sessions WHERE kine_id = $1 AND starts_at >= $2 AND starts_at < $3 ORDER BY starts_at")
             .bind(kine.to_string())
             .bind(ms(from))
             .bind(ms(to))
@@ -510,7 +624,7 @@ impl SessionStore for SqliteStore {
         // `from` is a small fixed set; spell it out rather than building SQL text.
         let mut moved = false;
         for f in from {
-            let r = sqlx::query("UPDATE sessions SET status = ? WHERE id = ? AND status = ?")
+            let r = sqlx::query("UPDATE sessions SET status = $1 WHERE id = $2 AND status = $3")
                 .bind(to.as_str())
                 .bind(id.to_string())
                 .bind(f.as_str())
@@ -534,7 +648,7 @@ impl SessionStore for SqliteStore {
         if role == Role::Companion {
             let id = Uuid::new_v4();
             sqlx::query(
-                "INSERT INTO participants (id, session_id, role, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO participants (id, session_id, role, created_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(id.to_string())
             .bind(session.to_string())
@@ -546,7 +660,7 @@ impl SessionStore for SqliteStore {
             return Ok(ParticipantId(id));
         }
         sqlx::query(
-            "INSERT INTO participants (id, session_id, role, created_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO participants (id, session_id, role, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (session_id, role) WHERE role <> 'companion' DO NOTHING",
         )
         .bind(Uuid::new_v4().to_string())
@@ -556,7 +670,7 @@ impl SessionStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;
-        let row = sqlx::query("SELECT id FROM participants WHERE session_id = ? AND role = ?")
+        let row = sqlx::query("SELECT id FROM participants WHERE session_id = $1 AND role = $2")
             .bind(session.to_string())
             .bind(role.as_str())
             .fetch_one(&self.pool)
@@ -567,7 +681,7 @@ impl SessionStore for SqliteStore {
 
     async fn issue_link(&self, l: &LinkRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO links (jti, session_id, participant_id, role, issued_at, not_before, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO links (jti, session_id, participant_id, role, issued_at, not_before, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(l.jti.to_string())
         .bind(l.session.to_string())
@@ -584,7 +698,7 @@ impl SessionStore for SqliteStore {
 
     async fn link(&self, jti: Uuid) -> Result<Option<IssuedSeat>> {
         let row = sqlx::query(
-            "SELECT session_id, participant_id, role, revoked_at FROM links WHERE jti = ?",
+            "SELECT session_id, participant_id, role, revoked_at FROM links WHERE jti = $1",
         )
         .bind(jti.to_string())
         .fetch_optional(&self.pool)
@@ -602,7 +716,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn revoke_link(&self, jti: Uuid, at: DateTime<Utc>) -> Result<Option<SessionId>> {
-        let row = sqlx::query("UPDATE links SET revoked_at = COALESCE(revoked_at, ?) WHERE jti = ? RETURNING session_id")
+        let row = sqlx::query("UPDATE links SET revoked_at = COALESCE(revoked_at, $1) WHERE jti = $2 RETURNING session_id")
             .bind(ms(at))
             .bind(jti.to_string())
             .fetch_optional(&self.pool)
@@ -614,7 +728,7 @@ impl SessionStore for SqliteStore {
 
     async fn revoke_session_links(&self, session: SessionId, at: DateTime<Utc>) -> Result<u64> {
         let r = sqlx::query(
-            "UPDATE links SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
+            "UPDATE links SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL",
         )
         .bind(ms(at))
         .bind(session.to_string())
@@ -634,8 +748,8 @@ impl SessionStore for SqliteStore {
         // One statement: the `finalized_at IS NULL` guard makes it happen exactly once, whatever
         // the concurrency, and a cancelled session is never turned into an ended one.
         let r = sqlx::query(
-            "UPDATE sessions SET status = 'ended', ended_at = ?, billable_seconds = ?, finalized_at = ?
-             WHERE id = ? AND finalized_at IS NULL AND status IN ('scheduled', 'live')",
+            "UPDATE sessions SET status = 'ended', ended_at = $1, billable_seconds = $2, finalized_at = $3
+             WHERE id = $4 AND finalized_at IS NULL AND status IN ('scheduled', 'live')",
         )
         .bind(ms(ended_at))
         .bind(billable_seconds)
@@ -649,10 +763,10 @@ impl SessionStore for SqliteStore {
 }
 
 #[async_trait]
-impl EventStore for SqliteStore {
+impl EventStore for SqlStore {
     async fn append_event(&self, session: SessionId, e: &NewEvent) -> Result<i64> {
         let row = sqlx::query(
-            "INSERT INTO presence_events (session_id, at, participant_id, role, kind, detail) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+            "INSERT INTO presence_events (session_id, at, participant_id, role, kind, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
         )
         .bind(session.to_string())
         .bind(ms(e.at))
@@ -667,7 +781,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn events(&self, session: SessionId) -> Result<Vec<EventRow>> {
-        let rows = sqlx::query("SELECT * FROM presence_events WHERE session_id = ? ORDER BY seq")
+        let rows = sqlx::query("SELECT * FROM presence_events WHERE session_id = $1 ORDER BY seq")
             .bind(session.to_string())
             .fetch_all(&self.pool)
             .await
@@ -693,7 +807,7 @@ impl EventStore for SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for SqlStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -4,6 +4,7 @@
 mod call;
 mod restart;
 mod support;
+mod turn;
 
 use std::time::Duration;
 
