@@ -16,9 +16,9 @@
 //! - [`retention`]: when a record may be purged (20 years after the last care by default).
 //! - [`audit`]: the hash chain of security events and its verification.
 //!
-//! Every function takes `now` (or a date) as an argument. Money is integer cents, never a float. This crate never reads a clock, never
-//! spawns, never touches a socket, a file or a database: the server asks, the core answers, and
-//! no rule is written anywhere else.
+//! Every function takes `now` (or a date) as an argument; money is integer cents, never a float.
+//! This crate never reads a clock, never spawns, never touches a socket, a file or a database:
+//! the server asks, the core answers, and no rule is written anywhere else.
 
 pub mod acts;
 pub mod admission;
