@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::any::{AnyPool, AnyPoolOptions, AnyRow};
+use sqlx::AnyPool;
+use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{ConnectOptions, Executor, Row};
 use telesoin_core::billing::PresenceKind;
@@ -160,16 +161,14 @@ impl SqlStore {
         let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let url = match backend {
             Backend::Sqlite => {
-                options = options
-                    .max_connections(8)
-                    .after_connect(|conn, _meta| {
-                        Box::pin(async move {
-                            for pragma in SQLITE_PRAGMAS {
-                                conn.execute(*pragma).await?;
-                            }
-                            Ok(())
-                        })
-                    });
+                options = options.max_connections(8).after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        for pragma in SQLITE_PRAGMAS {
+                            conn.execute(*pragma).await?;
+                        }
+                        Ok(())
+                    })
+                });
                 sqlite_creating(url)
             }
             Backend::Postgres => {
@@ -354,13 +353,14 @@ impl KineStore for SqlStore {
     }
 
     async fn web_session(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<KineId>> {
-        let row =
-            sqlx::query("SELECT kine_id FROM web_sessions WHERE token_hash = $1 AND expires_at > $2")
-                .bind(hex(token_hash))
-                .bind(ms(now))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
+        let row = sqlx::query(
+            "SELECT kine_id FROM web_sessions WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(hex(token_hash))
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
         row.map(|r| Ok(KineId(uuid(&get::<String>(&r, "kine_id")?)?)))
             .transpose()
     }

@@ -1,10 +1,19 @@
-//! The one store test suite. Every backend runs it; today the SQLite file backend.
+//! The one store test suite, run against every backend: SQLite (a temporary file) and Postgres
+//! (a fresh schema per test on `TELESOIN_TEST_POSTGRES_URL`, by default
+//! `postgres://postgres@127.0.0.1:5432/test`, dropped at the end).
+//!
+//! Each case is an `async fn(url)`; `on_both!` makes one `sqlite` and one `postgres` test of it.
+//! Without a reachable Postgres, the Postgres tests print a note and pass, except under `CI=true`
+//! where they fail.
+
+use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use sqlx::any::AnyPoolOptions;
 use telesoin_core::billing::PresenceKind;
 use telesoin_core::model::*;
 use telesoin_core::{KineId, PatientId, SessionId};
-use telesoin_store::sqlite::SqliteStore;
 use telesoin_store::*;
 use uuid::Uuid;
 
@@ -78,6 +87,20 @@ async fn suite(store: &dyn Store) {
     };
     store.create_patient(&patient, now).await.expect("patient");
     let other = KineId(Uuid::new_v4());
+    assert!(
+        store
+            .create_patient(
+                &Patient {
+                    id: PatientId(Uuid::new_v4()),
+                    kine: other,
+                    ..patient.clone()
+                },
+                now
+            )
+            .await
+            .is_err(),
+        "foreign keys are enforced: no patient of an unknown kiné"
+    );
     assert!(
         store
             .patient(other, patient.id)
@@ -313,40 +336,246 @@ async fn suite(store: &dyn Store) {
     store.ping().await.expect("ping");
 }
 
-#[tokio::test]
-async fn sqlite_store_suite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("telesoin.db"))
+/// A kiné, a patient and a scheduled session: what the cases below start from.
+async fn scheduled_session(store: &dyn Store) -> SessionId {
+    let now = t0();
+    let kine = Kine {
+        id: KineId(Uuid::new_v4()),
+        rpps: "10007654321".into(),
+        name: "Paul Bernard".into(),
+        email: "paul@example.fr".into(),
+    };
+    store.create_kine(&kine, "hash", now).await.expect("kine");
+    let patient = Patient {
+        id: PatientId(Uuid::new_v4()),
+        kine: kine.id,
+        display_name: "M. Petit".into(),
+        birth_date: NaiveDate::from_ymd_opt(1949, 7, 2).expect("date"),
+        loss_of_autonomy: false,
+        gp_contact: None,
+    };
+    store.create_patient(&patient, now).await.expect("patient");
+    let (window_start, window_end) = Session::window_for(now, Window::default());
+    let session = Session {
+        id: SessionId(Uuid::new_v4()),
+        kine: kine.id,
+        patient: patient.id,
+        starts_at: now,
+        window_start,
+        window_end,
+        act_code: "MEMBRE".into(),
+        status: SessionStatus::Scheduled,
+        auto_admit: true,
+        patient_consent_on_join: false,
+    };
+    store
+        .create_session(&session, "reimbursable", now)
         .await
-        .expect("open");
-    suite(&store).await;
+        .expect("session");
+    session.id
 }
 
-#[tokio::test]
-async fn sqlite_presence_events_are_append_only_and_survive_reopen() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("telesoin.db");
-    let store = SqliteStore::open(&path).await.expect("open");
+async fn store_suite(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
     suite(&store).await;
     store.close().await;
-    let reopened = SqliteStore::open(&path).await.expect("reopen");
+}
+
+/// The database itself refuses to change or delete a presence event, whoever asks; what was
+/// written survives a reconnection.
+async fn presence_events_are_append_only(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
+    suite(&store).await;
+    store.close().await;
+    let reopened = SqlStore::connect(&url).await.expect("reconnect");
+    assert_eq!(
+        reopened.migrate().await.expect("migrate"),
+        [1],
+        "migrations are applied once"
+    );
     let live = reopened.live_sessions().await.expect("ok");
     assert!(live.is_empty(), "the finalized session is no longer live");
     reopened.close().await;
-    // A hand-made UPDATE or DELETE is refused by the database itself.
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+
+    let raw = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("raw connection");
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM presence_events")
+            .fetch_one(&raw)
+            .await
+            .expect("count")
+    };
+    let before = count().await;
+    assert_eq!(before, 3);
+    for sql in [
+        "UPDATE presence_events SET kind = 'left'",
+        "DELETE FROM presence_events",
+    ] {
+        let err = sqlx::query(sql)
+            .execute(&raw)
+            .await
+            .expect_err("refused by the database");
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(count().await, before, "nothing was changed");
+    raw.close().await;
+}
+
+/// Eight concurrent finalizations of one session: exactly one does it, and its values are the
+/// ones stored.
+async fn finalize_is_exactly_once_under_concurrency(url: String) {
+    let store = Arc::new(SqlStore::connect(&url).await.expect("connect"));
+    let session = scheduled_session(store.as_ref()).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let calls = (0..8i64)
+        .map(|i| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let done = store
+                    .finalize(session, t0() + Duration::minutes(20 + i), 600 + i, t0())
+                    .await
+                    .expect("finalize");
+                (i, done)
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut winners = Vec::new();
+    for call in calls {
+        let (i, done) = call.await.expect("task");
+        if done {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one finalization: {winners:?}");
+    let row = store.session(session).await.expect("ok").expect("row");
+    let i = winners[0];
+    assert_eq!(row.session.status, SessionStatus::Ended);
+    assert_eq!(row.billable_seconds, Some(600 + i));
+    assert_eq!(row.ended_at, Some(t0() + Duration::minutes(20 + i)));
+    store.close().await;
+}
+
+/// Makes a `sqlite` and a `postgres` test of one case.
+macro_rules! on_both {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::on_sqlite(super::$case).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::on_postgres(super::$case).await;
+            }
+        }
+    )*};
+}
+
+on_both!(
+    store_suite,
+    presence_events_are_append_only,
+    finalize_is_exactly_once_under_concurrency,
+);
+
+/// Runs `case` on a new SQLite file in a temporary directory (with a space in its path, which
+/// the URL must carry).
+async fn on_sqlite<F: Future<Output = ()>>(case: impl FnOnce(String) -> F) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("data dir").join("telesoin.db");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    // Once through the path API the server uses, then by URL like everything else.
+    let store = SqlStore::open_sqlite(&path).await.expect("open");
+    assert_eq!(store.backend(), Backend::Sqlite);
+    store.close().await;
+    assert!(path.exists(), "created at the given path");
+    let raw = sqlx::AnyPool::connect(&format!("sqlite://{}", path.display()))
         .await
         .expect("raw");
-    assert!(
-        sqlx::query("UPDATE presence_events SET kind = 'left'")
-            .execute(&pool)
-            .await
-            .is_err()
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&raw)
+        .await
+        .expect("journal mode");
+    assert_eq!(mode, "wal", "WAL is set once and persists in the file");
+    raw.close().await;
+    case(format!(
+        "sqlite://{}",
+        path.display().to_string().replace(' ', "%20")
+    ))
+    .await;
+}
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Runs `case` in a fresh Postgres schema, dropped afterwards even when the case fails.
+async fn on_postgres<F>(case: impl FnOnce(String) -> F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    sqlx::any::install_default_drivers();
+    let base = std::env::var("TELESOIN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+    let admin = match AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect(&base)
+        .await
+    {
+        Ok(pool) => pool,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("Postgres at {} is required under CI: {e}", redact(&base))
+        }
+        Err(e) => {
+            eprintln!(
+                "note: Postgres at {} unreachable ({e}); Postgres test skipped (it fails under CI=true)",
+                redact(&base)
+            );
+            return;
+        }
+    };
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .expect("create schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    // Every connection of the store starts with `SET search_path` to the test's own schema.
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let outcome = tokio::spawn(case(url)).await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .expect("drop schema");
+    admin.close().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// The URL without its user and password.
+fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://{}", &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn unknown_schemes_are_refused_without_echoing_the_url() {
+    let err = SqlStore::connect("mysql://root:secret@db/telesoin")
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::Config(_)), "{err}");
+    assert!(!err.to_string().contains("secret"), "{err}");
+    assert_eq!(
+        Backend::from_url("postgresql://h/db"),
+        Some(Backend::Postgres)
     );
-    assert!(
-        sqlx::query("DELETE FROM presence_events")
-            .execute(&pool)
-            .await
-            .is_err()
-    );
+    assert_eq!(Backend::from_url("sqlite://x.db"), Some(Backend::Sqlite));
+    assert_eq!(Backend::from_url("/var/lib/telesoin.db"), None);
 }
