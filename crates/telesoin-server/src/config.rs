@@ -25,6 +25,10 @@ pub enum TlsMode {
 pub struct Config {
     /// Where the database, signing keys and generated certificate live. Default `./data`.
     pub data_dir: PathBuf,
+    /// The database: `postgres://user:password@host:5432/db` to share one between nodes, or
+    /// `sqlite:///path/to/file.db`. Default none: SQLite in `data_dir/telesoin.db`. May hold a
+    /// password: never logged.
+    pub database_url: Option<String>,
     /// Address to listen on. Default `127.0.0.1:8443`; port 0 picks a free port.
     pub listen: SocketAddr,
     /// The public base URL (used in links and as the JWT issuer). Default `https://localhost:PORT`.
@@ -72,6 +76,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("data"),
+            database_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             public_url: None,
             tls: TlsMode::Auto,
@@ -149,6 +154,9 @@ impl Config {
         };
         match key {
             "data_dir" => self.data_dir = PathBuf::from(value),
+            "database_url" => {
+                self.database_url = Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+            }
             "listen" => self.listen = parse(key, value, "an address such as 127.0.0.1:8443")?,
             "public_url" => self.public_url = Some(value.trim_end_matches('/').to_owned()),
             "tls" => {
@@ -206,6 +214,14 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database_url
+            && telesoin_store::Backend::from_url(url).is_none()
+        {
+            // Not the URL itself: it may hold a password.
+            return Err(ConfigError(
+                "database_url must start with postgres:// or sqlite:// (or be unset for SQLite in data_dir)".into(),
+            ));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError("set both tls_cert and tls_key, or neither (a self-signed certificate is then generated)".into()));
         }
@@ -326,6 +342,25 @@ mod tests {
         let err = Config::load(None, env(&[("TELESOIN_TLS_CERT", "/x.pem")])).expect_err("invalid");
         assert!(
             err.to_string().contains("both tls_cert and tls_key"),
+            "{err}"
+        );
+        let cfg = Config::load(
+            None,
+            env(&[("TELESOIN_DATABASE_URL", "postgres://u:p@db:5432/telesoin")]),
+        )
+        .expect("valid");
+        assert_eq!(
+            cfg.database_url.as_deref(),
+            Some("postgres://u:p@db:5432/telesoin")
+        );
+        let err = Config::load(
+            None,
+            env(&[("TELESOIN_DATABASE_URL", "mysql://u:hunter2@db/t")]),
+        )
+        .expect_err("invalid");
+        assert!(
+            err.to_string().contains("postgres:// or sqlite://")
+                && !err.to_string().contains("hunter2"),
             "{err}"
         );
         let err = Config::load(None, env(&[("TELESOIN_NOPE", "1")])).expect_err("unknown");

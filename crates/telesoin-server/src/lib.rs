@@ -36,7 +36,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{Duration, Utc};
 use telesoin_bus::LocalBus;
-use telesoin_store::sqlite::SqliteStore;
+use telesoin_store::SqlStore;
 use tokio::net::TcpListener;
 
 pub use app::AppState;
@@ -58,14 +58,21 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
+/// The store `database_url` names (SQLite in `data_dir/telesoin.db` when unset), migrated.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<SqlStore> {
+    let store = match &cfg.database_url {
+        Some(url) => SqlStore::connect(url).await,
+        None => SqlStore::open_sqlite(&cfg.data_dir.join("telesoin.db")).await,
+    };
+    store.context("opening the database")
+}
+
 /// Opens the store, loads keys and certificate, binds the listener and recovers live sessions.
 pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
     tls::install_ring();
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
-    let store = SqliteStore::open(&cfg.data_dir.join("telesoin.db"))
-        .await
-        .context("opening the database")?;
+    let store = open_store(&cfg).await?;
     let keys = keys::Keys::load_or_create(&cfg.data_dir.join("keys"))
         .context("loading join-token keys")?;
     let (tls, cert) = match cfg.tls {

@@ -90,13 +90,18 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => {
             std::fs::create_dir_all(&cfg.data_dir)?;
-            let applied =
-                telesoin_store::sqlite::SqliteStore::migrate(&cfg.data_dir.join("telesoin.db"))
-                    .await?;
+            let store = telesoin_server::open_store(&cfg).await?;
+            let applied = store.migrate().await?;
+            // The path of the SQLite file, never a database URL (it may hold a password).
+            let place = match &cfg.database_url {
+                Some(_) => "from database_url".to_owned(),
+                None => cfg.data_dir.join("telesoin.db").display().to_string(),
+            };
             println!(
-                "Database {} is up to date (migrations: {applied:?}).",
-                cfg.data_dir.join("telesoin.db").display()
+                "{} database {place} is up to date (migrations: {applied:?}).",
+                store.backend_name()
             );
+            store.close().await;
             Ok(())
         }
         Command::AddKine { email, name, rpps } => {
@@ -111,9 +116,7 @@ async fn main() -> anyhow::Result<()> {
                 "the password must have at least 12 characters"
             );
             std::fs::create_dir_all(&cfg.data_dir)?;
-            let store =
-                telesoin_store::sqlite::SqliteStore::open(&cfg.data_dir.join("telesoin.db"))
-                    .await?;
+            let store = telesoin_server::open_store(&cfg).await?;
             let kine = telesoin_core::model::Kine {
                 id: telesoin_core::KineId(uuid::Uuid::new_v4()),
                 rpps,
