@@ -191,9 +191,16 @@ mod tests {
                 .expect("ok"),
             Delivered::Full
         );
-        assert_eq!(bus.attached(), 0, "a socket that cannot keep up is detached");
+        assert_eq!(
+            bus.attached(),
+            0,
+            "a socket that cannot keep up is detached"
+        );
         assert!(matches!(rx2.recv().await, Some(Outbound::Text(t)) if &*t == "fill"));
-        assert!(rx2.recv().await.is_none(), "its queue ends: the socket task closes");
+        assert!(
+            rx2.recv().await.is_none(),
+            "its queue ends: the socket task closes"
+        );
         bus.detach(a2);
         assert_eq!(
             bus.deliver(p, Outbound::Text("gone".into()))

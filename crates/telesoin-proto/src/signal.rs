@@ -35,7 +35,7 @@ pub enum MediaState {
 /// A client's description of itself, for the record (never personal data).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
-    /// Free text such as "web" or "telesoin-peer"; at most 64 characters are kept.
+    /// Free text such as "web" or "telesoin-peer"; informational, not stored.
     #[serde(default)]
     pub kind: String,
 }

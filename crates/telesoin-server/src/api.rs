@@ -627,17 +627,11 @@ pub async fn join_info(
         now,
     )
     .map_err(ApiError::refusal)?;
-    let seat = app
-        .store
-        .link(verified.jti())
-        .await?
-        .ok_or_else(|| ApiError::refusal(RefusalCode::TokenInvalid))?;
-    claims::check_seat(&verified, &seat).map_err(ApiError::refusal)?;
     let row = app
-        .store
-        .session(verified.session())
-        .await?
-        .ok_or_else(|| ApiError::refusal(RefusalCode::SessionNotFound))?;
+        .hub
+        .linked_session(&verified, now)
+        .await
+        .map_err(ApiError::refusal)?;
     if row.session.status.is_closed() {
         session_open(&row.session, now).map_err(ApiError::refusal)?;
     }

@@ -20,7 +20,7 @@ pub enum TlsMode {
     Off,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the database, signing keys and generated certificate live. Default `./data`.
@@ -98,6 +98,21 @@ impl Default for Config {
             login_hours: 12,
             log: "info".into(),
         }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    // Secrets (the database URL's password, the TURN secret) never reach a debug print or a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("tls", &self.tls)
+            .field("in_person_rule", &self.in_person_rule)
+            .field("database", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("turn_secret", &self.turn_secret.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
     }
 }
 
@@ -257,16 +272,22 @@ impl Config {
             }
         }
         if !self.turn_urls.is_empty() && self.turn_secret.is_none() {
-            return Err(ConfigError("turn_urls needs turn_secret (coturn's static-auth-secret)".into()));
+            return Err(ConfigError(
+                "turn_urls needs turn_secret (coturn's static-auth-secret)".into(),
+            ));
         }
         for u in &self.turn_urls {
             if !(u.starts_with("turn:") || u.starts_with("turns:")) {
-                return Err(ConfigError(format!("turn URL {u:?} must start with turn: or turns:")));
+                return Err(ConfigError(format!(
+                    "turn URL {u:?} must start with turn: or turns:"
+                )));
             }
         }
         for u in &self.ice_urls {
             if !u.starts_with("stun:") && !u.starts_with("stuns:") {
-                return Err(ConfigError(format!("ice_urls entry {u:?} must start with stun: (TURN goes in turn_urls)")));
+                return Err(ConfigError(format!(
+                    "ice_urls entry {u:?} must start with stun: (TURN goes in turn_urls)"
+                )));
             }
         }
         if let Some(u) = &self.public_url
@@ -363,6 +384,21 @@ mod tests {
                 && !err.to_string().contains("hunter2"),
             "{err}"
         );
+        let secret = Config::load(
+            None,
+            env(&[
+                ("TELESOIN_TURN_URLS", "turn:127.0.0.1:3478"),
+                ("TELESOIN_TURN_SECRET", "s3cr3t"),
+            ]),
+        )
+        .expect("valid");
+        assert!(
+            !format!("{secret:?}").contains("s3cr3t"),
+            "secrets stay out of debug prints"
+        );
+        let err = Config::load(None, env(&[("TELESOIN_TURN_URLS", "turn:127.0.0.1:3478")]))
+            .expect_err("no secret");
+        assert!(err.to_string().contains("turn_secret"), "{err}");
         let err = Config::load(None, env(&[("TELESOIN_NOPE", "1")])).expect_err("unknown");
         assert!(
             err.to_string().contains("unknown setting TELESOIN_NOPE"),

@@ -200,16 +200,14 @@ impl Hub {
         }
     }
 
-    /// Seats a verified participant. The returned welcome is sent first; then [`Hub::evaluate`].
-    pub async fn join(
+    /// The session a verified link belongs to, once the link is known, unrevoked and matches
+    /// its seat. A link of a session that is over says so (`session_ended`/`session_cancelled`)
+    /// rather than just "revoked". Shared by the join and the join page's preview.
+    pub async fn linked_session(
         &self,
         claims: &VerifiedClaims,
-        sink: mpsc::Sender<Outbound>,
         now: DateTime<Utc>,
-    ) -> HubResult<Joined> {
-        if self.draining.load(Ordering::Relaxed) {
-            return Err(RefusalCode::ShuttingDown);
-        }
+    ) -> HubResult<SessionRow> {
         let seat = self
             .store
             .link(claims.jti())
@@ -222,11 +220,24 @@ impl Hub {
             .await
             .map_err(store_down)?
             .ok_or(RefusalCode::SessionNotFound)?;
-        // A link of a session that is over says so, rather than just "revoked".
         if seat.revoked && row.session.status.is_closed() && seat.session == claims.session() {
             admission::session_open(&row.session, now)?;
         }
         telesoin_core::claims::check_seat(claims, &seat)?;
+        Ok(row)
+    }
+
+    /// Seats a verified participant. The returned welcome is sent first; then [`Hub::evaluate`].
+    pub async fn join(
+        &self,
+        claims: &VerifiedClaims,
+        sink: mpsc::Sender<Outbound>,
+        now: DateTime<Utc>,
+    ) -> HubResult<Joined> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err(RefusalCode::ShuttingDown);
+        }
+        let row = self.linked_session(claims, now).await?;
         admission::session_open(&row.session, now)?;
         let kine = self
             .store
@@ -328,7 +339,10 @@ impl Hub {
                 consent_text_version: telesoin_core::model::CONSENT_TEXT_VERSION.to_owned(),
             },
             // TURN credentials expire with the link: never later than the appointment window.
-            ice_servers: self.cfg.ice.servers_for(participant, row.session.window_end + Duration::minutes(10)),
+            ice_servers: self
+                .cfg
+                .ice
+                .servers_for(participant, row.session.window_end + Duration::minutes(10)),
             peers,
             resumed,
         };
@@ -667,7 +681,9 @@ impl Hub {
             // The seat is over: its connected time stops counting now.
             let detail = Some(code.code().to_owned());
             let who = Some((participant, role));
-            let _ = self.event(session, now, who, PresenceKind::Left, detail).await;
+            let _ = self
+                .event(session, now, who, PresenceKind::Left, detail)
+                .await;
         }
         let _ = self
             .event(
@@ -1037,17 +1053,29 @@ impl Hub {
             }
             (role, admitted, notify, lobby)
         };
-        let kind = if admitted { PresenceKind::SocketLost } else { PresenceKind::Left };
-        let _ = self.event(session, now, Some((participant, role)), kind, None).await;
-        let left = ServerMsg::PeerLeft { participant: participant.0, reconnecting: admitted };
+        let kind = if admitted {
+            PresenceKind::SocketLost
+        } else {
+            PresenceKind::Left
+        };
+        let _ = self
+            .event(session, now, Some((participant, role)), kind, None)
+            .await;
+        let left = ServerMsg::PeerLeft {
+            participant: participant.0,
+            reconnecting: admitted,
+        };
         for p in notify {
             self.send(p, text(&left)).await;
         }
         if role == Role::Kine {
             // The lobby waits for the kiné again, and is told so.
             for p in lobby {
-                if let Some(seat) =
-                    self.rooms.lock().get_mut(&session).and_then(|r| r.seats.get_mut(&p))
+                if let Some(seat) = self
+                    .rooms
+                    .lock()
+                    .get_mut(&session)
+                    .and_then(|r| r.seats.get_mut(&p))
                 {
                     seat.waiting = None;
                 }

@@ -90,7 +90,11 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let public_url = cfg.public_url_for(listener.local_addr()?);
-    let ice = turn::IceConfig { stun_urls: cfg.ice_urls.clone(), turn_urls: cfg.turn_urls.clone(), turn_secret: cfg.turn_secret.clone() };
+    let ice = turn::IceConfig {
+        stun_urls: cfg.ice_urls.clone(),
+        turn_urls: cfg.turn_urls.clone(),
+        turn_secret: cfg.turn_secret.clone(),
+    };
     let store: Arc<dyn telesoin_store::Store> = Arc::new(store);
     let hub = hub::Hub::new(
         store.clone(),

@@ -785,3 +785,76 @@ async fn jwks_verifies_issued_links_and_configured_certificates_are_used() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_kine_hears_of_lobby_departures_and_the_lobby_of_the_kines() {
+    let server = Server::start().await;
+    let api = server.kine("lobby@example.fr").await;
+    let p = api.ready_patient().await;
+    let s = api.session(p, json!({})).await;
+    let (kt, _) = api.link(s, "kine").await;
+    let (pt, pid) = api.link(s, "patient").await;
+    let (mut k, _) = welcomed(server.port, &kt).await;
+    k.until("admitted").await;
+    let (pw, _) = welcomed(server.port, &pt).await;
+    k.until("lobby_waiting").await;
+    drop(pw);
+    let (left, _) = k.until("peer_left").await;
+    assert_eq!(
+        left,
+        json!({"type": "peer_left", "participant": pid, "reconnecting": false})
+    );
+
+    let (mut pw, _) = welcomed(server.port, &pt).await;
+    assert_eq!(
+        pw.recv().await,
+        json!({"type": "waiting", "reason": "awaiting_admission"})
+    );
+    drop(k);
+    assert_eq!(
+        pw.recv().await,
+        json!({"type": "waiting", "reason": "kine_absent"}),
+        "the lobby is told the kiné left"
+    );
+    let (mut k, _) = welcomed(server.port, &kt).await;
+    k.until("admitted").await;
+    assert_eq!(
+        pw.recv().await,
+        json!({"type": "waiting", "reason": "awaiting_admission"})
+    );
+    k.until("lobby_waiting").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_an_admitted_patients_link_stops_their_billing() {
+    let server = Server::start().await;
+    let api = server.kine("revoke@example.fr").await;
+    let (mut k, mut p, s, _, _) = admitted_pair(&api, server.port).await;
+    k.send(json!({"type": "media", "state": "connected"})).await;
+    p.send(json!({"type": "media", "state": "connected"})).await;
+    p.send(json!({"type": "ping"})).await;
+    p.until("pong").await;
+    let link = api
+        .post(
+            &format!("/api/sessions/{s}/links"),
+            json!({"role": "patient"}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    api.post(
+        &format!("/api/links/{}/revoke", link["jti"].as_str().expect("jti")),
+        json!({}),
+    )
+    .await;
+    assert_eq!(p.until("refused").await.0["code"], "token_revoked");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    k.send(json!({"type": "hangup"})).await;
+    let (ended, _) = k.until("ended").await;
+    let billed = ended["billable_seconds"].as_i64().expect("seconds");
+    assert!(
+        (1..=2).contains(&billed),
+        "billing stopped at the revocation, not at the end: {billed} s"
+    );
+    server.stop().await;
+}
