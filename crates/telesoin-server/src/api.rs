@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::CurrentKine;
 use crate::error::{ApiError, ApiResult};
+use crate::events::DomainEvent;
 use crate::hub::wire_role;
 use crate::ws::JOIN_AUDIENCE;
 
@@ -259,6 +260,12 @@ pub async fn add_consent(
         .add_consent(kine.id, p.patient.id, cid, &consent)
         .await?;
     tracing::info!(patient = %p.patient.id, "consent recorded by the kiné");
+    let recorded = DomainEvent::ConsentRecorded {
+        kine: kine.id,
+        patient: p.patient.id,
+        by: "kine",
+    };
+    app.hub.events().emit(consent.recorded_at, recorded).await;
     Ok((
         StatusCode::CREATED,
         Json(consent_json(&ConsentRow {
@@ -281,6 +288,11 @@ pub async fn withdraw_consent(
         .await?
         .ok_or_else(ApiError::not_found)?;
     tracing::info!(patient = %row.patient, "consent withdrawn");
+    let withdrawn = DomainEvent::ConsentWithdrawn {
+        kine: kine.id,
+        patient: row.patient,
+    };
+    app.hub.events().emit(now, withdrawn).await;
     app.hub.consent_withdrawn(row.patient, now).await;
     Ok(Json(consent_json(&row)))
 }
@@ -409,6 +421,11 @@ pub async fn create_session(
     app.store
         .create_session(&session, class.as_str(), now)
         .await?;
+    let scheduled = DomainEvent::SessionScheduled {
+        kine: kine.id,
+        session: session.id,
+    };
+    app.hub.events().emit(now, scheduled).await;
     let row = SessionRow {
         session,
         billing_class: class.as_str().into(),
@@ -466,6 +483,13 @@ pub async fn issue_link(
     };
     let link = mint(&app, &row, role, now).await?;
     tracing::info!(session = %row.session.id, role = role.as_str(), "link issued");
+    let issued = DomainEvent::LinkIssued {
+        kine: kine.id,
+        session: row.session.id,
+        role,
+        jti: link.jti,
+    };
+    app.hub.events().emit(now, issued).await;
     Ok((StatusCode::CREATED, Json(link)))
 }
 
@@ -526,6 +550,11 @@ pub async fn cancel_session(
         .await
         .map_err(ApiError::refusal)?;
     tracing::info!(session = %row.session.id, "session cancelled, links revoked");
+    let cancelled = DomainEvent::SessionCancelled {
+        kine: kine.id,
+        session: row.session.id,
+    };
+    app.hub.events().emit(Utc::now(), cancelled).await;
     get_session(State(app), CurrentKine(kine), Path(id)).await
 }
 
@@ -555,6 +584,12 @@ pub async fn revoke_link(
         .link_revoked(seat.session, seat.participant, now)
         .await;
     tracing::info!(session = %seat.session, "link revoked");
+    let revoked = DomainEvent::LinkRevoked {
+        kine: kine.id,
+        session: seat.session,
+        jti,
+    };
+    app.hub.events().emit(now, revoked).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -18,6 +18,7 @@ use telesoin_proto::rest;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::events::DomainEvent;
 
 pub const COOKIE: &str = "telesoin_session";
 
@@ -106,6 +107,10 @@ pub async fn login(
     };
     let Some((kine, _)) = found.filter(|_| ok) else {
         tracing::info!("login failed");
+        app.hub
+            .events()
+            .emit(Utc::now(), DomainEvent::LoginFailed)
+            .await;
         return Err(ApiError::refusal(RefusalCode::BadCredentials));
     };
     let mut raw = [0u8; 32];
@@ -122,6 +127,10 @@ pub async fn login(
         )
         .await?;
     tracing::info!(kine = %kine.id, "login succeeded");
+    app.hub
+        .events()
+        .emit(now, DomainEvent::LoginSucceeded { kine: kine.id })
+        .await;
     let cookie = format!(
         "{COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         hours * 3600

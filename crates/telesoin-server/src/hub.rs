@@ -28,6 +28,7 @@ use telesoin_store::{NewEvent, SessionRow, Store};
 use tokio::sync::mpsc;
 
 use crate::error::refusal_body;
+use crate::events::{DomainEvent, Events};
 
 /// WebSocket close codes used by the hub (4000-4999 are the application's own).
 pub mod close {
@@ -139,6 +140,7 @@ pub struct Hub {
     cfg: HubConfig,
     rooms: Mutex<HashMap<SessionId, Room>>,
     draining: AtomicBool,
+    events: Arc<Events>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -157,14 +159,25 @@ fn store_down(e: telesoin_store::StoreError) -> RefusalCode {
 }
 
 impl Hub {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, cfg: HubConfig) -> Arc<Self> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        cfg: HubConfig,
+        events: Arc<Events>,
+    ) -> Arc<Self> {
         Arc::new(Hub {
             store,
             bus,
             cfg,
             rooms: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
+            events,
         })
+    }
+
+    /// Where domain events go (audit trail, webhooks).
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
     }
 
     pub fn grace(&self) -> Duration {
@@ -526,6 +539,16 @@ impl Hub {
         {
             seat.admitted = true;
         }
+        self.events
+            .emit(
+                now,
+                DomainEvent::ParticipantAdmitted {
+                    session,
+                    participant,
+                    role,
+                },
+            )
+            .await;
         self.announce(session, participant, now).await;
         Ok(())
     }
@@ -647,6 +670,20 @@ impl Hub {
             detail,
         )
         .await?;
+        let reason_name = match reason {
+            wire::WaitReason::KineAbsent => "kine_absent",
+            wire::WaitReason::AwaitingAdmission => "awaiting_admission",
+            wire::WaitReason::ConsentRequired => "consent_required",
+            wire::WaitReason::AttestationParent => "attestation_parent",
+            wire::WaitReason::AttestationAidant => "attestation_aidant",
+        };
+        let waiting = DomainEvent::ParticipantWaiting {
+            session,
+            participant,
+            role,
+            reason: reason_name,
+        };
+        self.events.emit(now, waiting).await;
         self.send(participant, text(&ServerMsg::Waiting { reason }))
             .await;
         if let Some(k) = kine {
@@ -694,6 +731,13 @@ impl Hub {
                 Some(code.code().to_owned()),
             )
             .await;
+        let refused = DomainEvent::AdmissionRefused {
+            session,
+            participant,
+            role,
+            code: code.code(),
+        };
+        self.events.emit(now, refused).await;
         self.send(
             participant,
             text(&ServerMsg::Refused(refusal_body(
@@ -815,6 +859,12 @@ impl Hub {
             )
             .await
             .map_err(store_down)?;
+        let recorded = DomainEvent::ConsentRecorded {
+            kine: row.session.kine,
+            patient: row.session.patient,
+            by: "patient",
+        };
+        self.events.emit(now, recorded).await;
         if let Some(seat) = self
             .rooms
             .lock()
@@ -944,6 +994,22 @@ impl Hub {
         };
         self.event(session, now, Some((participant, role)), kind, None)
             .await?;
+        let both = {
+            let rooms = self.rooms.lock();
+            rooms.get(&session).is_some_and(|r| {
+                let on = |role| {
+                    r.seats
+                        .values()
+                        .any(|s| s.role == role && s.admitted && s.media)
+                };
+                on(Role::Kine) && on(Role::Patient)
+            })
+        };
+        if state == wire::MediaState::Connected && both {
+            self.events
+                .emit(now, DomainEvent::CallConnected { session })
+                .await;
+        }
         Ok(())
     }
 
@@ -1184,7 +1250,7 @@ impl Hub {
                     Some(reason.chars().take(32).collect()),
                 )
                 .await?;
-                self.finalize(session, now).await?
+                self.finalize(session, reason, now).await?
             }
         };
         self.store
@@ -1204,7 +1270,12 @@ impl Hub {
     }
 
     /// Computes billable time from the persisted events and finalizes, exactly once.
-    async fn finalize(&self, session: SessionId, now: DateTime<Utc>) -> HubResult<i64> {
+    async fn finalize(
+        &self,
+        session: SessionId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> HubResult<i64> {
         let events: Vec<_> = self
             .store
             .events(session)
@@ -1222,6 +1293,12 @@ impl Hub {
             .map_err(store_down)?
         {
             tracing::info!(session = %session, billable_seconds = billable, "session finalized");
+            let ended = DomainEvent::SessionEnded {
+                session,
+                billable_seconds: billable,
+                reason: reason.to_owned(),
+            };
+            self.events.emit(now, ended).await;
             return Ok(billable);
         }
         // Someone else finalized first: theirs is the record.
@@ -1369,7 +1446,7 @@ impl Hub {
                 .map(|e| e.presence())
                 .collect();
             if billing::ended_at(&events).is_some() {
-                self.finalize(row.session.id, now).await?;
+                self.finalize(row.session.id, "recovered", now).await?;
             } else {
                 self.event(row.session.id, now, None, PresenceKind::NodeRestart, None)
                     .await?;

@@ -6,6 +6,7 @@
 //! - [`auth`]: kiné login (argon2id) and the dashboard cookie.
 //! - [`api`]: the REST API, JWKS and health probes.
 //! - [`keys`]: Ed25519 join-token keys and JWT signing/verification.
+//! - [`events`]: domain events (audit trail, webhooks) and their listeners.
 //! - [`hub`]: rooms, seats, admission (asked of telesoin-core), relay, the session record.
 //! - [`ws`]: one task per WebSocket, token in the first message, limits.
 //! - [`web`]: the embedded web client.
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod hub;
 pub mod keys;
 pub mod server;
@@ -104,6 +106,7 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
             in_person_rule: cfg.in_person_rule,
             ice,
         },
+        events::Events::new(),
     );
     let recovered = hub
         .recover(Utc::now())

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::app::AppState;
 use crate::error::refusal_body;
+use crate::events::DomainEvent;
 use crate::hub::{Joined, close};
 
 /// Frames queued for one socket before it counts as too slow.
@@ -156,6 +157,8 @@ async fn run(app: AppState, socket: WebSocket) {
         Ok(j) => j,
         Err(code) => {
             tracing::info!(code = code.code(), "join refused");
+            let event = DomainEvent::JoinRefused { code: code.code() };
+            app.hub.events().emit(Utc::now(), event).await;
             let _ = sink.send(refused(code)).await;
             let _ = sink.send(close_frame(close::REFUSED, "refused")).await;
             return;

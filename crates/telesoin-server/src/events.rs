@@ -1,0 +1,171 @@
+//! Domain events: the one place where "something happened" is announced.
+//!
+//! The hub and the REST handlers emit; listeners chosen at start-up act: the audit trail appends
+//! a hash-chained row, platform webhooks queue a delivery. A listener never blocks the emitter
+//! for long and never changes what happened; one that fails logs why.
+//! Events carry ids and codes only: never a token, an SDP or personal data.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+use telesoin_core::model::Role;
+use telesoin_core::{KineId, ParticipantId, PatientId, SessionId};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DomainEvent {
+    LoginSucceeded {
+        kine: KineId,
+    },
+    LoginFailed,
+    LinkIssued {
+        kine: KineId,
+        session: SessionId,
+        role: Role,
+        jti: Uuid,
+    },
+    LinkRevoked {
+        kine: KineId,
+        session: SessionId,
+        jti: Uuid,
+    },
+    SessionScheduled {
+        kine: KineId,
+        session: SessionId,
+    },
+    SessionCancelled {
+        kine: KineId,
+        session: SessionId,
+    },
+    SessionEnded {
+        session: SessionId,
+        billable_seconds: i64,
+        reason: String,
+    },
+    ParticipantWaiting {
+        session: SessionId,
+        participant: ParticipantId,
+        role: Role,
+        reason: &'static str,
+    },
+    ParticipantAdmitted {
+        session: SessionId,
+        participant: ParticipantId,
+        role: Role,
+    },
+    AdmissionRefused {
+        session: SessionId,
+        participant: ParticipantId,
+        role: Role,
+        code: &'static str,
+    },
+    /// A join refused before any seat (bad or revoked token, closed session): no session known.
+    JoinRefused {
+        code: &'static str,
+    },
+    CallConnected {
+        session: SessionId,
+    },
+    ConsentRecorded {
+        kine: KineId,
+        patient: PatientId,
+        by: &'static str,
+    },
+    ConsentWithdrawn {
+        kine: KineId,
+        patient: PatientId,
+    },
+    ReportWritten {
+        kine: KineId,
+        session: SessionId,
+        version: i64,
+    },
+    Exported {
+        kine: KineId,
+        format: &'static str,
+    },
+}
+
+impl DomainEvent {
+    /// The stable name of the event (audit `action`, webhook `type`).
+    pub fn name(&self) -> &'static str {
+        use DomainEvent::*;
+        match self {
+            LoginSucceeded { .. } => "login.succeeded",
+            LoginFailed => "login.failed",
+            LinkIssued { .. } => "link.issued",
+            LinkRevoked { .. } => "link.revoked",
+            SessionScheduled { .. } => "session.scheduled",
+            SessionCancelled { .. } => "session.cancelled",
+            SessionEnded { .. } => "session.ended",
+            ParticipantWaiting { .. } => "participant.waiting",
+            ParticipantAdmitted { .. } => "participant.admitted",
+            AdmissionRefused { .. } => "admission.refused",
+            JoinRefused { .. } => "join.refused",
+            CallConnected { .. } => "call.connected",
+            ConsentRecorded { .. } => "consent.recorded",
+            ConsentWithdrawn { .. } => "consent.withdrawn",
+            ReportWritten { .. } => "report.written",
+            Exported { .. } => "export",
+        }
+    }
+
+    /// The session the event is about, if any.
+    pub fn session(&self) -> Option<SessionId> {
+        use DomainEvent::*;
+        match self {
+            LinkIssued { session, .. }
+            | LinkRevoked { session, .. }
+            | SessionScheduled { session, .. }
+            | SessionCancelled { session, .. }
+            | SessionEnded { session, .. }
+            | ParticipantWaiting { session, .. }
+            | ParticipantAdmitted { session, .. }
+            | AdmissionRefused { session, .. }
+            | CallConnected { session }
+            | ReportWritten { session, .. } => Some(*session),
+            _ => None,
+        }
+    }
+}
+
+/// Something that acts on events.
+#[async_trait]
+pub trait Listener: Send + Sync {
+    async fn on(&self, at: DateTime<Utc>, event: &DomainEvent);
+}
+
+/// The registered listeners; cheap to share.
+#[derive(Default)]
+pub struct Events {
+    listeners: RwLock<Vec<Arc<dyn Listener>>>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("listeners", &self.listeners.read().len())
+            .finish()
+    }
+}
+
+impl Events {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Events::default())
+    }
+
+    /// Adds a listener; done once at start-up.
+    pub fn listen(&self, listener: Arc<dyn Listener>) {
+        self.listeners.write().push(listener);
+    }
+
+    /// Tells every listener, in registration order.
+    pub async fn emit(&self, at: DateTime<Utc>, event: DomainEvent) {
+        let listeners: Vec<Arc<dyn Listener>> = self.listeners.read().clone();
+        for l in listeners {
+            l.on(at, &event).await;
+        }
+    }
+}
