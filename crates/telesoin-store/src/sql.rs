@@ -78,8 +78,8 @@ impl Backend {
 /// A [`Store`] on SQLite or Postgres, chosen by the URL given to [`SqlStore::connect`].
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
-    backend: Backend,
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -91,7 +91,7 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
-fn unavailable(e: sqlx::Error) -> StoreError {
+pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.message().to_owned())
@@ -100,31 +100,31 @@ fn unavailable(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn corrupt(what: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }
 
-fn instant(v: i64) -> Result<DateTime<Utc>> {
+pub(crate) fn instant(v: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_millis(v).ok_or_else(|| corrupt("instant out of range"))
 }
 
-fn opt_instant(v: Option<i64>) -> Result<Option<DateTime<Utc>>> {
+pub(crate) fn opt_instant(v: Option<i64>) -> Result<Option<DateTime<Utc>>> {
     v.map(instant).transpose()
 }
 
-fn uuid(s: &str) -> Result<Uuid> {
+pub(crate) fn uuid(s: &str) -> Result<Uuid> {
     Uuid::parse_str(s).map_err(|_| corrupt("uuid"))
 }
 
-fn date(s: &str) -> Result<NaiveDate> {
+pub(crate) fn date(s: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| corrupt("date"))
 }
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
+pub(crate) fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
     row: &'r AnyRow,
     col: &str,
 ) -> Result<T> {
@@ -132,7 +132,7 @@ fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
         .map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
 
-fn role(s: &str) -> Result<Role> {
+pub(crate) fn role(s: &str) -> Result<Role> {
     Role::parse(s).ok_or_else(|| corrupt("role"))
 }
 
@@ -375,7 +375,7 @@ impl KineStore for SqlStore {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
