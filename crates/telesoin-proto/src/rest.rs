@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::signal::Role;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
@@ -14,6 +15,7 @@ pub struct LoginRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Kine {
     pub id: Uuid,
     pub rpps: String,
@@ -22,6 +24,7 @@ pub struct Kine {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewPatient {
     pub display_name: String,
@@ -33,6 +36,7 @@ pub struct NewPatient {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Patient {
     pub id: Uuid,
     pub display_name: String,
@@ -44,6 +48,7 @@ pub struct Patient {
 
 /// `bilan` (initial assessment) or `session` (a treatment session), both in person.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewVisit {
     pub date: NaiveDate,
@@ -51,6 +56,7 @@ pub struct NewVisit {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Visit {
     pub id: Uuid,
     pub patient: Uuid,
@@ -60,6 +66,7 @@ pub struct Visit {
 
 /// Consent recorded by the kiné (method `oral` or `written`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewConsent {
     pub text_version: String,
@@ -72,6 +79,7 @@ fn default_method() -> String {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Consent {
     pub id: Uuid,
     pub patient: Uuid,
@@ -85,12 +93,14 @@ pub struct Consent {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewPrescription {
     pub date: NaiveDate,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Prescription {
     pub id: Uuid,
     pub patient: Uuid,
@@ -98,6 +108,7 @@ pub struct Prescription {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
     pub patient: Uuid,
@@ -117,6 +128,7 @@ fn yes() -> bool {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     pub id: Uuid,
     pub patient: Uuid,
@@ -140,6 +152,7 @@ pub struct Session {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LivePresence {
     pub participant: Uuid,
     pub role: Role,
@@ -149,6 +162,7 @@ pub struct LivePresence {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
     pub role: Role,
@@ -156,6 +170,7 @@ pub struct NewLink {
 
 /// A join link. `url` is `https://HOST/j#TOKEN`: the token sits in the fragment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Link {
     pub participant: Uuid,
     pub role: Role,
@@ -167,6 +182,7 @@ pub struct Link {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     pub seq: i64,
     pub at: DateTime<Utc>,
@@ -179,6 +195,7 @@ pub struct Event {
 
 /// The session record: what billing and the patient file rely on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Record {
     pub session: Uuid,
     pub status: String,
@@ -198,6 +215,7 @@ pub struct Record {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Act {
     pub code: String,
     pub label: String,
@@ -206,6 +224,7 @@ pub struct Act {
 
 /// A patient with everything admission and billing look at.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PatientDetail {
     pub patient: Patient,
     pub visits: Vec<Visit>,
@@ -214,6 +233,7 @@ pub struct PatientDetail {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JoinInfoRequest {
     pub token: String,
