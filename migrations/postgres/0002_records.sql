@@ -17,8 +17,9 @@ CREATE TABLE reports (
     PRIMARY KEY (session_id, version)
 );
 
+-- The seq is chosen by the writer under the table lock, because it is part of what is hashed.
 CREATE TABLE audit_log (
-    seq     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq     BIGINT PRIMARY KEY,
     at      BIGINT NOT NULL,
     actor   TEXT NOT NULL,
     action  TEXT NOT NULL,

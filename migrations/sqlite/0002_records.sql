@@ -22,8 +22,9 @@ CREATE TABLE reports (
 
 -- Audit trail: each row carries the SHA-256 chain hash over the previous row's hash and its
 -- own canonical content (telesoin_core::audit). Rows hold ids and codes, never personal data.
+-- The seq is chosen by the writer inside BEGIN IMMEDIATE, because it is part of what is hashed.
 CREATE TABLE audit_log (
-    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq     INTEGER PRIMARY KEY,
     at      INTEGER NOT NULL,
     actor   TEXT NOT NULL,
     action  TEXT NOT NULL,

@@ -20,13 +20,16 @@
 //!
 //! This crate stores and reads; it never decides. Whether someone may join, or how long a call
 //! is billed, is `telesoin-core`'s answer, computed by the caller from what this crate returns.
-//! Presence events are append-only: there is no method to change or delete one, and both
-//! schemas make the database refuse an `UPDATE` or `DELETE` on them. It never logs or puts in an
+//! Presence events are append-only: no method changes one, and both schemas make the database
+//! refuse an `UPDATE`, and a `DELETE` except inside a retention purge ([`RecordStore::purge_patient`]).
+//! - [`records`]: billing facts, the versioned compte rendu, the hash-chained audit trail, retention. It never logs or puts in an
 //! error a database URL (it may hold a password) or a row's personal data.
 
+pub mod records;
 pub mod sql;
 mod types;
 
+pub use records::*;
 pub use sql::{Backend, SqlStore};
 pub use types::*;
 
@@ -173,7 +176,7 @@ pub trait EventStore: Send + Sync {
 
 /// Everything the server persists.
 #[async_trait]
-pub trait Store: KineStore + PatientStore + SessionStore + EventStore {
+pub trait Store: KineStore + PatientStore + SessionStore + EventStore + RecordStore {
     /// Cheap liveness probe of the backend, for /readyz and fail-closed admission.
     async fn ping(&self) -> Result<()>;
 }

@@ -263,7 +263,7 @@ fn consent_row(r: &AnyRow) -> Result<ConsentRow> {
     })
 }
 
-fn session_row(r: &AnyRow) -> Result<SessionRow> {
+pub(crate) fn session_row(r: &AnyRow) -> Result<SessionRow> {
     Ok(SessionRow {
         session: Session {
             id: SessionId(uuid(&get::<String>(r, "id")?)?),

@@ -388,11 +388,9 @@ async fn presence_events_are_append_only(url: String) {
     suite(&store).await;
     store.close().await;
     let reopened = SqlStore::connect(&url).await.expect("reconnect");
-    assert_eq!(
-        reopened.migrate().await.expect("migrate"),
-        [1],
-        "migrations are applied once"
-    );
+    let applied = reopened.migrate().await.expect("migrate");
+    let expected: Vec<i64> = (1..=applied.len() as i64).collect();
+    assert_eq!(applied, expected, "migrations are applied once, in order");
     let live = reopened.live_sessions().await.expect("ok");
     assert!(live.is_empty(), "the finalized session is no longer live");
     reopened.close().await;
@@ -478,10 +476,127 @@ macro_rules! on_both {
 }
 
 on_both!(
+    records_suite,
     store_suite,
     presence_events_are_append_only,
     finalize_is_exactly_once_under_concurrency,
 );
+
+/// Reports are versioned, billing facts round-trip, the audit chain holds under concurrent
+/// appends, and a purge removes a patient's data (events included) without touching the chain.
+async fn records_suite(url: String) {
+    let store = Arc::new(SqlStore::connect(&url).await.expect("connect"));
+    let session = scheduled_session(store.as_ref()).await;
+    let row = store.session(session).await.expect("ok").expect("row");
+    let (kine, patient) = (row.session.kine, row.session.patient);
+
+    assert_eq!(
+        store.kine_settings(kine).await.expect("ok"),
+        KineSettings::default()
+    );
+    let settings = KineSettings {
+        cooperation_protocol: true,
+        hn_price_cents: 4500,
+    };
+    store.set_kine_settings(kine, settings).await.expect("set");
+    assert_eq!(store.kine_settings(kine).await.expect("ok"), settings);
+    let billing = SessionBilling {
+        direct_access: Some("ankle_sprain".into()),
+        hn_price_cents: Some(6000),
+        class_reason: Some("direct_access".into()),
+    };
+    store
+        .set_session_billing(session, &billing, "reimbursable")
+        .await
+        .expect("set");
+    assert_eq!(store.session_billing(session).await.expect("ok"), billing);
+
+    let v1 = store
+        .add_report(session, kine, "Genou : flexion 110°.", t0())
+        .await
+        .expect("v1");
+    let v2 = store
+        .add_report(session, kine, "Genou : flexion 115° (corrigé).", t0())
+        .await
+        .expect("v2");
+    assert_eq!((v1, v2), (1, 2));
+    let reports = store.reports(session).await.expect("reports");
+    assert_eq!(reports.len(), 2, "an amendment keeps the earlier text");
+    assert_eq!(reports[0].text, "Genou : flexion 110°.");
+
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append_audit(&NewAudit {
+                    at: t0(),
+                    actor: format!("kine:{i}"),
+                    action: "login.succeeded".into(),
+                    subject: String::new(),
+                    detail: String::new(),
+                })
+                .await
+                .expect("append")
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join");
+    }
+    let rows = store.audit_rows().await.expect("rows");
+    assert_eq!(
+        rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    let chain: Vec<_> = rows
+        .iter()
+        .map(|r| (r.canonical(), parse_hash(&r.hash).expect("hex")))
+        .collect();
+    telesoin_core::audit::verify_chain(&chain, telesoin_core::audit::GENESIS)
+        .expect("an unbroken chain");
+    assert_eq!(
+        store.audit_head().await.expect("ok"),
+        Some((6, rows[5].hash.clone()))
+    );
+
+    store
+        .append_event(
+            session,
+            &NewEvent {
+                at: t0(),
+                participant: None,
+                role: None,
+                kind: PresenceKind::Ended,
+                detail: None,
+            },
+        )
+        .await
+        .expect("event");
+    assert!(
+        store
+            .finalize(session, t0(), 0, t0())
+            .await
+            .expect("finalize")
+    );
+    let care = store.last_care().await.expect("care");
+    assert!(
+        care.iter()
+            .any(|c| c.patient == patient && c.last_care == telesoin_core::model::local_date(t0()))
+    );
+    store.purge_patient(patient).await.expect("purge");
+    assert!(store.session(session).await.expect("ok").is_none());
+    assert!(
+        store.events(session).await.expect("ok").is_empty(),
+        "a purge may delete events"
+    );
+    assert!(store.patient(kine, patient).await.expect("ok").is_none());
+    assert_eq!(
+        store.audit_rows().await.expect("rows"),
+        rows,
+        "the audit chain is untouched"
+    );
+    store.close().await;
+}
 
 /// Runs `case` on a new SQLite file in a temporary directory (with a space in its path, which
 /// the URL must carry).
