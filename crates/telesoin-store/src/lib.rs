@@ -25,10 +25,12 @@
 //! - [`records`]: billing facts, the versioned compte rendu, the hash-chained audit trail, retention. It never logs or puts in an
 //! error a database URL (it may hold a password) or a row's personal data.
 
+pub mod platform;
 pub mod records;
 pub mod sql;
 mod types;
 
+pub use platform::*;
 pub use records::*;
 pub use sql::{Backend, SqlStore};
 pub use types::*;
@@ -176,7 +178,9 @@ pub trait EventStore: Send + Sync {
 
 /// Everything the server persists.
 #[async_trait]
-pub trait Store: KineStore + PatientStore + SessionStore + EventStore + RecordStore {
+pub trait Store:
+    KineStore + PatientStore + SessionStore + EventStore + RecordStore + PlatformStore
+{
     /// Cheap liveness probe of the backend, for /readyz and fail-closed admission.
     async fn ping(&self) -> Result<()>;
 }

@@ -480,6 +480,7 @@ on_both!(
     store_suite,
     presence_events_are_append_only,
     finalize_is_exactly_once_under_concurrency,
+    platforms_suite,
 );
 
 /// Reports are versioned, billing facts round-trip, the audit chain holds under concurrent
@@ -693,4 +694,251 @@ async fn unknown_schemes_are_refused_without_echoing_the_url() {
     );
     assert_eq!(Backend::from_url("sqlite://x.db"), Some(Backend::Sqlite));
     assert_eq!(Backend::from_url("/var/lib/telesoin.db"), None);
+}
+
+/// Platforms: keys by hash and scoped to kinés, revocation, signing keys, idempotency, and the
+/// webhook outbox handing out one delivery per (endpoint, session) at a time, in order.
+async fn platforms_suite(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let now = t0();
+    let session = scheduled_session(&store).await;
+    let kine = store
+        .session(session)
+        .await
+        .expect("ok")
+        .expect("row")
+        .session
+        .kine;
+    let platform = PlatformRow {
+        id: Uuid::new_v4(),
+        name: "Agenda".into(),
+        issuer: "https://agenda.example".into(),
+        created_at: now,
+    };
+    store.create_platform(&platform).await.expect("platform");
+    assert!(matches!(
+        store
+            .create_platform(&PlatformRow {
+                id: Uuid::new_v4(),
+                ..platform.clone()
+            })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.platform(platform.id).await.expect("ok"),
+        Some(platform.clone())
+    );
+
+    let key = ApiKeyRow {
+        id: Uuid::new_v4(),
+        platform: platform.id,
+        key_hash: "ab".repeat(32),
+        prefix: "tsk_abcd".into(),
+        kines: vec![kine],
+        scopes: vec!["patients:read".into(), "sessions:write".into()],
+        created_at: now,
+        revoked_at: None,
+    };
+    store.create_api_key(&key).await.expect("key");
+    assert_eq!(
+        store.api_key_by_hash(&key.key_hash).await.expect("ok"),
+        Some(key.clone())
+    );
+    assert_eq!(store.platform_kines(platform.id).await.expect("ok"), [kine]);
+    assert_eq!(store.kine_platforms(kine).await.expect("ok"), [platform.id]);
+    assert!(
+        !store
+            .revoke_api_key(Uuid::new_v4(), key.id, now)
+            .await
+            .expect("ok"),
+        "another platform cannot revoke the key"
+    );
+    assert!(
+        store
+            .revoke_api_key(platform.id, key.id, now)
+            .await
+            .expect("ok")
+    );
+    assert_eq!(
+        store.api_key_by_hash(&key.key_hash).await.expect("ok"),
+        None
+    );
+    assert!(
+        store.api_keys(platform.id).await.expect("ok")[0]
+            .revoked_at
+            .is_some()
+    );
+
+    store
+        .record_platform_session(session, platform.id)
+        .await
+        .expect("owned");
+    assert_eq!(
+        store.session_platform(session).await.expect("ok"),
+        Some(platform.id)
+    );
+    let seat = store.seat(session, Role::Patient, now).await.expect("seat");
+    assert_eq!(
+        store.participant_role(session, seat).await.expect("ok"),
+        Some(Role::Patient)
+    );
+    assert_eq!(
+        store
+            .participant_role(SessionId(Uuid::new_v4()), seat)
+            .await
+            .expect("ok"),
+        None
+    );
+
+    let jwk = PlatformJwkRow {
+        kid: "agenda-1".into(),
+        platform: platform.id,
+        alg: "EdDSA".into(),
+        jwk: r#"{"kty":"OKP"}"#.into(),
+        roles: vec![Role::Patient, Role::Companion],
+        created_at: now,
+    };
+    store.add_jwk(&jwk).await.expect("jwk");
+    assert_eq!(store.jwk("agenda-1").await.expect("ok"), Some(jwk.clone()));
+    assert!(
+        store
+            .revoke_jwk(platform.id, "agenda-1", now)
+            .await
+            .expect("ok")
+    );
+    assert_eq!(store.jwk("agenda-1").await.expect("ok"), None);
+
+    assert_eq!(
+        store
+            .idempotency_begin(platform.id, "k1", "h1", now)
+            .await
+            .expect("ok"),
+        Idempotency::New
+    );
+    assert_eq!(
+        store
+            .idempotency_begin(platform.id, "k1", "h1", now)
+            .await
+            .expect("ok"),
+        Idempotency::Seen {
+            request_hash: "h1".into(),
+            status: 0,
+            body: None
+        },
+        "still running"
+    );
+    store
+        .idempotency_finish(platform.id, "k1", 201, "{}")
+        .await
+        .expect("ok");
+    assert_eq!(
+        store
+            .idempotency_begin(platform.id, "k1", "h2", now)
+            .await
+            .expect("ok"),
+        Idempotency::Seen {
+            request_hash: "h1".into(),
+            status: 201,
+            body: Some("{}".into())
+        }
+    );
+    store
+        .idempotency_begin(platform.id, "k2", "h", now)
+        .await
+        .expect("ok");
+    store
+        .idempotency_abort(platform.id, "k2")
+        .await
+        .expect("ok");
+    assert_eq!(
+        store
+            .idempotency_begin(platform.id, "k2", "h", now)
+            .await
+            .expect("ok"),
+        Idempotency::New,
+        "an aborted claim can be retried"
+    );
+
+    let hook = WebhookEndpointRow {
+        id: Uuid::new_v4(),
+        platform: platform.id,
+        url: "https://agenda.example/hook".into(),
+        secret: "whsec".into(),
+        created_at: now,
+    };
+    store.create_webhook(&hook).await.expect("hook");
+    assert_eq!(
+        store.webhook_targets(kine).await.expect("ok"),
+        [hook.clone()]
+    );
+    let delivery = |n: u8, key: &str| NewDelivery {
+        event_id: Uuid::from_u128(u128::from(n)),
+        endpoint: hook.id,
+        order_key: key.into(),
+        event_type: "session.scheduled".into(),
+        body: format!("{{\"n\":{n}}}"),
+    };
+    store
+        .enqueue(
+            &[delivery(1, "s1"), delivery(2, "s1"), delivery(3, "s2")],
+            now,
+        )
+        .await
+        .expect("enqueue");
+    let due = store.due_deliveries(now, 10).await.expect("due");
+    assert_eq!(
+        due.iter().map(|d| d.body.as_str()).collect::<Vec<_>>(),
+        [r#"{"n":1}"#, r#"{"n":3}"#],
+        "one at a time per session"
+    );
+    let first = due[0].seq;
+    assert!(
+        store
+            .claim_delivery(first, now, now + Duration::seconds(30))
+            .await
+            .expect("ok")
+    );
+    assert!(
+        !store
+            .claim_delivery(first, now, now + Duration::seconds(30))
+            .await
+            .expect("ok"),
+        "claimed once"
+    );
+    store
+        .delivery_failed(first, Some(500), Some(now + Duration::seconds(5)))
+        .await
+        .expect("failed");
+    let due = store.due_deliveries(now, 10).await.expect("due");
+    assert_eq!(
+        due.len(),
+        1,
+        "n=1 waits for its retry and n=2 waits for n=1"
+    );
+    let later = store
+        .due_deliveries(now + Duration::seconds(5), 10)
+        .await
+        .expect("due");
+    assert_eq!((later[0].seq, later[0].attempts), (first, 1));
+    store
+        .delivery_succeeded(first, 200, now)
+        .await
+        .expect("delivered");
+    let due = store
+        .due_deliveries(now + Duration::seconds(5), 10)
+        .await
+        .expect("due");
+    assert_eq!(
+        due.iter().map(|d| d.body.as_str()).collect::<Vec<_>>(),
+        [r#"{"n":2}"#, r#"{"n":3}"#]
+    );
+    assert!(
+        store
+            .delete_webhook(platform.id, hook.id, now)
+            .await
+            .expect("ok")
+    );
+    assert!(store.webhook_targets(kine).await.expect("ok").is_empty());
+    store.close().await;
 }
