@@ -104,6 +104,9 @@ pub enum RefusalCode {
     NotFound,
     InvalidInput,
     Conflict,
+    // The platform API.
+    ScopeMissing,
+    IdempotencyKeyReused,
 }
 
 impl RefusalCode {
@@ -145,6 +148,8 @@ impl RefusalCode {
             NotFound => "not_found",
             InvalidInput => "invalid_input",
             Conflict => "conflict",
+            ScopeMissing => "scope_missing",
+            IdempotencyKeyReused => "idempotency_key_reused",
         }
     }
 
@@ -216,6 +221,10 @@ impl RefusalCode {
             NotFound => "Élément introuvable.",
             InvalidInput => "Donnée invalide : vérifiez le formulaire.",
             Conflict => "Cette opération n'est pas possible dans l'état actuel.",
+            ScopeMissing => "Cette clé d'API n'autorise pas cette opération.",
+            IdempotencyKeyReused => {
+                "Cette clé d'idempotence a déjà servi pour une autre requête : utilisez-en une nouvelle."
+            }
         }
     }
 
@@ -284,6 +293,10 @@ impl RefusalCode {
             NotFound => "Not found.",
             InvalidInput => "Invalid data: check the form.",
             Conflict => "This operation is not possible in the current state.",
+            ScopeMissing => "This API key does not allow this operation.",
+            IdempotencyKeyReused => {
+                "This idempotency key was already used for a different request: use a new one."
+            }
         }
     }
 

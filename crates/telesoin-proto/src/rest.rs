@@ -121,6 +121,13 @@ pub struct NewSession {
     /// Ask the patient for consent on the join page when none is on record.
     #[serde(default = "yes")]
     pub patient_consent_on_join: bool,
+    /// Direct access without prescription (`acute_low_back_pain` or `ankle_sprain`), reimbursed
+    /// only when the kiné declares a cooperation protocol.
+    #[serde(default)]
+    pub direct_access: Option<String>,
+    /// The price of this session if it is hors nomenclature, in cents (default: the kiné's).
+    #[serde(default)]
+    pub hn_price_cents: Option<i64>,
 }
 
 fn yes() -> bool {
@@ -144,8 +151,11 @@ pub struct Session {
     pub status: String,
     pub auto_admit: bool,
     pub patient_consent_on_join: bool,
-    /// `reimbursable` or `hn`, as computed when scheduled.
+    /// `reimbursable` or `hn`, as computed when scheduled (fixed at finalization).
     pub billing_class: String,
+    /// Why: a stable code and plain words (French first), shown to kiné and patient up front.
+    #[serde(default)]
+    pub billing_reason: Option<BillingReason>,
     /// Live presence, when the session is open: who is connected and who waits.
     #[serde(default)]
     pub live: Vec<LivePresence>,
@@ -237,4 +247,13 @@ pub struct PatientDetail {
 #[serde(deny_unknown_fields)]
 pub struct JoinInfoRequest {
     pub token: String,
+}
+
+/// Why a session is reimbursable or hors nomenclature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BillingReason {
+    pub code: String,
+    pub message_fr: String,
+    pub message_en: String,
 }

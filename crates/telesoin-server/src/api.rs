@@ -8,11 +8,12 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use telesoin_core::admission::{self, AdmissionInput, Decision, session_open};
-use telesoin_core::claims::{self, Expectations, JoinClaims};
+use telesoin_core::claims::JoinClaims;
 use telesoin_core::model::{
-    self, Consent, ConsentRecorder, InPersonVisit, Patient, Role, Session, SessionStatus, VisitKind,
+    self, Consent, ConsentRecorder, InPersonVisit, Kine, Patient, Role, Session, SessionStatus,
+    VisitKind,
 };
-use telesoin_core::reimbursement;
+use telesoin_core::reimbursement::DirectAccess;
 use telesoin_core::{KineId, ParticipantId, PatientId, RefusalCode, SessionId, acts};
 use telesoin_proto::rest;
 use telesoin_proto::signal as wire;
@@ -110,14 +111,20 @@ pub async fn list_patients(
     State(app): State<AppState>,
     CurrentKine(kine): CurrentKine,
 ) -> ApiResult<Json<Vec<rest::Patient>>> {
-    Ok(Json(
-        app.store
-            .patients(kine.id)
-            .await?
-            .iter()
-            .map(patient_json)
-            .collect(),
-    ))
+    list_patients_for(&app, &kine).await.map(Json)
+}
+
+// The operations below are shared by the dashboard (cookie, `CurrentKine`) and the platform API
+// (`/api/v1`, an API key scoped to kinés): each handler resolves the kiné, then calls one.
+
+pub async fn list_patients_for(app: &AppState, kine: &Kine) -> ApiResult<Vec<rest::Patient>> {
+    Ok(app
+        .store
+        .patients(kine.id)
+        .await?
+        .iter()
+        .map(patient_json)
+        .collect())
 }
 
 pub async fn create_patient(
@@ -125,6 +132,15 @@ pub async fn create_patient(
     CurrentKine(kine): CurrentKine,
     Json(body): Json<rest::NewPatient>,
 ) -> ApiResult<(StatusCode, Json<rest::Patient>)> {
+    let p = create_patient_for(&app, &kine, body).await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+pub async fn create_patient_for(
+    app: &AppState,
+    kine: &Kine,
+    body: rest::NewPatient,
+) -> ApiResult<rest::Patient> {
     let now = Utc::now();
     let display_name = text_field("display_name", &body.display_name, 120)?;
     if body.birth_date > now.date_naive()
@@ -149,16 +165,13 @@ pub async fn create_patient(
         gp_contact,
     };
     app.store.create_patient(&patient, now).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(patient_json(&PatientRow {
-            patient,
-            created_at: now,
-        })),
-    ))
+    Ok(patient_json(&PatientRow {
+        patient,
+        created_at: now,
+    }))
 }
 
-async fn own_patient(app: &AppState, kine: KineId, id: Uuid) -> ApiResult<PatientRow> {
+pub(crate) async fn own_patient(app: &AppState, kine: KineId, id: Uuid) -> ApiResult<PatientRow> {
     app.store
         .patient(kine, PatientId(id))
         .await?
@@ -170,11 +183,19 @@ pub async fn patient_detail(
     CurrentKine(kine): CurrentKine,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<rest::PatientDetail>> {
-    let p = own_patient(&app, kine.id, id).await?;
+    patient_detail_for(&app, &kine, id).await.map(Json)
+}
+
+pub async fn patient_detail_for(
+    app: &AppState,
+    kine: &Kine,
+    id: Uuid,
+) -> ApiResult<rest::PatientDetail> {
+    let p = own_patient(app, kine.id, id).await?;
     let visits = app.store.visits(kine.id, p.patient.id).await?;
     let consents = app.store.consents(kine.id, p.patient.id).await?;
     let prescriptions = app.store.prescriptions(p.patient.id).await?;
-    Ok(Json(rest::PatientDetail {
+    Ok(rest::PatientDetail {
         patient: patient_json(&p),
         visits: visits
             .iter()
@@ -194,7 +215,7 @@ pub async fn patient_detail(
                 date: r.date,
             })
             .collect(),
-    }))
+    })
 }
 
 pub async fn add_visit(
@@ -203,7 +224,17 @@ pub async fn add_visit(
     Path(id): Path<Uuid>,
     Json(body): Json<rest::NewVisit>,
 ) -> ApiResult<(StatusCode, Json<rest::Visit>)> {
-    let p = own_patient(&app, kine.id, id).await?;
+    let v = add_visit_for(&app, &kine, id, body).await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+pub async fn add_visit_for(
+    app: &AppState,
+    kine: &Kine,
+    id: Uuid,
+    body: rest::NewVisit,
+) -> ApiResult<rest::Visit> {
+    let p = own_patient(app, kine.id, id).await?;
     let kind = VisitKind::parse(&body.kind)
         .ok_or_else(|| ApiError::invalid("kind", "bilan or session"))?;
     let now = Utc::now();
@@ -226,15 +257,12 @@ pub async fn add_visit(
             now,
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(rest::Visit {
-            id: vid,
-            patient: id,
-            date: body.date,
-            kind: kind.as_str().into(),
-        }),
-    ))
+    Ok(rest::Visit {
+        id: vid,
+        patient: id,
+        date: body.date,
+        kind: kind.as_str().into(),
+    })
 }
 
 pub async fn add_consent(
@@ -243,7 +271,17 @@ pub async fn add_consent(
     Path(id): Path<Uuid>,
     Json(body): Json<rest::NewConsent>,
 ) -> ApiResult<(StatusCode, Json<rest::Consent>)> {
-    let p = own_patient(&app, kine.id, id).await?;
+    let c = add_consent_for(&app, &kine, id, body).await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+pub async fn add_consent_for(
+    app: &AppState,
+    kine: &Kine,
+    id: Uuid,
+    body: rest::NewConsent,
+) -> ApiResult<rest::Consent> {
+    let p = own_patient(app, kine.id, id).await?;
     if !["oral", "written"].contains(&body.method.as_str()) {
         return Err(ApiError::invalid("method", "oral or written"));
     }
@@ -266,14 +304,11 @@ pub async fn add_consent(
         by: "kine",
     };
     app.hub.events().emit(consent.recorded_at, recorded).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(consent_json(&ConsentRow {
-            id: cid,
-            patient: p.patient.id,
-            consent,
-        })),
-    ))
+    Ok(consent_json(&ConsentRow {
+        id: cid,
+        patient: p.patient.id,
+        consent,
+    }))
 }
 
 pub async fn withdraw_consent(
@@ -281,6 +316,14 @@ pub async fn withdraw_consent(
     CurrentKine(kine): CurrentKine,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<rest::Consent>> {
+    withdraw_consent_for(&app, &kine, id).await.map(Json)
+}
+
+pub async fn withdraw_consent_for(
+    app: &AppState,
+    kine: &Kine,
+    id: Uuid,
+) -> ApiResult<rest::Consent> {
     let now = Utc::now();
     let row = app
         .store
@@ -294,7 +337,7 @@ pub async fn withdraw_consent(
     };
     app.hub.events().emit(now, withdrawn).await;
     app.hub.consent_withdrawn(row.patient, now).await;
-    Ok(Json(consent_json(&row)))
+    Ok(consent_json(&row))
 }
 
 pub async fn add_prescription(
@@ -303,7 +346,17 @@ pub async fn add_prescription(
     Path(id): Path<Uuid>,
     Json(body): Json<rest::NewPrescription>,
 ) -> ApiResult<(StatusCode, Json<rest::Prescription>)> {
-    let p = own_patient(&app, kine.id, id).await?;
+    let r = add_prescription_for(&app, &kine, id, body).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+pub async fn add_prescription_for(
+    app: &AppState,
+    kine: &Kine,
+    id: Uuid,
+    body: rest::NewPrescription,
+) -> ApiResult<rest::Prescription> {
+    let p = own_patient(app, kine.id, id).await?;
     let now = Utc::now();
     if body.date > now.date_naive() {
         return Err(ApiError::invalid(
@@ -315,17 +368,18 @@ pub async fn add_prescription(
     app.store
         .add_prescription(p.patient.id, rid, body.date, now)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(rest::Prescription {
-            id: rid,
-            patient: id,
-            date: body.date,
-        }),
-    ))
+    Ok(rest::Prescription {
+        id: rid,
+        patient: id,
+        date: body.date,
+    })
 }
 
-fn session_json(app: &AppState, row: &SessionRow, patient_name: String) -> rest::Session {
+pub(crate) fn session_json(
+    app: &AppState,
+    row: &SessionRow,
+    patient_name: String,
+) -> rest::Session {
     let s = &row.session;
     let act = acts::find(&s.act_code);
     rest::Session {
@@ -342,6 +396,15 @@ fn session_json(app: &AppState, row: &SessionRow, patient_name: String) -> rest:
         auto_admit: s.auto_admit,
         patient_consent_on_join: s.patient_consent_on_join,
         billing_class: row.billing_class.clone(),
+        billing_reason: row
+            .class_reason
+            .as_deref()
+            .and_then(crate::records::reason_of)
+            .map(|r| rest::BillingReason {
+                code: r.code().into(),
+                message_fr: r.message_fr().into(),
+                message_en: r.message_en().into(),
+            }),
         live: app.hub.presence(s.id),
     }
 }
@@ -357,6 +420,15 @@ pub async fn list_sessions(
     Query(q): Query<DayQuery>,
 ) -> ApiResult<Json<Vec<rest::Session>>> {
     let day = q.day.unwrap_or_else(|| model::local_date(Utc::now()));
+    list_sessions_for(&app, &kine, day).await.map(Json)
+}
+
+/// The kiné's sessions of one French day, by start time.
+pub async fn list_sessions_for(
+    app: &AppState,
+    kine: &Kine,
+    day: NaiveDate,
+) -> ApiResult<Vec<rest::Session>> {
     // The French day, with a margin for the time zone; filtered on the local date below.
     let from = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() - Duration::hours(3);
     let to = from + Duration::hours(30);
@@ -369,9 +441,9 @@ pub async fn list_sessions(
             .await?
             .map(|p| p.patient.display_name)
             .unwrap_or_default();
-        out.push(session_json(&app, row, name));
+        out.push(session_json(app, row, name));
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 pub async fn create_session(
@@ -379,7 +451,19 @@ pub async fn create_session(
     CurrentKine(kine): CurrentKine,
     Json(body): Json<rest::NewSession>,
 ) -> ApiResult<(StatusCode, Json<rest::Session>)> {
-    let p = own_patient(&app, kine.id, body.patient).await?;
+    let s = create_session_for(&app, &kine, body, None).await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+/// Schedules a session; `platform` is the platform whose API asked for it, if any (it may then
+/// mint join tokens for it).
+pub async fn create_session_for(
+    app: &AppState,
+    kine: &Kine,
+    body: rest::NewSession,
+    platform: Option<Uuid>,
+) -> ApiResult<rest::Session> {
+    let p = own_patient(app, kine.id, body.patient).await?;
     if acts::find(&body.act_code).is_none() {
         return Err(ApiError::invalid("act_code", "one of GET /api/acts"));
     }
@@ -403,43 +487,38 @@ pub async fn create_session(
         auto_admit: body.auto_admit,
         patient_consent_on_join: body.patient_consent_on_join,
     };
-    let visits: Vec<_> = app
-        .store
-        .visits(kine.id, p.patient.id)
-        .await?
-        .into_iter()
-        .map(|v| v.visit)
-        .collect();
-    let prescriptions: Vec<_> = app
-        .store
-        .prescriptions(p.patient.id)
-        .await?
-        .into_iter()
-        .map(|r| r.date)
-        .collect();
-    let class = reimbursement::classify(&session, &prescriptions, &visits, app.cfg.in_person_rule);
-    app.store
-        .create_session(&session, class.as_str(), now)
-        .await?;
+    let direct_access = match body.direct_access.as_deref() {
+        None => None,
+        Some(d) => Some(DirectAccess::parse(d).ok_or_else(|| {
+            ApiError::invalid("direct_access", "acute_low_back_pain or ankle_sprain")
+        })?),
+    };
+    if body
+        .hn_price_cents
+        .is_some_and(|c| !(0..=1_000_000).contains(&c))
+    {
+        return Err(ApiError::invalid(
+            "hn_price_cents",
+            "a price in cents, 0 to 1000000",
+        ));
+    }
+    let row =
+        crate::records::schedule(app, session, direct_access, body.hn_price_cents, now).await?;
+    let session = &row.session;
+    if let Some(platform) = platform {
+        app.store
+            .record_platform_session(session.id, platform)
+            .await?;
+    }
     let scheduled = DomainEvent::SessionScheduled {
         kine: kine.id,
         session: session.id,
     };
     app.hub.events().emit(now, scheduled).await;
-    let row = SessionRow {
-        session,
-        billing_class: class.as_str().into(),
-        ended_at: None,
-        billable_seconds: None,
-        finalized_at: None,
-    };
-    Ok((
-        StatusCode::CREATED,
-        Json(session_json(&app, &row, p.patient.display_name)),
-    ))
+    Ok(session_json(app, &row, p.patient.display_name))
 }
 
-async fn own_session(app: &AppState, kine: KineId, id: Uuid) -> ApiResult<SessionRow> {
+pub(crate) async fn own_session(app: &AppState, kine: KineId, id: Uuid) -> ApiResult<SessionRow> {
     app.store
         .session(SessionId(id))
         .await?
@@ -452,14 +531,18 @@ pub async fn get_session(
     CurrentKine(kine): CurrentKine,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<rest::Session>> {
-    let row = own_session(&app, kine.id, id).await?;
+    get_session_for(&app, &kine, id).await.map(Json)
+}
+
+pub async fn get_session_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult<rest::Session> {
+    let row = own_session(app, kine.id, id).await?;
     let name = app
         .store
         .patient(kine.id, row.session.patient)
         .await?
         .map(|p| p.patient.display_name)
         .unwrap_or_default();
-    Ok(Json(session_json(&app, &row, name)))
+    Ok(session_json(app, &row, name))
 }
 
 /// Issues a join link for a seat of the session: the token is valid over the appointment window.
@@ -469,7 +552,17 @@ pub async fn issue_link(
     Path(id): Path<Uuid>,
     Json(body): Json<rest::NewLink>,
 ) -> ApiResult<(StatusCode, Json<rest::Link>)> {
-    let row = own_session(&app, kine.id, id).await?;
+    let link = issue_link_for(&app, &kine, id, body).await?;
+    Ok((StatusCode::CREATED, Json(link)))
+}
+
+pub async fn issue_link_for(
+    app: &AppState,
+    kine: &Kine,
+    id: Uuid,
+    body: rest::NewLink,
+) -> ApiResult<rest::Link> {
+    let row = own_session(app, kine.id, id).await?;
     let now = Utc::now();
     if let Err(code) = session_open(&row.session, row.session.window_start.max(now)) {
         if code != RefusalCode::TooEarly {
@@ -481,7 +574,7 @@ pub async fn issue_link(
         wire::Role::Patient => Role::Patient,
         wire::Role::Companion => Role::Companion,
     };
-    let link = mint(&app, &row, role, now).await?;
+    let link = mint(app, &row, role, now).await?;
     tracing::info!(session = %row.session.id, role = role.as_str(), "link issued");
     let issued = DomainEvent::LinkIssued {
         kine: kine.id,
@@ -490,7 +583,7 @@ pub async fn issue_link(
         jti: link.jti,
     };
     app.hub.events().emit(now, issued).await;
-    Ok((StatusCode::CREATED, Json(link)))
+    Ok(link)
 }
 
 /// Creates the seat (if needed), records the link and signs its token.
@@ -541,7 +634,11 @@ pub async fn cancel_session(
     CurrentKine(kine): CurrentKine,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<rest::Session>> {
-    let row = own_session(&app, kine.id, id).await?;
+    cancel_session_for(&app, &kine, id).await.map(Json)
+}
+
+pub async fn cancel_session_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult<rest::Session> {
+    let row = own_session(app, kine.id, id).await?;
     if row.session.status.is_closed() {
         return Err(ApiError::conflict("the session is already over"));
     }
@@ -555,7 +652,7 @@ pub async fn cancel_session(
         session: row.session.id,
     };
     app.hub.events().emit(Utc::now(), cancelled).await;
-    get_session(State(app), CurrentKine(kine), Path(id)).await
+    get_session_for(app, kine, id).await
 }
 
 pub async fn end_session(
@@ -563,12 +660,16 @@ pub async fn end_session(
     CurrentKine(kine): CurrentKine,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<rest::Record>> {
-    let row = own_session(&app, kine.id, id).await?;
+    end_session_for(&app, &kine, id).await.map(Json)
+}
+
+pub async fn end_session_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult<rest::Record> {
+    let row = own_session(app, kine.id, id).await?;
     app.hub
         .end_session(row.session.id, "ended_by_kine", Utc::now())
         .await
         .map_err(ApiError::refusal)?;
-    record(State(app), CurrentKine(kine), Path(id)).await
+    record_for(app, kine, id).await
 }
 
 pub async fn revoke_link(
@@ -576,8 +677,13 @@ pub async fn revoke_link(
     CurrentKine(kine): CurrentKine,
     Path(jti): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
+    revoke_link_for(&app, &kine, jti).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn revoke_link_for(app: &AppState, kine: &Kine, jti: Uuid) -> ApiResult<()> {
     let seat = app.store.link(jti).await?.ok_or_else(ApiError::not_found)?;
-    own_session(&app, kine.id, seat.session.0).await?;
+    own_session(app, kine.id, seat.session.0).await?;
     let now = Utc::now();
     app.store.revoke_link(jti, now).await?;
     app.hub
@@ -590,7 +696,7 @@ pub async fn revoke_link(
         jti,
     };
     app.hub.events().emit(now, revoked).await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 fn event_json(e: &telesoin_store::EventRow) -> rest::Event {
@@ -609,7 +715,11 @@ pub async fn record(
     CurrentKine(kine): CurrentKine,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<rest::Record>> {
-    let row = own_session(&app, kine.id, id).await?;
+    record_for(&app, &kine, id).await.map(Json)
+}
+
+pub async fn record_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult<rest::Record> {
+    let row = own_session(app, kine.id, id).await?;
     let events = app.store.events(row.session.id).await?;
     let now = Utc::now();
     let presence: Vec<_> = events.iter().map(|e| e.presence()).collect();
@@ -623,7 +733,7 @@ pub async fn record(
         .find(|e| e.kind == telesoin_core::billing::PresenceKind::Admitted)
         .map(|e| e.at);
     let act = acts::find(&row.session.act_code);
-    Ok(Json(rest::Record {
+    Ok(rest::Record {
         session: row.session.id.0,
         status: row.session.status.as_str().into(),
         kine_rpps: kine.rpps.clone(),
@@ -641,7 +751,7 @@ pub async fn record(
             .map(event_json)
             .collect(),
         events: events.iter().map(event_json).collect(),
-    }))
+    })
 }
 
 /// What the join page shows before joining: who, when, which act, reimbursed or not. The token
@@ -651,17 +761,9 @@ pub async fn join_info(
     Json(body): Json<rest::JoinInfoRequest>,
 ) -> ApiResult<Json<wire::SessionInfo>> {
     let now = Utc::now();
-    let claims = app.keys.verify(&body.token).map_err(ApiError::refusal)?;
-    let verified = claims::check(
-        claims,
-        &Expectations {
-            issuer: &app.public_url,
-            audience: JOIN_AUDIENCE,
-            leeway_secs: 5,
-        },
-        now,
-    )
-    .map_err(ApiError::refusal)?;
+    let verified = crate::platform::tokens::verify_join(&app, &body.token, now)
+        .await
+        .map_err(ApiError::refusal)?;
     let row = app
         .hub
         .linked_session(&verified, now)

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use crate::config::{Config, TlsMode};
 use crate::hub::Hub;
 use crate::keys::Keys;
-use crate::{api, auth, web, ws};
+use crate::{api, auth, platform, records, web, ws};
 use telesoin_store::Store;
 
 /// Shared by every request; cheap to clone.
@@ -124,11 +124,27 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}/cancel", post(api::cancel_session))
         .route("/sessions/{id}/end", post(api::end_session))
         .route("/sessions/{id}/record", get(api::record))
+        .route(
+            "/sessions/{id}/report",
+            get(records::http::get_report).post(records::http::write_report),
+        )
+        .route("/sessions/{id}/report.pdf", get(records::http::report_pdf))
+        .route(
+            "/sessions/{id}/invoice.pdf",
+            get(records::http::invoice_pdf),
+        )
+        .route("/exports", get(records::http::export))
+        .route("/share", get(records::http::share))
+        .route(
+            "/settings",
+            get(records::http::get_settings).put(records::http::put_settings),
+        )
         .route("/links/{jti}/revoke", post(api::revoke_link))
         .route("/join-info", post(api::join_info))
         .route("/embed/config", get(api::embed_config))
         .fallback(api::not_found);
     Router::new()
+        .merge(platform::router(&state))
         .nest("/api", api)
         .route("/ws", get(ws::upgrade))
         .route("/.well-known/jwks.json", get(api::jwks))

@@ -68,8 +68,30 @@ pub struct Config {
     pub turn_secret: Option<String>,
     /// Hours a dashboard login lasts. Default 12.
     pub login_hours: i64,
+    /// Values of the NGAP key letters, each `LETTER:EUROS:YYYY-MM-DD` (the date of effect); the
+    /// latest one in effect on the session day prices it. Default `AMK:2.15:2012-01-01`: check the
+    /// current convention value and set it here (it changes with the avenants).
+    pub key_letter_values: Vec<String>,
+    /// Years a patient's data is kept after the last care (CNIL referential 2020-081). Default 20.
+    pub retention_years: u32,
+    /// The convention's cap on the share of a kiné's sessions done remotely, in percent. Default 20.
+    pub share_cap_percent: u32,
     /// Log filter (tracing EnvFilter syntax). Default `info`.
     pub log: String,
+    /// Requests per second allowed per platform API key on `/api/v1`. Default 10.
+    pub api_rate_per_second: u32,
+    /// Burst allowed per API key above the steady rate. Default 40.
+    pub api_burst: u32,
+    /// Seconds before the first retry of a failed webhook delivery; doubles each time (at most
+    /// one hour). Default 10.
+    pub webhook_retry_seconds: u64,
+    /// Hours during which a failed webhook delivery is retried before it is given up. Default 72.
+    pub webhook_retry_hours: i64,
+    /// Seconds a webhook receiver has to answer. Default 10.
+    pub webhook_timeout_seconds: u64,
+    /// Accept `http://` webhook URLs (tests, a receiver on a private network). Default false:
+    /// `https://` only.
+    pub webhook_allow_http: bool,
 }
 
 impl Default for Config {
@@ -96,7 +118,16 @@ impl Default for Config {
             turn_urls: Vec::new(),
             turn_secret: None,
             login_hours: 12,
+            key_letter_values: vec!["AMK:2.15:2012-01-01".into()],
+            retention_years: telesoin_core::retention::DEFAULT_RETENTION_YEARS,
+            share_cap_percent: telesoin_core::share::CONVENTION_SHARE_CAP_PERCENT,
             log: "info".into(),
+            api_rate_per_second: 10,
+            api_burst: 40,
+            webhook_retry_seconds: 10,
+            webhook_retry_hours: 72,
+            webhook_timeout_seconds: 10,
+            webhook_allow_http: false,
         }
     }
 }
@@ -215,7 +246,24 @@ impl Config {
             "turn_urls" => self.turn_urls = list(value),
             "turn_secret" => self.turn_secret = Some(value.to_owned()).filter(|v| !v.is_empty()),
             "login_hours" => self.login_hours = parse(key, value, "a number of hours")?,
+            "key_letter_values" => self.key_letter_values = list(value),
+            "retention_years" => self.retention_years = parse(key, value, "a number of years")?,
+            "share_cap_percent" => self.share_cap_percent = parse(key, value, "a percentage")?,
             "log" => self.log = value.to_owned(),
+            "api_rate_per_second" => {
+                self.api_rate_per_second = parse(key, value, "a number of requests")?
+            }
+            "api_burst" => self.api_burst = parse(key, value, "a number of requests")?,
+            "webhook_retry_seconds" => {
+                self.webhook_retry_seconds = parse(key, value, "a number of seconds")?
+            }
+            "webhook_retry_hours" => {
+                self.webhook_retry_hours = parse(key, value, "a number of hours")?
+            }
+            "webhook_timeout_seconds" => {
+                self.webhook_timeout_seconds = parse(key, value, "a number of seconds")?
+            }
+            "webhook_allow_http" => self.webhook_allow_http = parse(key, value, "true or false")?,
             // Variables for other parts of the program (the demo password, the config path).
             "demo_password" | "new_password" | "config" => {}
             other => {
@@ -259,6 +307,31 @@ impl Config {
         if !(1024..=1024 * 1024).contains(&self.max_message_bytes) {
             return Err(ConfigError(
                 "max_message_bytes must be between 1024 and 1048576".into(),
+            ));
+        }
+        for v in &self.key_letter_values {
+            if crate::records::parse_key_letter_value(v).is_none() {
+                return Err(ConfigError(format!(
+                    "key_letter_values entry {v:?} must look like AMK:2.15:2019-07-01 (letter, euros, date of effect)"
+                )));
+            }
+        }
+        if !(1..=100).contains(&self.retention_years) || self.share_cap_percent > 100 {
+            return Err(ConfigError(
+                "retention_years must be 1 to 100 and share_cap_percent 0 to 100".into(),
+            ));
+        }
+        if self.api_rate_per_second == 0 || self.api_burst == 0 {
+            return Err(ConfigError(
+                "api_rate_per_second and api_burst must be at least 1".into(),
+            ));
+        }
+        if self.webhook_retry_seconds == 0
+            || !(1..=24 * 30).contains(&self.webhook_retry_hours)
+            || !(1..=120).contains(&self.webhook_timeout_seconds)
+        {
+            return Err(ConfigError(
+                "webhook_retry_seconds must be at least 1, webhook_retry_hours between 1 and 720, webhook_timeout_seconds between 1 and 120".into(),
             ));
         }
         if self.rate_per_second == 0 {
@@ -313,6 +386,14 @@ impl Config {
                 format!("{scheme}://localhost:{}", bound.port())
             }
         }
+    }
+
+    /// The key-letter values, parsed (validated at load).
+    pub fn key_letter_schedule(&self) -> Vec<telesoin_core::tariff::KeyLetterValue> {
+        self.key_letter_values
+            .iter()
+            .filter_map(|v| crate::records::parse_key_letter_value(v))
+            .collect()
     }
 
     pub fn window(&self) -> telesoin_core::model::Window {

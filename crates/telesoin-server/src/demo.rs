@@ -8,8 +8,7 @@ use telesoin_core::model::{
     self, Consent, ConsentRecorder, InPersonVisit, Kine, Patient, Role, Session, SessionStatus,
     VisitKind,
 };
-use telesoin_core::{KineId, PatientId, SessionId, reimbursement};
-use telesoin_store::SessionRow;
+use telesoin_core::{KineId, PatientId, SessionId};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -129,31 +128,7 @@ pub async fn seed(app: &AppState, password: Option<String>) -> anyhow::Result<De
         auto_admit: false,
         patient_consent_on_join: true,
     };
-    let visits: Vec<_> = app
-        .store
-        .visits(kine.id, patient.id)
-        .await?
-        .into_iter()
-        .map(|v| v.visit)
-        .collect();
-    let prescriptions: Vec<_> = app
-        .store
-        .prescriptions(patient.id)
-        .await?
-        .into_iter()
-        .map(|r| r.date)
-        .collect();
-    let class = reimbursement::classify(&session, &prescriptions, &visits, app.cfg.in_person_rule);
-    app.store
-        .create_session(&session, class.as_str(), now)
-        .await?;
-    let row = SessionRow {
-        session,
-        billing_class: class.as_str().into(),
-        ended_at: None,
-        billable_seconds: None,
-        finalized_at: None,
-    };
+    let row = crate::records::schedule(app, session, None, None, now).await?;
     let patient_link = crate::api::mint(app, &row, Role::Patient, now)
         .await
         .map_err(|e| anyhow::anyhow!("{:?}", e.code))?;

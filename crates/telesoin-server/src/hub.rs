@@ -1293,6 +1293,12 @@ impl Hub {
             .map_err(store_down)?
         {
             tracing::info!(session = %session, billable_seconds = billable, "session finalized");
+            if let Err(e) =
+                crate::records::fix_class(self.store.as_ref(), session, self.cfg.in_person_rule)
+                    .await
+            {
+                tracing::warn!(error = %e, "class not fixed at finalization");
+            }
             let ended = DomainEvent::SessionEnded {
                 session,
                 billable_seconds: billable,

@@ -12,6 +12,10 @@
 //! - [`web`]: the embedded web client.
 //! - [`tls`], [`server`]: rustls (ring) and the accept loop with graceful shutdown.
 //! - [`turn`]: short-lived coturn credentials (TURN REST scheme) for `welcome.ice_servers`.
+//! - [`records`]: the class fixed at finalization, compte rendu, audit trail, exports (CSV,
+//!   FHIR, PDF), télésoin share, retention.
+//! - [`platform`]: the platform API (`/api/v1`, API keys, OpenAPI), platform-minted join tokens
+//!   and signed webhooks.
 //! - [`demo`]: demo data for `telesoin demo`.
 //!
 //! This crate never writes a legal or billing rule (it asks `telesoin-core`), never logs a token,
@@ -26,6 +30,8 @@ pub mod error;
 pub mod events;
 pub mod hub;
 pub mod keys;
+pub mod platform;
+pub mod records;
 pub mod server;
 pub mod tls;
 pub mod turn;
@@ -98,6 +104,11 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
         turn_secret: cfg.turn_secret.clone(),
     };
     let store: Arc<dyn telesoin_store::Store> = Arc::new(store);
+    let events = events::Events::new();
+    // Every security event goes to the hash-chained audit trail.
+    events.listen(records::audit::AuditTrail::new(store.clone()));
+    // Platforms' webhooks: an outbox row per endpoint, written before the emitter goes on.
+    events.listen(platform::webhooks::Outbox::new(store.clone()));
     let hub = hub::Hub::new(
         store.clone(),
         Arc::new(LocalBus::new()),
@@ -106,7 +117,7 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
             in_person_rule: cfg.in_person_rule,
             ice,
         },
-        events::Events::new(),
+        events,
     );
     let recovered = hub
         .recover(Utc::now())
@@ -148,7 +159,9 @@ pub async fn run(prepared: Prepared, shutdown: impl Future<Output = ()>) -> anyh
             }
         })
     };
+    let webhooks = platform::webhooks::spawn_worker(state.clone());
     let result = server::serve(listener, app::router(state), tls, hub, shutdown).await;
     sweeper.abort();
+    webhooks.abort();
     result
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use telesoin_server::{Config, demo, prepare, run};
+use telesoin_server::{Config, demo, prepare, records, run};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,6 +44,51 @@ enum Command {
         #[arg(long)]
         rpps: String,
     },
+    /// Platforms that use the API (`platform add --name N`, `platform list`).
+    Platform {
+        #[command(subcommand)]
+        action: telesoin_server::platform::cli::PlatformCommand,
+    },
+    /// API keys of platforms (`api-key create --platform ID --kines E --scopes S`, `api-key revoke`).
+    ApiKey {
+        #[command(subcommand)]
+        action: telesoin_server::platform::cli::ApiKeyCommand,
+    },
+    /// Export finalized sessions: CSV (one row per session) or a FHIR R4 Bundle.
+    Export {
+        /// First day (YYYY-MM-DD), French time.
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day, included.
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// Only this kiné (by login e-mail); default: everyone.
+        #[arg(long)]
+        kine: Option<String>,
+        /// `csv` or `fhir`.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+    /// Delete the data of patients whose last care is older than the retention period.
+    Purge {
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditAction {
+    /// Check the hash chain; exits with status 2 and names the first broken row if it is broken.
+    Verify,
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -88,6 +133,20 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     match cli.command {
+        Command::Platform { action } => {
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            let store = telesoin_server::open_store(&cfg).await?;
+            telesoin_server::platform::cli::platform(&store, action).await?;
+            store.close().await;
+            Ok(())
+        }
+        Command::ApiKey { action } => {
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            let store = telesoin_server::open_store(&cfg).await?;
+            telesoin_server::platform::cli::api_key(&store, action).await?;
+            store.close().await;
+            Ok(())
+        }
         Command::Migrate => {
             std::fs::create_dir_all(&cfg.data_dir)?;
             let store = telesoin_server::open_store(&cfg).await?;
@@ -133,6 +192,38 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             println!("Kiné {} added.", kine.email);
             Ok(())
+        }
+        Command::Export {
+            from,
+            to,
+            kine,
+            format,
+            out,
+        } => {
+            let store = telesoin_server::open_store(&cfg).await?;
+            records::cli::export(
+                &cfg,
+                &store,
+                from,
+                to,
+                kine.as_deref(),
+                &format,
+                out.as_deref(),
+            )
+            .await
+        }
+        Command::Audit {
+            action: AuditAction::Verify,
+        } => {
+            let store = telesoin_server::open_store(&cfg).await?;
+            if !records::cli::audit_verify(&store).await? {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+        Command::Purge { dry_run } => {
+            let store = telesoin_server::open_store(&cfg).await?;
+            records::cli::purge(&cfg, &store, dry_run).await.map(|_| ())
         }
         Command::Serve => {
             let prepared = prepare(cfg).await?;

@@ -11,7 +11,6 @@ use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use telesoin_bus::Outbound;
 use telesoin_core::RefusalCode;
-use telesoin_core::claims::{self, Expectations};
 use telesoin_core::model::Companion;
 use telesoin_proto::signal::{self as wire, ClientMsg, ServerMsg};
 use tokio::sync::mpsc;
@@ -273,16 +272,8 @@ async fn join(
         return Err(RefusalCode::JoinFirst);
     };
     let now = Utc::now();
-    let claims = app.keys.verify(&token)?;
-    let verified = claims::check(
-        claims,
-        &Expectations {
-            issuer: &app.public_url,
-            audience: JOIN_AUDIENCE,
-            leeway_secs: 5,
-        },
-        now,
-    )?;
+    // Ours or a platform's (registered key, its own sessions and roles only).
+    let verified = crate::platform::tokens::verify_join(app, &token, now).await?;
     app.hub.join(&verified, tx, now).await
 }
 

@@ -279,6 +279,7 @@ pub(crate) fn session_row(r: &AnyRow) -> Result<SessionRow> {
             patient_consent_on_join: get::<i64>(r, "patient_consent_on_join")? != 0,
         },
         billing_class: get(r, "billing_class")?,
+        class_reason: get(r, "class_reason")?,
         ended_at: opt_instant(get(r, "ended_at")?)?,
         billable_seconds: get(r, "billable_seconds")?,
         finalized_at: opt_instant(get(r, "finalized_at")?)?,

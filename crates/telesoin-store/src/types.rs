@@ -37,6 +37,8 @@ pub struct PrescriptionRow {
 pub struct SessionRow {
     pub session: Session,
     pub billing_class: String,
+    /// Why the class is what it is (`ClassReason::code`), once classified.
+    pub class_reason: Option<String>,
     pub ended_at: Option<DateTime<Utc>>,
     pub billable_seconds: Option<i64>,
     pub finalized_at: Option<DateTime<Utc>>,

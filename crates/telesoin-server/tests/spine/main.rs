@@ -2,6 +2,7 @@
 //! WebSocket by real clients.
 
 mod call;
+mod records;
 mod restart;
 mod support;
 mod turn;

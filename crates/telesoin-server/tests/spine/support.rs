@@ -60,13 +60,15 @@ impl Server {
         }
     }
 
-    pub async fn stop(mut self) {
+    /// Stops the server gracefully; its data directory lives on with the returned guard.
+    pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+        self.dir
     }
 
     /// A kiné account and a logged-in REST client.

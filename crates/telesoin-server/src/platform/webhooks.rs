@@ -1,0 +1,383 @@
+//! Webhooks: signed, ordered, retried deliveries of domain events to the platforms concerned.
+//!
+//! - [`Outbox`] listens to `events::Events` and, for each event a platform may receive, writes
+//!   one outbox row per endpoint of every platform the kiné gave access to. It runs before the
+//!   emitter goes on (the REST handler answers after it), so an event announced is an event
+//!   queued; it is a separate write from the change itself, not the same transaction.
+//! - [`spawn_worker`] drains the outbox: the oldest pending delivery of each (endpoint, session)
+//!   only, so a session's events arrive in order; a failure is retried after
+//!   `webhook_retry_seconds`, doubling up to an hour, for `webhook_retry_hours`, then given up
+//!   (and the next event of that session goes). Rows are claimed in the database, so several
+//!   workers or nodes never send the same delivery at once, and a delivery interrupted by a
+//!   restart is sent again once its claim lapses.
+//! - Each request carries `Telesoin-Signature: t=UNIX_SECONDS,v1=HEX(HMAC_SHA256(secret,
+//!   t + "." + body))`, `Telesoin-Event-Id` (also `id` in the body: the same for every retry)
+//!   and `Telesoin-Event-Type`. Receivers should refuse a `t` more than 5 minutes away from
+//!   their clock (the replay window) and drop event ids they already handled.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use telesoin_core::KineId;
+use telesoin_store::{DueDelivery, NewDelivery, Store, WebhookEndpointRow};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::events::{DomainEvent, Listener};
+use crate::hub::wire_role;
+use crate::platform::auth::{ApiCaller, Scope, hex};
+use crate::platform::v1::{ApiJson, ApiPath, Errors};
+
+/// How far a receiver should accept a signature's timestamp from its own clock.
+pub const REPLAY_WINDOW_SECS: i64 = 300;
+
+/// The event types sent to platforms.
+pub const TYPES: [&str; 9] = [
+    "session.scheduled",
+    "participant.waiting",
+    "participant.admitted",
+    "admission.refused",
+    "call.connected",
+    "session.ended",
+    "consent.recorded",
+    "consent.withdrawn",
+    "report.written",
+];
+
+/// `t=...,v1=...` for `body` at `t`.
+pub fn signature(secret: &str, t: i64, body: &str) -> String {
+    // HMAC accepts keys of any length: this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(format!("{t}.{body}").as_bytes());
+    format!("t={t},v1={}", hex(&mac.finalize().into_bytes()))
+}
+
+/// Writes outbox rows for the events platforms receive.
+pub struct Outbox {
+    store: Arc<dyn Store>,
+}
+
+impl Outbox {
+    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Outbox { store })
+    }
+
+    /// The kiné concerned, the order key and the event's data; None for events not sent.
+    async fn describe(
+        &self,
+        event: &DomainEvent,
+    ) -> telesoin_store::Result<Option<(KineId, String, serde_json::Value)>> {
+        use DomainEvent::*;
+        let name = event.name();
+        if !TYPES.contains(&name) {
+            return Ok(None);
+        }
+        let data = match event {
+            SessionScheduled { session, .. } | CallConnected { session } => {
+                serde_json::json!({ "session": session.0 })
+            }
+            ParticipantWaiting {
+                session,
+                participant,
+                role,
+                reason,
+            } => serde_json::json!({
+                "session": session.0, "participant": participant.0,
+                "role": wire_role(*role), "reason": reason,
+            }),
+            ParticipantAdmitted {
+                session,
+                participant,
+                role,
+            } => serde_json::json!({
+                "session": session.0, "participant": participant.0, "role": wire_role(*role),
+            }),
+            AdmissionRefused {
+                session,
+                participant,
+                role,
+                code,
+            } => serde_json::json!({
+                "session": session.0, "participant": participant.0,
+                "role": wire_role(*role), "code": code,
+            }),
+            SessionEnded {
+                session,
+                billable_seconds,
+                reason,
+            } => {
+                let row = self.store.session(*session).await?;
+                serde_json::json!({
+                    "session": session.0,
+                    "billable_seconds": billable_seconds,
+                    "billing_class": row.as_ref().map(|r| r.billing_class.clone()),
+                    "act_code": row.as_ref().map(|r| r.session.act_code.clone()),
+                    "reason": reason,
+                })
+            }
+            ConsentRecorded { kine, patient, by } => {
+                return Ok(Some((
+                    *kine,
+                    format!("patient:{patient}"),
+                    serde_json::json!({ "kine": kine.0, "patient": patient.0, "recorded_by": by }),
+                )));
+            }
+            ConsentWithdrawn { kine, patient } => {
+                return Ok(Some((
+                    *kine,
+                    format!("patient:{patient}"),
+                    serde_json::json!({ "kine": kine.0, "patient": patient.0 }),
+                )));
+            }
+            ReportWritten {
+                session, version, ..
+            } => serde_json::json!({ "session": session.0, "version": version }),
+            _ => return Ok(None),
+        };
+        let Some(session) = event.session() else {
+            return Ok(None);
+        };
+        let Some(row) = self.store.session(session).await? else {
+            return Ok(None);
+        };
+        let mut data = data;
+        data["kine"] = serde_json::json!(row.session.kine.0);
+        Ok(Some((row.session.kine, format!("session:{session}"), data)))
+    }
+}
+
+#[async_trait]
+impl Listener for Outbox {
+    async fn on(&self, at: DateTime<Utc>, event: &DomainEvent) {
+        let queued = async {
+            let Some((kine, order_key, data)) = self.describe(event).await? else {
+                return Ok(0);
+            };
+            let targets = self.store.webhook_targets(kine).await?;
+            let deliveries: Vec<NewDelivery> = targets
+                .iter()
+                .map(|w| {
+                    let id = Uuid::new_v4();
+                    let body = serde_json::json!({
+                        "id": id,
+                        "type": event.name(),
+                        "created_at": at,
+                        "data": data,
+                    });
+                    NewDelivery {
+                        event_id: id,
+                        endpoint: w.id,
+                        order_key: order_key.clone(),
+                        event_type: event.name().to_owned(),
+                        body: body.to_string(),
+                    }
+                })
+                .collect();
+            self.store.enqueue(&deliveries, Utc::now()).await?;
+            Ok::<usize, telesoin_store::StoreError>(deliveries.len())
+        };
+        if let Err(e) = queued.await {
+            tracing::error!(event = event.name(), error = %e, "webhook outbox write failed");
+        }
+    }
+}
+
+/// The HTTP client of deliveries: rustls with ring and the webpki roots.
+fn client(timeout: StdDuration) -> anyhow::Result<reqwest::Client> {
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("telesoin-webhooks/1")
+        .build()?)
+}
+
+/// Runs the delivery loop until aborted.
+pub fn spawn_worker(app: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let timeout = StdDuration::from_secs(app.cfg.webhook_timeout_seconds);
+        let http = match client(timeout) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "webhook client unavailable: no deliveries");
+                return;
+            }
+        };
+        let mut tick = tokio::time::interval(StdDuration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = Utc::now();
+            let due = match app.store.due_deliveries(now, 32).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook outbox unavailable");
+                    continue;
+                }
+            };
+            // The claim outlives the request by a second: a restart mid-request resends after it.
+            let until = now + Duration::seconds(app.cfg.webhook_timeout_seconds as i64 + 1);
+            let mut sends = Vec::new();
+            for d in due {
+                match app.store.claim_delivery(d.seq, now, until).await {
+                    Ok(true) => sends.push(tokio::spawn(deliver(app.clone(), http.clone(), d))),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "webhook claim failed"),
+                }
+            }
+            for s in sends {
+                let _ = s.await;
+            }
+        }
+    })
+}
+
+async fn deliver(app: AppState, http: reqwest::Client, d: DueDelivery) {
+    let t = Utc::now().timestamp();
+    let sent = http
+        .post(&d.url)
+        .header("content-type", "application/json")
+        .header("telesoin-signature", signature(&d.secret, t, &d.body))
+        .header("telesoin-event-id", d.event_id.to_string())
+        .header("telesoin-event-type", &d.event_type)
+        .body(d.body.clone())
+        .send()
+        .await;
+    let now = Utc::now();
+    let status = match &sent {
+        Ok(res) => Some(res.status().as_u16()),
+        Err(_) => None,
+    };
+    let result = if status.is_some_and(|s| (200..300).contains(&s)) {
+        app.store
+            .delivery_succeeded(d.seq, status.unwrap_or(200), now)
+            .await
+    } else {
+        let base = app.cfg.webhook_retry_seconds as i64;
+        let delay = (base << d.attempts.clamp(0, 20)).min(3600);
+        let next = now + Duration::seconds(delay);
+        let give_up = next - d.created_at > Duration::hours(app.cfg.webhook_retry_hours);
+        tracing::info!(event_type = %d.event_type, status = status.unwrap_or(0), attempts = d.attempts + 1, give_up, "webhook delivery failed");
+        app.store
+            .delivery_failed(d.seq, status, (!give_up).then_some(next))
+            .await
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "webhook outcome not stored");
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// `https://...` (plain `http://` only when the server allows it).
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub url: String,
+    pub created_at: DateTime<Utc>,
+    /// Only in the answer to the creation: the HMAC key of the signatures. Keep it secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+fn webhook_json(w: &WebhookEndpointRow, secret: bool) -> Webhook {
+    Webhook {
+        id: w.id,
+        url: w.url.clone(),
+        created_at: w.created_at,
+        secret: secret.then(|| w.secret.clone()),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks",
+    responses((status = 200, body = Vec<Webhook>), Errors))]
+pub async fn list(State(app): State<AppState>, caller: ApiCaller) -> ApiResult<Json<Vec<Webhook>>> {
+    caller.require(Scope::WebhooksManage)?;
+    let hooks = app.store.webhooks(caller.platform).await?;
+    Ok(Json(hooks.iter().map(|w| webhook_json(w, false)).collect()))
+}
+
+/// Adds an endpoint; the answer holds its signing secret, shown this once.
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks",
+    params(("Idempotency-Key" = Option<String>, Header)),
+    request_body = NewWebhook,
+    responses((status = 201, body = Webhook), Errors))]
+pub async fn create(
+    State(app): State<AppState>,
+    caller: ApiCaller,
+    ApiJson(body): ApiJson<NewWebhook>,
+) -> ApiResult<(StatusCode, Json<Webhook>)> {
+    caller.require(Scope::WebhooksManage)?;
+    let url = body.url.trim();
+    let parsed = reqwest::Url::parse(url).ok();
+    let scheme_ok = parsed.as_ref().is_some_and(|u| {
+        u.scheme() == "https" || (u.scheme() == "http" && app.cfg.webhook_allow_http)
+    });
+    if url.len() > 2000
+        || !scheme_ok
+        || parsed.as_ref().is_none_or(|u| {
+            u.host_str().is_none() || !u.username().is_empty() || u.password().is_some()
+        })
+    {
+        return Err(ApiError::invalid(
+            "url",
+            "an https:// URL with a host and no credentials",
+        ));
+    }
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let row = WebhookEndpointRow {
+        id: Uuid::new_v4(),
+        platform: caller.platform,
+        url: url.to_owned(),
+        secret: format!("whsec_{}", URL_SAFE_NO_PAD.encode(raw)),
+        created_at: Utc::now(),
+    };
+    app.store.create_webhook(&row).await?;
+    tracing::info!(platform = %caller.platform, webhook = %row.id, "webhook endpoint added");
+    Ok((StatusCode::CREATED, Json(webhook_json(&row, true))))
+}
+
+/// Removes an endpoint: nothing more is sent to it.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/delete", tag = "webhooks",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 204, description = "Removed"), Errors))]
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: ApiCaller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    caller.require(Scope::WebhooksManage)?;
+    if !app
+        .store
+        .delete_webhook(caller.platform, id, Utc::now())
+        .await?
+    {
+        return Err(ApiError::not_found());
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,302 @@
+//! Records after the call: the class fixed at finalization, the compte rendu (versioned), the
+//! audit trail, exports (CSV, FHIR R4, PDF), the télésoin share, and retention.
+//!
+//! Every rule (class, tariff, share, retention, chain hashing) is telesoin-core's; this module
+//! gathers inputs from the store and formats outputs.
+
+pub mod audit;
+pub mod cli;
+pub mod fhir;
+pub mod http;
+pub mod pdf;
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use telesoin_core::acts;
+use telesoin_core::admission::InPersonRule;
+use telesoin_core::model::Session;
+use telesoin_core::reimbursement::{self, BillingClass, ClassifyInput, DirectAccess};
+use telesoin_core::tariff::{self, Billed, KeyLetter, KeyLetterValue};
+use telesoin_core::{KineId, SessionId};
+use telesoin_store::{SessionBilling, SessionRow, Store, StoreError};
+
+/// Parses `LETTER:EUROS:YYYY-MM-DD` (for example `AMK:2.15:2019-07-01`), the configured value of
+/// a key letter from a date of effect.
+pub fn parse_key_letter_value(s: &str) -> Option<KeyLetterValue> {
+    let mut parts = s.trim().split(':');
+    let letter = KeyLetter::parse(parts.next()?)?;
+    let euros = parts.next()?;
+    let effective_from = NaiveDate::parse_from_str(parts.next()?, "%Y-%m-%d").ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    let (units, frac) = euros.split_once('.').unwrap_or((euros, "0"));
+    if frac.len() > 2
+        || units.is_empty()
+        || !units.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let cents = units.parse::<i64>().ok()? * 100 + format!("{frac:0<2}").parse::<i64>().ok()?;
+    Some(KeyLetterValue {
+        letter,
+        cents,
+        effective_from,
+    })
+}
+
+/// Euros as written on a French invoice: `12,34 €`.
+pub fn euros_fr(cents: i64) -> String {
+    format!("{},{:02} €", cents / 100, (cents % 100).abs())
+}
+
+/// Euros as written in a CSV: `12.34`.
+pub fn euros_dot(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, (cents % 100).abs())
+}
+
+/// Classifies a session from what the store knows now (at scheduling, and at finalization,
+/// when the class is fixed).
+pub async fn classify(
+    store: &dyn Store,
+    session: &Session,
+    rule: InPersonRule,
+    direct_access: Option<DirectAccess>,
+) -> Result<reimbursement::Classification, StoreError> {
+    let visits: Vec<_> = store
+        .visits(session.kine, session.patient)
+        .await?
+        .into_iter()
+        .map(|v| v.visit)
+        .collect();
+    let prescriptions: Vec<_> = store
+        .prescriptions(session.patient)
+        .await?
+        .into_iter()
+        .map(|r| r.date)
+        .collect();
+    let settings = store.kine_settings(session.kine).await?;
+    Ok(reimbursement::classify_full(&ClassifyInput {
+        session_day: session.day(),
+        prescriptions: &prescriptions,
+        visits: &visits,
+        rule,
+        direct_access,
+        cooperation_protocol: settings.cooperation_protocol,
+    }))
+}
+
+/// Schedules a session: classifies it (shown up front) and stores it with its billing facts. The
+/// one way a session is created (dashboard, API, demo); the caller announces it.
+pub async fn schedule(
+    app: &crate::AppState,
+    session: Session,
+    direct_access: Option<DirectAccess>,
+    hn_price_cents: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<SessionRow, StoreError> {
+    let c = classify(
+        app.store.as_ref(),
+        &session,
+        app.cfg.in_person_rule,
+        direct_access,
+    )
+    .await?;
+    app.store
+        .create_session(&session, c.class.as_str(), now)
+        .await?;
+    let billing = SessionBilling {
+        direct_access: direct_access.map(|d| d.as_str().to_owned()),
+        hn_price_cents,
+        class_reason: Some(c.reason.code().to_owned()),
+    };
+    app.store
+        .set_session_billing(session.id, &billing, c.class.as_str())
+        .await?;
+    Ok(SessionRow {
+        session,
+        billing_class: c.class.as_str().into(),
+        class_reason: billing.class_reason,
+        ended_at: None,
+        billable_seconds: None,
+        finalized_at: None,
+    })
+}
+
+/// The plain words of a stored class reason.
+pub fn reason_of(code: &str) -> Option<reimbursement::ClassReason> {
+    use reimbursement::ClassReason::*;
+    let any = reimbursement::DirectAccess::AnkleSprain;
+    [
+        PrescriptionAndInPerson,
+        DirectAccess(any),
+        NoInPersonCare(telesoin_core::RefusalCode::InPersonMissing(
+            InPersonRule::Arrete2021,
+        )),
+        NoValidPrescription,
+        DirectAccessWithoutProtocol(any),
+    ]
+    .into_iter()
+    .find(|r| r.code() == code)
+}
+
+/// Fixes the class of a finalized session (the facts may have changed since scheduling: a
+/// prescription added, a visit recorded).
+pub async fn fix_class(
+    store: &dyn Store,
+    session: SessionId,
+    rule: InPersonRule,
+) -> Result<(), StoreError> {
+    let Some(row) = store.session(session).await? else {
+        return Ok(());
+    };
+    let mut billing = store.session_billing(session).await?;
+    let direct = billing
+        .direct_access
+        .as_deref()
+        .and_then(DirectAccess::parse);
+    let c = classify(store, &row.session, rule, direct).await?;
+    billing.class_reason = Some(c.reason.code().to_owned());
+    store
+        .set_session_billing(session, &billing, c.class.as_str())
+        .await
+}
+
+/// One line of the billing export.
+#[derive(Debug, Clone)]
+pub struct BillingLine {
+    pub row: SessionRow,
+    pub billing: SessionBilling,
+    pub kine_rpps: String,
+    pub kine_name: String,
+    pub patient_name: String,
+    pub prescription: Option<NaiveDate>,
+    pub billed: Option<Billed>,
+}
+
+impl BillingLine {
+    pub fn class(&self) -> BillingClass {
+        if self.row.billing_class == "reimbursable" {
+            BillingClass::Reimbursable
+        } else {
+            BillingClass::Hn
+        }
+    }
+}
+
+/// The finalized sessions of a kiné (or everyone's) started in `[from, to]` (French days).
+pub async fn billing_lines(
+    store: &dyn Store,
+    kine: Option<KineId>,
+    from: NaiveDate,
+    to: NaiveDate,
+    schedule: &[KeyLetterValue],
+) -> Result<Vec<BillingLine>, StoreError> {
+    let start =
+        from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() - chrono::Duration::hours(3);
+    let end = to.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() + chrono::Duration::hours(27);
+    let mut out = Vec::new();
+    for row in store.finalized_sessions(kine, start, end).await? {
+        let day = row.session.day();
+        if day < from || day > to {
+            continue;
+        }
+        let k = store.kine(row.session.kine).await?;
+        let p = store.patient(row.session.kine, row.session.patient).await?;
+        let billing = store.session_billing(row.session.id).await?;
+        let settings = store.kine_settings(row.session.kine).await?;
+        let prescription = store
+            .prescriptions(row.session.patient)
+            .await?
+            .into_iter()
+            .map(|r| r.date)
+            .filter(|d| reimbursement::prescription_valid(*d, day))
+            .max();
+        let class = if row.billing_class == "reimbursable" {
+            BillingClass::Reimbursable
+        } else {
+            BillingClass::Hn
+        };
+        let hn_price = billing.hn_price_cents.unwrap_or(settings.hn_price_cents);
+        let billed = acts::find(&row.session.act_code).and_then(|act| {
+            tariff::billed_amount(class, act, schedule, KeyLetter::Amk, day, hn_price).ok()
+        });
+        out.push(BillingLine {
+            kine_rpps: k.as_ref().map(|k| k.rpps.clone()).unwrap_or_default(),
+            kine_name: k.map(|k| k.name).unwrap_or_default(),
+            patient_name: p.map(|p| p.patient.display_name).unwrap_or_default(),
+            row,
+            billing,
+            prescription,
+            billed,
+        });
+    }
+    Ok(out)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r', ';']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The billing CSV: one row per finalized session.
+pub fn csv(lines: &[BillingLine]) -> String {
+    let mut out = String::from(
+        "date,start,end,billable_seconds,kine_rpps,patient_reference,act_code,act_label,amk_coefficient,key_letter,amount_eur,hn_price_eur,class,class_reason,prescription_date\n",
+    );
+    for l in lines {
+        let s = &l.row.session;
+        let act = acts::find(&s.act_code);
+        let (letter, amount, hn) = match l.billed {
+            Some(Billed::Reimbursable { letter, cents, .. }) => {
+                (letter.as_str().to_owned(), euros_dot(cents), String::new())
+            }
+            Some(Billed::Hn { cents }) => (String::new(), String::new(), euros_dot(cents)),
+            None => (String::new(), String::new(), String::new()),
+        };
+        let coefficient = match l.class() {
+            BillingClass::Reimbursable => act
+                .map(|a| tariff::format_coefficient(a.coefficient_tenths))
+                .unwrap_or_default(),
+            BillingClass::Hn => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            s.day(),
+            l.row
+                .session
+                .starts_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            l.row
+                .ended_at
+                .map(|e| e.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default(),
+            l.row.billable_seconds.unwrap_or(0),
+            csv_field(&l.kine_rpps),
+            s.patient,
+            s.act_code,
+            csv_field(act.map(|a| a.label).unwrap_or_default()),
+            coefficient,
+            letter,
+            amount,
+            hn,
+            l.row.billing_class,
+            l.billing.class_reason.as_deref().unwrap_or_default(),
+            l.prescription.map(|d| d.to_string()).unwrap_or_default(),
+        );
+    }
+    out
+}
+
+/// The instant formatted in French time, for documents a person reads.
+pub fn paris(at: DateTime<Utc>) -> String {
+    at.with_timezone(&chrono_tz::Europe::Paris)
+        .format("%d/%m/%Y %H:%M")
+        .to_string()
+}
