@@ -1,0 +1,809 @@
+//! The platform API against a real server: keys scoped to kinés and operations, isolation
+//! between platforms, idempotency, pagination, rate limits, platform-minted join tokens, and
+//! webhooks delivered to a real HTTP receiver (signatures, retries, order, a restart).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use serde_json::{Value, json};
+use telesoin_core::KineId;
+use telesoin_core::claims::{JOIN_TOKEN_TYPE, JoinClaims};
+use telesoin_core::model::Role;
+use telesoin_server::platform::auth::{Scope, new_key};
+use telesoin_server::platform::webhooks::signature;
+use telesoin_store::PlatformRow;
+use uuid::Uuid;
+
+use crate::support::*;
+
+/// A platform registered in the server's store, as `telesoin platform add` does.
+async fn platform(server: &Server, name: &str) -> PlatformRow {
+    let id = Uuid::new_v4();
+    let row = PlatformRow {
+        id,
+        name: name.into(),
+        issuer: format!("https://{name}.example"),
+        created_at: Utc::now(),
+    };
+    server
+        .state
+        .store
+        .create_platform(&row)
+        .await
+        .expect("platform");
+    row
+}
+
+/// A key for `platform`, as `telesoin api-key create` does.
+async fn key(server: &Server, platform: Uuid, kines: &[Uuid], scopes: &[Scope]) -> String {
+    let (key, row) = new_key(
+        platform,
+        kines.iter().map(|k| KineId(*k)).collect(),
+        scopes,
+        Utc::now(),
+    );
+    server.state.store.create_api_key(&row).await.expect("key");
+    key
+}
+
+async fn kine_id(api: &Api) -> Uuid {
+    serde_json::from_value(api.get("/api/me").await["id"].clone()).expect("id")
+}
+
+/// A client of `/api/v1` with one key.
+#[derive(Clone)]
+struct V1 {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl V1 {
+    fn new(server: &Server, key: &str) -> V1 {
+        V1 {
+            http: http(),
+            base: format!("{}/api/v1", server.base),
+            key: key.to_owned(),
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> (u16, HeaderMap, Value) {
+        let res = req
+            .header("authorization", format!("Bearer {}", self.key))
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let (s, _, v) = self
+            .send(self.http.get(format!("{}{path}", self.base)))
+            .await;
+        (s, v)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let (s, _, v) = self
+            .send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await;
+        (s, v)
+    }
+
+    async fn ok(&self, path: &str, body: Value) -> Value {
+        let (s, v) = self.post(path, body).await;
+        assert!((200..300).contains(&s), "POST {path}: {s} {v}");
+        v
+    }
+
+    /// A patient who may use télésoin (bilan a month ago, consent recorded), through the API.
+    async fn ready_patient(&self, kine: Uuid) -> Uuid {
+        let p = self
+            .ok(
+                &format!("/kines/{kine}/patients"),
+                json!({"display_name": "Mme Dupont", "birth_date": "1958-03-14"}),
+            )
+            .await;
+        let id = p["id"].as_str().expect("id").to_owned();
+        self.ok(
+            &format!("/kines/{kine}/patients/{id}/visits"),
+            json!({"date": today_minus(30), "kind": "bilan"}),
+        )
+        .await;
+        self.ok(
+            &format!("/kines/{kine}/patients/{id}/consents"),
+            json!({"text_version": telesoin_core::model::CONSENT_TEXT_VERSION}),
+        )
+        .await;
+        id.parse().expect("uuid")
+    }
+
+    async fn session(&self, kine: Uuid, patient: Uuid) -> Uuid {
+        let s = self
+            .ok(
+                &format!("/kines/{kine}/sessions"),
+                json!({"patient": patient, "starts_at": Utc::now(), "act_code": "MEMBRE", "patient_consent_on_join": false}),
+            )
+            .await;
+        s["id"].as_str().expect("id").parse().expect("uuid")
+    }
+}
+
+fn assert_refusal(v: &Value, code: &str) {
+    assert_eq!(v["code"], code, "{v}");
+    assert!(
+        v["message_fr"].as_str().is_some_and(|s| !s.is_empty())
+            && v["message_en"].as_str().is_some_and(|s| !s.is_empty()),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_reaches_its_own_kines_only_within_its_scopes() {
+    let server = Server::start().await;
+    let (a, b) = (
+        server.kine("a@platform.test").await,
+        server.kine("b@platform.test").await,
+    );
+    let (ka, kb) = (kine_id(&a).await, kine_id(&b).await);
+    let (pa, pb) = (
+        platform(&server, "agenda").await,
+        platform(&server, "mutuelle").await,
+    );
+    let va = V1::new(&server, &key(&server, pa.id, &[ka], &Scope::ALL).await);
+    let vb = V1::new(&server, &key(&server, pb.id, &[kb], &Scope::ALL).await);
+
+    let patient = va.ready_patient(ka).await;
+    let session = va.session(ka, patient).await;
+    let dashboard_patient = b.ready_patient().await;
+
+    // Platform B sees nothing of kiné A, whatever the route: not even that it exists.
+    for path in [
+        format!("/kines/{ka}/patients"),
+        format!("/kines/{ka}/patients/{patient}"),
+        format!("/kines/{ka}/sessions"),
+        format!("/kines/{ka}/sessions/{session}"),
+        format!("/kines/{ka}/sessions/{session}/record"),
+        format!("/kines/{kb}/patients/{patient}"),
+        format!("/kines/{kb}/sessions/{session}"),
+    ] {
+        let (s, v) = vb.get(&path).await;
+        assert_eq!(s, 404, "{path}: {v}");
+        assert_refusal(&v, "not_found");
+    }
+    for (path, body) in [
+        (
+            format!("/kines/{ka}/patients"),
+            json!({"display_name": "X", "birth_date": "1970-01-01"}),
+        ),
+        (
+            format!("/kines/{kb}/sessions"),
+            json!({"patient": patient, "starts_at": Utc::now(), "act_code": "MEMBRE"}),
+        ),
+        (
+            format!("/kines/{kb}/sessions/{session}/links"),
+            json!({"role": "patient"}),
+        ),
+        (format!("/kines/{kb}/sessions/{session}/cancel"), json!({})),
+        (format!("/kines/{ka}/sessions/{session}/end"), json!({})),
+        (
+            format!("/kines/{kb}/patients/{patient}/consents"),
+            json!({"text_version": "x"}),
+        ),
+    ] {
+        let (s, v) = vb.post(&path, body).await;
+        assert_eq!(s, 404, "{path}: {v}");
+    }
+    // Its own kiné's dashboard patient is readable; A's list holds A's patient only.
+    assert_eq!(
+        vb.get(&format!("/kines/{kb}/patients/{dashboard_patient}"))
+            .await
+            .0,
+        200
+    );
+    let (_, list) = va.get(&format!("/kines/{ka}/patients")).await;
+    assert_eq!(list["items"].as_array().expect("items").len(), 1);
+    let (_, kines) = vb.get("/kines").await;
+    assert_eq!(kines.as_array().expect("list").len(), 1);
+    assert_eq!(kines[0]["id"], kb.to_string());
+
+    // Scopes: a read-only key reads and is refused writes, with the missing scope named.
+    let ro = V1::new(
+        &server,
+        &key(&server, pa.id, &[ka], &[Scope::PatientsRead]).await,
+    );
+    assert_eq!(ro.get(&format!("/kines/{ka}/patients")).await.0, 200);
+    let (s, v) = ro
+        .post(
+            &format!("/kines/{ka}/patients"),
+            json!({"display_name": "X", "birth_date": "1970-01-01"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["details"]["scope"].as_str()),
+        (403, Some("patients:write"))
+    );
+    assert_refusal(&v, "scope_missing");
+    assert_eq!(ro.get(&format!("/kines/{ka}/sessions")).await.0, 403);
+
+    // No key, a made-up key, a revoked key.
+    let none = V1::new(&server, "");
+    assert_refusal(&none.get("/kines").await.1, "unauthenticated");
+    let fake = V1::new(&server, &format!("tsk_{}", "A".repeat(43)));
+    assert_eq!(fake.get("/kines").await.0, 401);
+    let (revocable, row) = new_key(pa.id, vec![KineId(ka)], &Scope::ALL, Utc::now());
+    server.state.store.create_api_key(&row).await.expect("key");
+    let rv = V1::new(&server, &revocable);
+    assert_eq!(rv.get("/kines").await.0, 200);
+    assert!(
+        server
+            .state
+            .store
+            .revoke_api_key(pa.id, row.id, Utc::now())
+            .await
+            .expect("revoke")
+    );
+    assert_eq!(rv.get("/kines").await.0, 401);
+
+    // Bad input has the one error shape too.
+    let (s, v) = va
+        .post(&format!("/kines/{ka}/patients"), json!({"display_name": 3}))
+        .await;
+    assert_eq!(s, 422);
+    assert_refusal(&v, "invalid_input");
+    let (s, v) = va.get("/kines/not-a-uuid/patients").await;
+    assert_eq!(s, 404, "{v}");
+    assert!(v["code"].is_string(), "{v}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn idempotent_posts_and_cursor_pages() {
+    let server = Server::start().await;
+    let a = server.kine("idem@platform.test").await;
+    let ka = kine_id(&a).await;
+    let p = platform(&server, "agenda").await;
+    let v = V1::new(&server, &key(&server, p.id, &[ka], &Scope::ALL).await);
+    let path = format!("{}/kines/{ka}/patients", v.base);
+    let body = json!({"display_name": "M. Petit", "birth_date": "1949-07-02"});
+    let post = |b: Value, k: &str| v.http.post(&path).header("idempotency-key", k).json(&b);
+    let (s1, _, first) = v.send(post(body.clone(), "create-petit-1")).await;
+    let (s2, h2, again) = v.send(post(body.clone(), "create-petit-1")).await;
+    assert_eq!((s1, s2), (201, 201));
+    assert_eq!(first, again, "a retried create returns the first result");
+    assert_eq!(
+        h2.get("idempotent-replayed").map(|h| h.as_bytes()),
+        Some(&b"true"[..])
+    );
+    let (s3, _, reused) = v
+        .send(post(
+            json!({"display_name": "Autre", "birth_date": "1949-07-02"}),
+            "create-petit-1",
+        ))
+        .await;
+    assert_eq!(s3, 422);
+    assert_refusal(&reused, "idempotency_key_reused");
+    let (_, list) = v.get(&format!("/kines/{ka}/patients")).await;
+    assert_eq!(
+        list["items"].as_array().expect("items").len(),
+        1,
+        "created once"
+    );
+
+    for i in 0..4 {
+        v.ok(
+            &format!("/kines/{ka}/patients"),
+            json!({"display_name": format!("Patient {i}"), "birth_date": "1960-01-01"}),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = cursor
+            .as_ref()
+            .map(|c| format!("&cursor={c}"))
+            .unwrap_or_default();
+        let (s, page) = v.get(&format!("/kines/{ka}/patients?limit=2{q}")).await;
+        assert_eq!(s, 200, "{page}");
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= 2);
+        seen.extend(
+            items
+                .iter()
+                .map(|p| p["id"].as_str().expect("id").to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (5, 5), "every patient once");
+    assert_eq!(
+        v.get(&format!("/kines/{ka}/patients?cursor=zzz")).await.0,
+        422
+    );
+    assert_eq!(v.get(&format!("/kines/{ka}/patients?limit=0")).await.0, 422);
+
+    let patient = v.ready_patient(ka).await;
+    v.session(ka, patient).await;
+    let (s, page) = v.get(&format!("/kines/{ka}/sessions?limit=1")).await;
+    assert_eq!((s, page["items"].as_array().map(Vec::len)), (200, Some(1)));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after() {
+    let server = Server::start_with(|c| {
+        c.api_rate_per_second = 1;
+        c.api_burst = 3;
+    })
+    .await;
+    let a = server.kine("rate@platform.test").await;
+    let ka = kine_id(&a).await;
+    let p = platform(&server, "agenda").await;
+    let v = V1::new(&server, &key(&server, p.id, &[ka], &Scope::ALL).await);
+    let other = V1::new(&server, &key(&server, p.id, &[ka], &Scope::ALL).await);
+    for _ in 0..3 {
+        assert_eq!(v.get("/kines").await.0, 200);
+    }
+    let (s, h, body) = v.send(v.http.get(format!("{}/kines", v.base))).await;
+    assert_eq!(s, 429, "{body}");
+    assert_refusal(&body, "rate_limited");
+    let retry: u64 = h
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert_eq!(other.get("/kines").await.0, 200, "one bucket per key");
+    server.stop().await;
+}
+
+/// An Ed25519 key pair as a platform holds it: the signer and its public JWK.
+fn platform_key(kid: &str) -> (jsonwebtoken::EncodingKey, Value) {
+    let sk = SigningKey::generate(&mut rand::rngs::OsRng);
+    let der = sk.to_pkcs8_der().expect("der");
+    let jwk = json!({
+        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": kid,
+        "x": URL_SAFE_NO_PAD.encode(sk.verifying_key().as_bytes()),
+    });
+    (jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()), jwk)
+}
+
+fn mint(key: &jsonwebtoken::EncodingKey, kid: &str, claims: &JoinClaims) -> String {
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    h.typ = Some(JOIN_TOKEN_TYPE.into());
+    h.kid = Some(kid.into());
+    jsonwebtoken::encode(&h, claims, key).expect("sign")
+}
+
+#[tokio::test]
+async fn platform_minted_tokens_pass_our_checks_for_its_own_sessions_only() {
+    let server = Server::start().await;
+    let a = server.kine("mint@platform.test").await;
+    let ka = kine_id(&a).await;
+    let (p, other) = (
+        platform(&server, "agenda").await,
+        platform(&server, "autre").await,
+    );
+    let v = V1::new(&server, &key(&server, p.id, &[ka], &Scope::ALL).await);
+    let vo = V1::new(&server, &key(&server, other.id, &[ka], &Scope::ALL).await);
+    let (signer, jwk) = platform_key("agenda-2026");
+    let (s, reg) = v
+        .post("/signing-keys", json!({"jwk": jwk, "roles": ["patient"]}))
+        .await;
+    assert_eq!(s, 201, "{reg}");
+    assert_eq!(reg["issuer"], p.issuer);
+    let (s, v2) = v
+        .post(
+            "/signing-keys",
+            json!({"jwk": {"kty": "OKP", "crv": "Ed25519", "kid": "x", "x": "AAAA", "d": "secret"}, "roles": ["patient"]}),
+        )
+        .await;
+    assert_eq!(s, 422, "private keys are refused: {v2}");
+
+    let patient = v.ready_patient(ka).await;
+    let session = v.session(ka, patient).await;
+    let seat = v
+        .ok(
+            &format!("/kines/{ka}/sessions/{session}/seats"),
+            json!({"role": "patient"}),
+        )
+        .await;
+    let sub: Uuid = seat["participant"]
+        .as_str()
+        .expect("participant")
+        .parse()
+        .expect("uuid");
+    let row = server
+        .state
+        .store
+        .session(telesoin_core::SessionId(session))
+        .await
+        .expect("ok")
+        .expect("row")
+        .session;
+    let claims = |sid: Uuid, sub: Uuid, role: Role| JoinClaims {
+        iss: p.issuer.clone(),
+        aud: "telesoin-join".into(),
+        sub,
+        sid,
+        role,
+        jti: Uuid::new_v4(),
+        nbf: row.window_start.timestamp(),
+        exp: row.window_end.timestamp(),
+        iat: Utc::now().timestamp(),
+    };
+
+    // Valid: the join page's preview and the WebSocket both take it.
+    let token = mint(&signer, "agenda-2026", &claims(session, sub, Role::Patient));
+    let (s, info) = a
+        .call(
+            reqwest::Method::POST,
+            "/api/join-info",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(s, 200, "{info}");
+    let (mut ws, w) = welcomed(server.port, &token).await;
+    assert_eq!(w["participant"], sub.to_string());
+    let (waiting, _) = ws.until("waiting").await;
+    assert_eq!(waiting["reason"], "kine_absent", "{waiting}");
+
+    async fn refused(port: u16, token: &str) -> String {
+        let mut ws = Ws::join(port, token).await;
+        let m = ws.recv().await;
+        assert_eq!(m["type"], "refused", "{m}");
+        m["code"].as_str().expect("code").to_owned()
+    }
+    // A role the key is not registered for.
+    let kine_seat = v
+        .ok(
+            &format!("/kines/{ka}/sessions/{session}/seats"),
+            json!({"role": "kine"}),
+        )
+        .await;
+    let kine_sub = kine_seat["participant"]
+        .as_str()
+        .expect("p")
+        .parse()
+        .expect("uuid");
+    assert_eq!(
+        refused(
+            server.port,
+            &mint(
+                &signer,
+                "agenda-2026",
+                &claims(session, kine_sub, Role::Kine)
+            )
+        )
+        .await,
+        "token_wrong_role"
+    );
+    // `sub` that is not the seat of that role.
+    assert_eq!(
+        refused(
+            server.port,
+            &mint(
+                &signer,
+                "agenda-2026",
+                &claims(session, Uuid::new_v4(), Role::Patient)
+            )
+        )
+        .await,
+        "token_wrong_role"
+    );
+    // Another platform's session, and a dashboard session of the same kiné.
+    let other_patient = vo.ready_patient(ka).await;
+    let other_session = vo.session(ka, other_patient).await;
+    let other_seat = vo
+        .ok(
+            &format!("/kines/{ka}/sessions/{other_session}/seats"),
+            json!({"role": "patient"}),
+        )
+        .await;
+    let other_sub = other_seat["participant"]
+        .as_str()
+        .expect("p")
+        .parse()
+        .expect("uuid");
+    assert_eq!(
+        refused(
+            server.port,
+            &mint(
+                &signer,
+                "agenda-2026",
+                &claims(other_session, other_sub, Role::Patient)
+            )
+        )
+        .await,
+        "token_wrong_session"
+    );
+    let dash_session = a.session(a.ready_patient().await, json!({})).await;
+    assert_eq!(
+        refused(
+            server.port,
+            &mint(
+                &signer,
+                "agenda-2026",
+                &claims(dash_session, sub, Role::Patient)
+            )
+        )
+        .await,
+        "token_wrong_session"
+    );
+    // The right kid with the wrong key; another issuer; outside the session window.
+    let (impostor, _) = platform_key("agenda-2026");
+    assert_eq!(
+        refused(
+            server.port,
+            &mint(
+                &impostor,
+                "agenda-2026",
+                &claims(session, sub, Role::Patient)
+            )
+        )
+        .await,
+        "token_invalid"
+    );
+    let mut c = claims(session, sub, Role::Patient);
+    c.iss = other.issuer.clone();
+    assert_eq!(
+        refused(server.port, &mint(&signer, "agenda-2026", &c)).await,
+        "token_invalid"
+    );
+    let mut c = claims(session, sub, Role::Patient);
+    c.exp += 86_400;
+    assert_eq!(
+        refused(server.port, &mint(&signer, "agenda-2026", &c)).await,
+        "token_invalid"
+    );
+
+    // Revocation: cancelling the session refuses the connected holder and every new token.
+    v.ok(&format!("/kines/{ka}/sessions/{session}/cancel"), json!({}))
+        .await;
+    let (r, _) = ws.until("refused").await;
+    assert_eq!(r["code"], "session_cancelled");
+    assert_eq!(
+        refused(
+            server.port,
+            &mint(&signer, "agenda-2026", &claims(session, sub, Role::Patient))
+        )
+        .await,
+        "session_cancelled"
+    );
+    // A revoked signing key stops working at once.
+    let patient2 = v.ready_patient(ka).await;
+    let session2 = v.session(ka, patient2).await;
+    let seat2 = v
+        .ok(
+            &format!("/kines/{ka}/sessions/{session2}/seats"),
+            json!({"role": "patient"}),
+        )
+        .await;
+    let sub2 = seat2["participant"]
+        .as_str()
+        .expect("p")
+        .parse()
+        .expect("uuid");
+    let token2 = mint(
+        &signer,
+        "agenda-2026",
+        &JoinClaims {
+            ..claims(session2, sub2, Role::Patient)
+        },
+    );
+    let _ = welcomed(server.port, &token2).await;
+    assert_eq!(
+        v.post("/signing-keys/agenda-2026/revoke", json!({}))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(refused(server.port, &token2).await, "token_invalid");
+    server.stop().await;
+}
+
+/// What the test receiver got: (event id, type, body) of each request answered 2xx, in order.
+#[derive(Default)]
+struct Inbox {
+    secret: parking_lot::Mutex<String>,
+    delivered: parking_lot::Mutex<Vec<(String, String, Value)>>,
+    /// Requests answered 500 before succeeding.
+    fail_first: AtomicUsize,
+    /// Requests held without answer (the server gives up on them after its timeout).
+    hang_next: AtomicUsize,
+    requests: AtomicUsize,
+    hung: tokio::sync::Notify,
+}
+
+async fn receive(State(inbox): State<Arc<Inbox>>, headers: HeaderMap, body: String) -> StatusCode {
+    inbox.requests.fetch_add(1, Ordering::SeqCst);
+    let sig = headers
+        .get("telesoin-signature")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    // Receiver-side check, as docs/embedding.md shows it.
+    let t: i64 = sig
+        .split(',')
+        .find_map(|p| p.strip_prefix("t="))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_default();
+    let expected = signature(&inbox.secret.lock(), t, &body);
+    if sig != expected || (Utc::now().timestamp() - t).abs() > 300 {
+        return StatusCode::UNAUTHORIZED;
+    }
+    if inbox
+        .hang_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        inbox.hung.notify_one();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        return StatusCode::OK;
+    }
+    if inbox
+        .fail_first
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    let v: Value = serde_json::from_str(&body).expect("json body");
+    let id = headers["telesoin-event-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(v["id"], id.as_str());
+    inbox.delivered.lock().push((
+        id,
+        v["type"].as_str().expect("type").to_owned(),
+        v["data"].clone(),
+    ));
+    StatusCode::NO_CONTENT
+}
+
+async fn wait_for(inbox: &Inbox, what: impl Fn(&[(String, String, Value)]) -> bool) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if what(&inbox.delivered.lock()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("deliveries: {:?}", inbox.delivered.lock()));
+}
+
+fn types(d: &[(String, String, Value)]) -> Vec<String> {
+    d.iter().map(|(_, t, _)| t.clone()).collect()
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_retried_in_order_and_survive_a_restart() {
+    let inbox = Arc::new(Inbox::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let receiver = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+    let app = axum::Router::new()
+        .route("/hooks", axum::routing::post(receive))
+        .with_state(inbox.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let data = tempfile::tempdir().expect("dir");
+    let dir = data.path().to_path_buf();
+    let tweak = move |c: &mut telesoin_server::Config| {
+        c.data_dir = dir.clone();
+        c.webhook_allow_http = true;
+        c.webhook_retry_seconds = 1;
+        c.webhook_timeout_seconds = 1;
+    };
+    let server = Server::start_with(tweak.clone()).await;
+    let a = server.kine("hooks@platform.test").await;
+    let ka = kine_id(&a).await;
+    let p = platform(&server, "agenda").await;
+    let key = key(&server, p.id, &[ka], &Scope::ALL).await;
+    let v = V1::new(&server, &key);
+    let (s, hook) = v.post("/webhooks", json!({"url": receiver})).await;
+    assert_eq!(s, 201, "{hook}");
+    *inbox.secret.lock() = hook["secret"].as_str().expect("secret").to_owned();
+    let (_, listed) = v.get("/webhooks").await;
+    assert!(
+        listed[0].get("secret").is_none(),
+        "the secret is shown once"
+    );
+    assert_eq!(v.post("/webhooks", json!({"url": "ftp://x"})).await.0, 422);
+
+    // The first request is answered 500: it is retried, and the session's later events wait.
+    inbox.fail_first.store(1, Ordering::SeqCst);
+    let patient = v.ready_patient(ka).await;
+    let session = v.session(ka, patient).await;
+    v.ok(&format!("/kines/{ka}/sessions/{session}/end"), json!({}))
+        .await;
+    wait_for(&inbox, |d| {
+        let t = types(d);
+        t.contains(&"session.ended".to_owned()) && t.contains(&"consent.recorded".to_owned())
+    })
+    .await;
+    let got = inbox.delivered.lock().clone();
+    assert!(
+        inbox.requests.load(Ordering::SeqCst) > got.len(),
+        "a retry happened"
+    );
+    let of_session: Vec<_> = got
+        .iter()
+        .filter(|(_, _, d)| d["session"] == session.to_string())
+        .map(|(_, t, d)| (t.clone(), d.clone()))
+        .collect();
+    assert_eq!(
+        of_session
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<Vec<_>>(),
+        ["session.scheduled", "session.ended"],
+        "per-session order"
+    );
+    let ended = &of_session[1].1;
+    assert_eq!(ended["billable_seconds"], 0);
+    assert_eq!(ended["act_code"], "MEMBRE");
+    assert_eq!(ended["billing_class"], "hn");
+    assert!(types(&got).contains(&"consent.recorded".to_owned()));
+    let mut ids: Vec<_> = got.iter().map(|(id, _, _)| id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        got.len(),
+        "each event delivered once, with a unique id"
+    );
+
+    // A delivery in flight when the server stops is sent again by the next one.
+    inbox.hang_next.store(1, Ordering::SeqCst);
+    let consents = v.get(&format!("/kines/{ka}/patients/{patient}")).await.1["consents"].clone();
+    let consent = consents[0]["id"].as_str().expect("consent").to_owned();
+    v.ok(
+        &format!("/kines/{ka}/consents/{consent}/withdraw"),
+        json!({}),
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(10), inbox.hung.notified())
+        .await
+        .expect("the delivery started");
+    server.stop().await;
+    let before = inbox.delivered.lock().len();
+    let server = Server::start_with(tweak).await;
+    wait_for(&inbox, |d| {
+        types(d).contains(&"consent.withdrawn".to_owned())
+    })
+    .await;
+    let last = inbox.delivered.lock()[before].clone();
+    assert_eq!(
+        (last.1.as_str(), &last.2["patient"]),
+        ("consent.withdrawn", &json!(patient))
+    );
+    server.stop().await;
+}
