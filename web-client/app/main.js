@@ -1,11 +1,12 @@
 // The kiné dashboard, /app: login, today's sessions with their live state, patients, scheduling,
-// the call, the session record. Routes live in the fragment (#/sessions, #/patients/ID, …): no
+// the call, the session record with its compte rendu, billing (share, exports, settings). Routes live in the fragment (#/sessions, #/patients/ID, …): no
 // server round trip, and nothing secret ever goes in them.
 
 import { get, post } from '../lib/api.js';
 import { audioContext, playChime } from '../lib/devices.js';
 import { h, field, focusHeading, replace } from '../lib/dom.js';
 import { langSwitch, onLangChange, t, translateTree } from '../lib/i18n.js';
+import { renderBilling } from './billing.js';
 import { openCall, activeSessionId } from './call.js';
 import { renderPatient, renderPatients } from './patients.js';
 import { renderRecord } from './record.js';
@@ -81,6 +82,7 @@ async function startApp() {
     nav,
     h('a', { class: 'nav-link', t: 'app.nav.today', attrs: { href: '#/sessions', 'data-nav': 'sessions' } }),
     h('a', { class: 'nav-link', t: 'app.nav.patients', attrs: { href: '#/patients', 'data-nav': 'patients' } }),
+    h('a', { class: 'nav-link', t: 'app.nav.billing', attrs: { href: '#/billing', 'data-nav': 'billing' } }),
   );
   nav.setAttribute('aria-label', t('app.nav'));
   nav.hidden = false;
@@ -155,8 +157,9 @@ function route() {
   const [path, query] = location.hash.replace(/^#/, '').split('?');
   const params = new URLSearchParams(query ?? '');
   const parts = path.split('/').filter(Boolean);
+  const section = parts[0] === 'patients' || parts[0] === 'billing' ? parts[0] : 'sessions';
   for (const a of nav.querySelectorAll('a')) {
-    if (a.getAttribute('data-nav') === (parts[0] === 'patients' ? 'patients' : 'sessions')) a.setAttribute('aria-current', 'page');
+    if (a.getAttribute('data-nav') === section) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
   /** @type {Promise<(() => void) | void>} */
@@ -170,6 +173,9 @@ function route() {
       break;
     case 'link':
       rendering = renderLink(main, parts[1] ?? '');
+      break;
+    case 'billing':
+      rendering = renderBilling(main, params.get('from'), params.get('to'));
       break;
     case 'record':
       rendering = renderRecord(main, parts[1] ?? '');

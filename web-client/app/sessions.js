@@ -4,8 +4,8 @@ import { get, post } from '../lib/api.js';
 import { h, field, replace } from '../lib/dom.js';
 import { bind, fmtDateTime, fmtDay, fmtNumber, fmtTime, fmtDate, t } from '../lib/i18n.js';
 import { openCall, activeSessionId } from './call.js';
-import { go, state, ymd } from './state.js';
-import { errorAlert, handleError, refresh } from './ui.js';
+import { go, parseEuros, state, ymd } from './state.js';
+import { billingBadge, clearFieldErrors, handleError, hintedField, localFieldError, refresh, showFormError } from './ui.js';
 
 /** @typedef {import('../lib/types.js').Session} Session */
 /** @typedef {import('../lib/types.js').Patient} Patient */
@@ -83,7 +83,7 @@ function fillRows(sessions) {
   if (!body) return;
   const sorted = [...sessions].sort((a, b) => a.starts_at.localeCompare(b.starts_at));
   for (const s of sorted) {
-    const sig = JSON.stringify([s.status, s.live ?? [], activeSessionId() === s.id]);
+    const sig = JSON.stringify([s.status, s.billing_class, s.billing_reason?.code, s.live ?? [], activeSessionId() === s.id]);
     const known = view.rows.get(s.id);
     if (known && known.sig === sig) continue;
     const tr = row(s);
@@ -154,14 +154,13 @@ function row(s) {
     );
   if (s.status !== 'cancelled') actions.push(button('app.action.record', 'record', 'btn-secondary', () => go(`/record/${s.id}`)));
 
-  const reimbursable = s.billing_class === 'reimbursable';
   return h(
     'tr',
     { attrs: { 'data-session': s.id, 'data-status': s.status } },
     h('td', {}, fmtTime(s.starts_at)),
     h('td', {}, h('a', { attrs: { href: `#/patients/${s.patient}` } }, s.patient_name)),
     h('td', {}, `${s.act_label} `, h('span', { class: 'badge', t: 'app.session.amk', tp: { coef: fmtNumber(s.amk_coefficient) } })),
-    h('td', {}, h('span', { class: `badge ${reimbursable ? 'badge-ok' : 'badge-warn'}`, t: reimbursable ? 'app.billing.reimbursable' : 'app.billing.hn' })),
+    h('td', {}, billingBadge(s.billing_class, s.billing_reason)),
     h('td', { class: 'live-cell' }, h('span', { class: `status status-${s.status}`, t: /** @type {Key} */ (`app.session.status.${s.status}`) }), ' ', ...liveBadges),
     h('td', {}, h('div', { class: 'actions' }, ...actions)),
   );
@@ -186,6 +185,14 @@ export async function renderSchedule(main, patientId) {
   const time = h('input', { attrs: { type: 'time', required: true, name: 'time', value: `${String(now.getHours()).padStart(2, '0')}:${String(now.getMinutes()).padStart(2, '0')}` } });
   const autoAdmit = h('input', { attrs: { type: 'checkbox', name: 'auto_admit' } });
   const consentOnJoin = h('input', { attrs: { type: 'checkbox', name: 'patient_consent_on_join', checked: true } });
+  /** @type {[string, Key][]} */
+  const directOptions = [
+    ['', 'app.schedule.direct.none'],
+    ['acute_low_back_pain', 'app.schedule.direct.acute_low_back_pain'],
+    ['ankle_sprain', 'app.schedule.direct.ankle_sprain'],
+  ];
+  const direct = h('select', { attrs: { name: 'direct_access' } }, ...directOptions.map(([value, key]) => h('option', { attrs: { value }, t: key })));
+  const price = h('input', { attrs: { type: 'text', name: 'hn_price_cents', inputmode: 'decimal', autocomplete: 'off', spellcheck: 'false' } });
   const error = h('div', { attrs: { 'aria-live': 'polite' } });
   const form = h(
     'form',
@@ -196,10 +203,19 @@ export async function renderSchedule(main, patientId) {
     h('div', { class: 'row' }, field(date, 'app.schedule.date'), field(time, 'app.schedule.time')),
     field(autoAdmit, 'app.schedule.auto_admit'),
     field(consentOnJoin, 'app.schedule.consent_on_join'),
+    hintedField(direct, 'app.schedule.direct', 'app.schedule.direct.hint'),
+    hintedField(price, 'app.schedule.hn_price', 'app.schedule.hn_price.hint'),
     h('button', { class: 'btn btn-primary', t: 'app.schedule.submit', attrs: { type: 'submit' } }),
   );
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
+    clearFieldErrors(form);
+    error.replaceChildren();
+    const cents = price.value.trim() ? parseEuros(price.value) : undefined;
+    if (cents === null) {
+      localFieldError(price, 'app.price.invalid');
+      return;
+    }
     try {
       /** @type {Session} */
       const session = await post('/api/sessions', {
@@ -208,6 +224,8 @@ export async function renderSchedule(main, patientId) {
         act_code: act.value,
         auto_admit: autoAdmit.checked,
         patient_consent_on_join: consentOnJoin.checked,
+        ...(direct.value ? { direct_access: direct.value } : {}),
+        ...(cents !== undefined ? { hn_price_cents: cents } : {}),
       });
       /** @type {Link} */
       const link = await post(`/api/sessions/${session.id}/links`, { role: 'patient' });
@@ -215,7 +233,7 @@ export async function renderSchedule(main, patientId) {
       refresh();
       go(`/link/${session.id}`);
     } catch (err) {
-      if (!handleError(err)) replace(error, errorAlert(err));
+      if (!handleError(err)) showFormError(form, error, err);
     }
   });
   replace(
@@ -259,6 +277,12 @@ export async function renderLink(main, sessionId) {
   replace(
     main,
     h('h1', { t: 'app.link.title', tp: { name: session.patient_name } }),
+    h(
+      'section',
+      { class: `card billing-card billing-${session.billing_class}`, attrs: { 'aria-labelledby': 'billing-h' } },
+      h('h2', { t: 'app.link.billing', attrs: { id: 'billing-h' } }),
+      billingBadge(session.billing_class, session.billing_reason, true),
+    ),
     h(
       'div',
       { class: 'card' },

@@ -1,8 +1,10 @@
 // Small pieces the dashboard's pages share: error display, the 401 handler, a live refresh.
 
 import { ApiError } from '../lib/api.js';
-import { h } from '../lib/dom.js';
+import { field, h, uid } from '../lib/dom.js';
 import { bind, bindPair } from '../lib/i18n.js';
+
+/** @typedef {import('../lib/i18n.js').Key} Key */
 
 const hooks = {
   unauthorized: () => {},
@@ -38,4 +40,95 @@ export function refusalAlert(refusal) {
 /** Asks for the live state now rather than at the next poll. */
 export function refresh() {
   hooks.refresh();
+}
+
+/**
+ * A labelled field with a hint under it, tied to the control by aria-describedby.
+ * @param {HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement} control
+ * @param {Key} label
+ * @param {Key} hint
+ * @returns {HTMLDivElement}
+ */
+export function hintedField(control, label, hint) {
+  const wrap = field(control, label);
+  const id = uid('hint');
+  wrap.append(h('p', { class: 'hint field-hint', t: hint, attrs: { id } }));
+  control.setAttribute('aria-describedby', id);
+  control.dataset.describedby = id;
+  return wrap;
+}
+
+/** Removes the messages `fieldError` put in a form. @param {ParentNode} form */
+export function clearFieldErrors(form) {
+  for (const el of form.querySelectorAll('.field-error[data-for]')) el.remove();
+  for (const el of form.querySelectorAll('[aria-invalid="true"]')) {
+    el.removeAttribute('aria-invalid');
+    const base = el instanceof HTMLElement ? el.dataset.describedby : undefined;
+    if (base) el.setAttribute('aria-describedby', base);
+    else el.removeAttribute('aria-describedby');
+  }
+}
+
+/**
+ * Puts a message right under a form control, marks it invalid and moves focus to it.
+ * @param {HTMLElement} control
+ * @param {HTMLElement} message a `.field-error` element
+ */
+function attachFieldError(control, message) {
+  message.id = uid('err');
+  message.setAttribute('data-for', control.getAttribute('name') ?? '');
+  (control.closest('.field') ?? control).append(message);
+  control.setAttribute('aria-invalid', 'true');
+  control.setAttribute('aria-describedby', [control.dataset.describedby, message.id].filter(Boolean).join(' '));
+  control.focus();
+}
+
+/**
+ * A message of ours (not the server's) under a control. @param {HTMLElement} control @param {Key} key
+ */
+export function localFieldError(control, key) {
+  attachFieldError(control, bind(h('p', { class: 'field-error', attrs: { role: 'alert' } }), key));
+}
+
+/**
+ * Shows a failure where the kiné looks: under the control the server names in `details.field`
+ * (matched by the control's name), else as an alert in `fallback`.
+ * @param {ParentNode} form
+ * @param {HTMLElement} fallback
+ * @param {unknown} e
+ */
+export function showFormError(form, fallback, e) {
+  clearFieldErrors(form);
+  fallback.replaceChildren();
+  const name = e instanceof ApiError ? fieldOf(e.refusal) : null;
+  const control = name ? form.querySelector(`[name="${CSS.escape(name)}"]`) : null;
+  if (e instanceof ApiError && control instanceof HTMLElement) {
+    const r = e.refusal;
+    attachFieldError(control, bindPair(h('p', { class: 'field-error', attrs: { role: 'alert', 'data-code': r.code } }), r.message_fr, r.message_en));
+  } else {
+    fallback.append(errorAlert(e));
+  }
+}
+
+/** @param {import('../lib/types.js').Refusal} r @returns {string | null} */
+function fieldOf(r) {
+  const d = r.details;
+  if (typeof d === 'object' && d !== null && 'field' in d && typeof d.field === 'string') return d.field;
+  return null;
+}
+
+/**
+ * The class of a session as a badge, with the reason as text for screen readers (and visible
+ * when `visible` is set).
+ * @param {string} billingClass
+ * @param {import('../lib/types.js').BillingReason | null | undefined} reason
+ * @param {boolean} [visible]
+ * @returns {HTMLElement}
+ */
+export function billingBadge(billingClass, reason, visible = false) {
+  const reimbursable = billingClass === 'reimbursable';
+  const badge = h('span', { class: `badge ${reimbursable ? 'badge-ok' : 'badge-warn'}`, t: reimbursable ? 'app.billing.reimbursable' : 'app.billing.hn', attrs: { 'data-class': billingClass } });
+  if (!reason) return h('span', { class: 'billing' }, badge);
+  const why = bindPair(h(visible ? 'p' : 'span', { class: visible ? 'reason' : 'visually-hidden', attrs: { 'data-reason': reason.code } }), reason.message_fr, reason.message_en);
+  return h(visible ? 'div' : 'span', { class: 'billing' }, badge, visible ? '' : ' — ', why);
 }

@@ -35,7 +35,7 @@ function isRefusal(v) {
 
 /**
  * @template T
- * @param {'GET' | 'POST'} method
+ * @param {'GET' | 'POST' | 'PUT'} method
  * @param {string} path
  * @param {unknown} [body]
  * @returns {Promise<T>}
@@ -64,14 +64,57 @@ export async function api(method, path, body) {
       data = null;
     }
   }
-  if (!res.ok) {
-    if (isRefusal(data)) throw new ApiError(res.status, data);
-    throw new ApiError(res.status, localRefusal(`http_${res.status}`, 'common.error.generic'));
-  }
+  if (!res.ok) throw refusalOf(res.status, data);
   return /** @type {T} */ (data);
+}
+
+/** @param {number} status @param {unknown} data @returns {ApiError} */
+function refusalOf(status, data) {
+  if (isRefusal(data)) return new ApiError(status, data);
+  return new ApiError(status, localRefusal(`http_${status}`, 'common.error.generic'));
+}
+
+/**
+ * Fetches a document with the session cookie and hands it to the browser as a download: an
+ * object URL on a Blob, so nothing goes through a third party and the cookie stays same-origin.
+ * @param {string} path
+ * @param {string} filename
+ * @returns {Promise<void>}
+ */
+export async function download(path, filename) {
+  /** @type {Response} */
+  let res;
+  try {
+    res = await fetch(path, { credentials: 'same-origin', cache: 'no-store' });
+  } catch {
+    throw new ApiError(0, localRefusal('network', 'common.error.network'));
+  }
+  if (!res.ok) {
+    /** @type {unknown} */
+    let data = null;
+    try {
+      data = await res.json();
+    } catch {
+      data = null;
+    }
+    throw refusalOf(res.status, data);
+  }
+  const blob = await res.blob();
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // Give the browser time to start the download before the URL goes away.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 /** @template T @param {string} path @returns {Promise<T>} */
 export const get = (path) => api('GET', path);
 /** @template T @param {string} path @param {unknown} [body] @returns {Promise<T>} */
 export const post = (path, body) => api('POST', path, body ?? {});
+/** @template T @param {string} path @param {unknown} body @returns {Promise<T>} */
+export const put = (path, body) => api('PUT', path, body);

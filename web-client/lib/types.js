@@ -105,7 +105,28 @@
  * @property {boolean} auto_admit
  * @property {boolean} patient_consent_on_join
  * @property {string} billing_class
+ * @property {BillingReason | null} [billing_reason] why reimbursable or HN, in plain words
  * @property {LivePresence[]} [live]
+ */
+
+/** @typedef {'prescription_and_in_person' | 'direct_access' | 'no_in_person_care' | 'no_valid_prescription' | 'direct_access_without_protocol' | string} BillingReasonCode */
+/** @typedef {{code: BillingReasonCode, message_fr: string, message_en: string}} BillingReason */
+/** @typedef {'acute_low_back_pain' | 'ankle_sprain'} DirectAccess */
+
+/** @typedef {{cooperation_protocol: boolean, hn_price_cents: number}} Settings */
+/** @typedef {{version: number, text: string, written_at: string}} ReportVersion */
+/** @typedef {{session: string, versions: ReportVersion[]}} Report versions oldest first; the last is in force */
+
+/**
+ * The share of a kiné's sessions done remotely over a period (the convention caps it).
+ * @typedef {object} Share
+ * @property {string} from YYYY-MM-DD
+ * @property {string} to YYYY-MM-DD
+ * @property {number} remote_sessions
+ * @property {number} total_sessions
+ * @property {number} ratio in [0, 1]
+ * @property {number} cap_percent
+ * @property {boolean} over_cap
  */
 
 /**
