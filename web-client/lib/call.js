@@ -71,6 +71,8 @@ export class Call {
     this.participant = null;
     /** @type {RTCIceServer[]} */
     this.iceServers = [];
+    /** @type {RTCIceTransportPolicy} */
+    this.icePolicy = 'all';
     this.admitted = false;
     /** @type {Map<string, Peer>} */
     this.peers = new Map();
@@ -166,6 +168,8 @@ export class Call {
         this.role = m.role;
         this.participant = m.participant;
         this.iceServers = m.ice_servers ?? [];
+        // Privacy mode: TURN only, so that the other side never sees this device's address.
+        this.icePolicy = m.ice_transport_policy === 'relay' ? 'relay' : 'all';
         this.admitted = false;
         this.reportedConnected = null;
         this.onEvent({ type: 'welcome', participant: m.participant, role: m.role, session: m.session, resumed: m.resumed });
@@ -317,7 +321,11 @@ export class Call {
 
   /** @param {string} id @returns {Peer} */
   createPeer(id) {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection({
+      iceServers: this.iceServers,
+      iceTransportPolicy: this.icePolicy,
+      bundlePolicy: 'max-bundle',
+    });
     const peer = new Peer(id, pc);
     this.peers.set(id, peer);
     if (this.localStream) {

@@ -31,7 +31,7 @@
  */
 
 /**
- * @typedef {{type: 'welcome', protocol: number, participant: string, role: Role, session: SessionInfo, ice_servers: RTCIceServer[], peers: PeerInfo[], resumed: boolean}
+ * @typedef {{type: 'welcome', protocol: number, participant: string, role: Role, session: SessionInfo, ice_servers: RTCIceServer[], ice_transport_policy?: 'all' | 'relay', peers: PeerInfo[], resumed: boolean}
  *   | {type: 'waiting', reason: WaitReason}
  *   | {type: 'admitted', peers: PeerInfo[]}
  *   | ({type: 'refused'} & Refusal)

@@ -94,6 +94,7 @@ pub(crate) async fn connect_and_join(cfg: &PeerConfig, link: &JoinLink) -> Resul
                     role,
                     session,
                     ice_servers,
+                    ice_transport_policy,
                     peers,
                     resumed,
                 } => Ok((
@@ -104,6 +105,7 @@ pub(crate) async fn connect_and_join(cfg: &PeerConfig, link: &JoinLink) -> Resul
                         role,
                         session,
                         ice_servers,
+                        relay_only: ice_transport_policy == "relay",
                         peers,
                         resumed,
                     },
@@ -622,7 +624,8 @@ impl CallTask {
         });
         let config = EndpointConfig {
             ice_servers: self.welcome.ice_servers.clone(),
-            relay_only: self.cfg.relay_only,
+            // The session's privacy mode (from `welcome`) or the peer's own choice.
+            relay_only: self.cfg.relay_only || self.welcome.relay_only,
             udp_bind: self.cfg.udp_bind.clone(),
         };
         let endpoint = Endpoint::new(&config, side, sink).await?;

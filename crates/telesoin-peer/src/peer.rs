@@ -36,6 +36,8 @@ pub struct Welcome {
     pub role: Role,
     pub session: SessionInfo,
     pub ice_servers: Vec<IceServer>,
+    /// The session is in privacy mode: TURN candidates only.
+    pub relay_only: bool,
     pub peers: Vec<PeerInfo>,
     pub resumed: bool,
 }
@@ -49,6 +51,7 @@ impl std::fmt::Debug for Welcome {
             .field("session", &self.session.session)
             .field("ice_servers", &self.ice_servers.len())
             .field("peers", &self.peers)
+            .field("relay_only", &self.relay_only)
             .field("resumed", &self.resumed)
             .finish()
     }

@@ -128,6 +128,10 @@ pub struct NewSession {
     /// The price of this session if it is hors nomenclature, in cents (default: the kiné's).
     #[serde(default)]
     pub hn_price_cents: Option<i64>,
+    /// Privacy mode: media through TURN only, so that nobody sees the patient's IP address.
+    /// Needs TURN configured on the server.
+    #[serde(default)]
+    pub relay_only: bool,
 }
 
 fn yes() -> bool {
@@ -156,6 +160,9 @@ pub struct Session {
     /// Why: a stable code and plain words (French first), shown to kiné and patient up front.
     #[serde(default)]
     pub billing_reason: Option<BillingReason>,
+    /// Privacy mode (media through TURN only).
+    #[serde(default)]
+    pub relay_only: bool,
     /// Live presence, when the session is open: who is connected and who waits.
     #[serde(default)]
     pub live: Vec<LivePresence>,

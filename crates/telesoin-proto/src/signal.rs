@@ -149,6 +149,10 @@ pub enum ServerMsg {
         role: Role,
         session: SessionInfo,
         ice_servers: Vec<IceServer>,
+        /// `all`, or `relay` for a session in privacy mode: set RTCPeerConnection's
+        /// `iceTransportPolicy` to it, so that only TURN candidates are used.
+        #[serde(default = "all")]
+        ice_transport_policy: String,
         peers: Vec<PeerInfo>,
         /// True when this join took over an existing seat (reconnection or second device).
         resumed: bool,
@@ -195,6 +199,10 @@ pub enum ServerMsg {
     Replaced,
     Error(crate::Refusal),
     Pong,
+}
+
+fn all() -> String {
+    "all".to_owned()
 }
 
 /// Why a frame could not be read as a message.

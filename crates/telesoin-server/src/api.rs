@@ -405,6 +405,7 @@ pub(crate) fn session_json(
                 message_fr: r.message_fr().into(),
                 message_en: r.message_en().into(),
             }),
+        relay_only: row.relay_only,
         live: app.hub.presence(s.id),
     }
 }
@@ -502,8 +503,18 @@ pub async fn create_session_for(
             "a price in cents, 0 to 1000000",
         ));
     }
-    let row =
+    if body.relay_only && (app.cfg.turn_urls.is_empty() || app.cfg.turn_secret.is_none()) {
+        return Err(ApiError::invalid(
+            "relay_only",
+            "privacy mode needs a TURN server (turn_urls and turn_secret in the configuration)",
+        ));
+    }
+    let mut row =
         crate::records::schedule(app, session, direct_access, body.hn_price_cents, now).await?;
+    if body.relay_only {
+        app.store.set_relay_only(row.session.id, true).await?;
+        row.relay_only = true;
+    }
     let session = &row.session;
     if let Some(platform) = platform {
         app.store

@@ -356,6 +356,7 @@ impl Hub {
                 .cfg
                 .ice
                 .servers_for(participant, row.session.window_end + Duration::minutes(10)),
+            ice_transport_policy: if row.relay_only { "relay" } else { "all" }.to_owned(),
             peers,
             resumed,
         };

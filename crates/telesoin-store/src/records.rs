@@ -102,6 +102,8 @@ pub trait RecordStore: Send + Sync {
         billing: &SessionBilling,
         class: &str,
     ) -> Result<()>;
+    /// Sets the privacy mode of a session (media through TURN only).
+    async fn set_relay_only(&self, session: SessionId, relay_only: bool) -> Result<()>;
     /// Adds a version of the compte rendu; returns its number (1, 2, ...).
     async fn add_report(
         &self,
@@ -198,6 +200,16 @@ impl RecordStore for SqlStore {
             }),
             None => Ok(SessionBilling::default()),
         }
+    }
+
+    async fn set_relay_only(&self, session: SessionId, relay_only: bool) -> Result<()> {
+        sqlx::query("UPDATE sessions SET relay_only = $1 WHERE id = $2")
+            .bind(i64::from(relay_only))
+            .bind(session.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn set_session_billing(

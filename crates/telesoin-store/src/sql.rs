@@ -280,6 +280,7 @@ pub(crate) fn session_row(r: &AnyRow) -> Result<SessionRow> {
         },
         billing_class: get(r, "billing_class")?,
         class_reason: get(r, "class_reason")?,
+        relay_only: get::<i64>(r, "relay_only")? != 0,
         ended_at: opt_instant(get(r, "ended_at")?)?,
         billable_seconds: get(r, "billable_seconds")?,
         finalized_at: opt_instant(get(r, "finalized_at")?)?,

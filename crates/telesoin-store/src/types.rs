@@ -39,6 +39,8 @@ pub struct SessionRow {
     pub billing_class: String,
     /// Why the class is what it is (`ClassReason::code`), once classified.
     pub class_reason: Option<String>,
+    /// Privacy mode: media through TURN only, so that nobody sees the patient's IP address.
+    pub relay_only: bool,
     pub ended_at: Option<DateTime<Utc>>,
     pub billable_seconds: Option<i64>,
     pub finalized_at: Option<DateTime<Utc>>,

@@ -253,6 +253,7 @@ impl Hub {
                 consent_text_version: CONSENT_VERSION.into(),
             },
             ice_servers: Vec::new(),
+            ice_transport_policy: "all".into(),
             peers: peers(&st, me),
             resumed,
         };

@@ -119,6 +119,7 @@ pub async fn schedule(
         session,
         billing_class: c.class.as_str().into(),
         class_reason: billing.class_reason,
+        relay_only: false,
         ended_at: None,
         billable_seconds: None,
         finalized_at: None,
