@@ -39,6 +39,8 @@ done
 kine=$(curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port/api/v1/kines" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
 printf '[parameters]\n"path.kine" = "%s"\n' "$kine" > "$data/schemathesis.toml"
 
+# From the temporary directory: schemathesis keeps a cache (.schemathesis/) where it runs.
+cd "$data"
 st --config-file "$data/schemathesis.toml" run "http://127.0.0.1:$port/api/v1/openapi.json" \
   --url "http://127.0.0.1:$port" \
   --header "Authorization: Bearer $key" \
