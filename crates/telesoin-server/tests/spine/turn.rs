@@ -259,10 +259,15 @@ async fn privacy_mode_sends_media_through_turn_only() {
     let (status, body) = api
         .call(reqwest::Method::POST, "/api/sessions", Some(json!({"patient": p, "starts_at": Utc::now(), "act_code": "MEMBRE", "relay_only": true})))
         .await;
-    assert_eq!((status, body["details"]["field"].as_str()), (422, Some("relay_only")));
+    assert_eq!(
+        (status, body["details"]["field"].as_str()),
+        (422, Some("relay_only"))
+    );
     plain.stop().await;
 
-    let Some(mut turn) = coturn().await else { return };
+    let Some(mut turn) = coturn().await else {
+        return;
+    };
     let server = Server::start_with(|c| {
         c.turn_urls = vec![format!("turn:127.0.0.1:{}?transport=udp", turn.port)];
         c.turn_secret = Some(SECRET.into());
@@ -271,10 +276,22 @@ async fn privacy_mode_sends_media_through_turn_only() {
     let api = server.kine("privacy@example.fr").await;
     let patient = api.ready_patient().await;
     let session = api.session(patient, json!({"relay_only": true})).await;
-    assert_eq!(api.get(&format!("/api/sessions/{session}")).await["relay_only"], true);
+    assert_eq!(
+        api.get(&format!("/api/sessions/{session}")).await["relay_only"],
+        true
+    );
     let link = |role: &'static str| {
         let api = api.clone();
-        async move { api.post(&format!("/api/sessions/{session}/links"), json!({"role": role})).await["url"].as_str().expect("url").to_owned() }
+        async move {
+            api.post(
+                &format!("/api/sessions/{session}/links"),
+                json!({"role": role}),
+            )
+            .await["url"]
+                .as_str()
+                .expect("url")
+                .to_owned()
+        }
     };
     // The peers ask for nothing special: the session's welcome imposes the relay.
     let cfg = |link: String| PeerConfig {
@@ -283,17 +300,34 @@ async fn privacy_mode_sends_media_through_turn_only() {
         ..PeerConfig::new(link)
     };
     let t = Duration::from_secs(20);
-    let mut kine = Peer::join(PeerConfig { auto_admit_lobby: true, ..cfg(link("kine").await) }).await.expect("kiné");
-    assert!(kine.welcome().relay_only, "welcome.ice_transport_policy is relay");
+    let mut kine = Peer::join(PeerConfig {
+        auto_admit_lobby: true,
+        ..cfg(link("kine").await)
+    })
+    .await
+    .expect("kiné");
+    assert!(
+        kine.welcome().relay_only,
+        "welcome.ice_transport_policy is relay"
+    );
     kine.admitted(t).await.expect("admitted");
-    let mut pat = Peer::join(cfg(link("patient").await)).await.expect("patient");
+    let mut pat = Peer::join(cfg(link("patient").await))
+        .await
+        .expect("patient");
     assert!(pat.welcome().relay_only);
     pat.admitted(t).await.expect("admitted");
-    kine.wait_media_connected(t).await.expect("connected through the relay");
-    pat.wait_media_connected(t).await.expect("connected through the relay");
+    kine.wait_media_connected(t)
+        .await
+        .expect("connected through the relay");
+    pat.wait_media_connected(t)
+        .await
+        .expect("connected through the relay");
     let log = std::fs::read_to_string(&turn.log).unwrap_or_default();
     for who in [kine.participant(), pat.participant()] {
-        assert!(log.contains(&who.to_string()), "both sides allocated a relay");
+        assert!(
+            log.contains(&who.to_string()),
+            "both sides allocated a relay"
+        );
     }
     kine.hangup(t).await.expect("hangup");
     pat.shutdown().await;
