@@ -78,6 +78,10 @@ pub struct Config {
     pub share_cap_percent: u32,
     /// Log filter (tracing EnvFilter syntax). Default `info`.
     pub log: String,
+    /// `TELESOIN_*` variables that name no setting (a typo, or another tool's variable, or one
+    /// a platform such as Kubernetes injects). They are ignored, and announced at start.
+    #[serde(skip)]
+    pub ignored_env: Vec<String>,
     /// Requests per second allowed per platform API key on `/api/v1`. Default 10.
     pub api_rate_per_second: u32,
     /// Burst allowed per API key above the steady rate. Default 40.
@@ -122,6 +126,7 @@ impl Default for Config {
             retention_years: telesoin_core::retention::DEFAULT_RETENTION_YEARS,
             share_cap_percent: telesoin_core::share::CONVENTION_SHARE_CAP_PERCENT,
             log: "info".into(),
+            ignored_env: Vec::new(),
             api_rate_per_second: 10,
             api_burst: 40,
             webhook_retry_seconds: 10,
@@ -145,6 +150,10 @@ impl std::fmt::Debug for Config {
             .field("turn_secret", &self.turn_secret.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
+}
+
+fn key_name(key: &str) -> String {
+    format!("TELESOIN_{}", key.to_uppercase())
 }
 
 /// A configuration problem, said so that an operator knows what to change.
@@ -171,10 +180,24 @@ impl Config {
             let Some(name) = key.strip_prefix("TELESOIN_") else {
                 continue;
             };
-            cfg.set(&name.to_ascii_lowercase(), &value)?;
+            let key = name.to_ascii_lowercase();
+            if !cfg.knows(&key) {
+                cfg.ignored_env.push(key_name(&key));
+                continue;
+            }
+            cfg.set(&key, &value)?;
         }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Whether `key` names a setting (a probe of [`Config::set`] on a scratch copy).
+    pub fn knows(&self, key: &str) -> bool {
+        let mut scratch = Config::default();
+        match scratch.set(key, "") {
+            Ok(()) => true,
+            Err(e) => !e.0.starts_with("unknown setting"),
+        }
     }
 
     /// Sets one key from its text form, as an environment variable gives it.
@@ -480,10 +503,16 @@ mod tests {
         let err = Config::load(None, env(&[("TELESOIN_TURN_URLS", "turn:127.0.0.1:3478")]))
             .expect_err("no secret");
         assert!(err.to_string().contains("turn_secret"), "{err}");
-        let err = Config::load(None, env(&[("TELESOIN_NOPE", "1")])).expect_err("unknown");
-        assert!(
-            err.to_string().contains("unknown setting TELESOIN_NOPE"),
-            "{err}"
+        let cfg = Config::load(
+            None,
+            env(&[("TELESOIN_NOPE", "1"), ("TELESOIN_GRACE_SECONDS", "9")]),
+        )
+        .expect("an unknown variable is not fatal");
+        assert_eq!(
+            (cfg.ignored_env.as_slice(), cfg.grace_seconds),
+            (&["TELESOIN_NOPE".to_owned()][..], 9),
+            "it is ignored and reported"
         );
+        assert!(Config::default().knows("turn_secret") && !Config::default().knows("grace_second"));
     }
 }

@@ -131,6 +131,9 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    for name in &cfg.ignored_env {
+        tracing::warn!(variable = %name, "ignoring a TELESOIN_ variable that names no setting (see README, Configuration)");
+    }
 
     match cli.command {
         Command::Platform { action } => {
