@@ -20,12 +20,15 @@ after(async () => {
   await browser?.close();
 });
 
-/** @param {import('playwright-core').Page} page */
+/** Fills the schedule form with the current minute, in the browser's time zone (Europe/Paris). @param {import('playwright-core').Page} page */
 async function scheduleNow(page) {
-  const now = new Date();
-  const p = (/** @type {number} */ n) => String(n).padStart(2, '0');
-  await page.getByLabel('Date', { exact: true }).fill(`${now.getFullYear()}-${p(now.getMonth() + 1)}-${p(now.getDate())}`);
-  await page.getByLabel('Heure').fill(`${p(now.getHours())}:${p(now.getMinutes())}`);
+  const [day, time] = await page.evaluate(() => {
+    const now = new Date();
+    const p = (/** @type {number} */ n) => String(n).padStart(2, '0');
+    return [`${now.getFullYear()}-${p(now.getMonth() + 1)}-${p(now.getDate())}`, `${p(now.getHours())}:${p(now.getMinutes())}`];
+  });
+  await page.getByLabel('Date', { exact: true }).fill(day);
+  await page.getByLabel('Heure').fill(time);
 }
 
 test('g) compte rendu with an amendment, report and invoice PDFs, billing page, exports, settings', async () => {
@@ -161,9 +164,10 @@ test('g) compte rendu with an amendment, report and invoice PDFs, billing page, 
   await kine.getByRole('heading', { name: 'Facturation', level: 1 }).waitFor();
   const line = kine.locator('.share-line');
   await line.waitFor();
-  const now = new Date();
-  const p = (/** @type {number} */ n) => String(n).padStart(2, '0');
-  const from = `${now.getFullYear()}-${p(now.getMonth() + 1)}-01`;
+  const from = await kine.evaluate(() => {
+    const now = new Date();
+    return `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, '0')}-01`;
+  });
   assert.equal(await kine.getByLabel('Du', { exact: true }).inputValue(), from, 'the current month by default');
   const to = await kine.getByLabel('Au', { exact: true }).inputValue();
   const share = await api.get(`/api/share?from=${from}&to=${to}`);
@@ -188,7 +192,7 @@ test('g) compte rendu with an amendment, report and invoice PDFs, billing page, 
   assert.equal(bundle.resourceType, 'Bundle');
 
   // A range the server refuses: its words under the "Au" field.
-  await kine.getByLabel('Au', { exact: true }).fill(`${now.getFullYear() - 1}-01-01`);
+  await kine.getByLabel('Au', { exact: true }).fill(`${Number(from.slice(0, 4)) - 1}-01-01`);
   await kine.getByRole('button', { name: 'Afficher' }).click();
   const toError = kine.locator('.field-error[data-for="to"]');
   await toError.waitFor();
