@@ -35,18 +35,20 @@ pub enum Scope {
     SessionsWrite,
     LinksWrite,
     RecordsRead,
+    RecordsWrite,
     WebhooksManage,
     SigningKeysManage,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::PatientsRead,
         Scope::PatientsWrite,
         Scope::SessionsRead,
         Scope::SessionsWrite,
         Scope::LinksWrite,
         Scope::RecordsRead,
+        Scope::RecordsWrite,
         Scope::WebhooksManage,
         Scope::SigningKeysManage,
     ];
@@ -59,6 +61,7 @@ impl Scope {
             Scope::SessionsWrite => "sessions:write",
             Scope::LinksWrite => "links:write",
             Scope::RecordsRead => "records:read",
+            Scope::RecordsWrite => "records:write",
             Scope::WebhooksManage => "webhooks:manage",
             Scope::SigningKeysManage => "signing_keys:manage",
         }

@@ -29,6 +29,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::hub::wire_role;
 use crate::platform::auth::{ApiCaller, Scope};
 use crate::platform::{tokens, webhooks};
+use crate::records;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -65,6 +66,11 @@ pub fn routes() -> Router<AppState> {
         .route("/kines/{kine}/sessions/{session}/seats", post(create_seat))
         .route("/kines/{kine}/sessions/{session}/links", post(issue_link))
         .route("/kines/{kine}/sessions/{session}/record", get(record))
+        .route(
+            "/kines/{kine}/sessions/{session}/report",
+            get(get_report).post(write_report),
+        )
+        .route("/kines/{kine}/exports", get(export))
         .route("/kines/{kine}/links/{jti}/revoke", post(revoke_link))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}/delete", post(webhooks::delete))
@@ -543,6 +549,82 @@ pub async fn record(
 ) -> ApiResult<Json<rest::Record>> {
     let kine = caller.kine(&app, kine, Scope::RecordsRead).await?;
     api::record_for(&app, &kine, session).await.map(Json)
+}
+
+/// The compte rendu: every version, oldest first (the last one is in force).
+#[utoipa::path(get, path = "/api/v1/kines/{kine}/sessions/{session}/report", tag = "records",
+    params(("kine" = Uuid, Path), ("session" = Uuid, Path)),
+    responses((status = 200, body = records::http::Report), Errors))]
+pub async fn get_report(
+    State(app): State<AppState>,
+    caller: ApiCaller,
+    ApiPath((kine, session)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Json<records::http::Report>> {
+    let kine = caller.kine(&app, kine, Scope::RecordsRead).await?;
+    records::http::get_report_for(&app, &kine, session)
+        .await
+        .map(Json)
+}
+
+/// Writes the compte rendu once the session is over, or amends it (a new version; the earlier
+/// ones are kept).
+#[utoipa::path(post, path = "/api/v1/kines/{kine}/sessions/{session}/report", tag = "records",
+    params(("kine" = Uuid, Path), ("session" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    request_body = records::http::NewReport,
+    responses((status = 201, body = records::http::Report), Errors))]
+pub async fn write_report(
+    State(app): State<AppState>,
+    caller: ApiCaller,
+    ApiPath((kine, session)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(body): ApiJson<records::http::NewReport>,
+) -> ApiResult<(StatusCode, Json<records::http::Report>)> {
+    let kine = caller.kine(&app, kine, Scope::RecordsWrite).await?;
+    let report = records::http::write_report_for(&app, &kine, session, &body.text).await?;
+    Ok((StatusCode::CREATED, Json(report)))
+}
+
+/// The billing export of a kiné's finalized sessions over a range of days: CSV (one row per
+/// session) or a FHIR R4 Bundle (`format=fhir`).
+#[utoipa::path(get, path = "/api/v1/kines/{kine}/exports", tag = "records",
+    params(("kine" = Uuid, Path), records::http::RangeQuery),
+    responses(
+        (status = 200, description = "CSV or FHIR R4 Bundle", content(
+            (String = "text/csv"),
+            (Object = "application/fhir+json"),
+        )),
+        Errors))]
+pub async fn export(
+    State(app): State<AppState>,
+    caller: ApiCaller,
+    ApiPath(kine): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<records::http::RangeQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let kine = caller.kine(&app, kine, Scope::RecordsRead).await?;
+    records::http::check_range(&q)?;
+    let format = q.format.as_deref().unwrap_or("csv");
+    let schedule = app.cfg.key_letter_schedule();
+    let (body, mime) = records::http::export_body(
+        app.store.as_ref(),
+        &schedule,
+        Some(kine.id),
+        q.from,
+        q.to,
+        format,
+    )
+    .await?;
+    let name: &'static str = if format == "csv" { "csv" } else { "fhir" };
+    let exported = crate::events::DomainEvent::Exported {
+        kine: kine.id,
+        format: name,
+    };
+    app.hub.events().emit(Utc::now(), exported).await;
+    let mut res = body.into_response();
+    res.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(mime),
+    );
+    Ok(res)
 }
 
 #[cfg(test)]

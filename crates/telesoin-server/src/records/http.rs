@@ -21,20 +21,20 @@ use crate::auth::CurrentKine;
 use crate::error::{ApiError, ApiResult};
 use crate::events::DomainEvent;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewReport {
     pub text: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReportVersion {
     pub version: i64,
     pub text: String,
     pub written_at: chrono::DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub session: Uuid,
     /// Every version, oldest first; the last one is in force.
@@ -63,8 +63,13 @@ pub async fn get_report(
     CurrentKine(kine): CurrentKine,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Report>> {
-    let row = crate::api::own_session(&app, kine.id, id).await?;
-    Ok(Json(report_json(app.store.as_ref(), row.session.id).await?))
+    get_report_for(&app, &kine, id).await.map(Json)
+}
+
+/// The compte rendu of one of this kiné's sessions (dashboard and `/api/v1`).
+pub async fn get_report_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult<Report> {
+    let row = crate::api::own_session(app, kine.id, id).await?;
+    report_json(app.store.as_ref(), row.session.id).await
 }
 
 /// Writes the compte rendu, or amends it: a new version, the earlier ones kept.
@@ -74,13 +79,24 @@ pub async fn write_report(
     Path(id): Path<Uuid>,
     Json(body): Json<NewReport>,
 ) -> ApiResult<(StatusCode, Json<Report>)> {
-    let row = crate::api::own_session(&app, kine.id, id).await?;
+    let report = write_report_for(&app, &kine, id, &body.text).await?;
+    Ok((StatusCode::CREATED, Json(report)))
+}
+
+/// Writes or amends the compte rendu of one of this kiné's sessions (dashboard and `/api/v1`).
+pub async fn write_report_for(
+    app: &AppState,
+    kine: &Kine,
+    id: Uuid,
+    text: &str,
+) -> ApiResult<Report> {
+    let row = crate::api::own_session(app, kine.id, id).await?;
     if row.finalized_at.is_none() {
         return Err(ApiError::conflict(
             "the compte rendu is written once the session is over",
         ));
     }
-    let text = body.text.trim();
+    let text = text.trim();
     if text.is_empty()
         || text.chars().count() > 20_000
         || text
@@ -100,10 +116,7 @@ pub async fn write_report(
         version,
     };
     app.hub.events().emit(now, written).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(report_json(app.store.as_ref(), row.session.id).await?),
-    ))
+    report_json(app.store.as_ref(), row.session.id).await
 }
 
 fn pdf_response(bytes: Vec<u8>, name: &str) -> Response {
@@ -270,7 +283,7 @@ pub async fn invoice_pdf(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct RangeQuery {
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -278,7 +291,7 @@ pub struct RangeQuery {
     pub format: Option<String>,
 }
 
-fn check_range(q: &RangeQuery) -> ApiResult<()> {
+pub fn check_range(q: &RangeQuery) -> ApiResult<()> {
     if q.to < q.from || (q.to - q.from).num_days() > 3660 {
         return Err(ApiError::invalid(
             "to",

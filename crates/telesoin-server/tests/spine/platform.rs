@@ -179,6 +179,8 @@ async fn a_key_reaches_its_own_kines_only_within_its_scopes() {
         format!("/kines/{ka}/sessions"),
         format!("/kines/{ka}/sessions/{session}"),
         format!("/kines/{ka}/sessions/{session}/record"),
+        format!("/kines/{ka}/sessions/{session}/report"),
+        format!("/kines/{ka}/exports?from=2026-01-01&to=2026-12-31"),
         format!("/kines/{kb}/patients/{patient}"),
         format!("/kines/{kb}/sessions/{session}"),
     ] {
@@ -240,6 +242,65 @@ async fn a_key_reaches_its_own_kines_only_within_its_scopes() {
     );
     assert_refusal(&v, "scope_missing");
     assert_eq!(ro.get(&format!("/kines/{ka}/sessions")).await.0, 403);
+
+    // Records through the API: the compte rendu once the session is over, and the exports.
+    let (s, v) = va
+        .post(
+            &format!("/kines/{ka}/sessions/{session}/report"),
+            json!({"text": "Bilan à distance."}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (409, Some("conflict")),
+        "not before the end: {v}"
+    );
+    va.ok(&format!("/kines/{ka}/sessions/{session}/end"), json!({}))
+        .await;
+    let report = va
+        .ok(
+            &format!("/kines/{ka}/sessions/{session}/report"),
+            json!({"text": "Bilan à distance."}),
+        )
+        .await;
+    assert_eq!(report["versions"][0]["text"], "Bilan à distance.");
+    assert_eq!(
+        va.get(&format!("/kines/{ka}/sessions/{session}/report"))
+            .await
+            .1["versions"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let (s, v) = ro
+        .post(
+            &format!("/kines/{ka}/sessions/{session}/report"),
+            json!({"text": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["details"]["scope"].as_str()),
+        (403, Some("records:write"))
+    );
+    let day = telesoin_core::model::local_date(Utc::now());
+    let res = va
+        .http
+        .get(format!(
+            "{}/kines/{ka}/exports?from={day}&to={day}&format=csv",
+            va.base
+        ))
+        .bearer_auth(&va.key)
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(res.status(), 200);
+    let csv = res.text().await.expect("csv");
+    assert!(
+        csv.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains(&patient.to_string())),
+        "{csv}"
+    );
 
     // No key, a made-up key, a revoked key.
     let none = V1::new(&server, "");
