@@ -259,7 +259,10 @@ mod tests {
             Scope::parse_list("patients:read, sessions:write"),
             Ok(vec![Scope::PatientsRead, Scope::SessionsWrite])
         );
-        assert_eq!(Scope::parse_list("all").map(|s| s.len()), Ok(Scope::ALL.len()));
+        assert_eq!(
+            Scope::parse_list("all").map(|s| s.len()),
+            Ok(Scope::ALL.len())
+        );
         assert!(Scope::parse_list("patients:delete").is_err());
         assert!(Scope::parse_list("").is_err());
         let (key, row) = new_key(Uuid::nil(), vec![], &[Scope::PatientsRead], Utc::now());
