@@ -4,10 +4,15 @@
 //! - [`Bus`]: deliver an [`Outbound`] frame to a participant wherever their socket lives. The
 //!   hub only talks to this trait, chosen once at start-up.
 //! - [`LocalBus`]: the in-process default, a map from participant to the sending half of that
-//!   socket's bounded queue. A Redis bus (several nodes) wraps it: local participants are reached
-//!   directly, others through the node that holds them.
-//! - [`Attachment`]: the proof that a socket is the participant's current one; a newer socket for
-//!   the same participant replaces it, and detaching a stale attachment is a no-op.
+//!   socket's bounded queue.
+//! - [`RedisBus`] (several nodes): wraps a [`LocalBus`]; local participants are reached directly,
+//!   others through the node that holds them (a Redis channel per node). It also records where
+//!   each participant is attached and which nodes are alive.
+//! - [`SharedState`]: an atomic read-modify-write of a small JSON value by key, so that every node
+//!   sees the same rooms, seats and lobby (implemented by [`RedisBus`]).
+//! - [`Attachment`]: the proof that a socket is the participant's current one (which node, which
+//!   connection); a newer socket for the same participant replaces it, and detaching a stale
+//!   attachment is a no-op.
 //!
 //! The bus never parses or changes a frame (relayed SDP stays byte-identical) and never decides
 //! who may talk to whom: the hub checks admission before it calls [`Bus::deliver`].
@@ -18,8 +23,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use telesoin_core::ParticipantId;
 use tokio::sync::mpsc;
+
+mod redis_bus;
+pub use redis_bus::RedisBus;
 
 /// A frame for one socket.
 #[derive(Debug, Clone)]
@@ -39,9 +48,12 @@ pub enum BusError {
 }
 
 /// Where a participant's socket is attached; see [`Bus::attach`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     pub participant: ParticipantId,
+    /// The node holding the socket (0 for a single node).
+    #[serde(default)]
+    pub node: u64,
     pub connection: u64,
 }
 
@@ -58,18 +70,45 @@ pub enum Delivered {
 
 #[async_trait]
 pub trait Bus: Send + Sync {
-    /// Attaches a socket's queue for `participant`, replacing (and returning) any earlier one.
-    fn attach(
+    /// This node's id (0 for the in-process bus).
+    fn node(&self) -> u64;
+    /// Attaches a socket's queue for `participant`, replacing (and returning) any earlier one on
+    /// this node. A distributed bus also records where the participant is.
+    async fn attach(
         &self,
         participant: ParticipantId,
         sink: mpsc::Sender<Outbound>,
-    ) -> (Attachment, Option<mpsc::Sender<Outbound>>);
+    ) -> Result<(Attachment, Option<mpsc::Sender<Outbound>>), BusError>;
     /// Detaches this attachment if it is still the current one.
-    fn detach(&self, attachment: Attachment);
+    async fn detach(&self, attachment: Attachment);
     /// Delivers one frame to the participant's current socket.
     async fn deliver(&self, to: ParticipantId, frame: Outbound) -> Result<Delivered, BusError>;
+    /// Delivers one frame to this attachment only, if it is still attached (on any node): how a
+    /// socket on another node is told it was replaced.
+    async fn deliver_to(&self, to: Attachment, frame: Outbound) -> Result<Delivered, BusError>;
+    /// Whether a node is alive (its liveness key is fresh).
+    async fn node_alive(&self, node: u64) -> Result<bool, BusError>;
     /// Health of the backend, for /readyz and fail-closed admission.
     async fn ping(&self) -> Result<(), BusError>;
+}
+
+/// An atomic read-modify-write of a JSON text by key, shared by every node.
+#[async_trait]
+pub trait SharedState: Send + Sync {
+    /// Reads the value under `key` (absent: `None`), lets `f` compute the new one (`None`
+    /// deletes it) and writes it back with `ttl`, with no other writer in between. `f` runs once
+    /// per call and must have no side effect besides computing the value; when it returns the
+    /// value unchanged nothing is written.
+    async fn update(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+        f: &mut (dyn for<'a> FnMut(Option<&'a str>) -> Option<String> + Send),
+    ) -> Result<(), BusError>;
+    /// A consistent snapshot of the value under `key`.
+    async fn get(&self, key: &str) -> Result<Option<String>, BusError>;
+    /// Keys starting with `prefix`.
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, BusError>;
 }
 
 /// The in-process bus.
@@ -77,6 +116,7 @@ pub trait Bus: Send + Sync {
 pub struct LocalBus {
     sinks: Mutex<HashMap<ParticipantId, (u64, mpsc::Sender<Outbound>)>>,
     next: AtomicU64,
+    node: u64,
 }
 
 impl LocalBus {
@@ -84,15 +124,15 @@ impl LocalBus {
         Self::default()
     }
 
-    /// Number of attached sockets (metrics).
-    pub fn attached(&self) -> usize {
-        self.sinks.lock().len()
+    /// The local part of a distributed bus on node `node`.
+    pub fn with_node(node: u64) -> Self {
+        LocalBus {
+            node,
+            ..Self::default()
+        }
     }
-}
 
-#[async_trait]
-impl Bus for LocalBus {
-    fn attach(
+    fn attach_local(
         &self,
         participant: ParticipantId,
         sink: mpsc::Sender<Outbound>,
@@ -106,28 +146,46 @@ impl Bus for LocalBus {
         (
             Attachment {
                 participant,
+                node: self.node,
                 connection,
             },
             previous,
         )
     }
 
-    fn detach(&self, a: Attachment) {
+    /// Whether this attachment is still the current local one.
+    fn is_current(&self, a: Attachment) -> bool {
+        a.node == self.node
+            && self
+                .sinks
+                .lock()
+                .get(&a.participant)
+                .is_some_and(|(c, _)| *c == a.connection)
+    }
+
+    fn detach_local(&self, a: Attachment) {
         let mut sinks = self.sinks.lock();
-        if sinks
-            .get(&a.participant)
-            .is_some_and(|(c, _)| *c == a.connection)
+        if a.node == self.node
+            && sinks
+                .get(&a.participant)
+                .is_some_and(|(c, _)| *c == a.connection)
         {
             sinks.remove(&a.participant);
         }
     }
 
-    async fn deliver(&self, to: ParticipantId, frame: Outbound) -> Result<Delivered, BusError> {
-        let sink = self.sinks.lock().get(&to).map(|(_, s)| s.clone());
+    /// Delivers to the local socket of `to`, only to connection `only` when given.
+    fn deliver_local(&self, to: ParticipantId, only: Option<u64>, frame: Outbound) -> Delivered {
+        let sink = self
+            .sinks
+            .lock()
+            .get(&to)
+            .filter(|(c, _)| only.is_none_or(|o| o == *c))
+            .map(|(_, s)| s.clone());
         let Some(sink) = sink else {
-            return Ok(Delivered::NoSocket);
+            return Delivered::NoSocket;
         };
-        Ok(match sink.try_send(frame) {
+        match sink.try_send(frame) {
             Ok(()) => Delivered::Yes,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 // A socket that cannot keep up is cut loose rather than silently losing frames:
@@ -139,7 +197,46 @@ impl Bus for LocalBus {
                 Delivered::Full
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Delivered::NoSocket,
-        })
+        }
+    }
+
+    /// Number of attached sockets (metrics).
+    pub fn attached(&self) -> usize {
+        self.sinks.lock().len()
+    }
+}
+
+#[async_trait]
+impl Bus for LocalBus {
+    fn node(&self) -> u64 {
+        self.node
+    }
+
+    async fn attach(
+        &self,
+        participant: ParticipantId,
+        sink: mpsc::Sender<Outbound>,
+    ) -> Result<(Attachment, Option<mpsc::Sender<Outbound>>), BusError> {
+        Ok(self.attach_local(participant, sink))
+    }
+
+    async fn detach(&self, a: Attachment) {
+        self.detach_local(a);
+    }
+
+    async fn deliver(&self, to: ParticipantId, frame: Outbound) -> Result<Delivered, BusError> {
+        Ok(self.deliver_local(to, None, frame))
+    }
+
+    async fn deliver_to(&self, to: Attachment, frame: Outbound) -> Result<Delivered, BusError> {
+        if to.node != self.node {
+            return Ok(Delivered::NoSocket);
+        }
+        Ok(self.deliver_local(to.participant, Some(to.connection), frame))
+    }
+
+    async fn node_alive(&self, node: u64) -> Result<bool, BusError> {
+        Ok(node == self.node)
     }
 
     async fn ping(&self) -> Result<(), BusError> {
@@ -157,7 +254,7 @@ mod tests {
         let bus = LocalBus::new();
         let p = ParticipantId(Uuid::new_v4());
         let (tx1, mut rx1) = mpsc::channel(4);
-        let (a1, prev) = bus.attach(p, tx1);
+        let (a1, prev) = bus.attach(p, tx1).await.expect("attach");
         assert!(prev.is_none());
         assert_eq!(
             bus.deliver(p, Outbound::Text("one".into()))
@@ -168,12 +265,12 @@ mod tests {
         assert!(matches!(rx1.recv().await, Some(Outbound::Text(t)) if &*t == "one"));
 
         let (tx2, mut rx2) = mpsc::channel(1);
-        let (a2, prev) = bus.attach(p, tx2);
+        let (a2, prev) = bus.attach(p, tx2).await.expect("attach");
         assert!(
             prev.is_some(),
             "the older socket is handed back so it can be told"
         );
-        bus.detach(a1);
+        bus.detach(a1).await;
         assert_eq!(
             bus.deliver(p, Outbound::Text("two".into()))
                 .await
@@ -201,7 +298,7 @@ mod tests {
             rx2.recv().await.is_none(),
             "its queue ends: the socket task closes"
         );
-        bus.detach(a2);
+        bus.detach(a2).await;
         assert_eq!(
             bus.deliver(p, Outbound::Text("gone".into()))
                 .await

@@ -375,7 +375,7 @@ pub async fn add_prescription_for(
     })
 }
 
-pub(crate) fn session_json(
+pub(crate) async fn session_json(
     app: &AppState,
     row: &SessionRow,
     patient_name: String,
@@ -406,7 +406,7 @@ pub(crate) fn session_json(
                 message_en: r.message_en().into(),
             }),
         relay_only: row.relay_only,
-        live: app.hub.presence(s.id),
+        live: app.hub.presence(s.id).await,
     }
 }
 
@@ -442,7 +442,7 @@ pub async fn list_sessions_for(
             .await?
             .map(|p| p.patient.display_name)
             .unwrap_or_default();
-        out.push(session_json(app, row, name));
+        out.push(session_json(app, row, name).await);
     }
     Ok(out)
 }
@@ -526,7 +526,7 @@ pub async fn create_session_for(
         session: session.id,
     };
     app.hub.events().emit(now, scheduled).await;
-    Ok(session_json(app, &row, p.patient.display_name))
+    Ok(session_json(app, &row, p.patient.display_name).await)
 }
 
 pub(crate) async fn own_session(app: &AppState, kine: KineId, id: Uuid) -> ApiResult<SessionRow> {
@@ -553,7 +553,7 @@ pub async fn get_session_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult
         .await?
         .map(|p| p.patient.display_name)
         .unwrap_or_default();
-    Ok(session_json(app, &row, name))
+    Ok(session_json(app, &row, name).await)
 }
 
 /// Issues a join link for a seat of the session: the token is valid over the appointment window.

@@ -29,6 +29,11 @@ pub struct Config {
     /// `sqlite:///path/to/file.db`. Default none: SQLite in `data_dir/telesoin.db`. May hold a
     /// password: never logged.
     pub database_url: Option<String>,
+    /// The Redis shared by the nodes of a cluster (`redis://[:password@]host:6379[/db]`): signaling
+    /// between nodes, rooms, seats and lobby visible to every node. Default none: a single node
+    /// with the in-process bus. Every node of a cluster also shares `database_url` (Postgres), the
+    /// join-token keys and `public_url`. May hold a password: never logged.
+    pub redis_url: Option<String>,
     /// Address to listen on. Default `127.0.0.1:8443`; port 0 picks a free port.
     pub listen: SocketAddr,
     /// The public base URL (used in links and as the JWT issuer). Default `https://localhost:PORT`.
@@ -103,6 +108,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("data"),
             database_url: None,
+            redis_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             public_url: None,
             tls: TlsMode::Auto,
@@ -147,6 +153,7 @@ impl std::fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("in_person_rule", &self.in_person_rule)
             .field("database", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("redis", &self.redis_url.as_ref().map(|_| "<set>"))
             .field("turn_secret", &self.turn_secret.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
@@ -226,6 +233,7 @@ impl Config {
             "database_url" => {
                 self.database_url = Some(value.trim().to_owned()).filter(|v| !v.is_empty())
             }
+            "redis_url" => self.redis_url = Some(value.trim().to_owned()).filter(|v| !v.is_empty()),
             "listen" => self.listen = parse(key, value, "an address such as 127.0.0.1:8443")?,
             "public_url" => self.public_url = Some(value.trim_end_matches('/').to_owned()),
             "tls" => {
@@ -306,6 +314,15 @@ impl Config {
             // Not the URL itself: it may hold a password.
             return Err(ConfigError(
                 "database_url must start with postgres:// or sqlite:// (or be unset for SQLite in data_dir)".into(),
+            ));
+        }
+        if let Some(url) = &self.redis_url
+            && !url.starts_with("redis://")
+        {
+            // Not the URL itself: it may hold a password. (No TLS client is built in: reach a
+            // remote Redis through a private network or a TLS tunnel.)
+            return Err(ConfigError(
+                "redis_url must start with redis:// (or be unset for a single node)".into(),
             ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
@@ -512,6 +529,28 @@ mod tests {
             (cfg.ignored_env.as_slice(), cfg.grace_seconds),
             (&["TELESOIN_NOPE".to_owned()][..], 9),
             "it is ignored and reported"
+        );
+        let cfg = Config::load(
+            None,
+            env(&[("TELESOIN_REDIS_URL", "redis://:pw@10.0.0.5:6379/2")]),
+        )
+        .expect("valid");
+        assert_eq!(
+            cfg.redis_url.as_deref(),
+            Some("redis://:pw@10.0.0.5:6379/2")
+        );
+        assert!(
+            !format!("{cfg:?}").contains("pw@"),
+            "redis password not in debug prints"
+        );
+        let err = Config::load(
+            None,
+            env(&[("TELESOIN_REDIS_URL", "rediss://:hunter2@r:6380")]),
+        )
+        .expect_err("invalid");
+        assert!(
+            err.to_string().contains("redis://") && !err.to_string().contains("hunter2"),
+            "{err}"
         );
         assert!(Config::default().knows("turn_secret") && !Config::default().knows("grace_second"));
     }

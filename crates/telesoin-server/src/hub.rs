@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
-use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use telesoin_bus::{Attachment, Bus, Outbound};
+use telesoin_bus::{Attachment, Bus, Outbound, SharedState};
 use telesoin_core::admission::{self, AdmissionInput, Decision, InPersonRule, WaitReason};
 use telesoin_core::billing::{self, PresenceKind};
 use telesoin_core::claims::VerifiedClaims;
@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::error::refusal_body;
 use crate::events::{DomainEvent, Events};
+use crate::rooms::{RoomValue, Rooms};
 
 /// WebSocket close codes used by the hub (4000-4999 are the application's own).
 pub mod close {
@@ -49,7 +50,7 @@ pub struct HubConfig {
     pub ice: crate::turn::IceConfig,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Seat {
     role: Role,
     /// The socket currently attached, if any.
@@ -64,9 +65,15 @@ struct Seat {
     waiting: Option<wire::WaitReason>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Room {
     seats: HashMap<ParticipantId, Seat>,
+}
+
+impl RoomValue for Room {
+    fn is_empty(&self) -> bool {
+        self.seats.is_empty()
+    }
 }
 
 impl Room {
@@ -138,7 +145,8 @@ pub struct Hub {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     cfg: HubConfig,
-    rooms: Mutex<HashMap<SessionId, Room>>,
+    /// In this process (one node) or shared by the cluster; see [`crate::rooms`].
+    rooms: Rooms<Room>,
     draining: AtomicBool,
     events: Arc<Events>,
 }
@@ -146,7 +154,8 @@ pub struct Hub {
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("rooms", &self.rooms.lock().len())
+            .field("rooms", &self.rooms)
+            .field("node", &self.bus.node())
             .finish_non_exhaustive()
     }
 }
@@ -165,14 +174,39 @@ impl Hub {
         cfg: HubConfig,
         events: Arc<Events>,
     ) -> Arc<Self> {
+        Self::build(store, bus, Rooms::local(), cfg, events)
+    }
+
+    /// A hub of a cluster: rooms live in the shared state, so that every node sees them.
+    pub fn clustered(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        shared: Arc<dyn SharedState>,
+        cfg: HubConfig,
+        events: Arc<Events>,
+    ) -> Arc<Self> {
+        Self::build(store, bus, Rooms::shared(shared), cfg, events)
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        rooms: Rooms<Room>,
+        cfg: HubConfig,
+        events: Arc<Events>,
+    ) -> Arc<Self> {
         Arc::new(Hub {
             store,
             bus,
             cfg,
-            rooms: Mutex::new(HashMap::new()),
+            rooms,
             draining: AtomicBool::new(false),
             events,
         })
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.rooms, Rooms::Shared(_))
     }
 
     /// Where domain events go (audit trail, webhooks).
@@ -209,6 +243,12 @@ impl Hub {
 
     async fn send(&self, to: ParticipantId, frame: Outbound) {
         if let Err(e) = self.bus.deliver(to, frame).await {
+            tracing::warn!(error = %e, "bus delivery failed");
+        }
+    }
+
+    async fn send_to(&self, to: Attachment, frame: Outbound) {
+        if let Err(e) = self.bus.deliver_to(to, frame).await {
             tracing::warn!(error = %e, "bus delivery failed");
         }
     }
@@ -266,9 +306,8 @@ impl Hub {
         // node held it. The persisted events say so (admitted, and not left or refused since).
         let known = self
             .rooms
-            .lock()
-            .get(&row.session.id)
-            .is_some_and(|r| r.seats.contains_key(&participant));
+            .read(row.session.id, |r| r.seats.contains_key(&participant))
+            .await?;
         let admitted_before = if known {
             false
         } else {
@@ -288,7 +327,10 @@ impl Hub {
                 })
                 .unwrap_or(false)
         };
-        let (attachment, previous) = self.bus.attach(participant, sink);
+        let (attachment, previous) = self.bus.attach(participant, sink).await.map_err(|e| {
+            tracing::warn!(error = %e, "bus unavailable: refusing");
+            RefusalCode::Unavailable
+        })?;
         if let Some(prev) = previous {
             // Another device (or a stale socket) held the seat: it is told why, then closed.
             let _ = prev.try_send(text(&ServerMsg::Replaced));
@@ -297,35 +339,71 @@ impl Hub {
                 reason: "replaced",
             });
         }
-        let (resumed, peers) = {
-            let mut rooms = self.rooms.lock();
-            let room = rooms.entry(row.session.id).or_default();
-            let resumed = match room.seats.get_mut(&participant) {
-                Some(s) => {
-                    s.attachment = Some(attachment);
-                    s.lost_at = None;
-                    s.waiting = None;
-                    true
-                }
-                None => {
-                    room.seats.insert(
-                        participant,
-                        Seat {
-                            role,
-                            attachment: Some(attachment),
-                            admitted: admitted_before,
-                            admitted_by_kine: admitted_before,
-                            attested: None,
-                            media: false,
-                            lost_at: None,
-                            waiting: None,
-                        },
-                    );
-                    admitted_before
-                }
-            };
-            (resumed, room.peers_except(participant))
+        let seated = self
+            .rooms
+            .update(row.session.id, |room| {
+                let mut before = None;
+                let resumed = match room.seats.get_mut(&participant) {
+                    Some(s) => {
+                        before = s.attachment.replace(attachment);
+                        s.lost_at = None;
+                        s.waiting = None;
+                        true
+                    }
+                    None => {
+                        room.seats.insert(
+                            participant,
+                            Seat {
+                                role,
+                                attachment: Some(attachment),
+                                admitted: admitted_before,
+                                admitted_by_kine: admitted_before,
+                                attested: None,
+                                media: false,
+                                lost_at: None,
+                                waiting: None,
+                            },
+                        );
+                        admitted_before
+                    }
+                };
+                (resumed, room.peers_except(participant), before)
+            })
+            .await;
+        let (resumed, peers, before) = match seated {
+            Ok(v) => v,
+            Err(code) => {
+                self.bus.detach(attachment).await;
+                return Err(code);
+            }
         };
+        if let Some(old) = before.filter(|o| o.node != attachment.node) {
+            // The seat was attached on another node: tell that socket it was replaced, or, if
+            // that node is gone, note the incident (the record says why the call moved).
+            match self.bus.node_alive(old.node).await {
+                Ok(true) => {
+                    let _ = self.bus.deliver_to(old, text(&ServerMsg::Replaced)).await;
+                    let close = Outbound::Close {
+                        code: close::REPLACED,
+                        reason: "replaced",
+                    };
+                    let _ = self.bus.deliver_to(old, close).await;
+                }
+                Ok(false) => {
+                    tracing::warn!(session = %row.session.id, node = old.node, "seat taken over from a lost node");
+                    let who = Some((participant, role));
+                    let detail = Some("node_lost".to_owned());
+                    if let Err(code) = self
+                        .event(row.session.id, now, who, PresenceKind::Incident, detail)
+                        .await
+                    {
+                        self.leave_seat(row.session.id, attachment).await;
+                        return Err(code);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "node liveness unknown"),
+            }
+        }
         let kind = if resumed {
             PresenceKind::Reconnected
         } else {
@@ -335,7 +413,7 @@ impl Hub {
             .event(row.session.id, now, Some((participant, role)), kind, None)
             .await
         {
-            self.leave_seat(row.session.id, attachment);
+            self.leave_seat(row.session.id, attachment).await;
             return Err(code);
         }
         let welcome = ServerMsg::Welcome {
@@ -370,21 +448,20 @@ impl Hub {
     }
 
     /// Removes a seat that never got going (its join failed half way).
-    fn leave_seat(&self, session: SessionId, a: Attachment) {
-        self.bus.detach(a);
-        let mut rooms = self.rooms.lock();
-        if let Some(room) = rooms.get_mut(&session) {
-            if room
-                .seats
-                .get(&a.participant)
-                .is_some_and(|s| s.attachment == Some(a) && !s.admitted)
-            {
-                room.seats.remove(&a.participant);
-            }
-            if room.seats.is_empty() {
-                rooms.remove(&session);
-            }
-        }
+    async fn leave_seat(&self, session: SessionId, a: Attachment) {
+        self.bus.detach(a).await;
+        let _ = self
+            .rooms
+            .update(session, |room| {
+                if room
+                    .seats
+                    .get(&a.participant)
+                    .is_some_and(|s| s.attachment == Some(a) && !s.admitted)
+                {
+                    room.seats.remove(&a.participant);
+                }
+            })
+            .await;
     }
 
     /// Asks telesoin-core whether this seat may enter now, and acts on the answer.
@@ -422,24 +499,22 @@ impl Hub {
             .await
             .map_err(store_down)?
             .ok_or(RefusalCode::SessionNotFound)?;
-        let (role, attested, admitted_by_kine, kine_present, already) = {
-            let rooms = self.rooms.lock();
-            let Some(room) = rooms.get(&session) else {
-                return Ok(());
-            };
-            let Some(seat) = room.seats.get(&participant) else {
-                return Ok(());
-            };
-            if seat.attachment.is_none() {
-                return Ok(());
-            }
-            (
-                seat.role,
-                seat.attested,
-                seat.admitted_by_kine,
-                room.kine_present(),
-                seat.admitted,
-            )
+        let seat = self
+            .rooms
+            .read(session, |room| {
+                let seat = room.seats.get(&participant)?;
+                seat.attachment?;
+                Some((
+                    seat.role,
+                    seat.attested,
+                    seat.admitted_by_kine,
+                    room.kine_present(),
+                    seat.admitted,
+                ))
+            })
+            .await?;
+        let Some((role, attested, admitted_by_kine, kine_present, already)) = seat else {
+            return Ok(());
         };
         let decision = if role == Role::Kine {
             match admission::session_open(&row.session, now) {
@@ -532,14 +607,13 @@ impl Hub {
                 .await
                 .map_err(store_down)?;
         }
-        if let Some(seat) = self
-            .rooms
-            .lock()
-            .get_mut(&session)
-            .and_then(|r| r.seats.get_mut(&participant))
-        {
-            seat.admitted = true;
-        }
+        self.rooms
+            .update(session, |r| {
+                if let Some(seat) = r.seats.get_mut(&participant) {
+                    seat.admitted = true;
+                }
+            })
+            .await?;
         self.events
             .emit(
                 now,
@@ -557,41 +631,41 @@ impl Hub {
     /// Tells an admitted seat who is in the call, and the call that it is in. A reconnecting seat
     /// goes through here again, so the kiné re-offers (with an ICE restart).
     async fn announce(&self, session: SessionId, participant: ParticipantId, now: DateTime<Utc>) {
-        let (role, peers, notify, lobby) = {
-            let mut rooms = self.rooms.lock();
-            let Some(room) = rooms.get_mut(&session) else {
-                return;
-            };
-            let Some(seat) = room.seats.get_mut(&participant) else {
-                return;
-            };
-            if !seat.admitted {
-                return;
-            }
-            seat.waiting = None;
-            let role = seat.role;
-            let me = wire::PeerInfo {
-                participant: participant.0,
-                role: wire_role(role),
-                admitted: true,
-            };
-            let peers: Vec<_> = room
-                .peers_except(participant)
-                .into_iter()
-                .filter(|p| p.admitted)
-                .collect();
-            let notify: Vec<_> = room
-                .admitted_others(participant)
-                .into_iter()
-                .map(|p| (p, me.clone()))
-                .collect();
-            let lobby: Vec<_> = room
-                .seats
-                .iter()
-                .filter(|(p, s)| **p != participant && !s.admitted && s.attachment.is_some())
-                .map(|(p, _)| *p)
-                .collect();
-            (role, peers, notify, lobby)
+        let told = self
+            .rooms
+            .update(session, |room| {
+                let seat = room.seats.get_mut(&participant)?;
+                if !seat.admitted {
+                    return None;
+                }
+                seat.waiting = None;
+                let role = seat.role;
+                let me = wire::PeerInfo {
+                    participant: participant.0,
+                    role: wire_role(role),
+                    admitted: true,
+                };
+                let peers: Vec<_> = room
+                    .peers_except(participant)
+                    .into_iter()
+                    .filter(|p| p.admitted)
+                    .collect();
+                let notify: Vec<_> = room
+                    .admitted_others(participant)
+                    .into_iter()
+                    .map(|p| (p, me.clone()))
+                    .collect();
+                let lobby: Vec<_> = room
+                    .seats
+                    .iter()
+                    .filter(|(p, s)| **p != participant && !s.admitted && s.attachment.is_some())
+                    .map(|(p, _)| *p)
+                    .collect();
+                Some((role, peers, notify, lobby))
+            })
+            .await;
+        let Ok(Some((role, peers, notify, lobby))) = told else {
+            return;
         };
         self.send(participant, text(&ServerMsg::Admitted { peers }))
             .await;
@@ -602,15 +676,8 @@ impl Hub {
         if role == Role::Kine {
             // The kiné's arrival changes what everyone in the lobby waits for.
             for p in lobby {
-                if let Some(seat) = self
-                    .rooms
-                    .lock()
-                    .get_mut(&session)
-                    .and_then(|r| r.seats.get_mut(&p))
-                {
-                    // Forget what the seat was last told, so that the kiné hears it too.
-                    seat.waiting = None;
-                }
+                // Forget what the seat was last told, so that the kiné hears it too.
+                self.forget_waiting(session, p).await;
                 Box::pin(self.evaluate(session, p, now)).await;
             }
         }
@@ -626,15 +693,28 @@ impl Hub {
     ) {
         let admitted = self
             .rooms
-            .lock()
-            .get(&session)
-            .and_then(|r| r.seats.get(&participant))
-            .is_some_and(|s| s.admitted);
+            .read(session, |r| {
+                r.seats.get(&participant).is_some_and(|s| s.admitted)
+            })
+            .await
+            .unwrap_or(false);
         if admitted {
             self.announce(session, participant, now).await;
         } else {
             self.evaluate(session, participant, now).await;
         }
+    }
+
+    /// Forgets what a seat was last told to wait for, so that it is told (and the kiné too) again.
+    async fn forget_waiting(&self, session: SessionId, participant: ParticipantId) {
+        let _ = self
+            .rooms
+            .update(session, |r| {
+                if let Some(seat) = r.seats.get_mut(&participant) {
+                    seat.waiting = None;
+                }
+            })
+            .await;
     }
 
     async fn wait_seat(
@@ -645,20 +725,20 @@ impl Hub {
         reason: wire::WaitReason,
         now: DateTime<Utc>,
     ) -> HubResult<()> {
-        let kine = {
-            let mut rooms = self.rooms.lock();
-            let Some(room) = rooms.get_mut(&session) else {
-                return Ok(());
-            };
-            let kine = room.kine_seat().filter(|_| room.kine_present());
-            let Some(seat) = room.seats.get_mut(&participant) else {
-                return Ok(());
-            };
-            if seat.waiting == Some(reason) {
-                return Ok(());
-            }
-            seat.waiting = Some(reason);
-            kine
+        let changed = self
+            .rooms
+            .update(session, |room| {
+                let kine = room.kine_seat().filter(|_| room.kine_present());
+                let seat = room.seats.get_mut(&participant)?;
+                if seat.waiting == Some(reason) {
+                    return None;
+                }
+                seat.waiting = Some(reason);
+                Some(kine)
+            })
+            .await?;
+        let Some(kine) = changed else {
+            return Ok(());
         };
         let detail = serde_json::to_value(reason)
             .ok()
@@ -711,10 +791,11 @@ impl Hub {
     ) {
         let was_admitted = self
             .rooms
-            .lock()
-            .get(&session)
-            .and_then(|r| r.seats.get(&participant))
-            .is_some_and(|s| s.admitted);
+            .read(session, |r| {
+                r.seats.get(&participant).is_some_and(|s| s.admitted)
+            })
+            .await
+            .unwrap_or(false);
         if was_admitted {
             // The seat is over: its connected time stops counting now.
             let detail = Some(code.code().to_owned());
@@ -755,20 +836,19 @@ impl Hub {
             },
         )
         .await;
-        let (attachment, notify) = {
-            let mut rooms = self.rooms.lock();
-            let Some(room) = rooms.get_mut(&session) else {
-                return;
-            };
-            let seat = room.seats.remove(&participant);
-            let notify = room.admitted_others(participant);
-            if room.seats.is_empty() {
-                rooms.remove(&session);
-            }
-            (seat.and_then(|s| s.attachment), notify)
+        let Ok((attachment, notify)) = self
+            .rooms
+            .update(session, |room| {
+                let seat = room.seats.remove(&participant);
+                let notify = room.admitted_others(participant);
+                (seat.and_then(|s| s.attachment), notify)
+            })
+            .await
+        else {
+            return;
         };
         if let Some(a) = attachment {
-            self.bus.detach(a);
+            self.bus.detach(a).await;
         }
         for p in notify {
             self.send(
@@ -790,18 +870,20 @@ impl Hub {
         companion: Companion,
         now: DateTime<Utc>,
     ) -> HubResult<()> {
-        {
-            let mut rooms = self.rooms.lock();
-            let seat = rooms
-                .get_mut(&session)
-                .and_then(|r| r.seats.get_mut(&participant))
-                .ok_or(RefusalCode::NotAllowed)?;
-            if seat.role != Role::Patient {
-                return Err(RefusalCode::NotAllowed);
-            }
-            seat.attested = Some(companion);
-            seat.waiting = None;
-        }
+        self.rooms
+            .update(session, |r| {
+                let seat = r
+                    .seats
+                    .get_mut(&participant)
+                    .ok_or(RefusalCode::NotAllowed)?;
+                if seat.role != Role::Patient {
+                    return Err(RefusalCode::NotAllowed);
+                }
+                seat.attested = Some(companion);
+                seat.waiting = None;
+                Ok(())
+            })
+            .await??;
         let detail = match companion {
             Companion::Parent => "parent",
             Companion::Aidant => "aidant",
@@ -831,6 +913,7 @@ impl Hub {
         }
         let role = self
             .role_of(session, participant)
+            .await?
             .ok_or(RefusalCode::NotAllowed)?;
         if role != Role::Patient {
             return Err(RefusalCode::NotAllowed);
@@ -866,14 +949,7 @@ impl Hub {
             by: "patient",
         };
         self.events.emit(now, recorded).await;
-        if let Some(seat) = self
-            .rooms
-            .lock()
-            .get_mut(&session)
-            .and_then(|r| r.seats.get_mut(&participant))
-        {
-            seat.waiting = None;
-        }
+        self.forget_waiting(session, participant).await;
         self.evaluate(session, participant, now).await;
         Ok(())
     }
@@ -886,29 +962,32 @@ impl Hub {
         target: ParticipantId,
         now: DateTime<Utc>,
     ) -> HubResult<()> {
-        {
-            let mut rooms = self.rooms.lock();
-            let room = rooms.get_mut(&session).ok_or(RefusalCode::NotAllowed)?;
-            let by_seat = room.seats.get(&by).ok_or(RefusalCode::NotAllowed)?;
-            if by_seat.role != Role::Kine || !by_seat.admitted {
-                return Err(RefusalCode::NotAllowed);
-            }
-            let seat = room
-                .seats
-                .get_mut(&target)
-                .ok_or(RefusalCode::UnknownPeer)?;
-            seat.admitted_by_kine = true;
-        }
+        self.rooms
+            .update(session, |room| {
+                let by_seat = room.seats.get(&by).ok_or(RefusalCode::NotAllowed)?;
+                if by_seat.role != Role::Kine || !by_seat.admitted {
+                    return Err(RefusalCode::NotAllowed);
+                }
+                let seat = room
+                    .seats
+                    .get_mut(&target)
+                    .ok_or(RefusalCode::UnknownPeer)?;
+                seat.admitted_by_kine = true;
+                Ok(())
+            })
+            .await??;
         self.evaluate(session, target, now).await;
         Ok(())
     }
 
-    fn role_of(&self, session: SessionId, participant: ParticipantId) -> Option<Role> {
+    async fn role_of(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+    ) -> HubResult<Option<Role>> {
         self.rooms
-            .lock()
-            .get(&session)
-            .and_then(|r| r.seats.get(&participant))
-            .map(|s| s.role)
+            .read(session, |r| r.seats.get(&participant).map(|s| s.role))
+            .await
     }
 
     /// Relays an offer, answer or candidate, byte for byte, between admitted seats of one room.
@@ -920,23 +999,26 @@ impl Hub {
         to: Option<uuid::Uuid>,
         data: &RawValue,
     ) -> HubResult<()> {
-        let targets = {
-            let rooms = self.rooms.lock();
-            let room = rooms.get(&session).ok_or(RefusalCode::NotAdmitted)?;
-            if !room.seats.get(&from).is_some_and(|s| s.admitted) {
-                return Err(RefusalCode::NotAdmitted);
-            }
-            match to {
-                Some(t) => {
-                    let t = ParticipantId(t);
-                    match room.seats.get(&t) {
-                        Some(s) if t != from && s.admitted && s.attachment.is_some() => vec![t],
-                        _ => return Err(RefusalCode::UnknownPeer),
-                    }
+        let targets = self
+            .rooms
+            .read(session, |room| {
+                if !room.seats.get(&from).is_some_and(|s| s.admitted) {
+                    return Err(RefusalCode::NotAdmitted);
                 }
-                None => room.admitted_others(from),
-            }
-        };
+                match to {
+                    Some(t) => {
+                        let t = ParticipantId(t);
+                        match room.seats.get(&t) {
+                            Some(s) if t != from && s.admitted && s.attachment.is_some() => {
+                                Ok(vec![t])
+                            }
+                            _ => Err(RefusalCode::UnknownPeer),
+                        }
+                    }
+                    None => Ok(room.admitted_others(from)),
+                }
+            })
+            .await??;
         // The frame is assembled around the untouched payload: no re-serialization of `data`.
         let frame: Arc<str> = format!(
             r#"{{"type":"{kind}","from":"{}","data":{}}}"#,
@@ -959,18 +1041,20 @@ impl Hub {
         incident: Option<String>,
         now: DateTime<Utc>,
     ) -> HubResult<()> {
-        let role = {
-            let mut rooms = self.rooms.lock();
-            let seat = rooms
-                .get_mut(&session)
-                .and_then(|r| r.seats.get_mut(&participant))
-                .ok_or(RefusalCode::NotAdmitted)?;
-            if !seat.admitted {
-                return Err(RefusalCode::NotAdmitted);
-            }
-            seat.media = state == wire::MediaState::Connected;
-            seat.role
-        };
+        let role = self
+            .rooms
+            .update(session, |r| {
+                let seat = r
+                    .seats
+                    .get_mut(&participant)
+                    .ok_or(RefusalCode::NotAdmitted)?;
+                if !seat.admitted {
+                    return Err(RefusalCode::NotAdmitted);
+                }
+                seat.media = state == wire::MediaState::Connected;
+                Ok(seat.role)
+            })
+            .await??;
         if let Some(label) = incident {
             // Only a short machine label is kept: never free text from a client.
             let clean: String = label
@@ -995,9 +1079,9 @@ impl Hub {
         };
         self.event(session, now, Some((participant, role)), kind, None)
             .await?;
-        let both = {
-            let rooms = self.rooms.lock();
-            rooms.get(&session).is_some_and(|r| {
+        let both = self
+            .rooms
+            .read(session, |r| {
                 let on = |role| {
                     r.seats
                         .values()
@@ -1005,7 +1089,7 @@ impl Hub {
                 };
                 on(Role::Kine) && on(Role::Patient)
             })
-        };
+            .await?;
         if state == wire::MediaState::Connected && both {
             self.events
                 .emit(now, DomainEvent::CallConnected { session })
@@ -1023,6 +1107,7 @@ impl Hub {
     ) -> HubResult<()> {
         let role = self
             .role_of(session, participant)
+            .await?
             .ok_or(RefusalCode::NotAllowed)?;
         if role == Role::Kine {
             self.end_session(session, "hangup", now).await?;
@@ -1036,17 +1121,16 @@ impl Hub {
             Some("hangup".into()),
         )
         .await?;
-        let (attachment, notify) = {
-            let mut rooms = self.rooms.lock();
-            let Some(room) = rooms.get_mut(&session) else {
-                return Ok(());
-            };
-            let seat = room.seats.remove(&participant);
-            (
-                seat.and_then(|s| s.attachment),
-                room.admitted_others(participant),
-            )
-        };
+        let (attachment, notify) = self
+            .rooms
+            .update(session, |room| {
+                let seat = room.seats.remove(&participant);
+                (
+                    seat.and_then(|s| s.attachment),
+                    room.admitted_others(participant),
+                )
+            })
+            .await?;
         let billable = self.provisional_seconds(session, now).await.unwrap_or(0);
         self.send(
             participant,
@@ -1065,7 +1149,7 @@ impl Hub {
         )
         .await;
         if let Some(a) = attachment {
-            self.bus.detach(a);
+            self.bus.detach(a).await;
         }
         for p in notify {
             self.send(
@@ -1087,38 +1171,47 @@ impl Hub {
         attachment: Attachment,
         now: DateTime<Utc>,
     ) {
-        self.bus.detach(attachment);
+        self.bus.detach(attachment).await;
         let participant = attachment.participant;
-        let (role, admitted, notify, lobby) = {
-            let mut rooms = self.rooms.lock();
-            let Some(room) = rooms.get_mut(&session) else {
+        let lost = self
+            .rooms
+            .update(session, |room| {
+                let seat = room.seats.get_mut(&participant)?;
+                if seat.attachment != Some(attachment) {
+                    return None; // Replaced by a newer socket: nothing was lost.
+                }
+                seat.attachment = None;
+                seat.lost_at = Some(now);
+                let role = seat.role;
+                let admitted = seat.admitted;
+                if !admitted {
+                    // Nobody keeps a lobby seat: it goes at once.
+                    room.seats.remove(&participant);
+                }
+                let notify = room.admitted_others(participant);
+                let lobby: Vec<ParticipantId> = room
+                    .seats
+                    .iter()
+                    .filter(|(_, s)| !s.admitted && s.attachment.is_some())
+                    .map(|(p, _)| *p)
+                    .collect();
+                Some((role, admitted, notify, lobby))
+            })
+            .await;
+        let (role, admitted, notify, lobby) = match lost {
+            Ok(Some(v)) => v,
+            Ok(None) => return,
+            Err(_) => {
+                // The shared state is unreachable: the seat stays as it was; the grace timer
+                // still runs so that a seat nobody comes back to is eventually let go.
+                let hub = Arc::clone(self);
+                let grace = self.cfg.grace;
+                tokio::spawn(async move {
+                    tokio::time::sleep(grace.to_std().unwrap_or_default()).await;
+                    hub.grace_expired(session, participant, now).await;
+                });
                 return;
-            };
-            let Some(seat) = room.seats.get_mut(&participant) else {
-                return;
-            };
-            if seat.attachment != Some(attachment) {
-                return; // Replaced by a newer socket: nothing was lost.
             }
-            seat.attachment = None;
-            seat.lost_at = Some(now);
-            let role = seat.role;
-            let admitted = seat.admitted;
-            if !admitted {
-                // Nobody keeps a lobby seat: it goes at once.
-                room.seats.remove(&participant);
-            }
-            let notify = room.admitted_others(participant);
-            let lobby: Vec<ParticipantId> = room
-                .seats
-                .iter()
-                .filter(|(_, s)| !s.admitted && s.attachment.is_some())
-                .map(|(p, _)| *p)
-                .collect();
-            if room.seats.is_empty() {
-                rooms.remove(&session);
-            }
-            (role, admitted, notify, lobby)
         };
         let kind = if admitted {
             PresenceKind::SocketLost
@@ -1138,14 +1231,7 @@ impl Hub {
         if role == Role::Kine {
             // The lobby waits for the kiné again, and is told so.
             for p in lobby {
-                if let Some(seat) = self
-                    .rooms
-                    .lock()
-                    .get_mut(&session)
-                    .and_then(|r| r.seats.get_mut(&p))
-                {
-                    seat.waiting = None;
-                }
+                self.forget_waiting(session, p).await;
                 self.evaluate(session, p, now).await;
             }
         }
@@ -1166,24 +1252,20 @@ impl Hub {
         participant: ParticipantId,
         lost_at: DateTime<Utc>,
     ) {
-        let (role, notify) = {
-            let mut rooms = self.rooms.lock();
-            let Some(room) = rooms.get_mut(&session) else {
-                return;
-            };
-            let Some(seat) = room.seats.get(&participant) else {
-                return;
-            };
-            if seat.attachment.is_some() || seat.lost_at != Some(lost_at) {
-                return; // Came back in time.
-            }
-            let role = seat.role;
-            room.seats.remove(&participant);
-            let notify = room.admitted_others(participant);
-            if room.seats.is_empty() {
-                rooms.remove(&session);
-            }
-            (role, notify)
+        let expired = self
+            .rooms
+            .update(session, |room| {
+                let seat = room.seats.get(&participant)?;
+                if seat.attachment.is_some() || seat.lost_at != Some(lost_at) {
+                    return None; // Came back in time.
+                }
+                let role = seat.role;
+                room.seats.remove(&participant);
+                Some((role, room.admitted_others(participant)))
+            })
+            .await;
+        let Ok(Some((role, notify))) = expired else {
+            return;
         };
         // We stopped knowing about this participant when the socket was lost: that is when
         // they left, for the record and for billing.
@@ -1352,8 +1434,8 @@ impl Hub {
         participant: ParticipantId,
         now: DateTime<Utc>,
     ) {
-        let role = self.role_of(session, participant);
-        if let Some(role) = role {
+        let role = self.role_of(session, participant).await;
+        if let Ok(Some(role)) = role {
             self.refuse_seat(session, participant, role, RefusalCode::TokenRevoked, now)
                 .await;
         }
@@ -1361,7 +1443,7 @@ impl Hub {
 
     /// A consent of this patient was withdrawn: live seats are re-evaluated (and refused).
     pub async fn consent_withdrawn(&self, patient: PatientId, now: DateTime<Utc>) {
-        let rooms: Vec<SessionId> = self.rooms.lock().keys().copied().collect();
+        let rooms: Vec<SessionId> = self.rooms.sessions().await.unwrap_or_default();
         for session in rooms {
             let Ok(Some(row)) = self.store.session(session).await else {
                 continue;
@@ -1371,15 +1453,14 @@ impl Hub {
             }
             let seats: Vec<ParticipantId> = self
                 .rooms
-                .lock()
-                .get(&session)
-                .map(|r| {
+                .read(session, |r| {
                     r.seats
                         .iter()
                         .filter(|(_, s)| s.role != Role::Kine)
                         .map(|(p, _)| *p)
                         .collect()
                 })
+                .await
                 .unwrap_or_default();
             for p in seats {
                 self.evaluate(session, p, now).await;
@@ -1388,43 +1469,38 @@ impl Hub {
     }
 
     async fn close_room(&self, session: SessionId, msg: &ServerMsg, code: u16) {
-        let seats: Vec<(ParticipantId, Option<Attachment>)> = {
-            let mut rooms = self.rooms.lock();
-            rooms
-                .remove(&session)
-                .map(|r| {
-                    r.seats
-                        .into_iter()
-                        .map(|(p, s)| (p, s.attachment))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let seats: Vec<(ParticipantId, Option<Attachment>)> = self
+            .rooms
+            .update(session, |r| {
+                std::mem::take(&mut r.seats)
+                    .into_iter()
+                    .map(|(p, s)| (p, s.attachment))
+                    .collect()
+            })
+            .await
+            .unwrap_or_default();
         let frame = text(msg);
-        for (p, a) in seats {
-            if a.is_some() {
-                self.send(p, frame.clone()).await;
-                self.send(
-                    p,
+        for (_, a) in seats {
+            // To the very socket the room knew, wherever it is: a later one is not this seat's.
+            if let Some(a) = a {
+                self.send_to(a, frame.clone()).await;
+                self.send_to(
+                    a,
                     Outbound::Close {
                         code,
                         reason: "session closed",
                     },
                 )
                 .await;
-            }
-            if let Some(a) = a {
-                self.bus.detach(a);
+                self.bus.detach(a).await;
             }
         }
     }
 
     /// Live presence of a session, for the dashboard.
-    pub fn presence(&self, session: SessionId) -> Vec<telesoin_proto::rest::LivePresence> {
+    pub async fn presence(&self, session: SessionId) -> Vec<telesoin_proto::rest::LivePresence> {
         self.rooms
-            .lock()
-            .get(&session)
-            .map(|room| {
+            .read(session, |room| {
                 room.seats
                     .iter()
                     .map(|(p, s)| telesoin_proto::rest::LivePresence {
@@ -1436,11 +1512,14 @@ impl Hub {
                     })
                     .collect()
             })
+            .await
             .unwrap_or_default()
     }
 
     /// After a restart: finalize sessions whose end was persisted, and mark the others so that
-    /// billing knows the server was away.
+    /// billing knows the server was away. In a cluster the other nodes still serve the live
+    /// sessions: only those whose end was persisted are finalized (a node lost mid-call is noted
+    /// when its seats are taken over, as `node_lost`).
     pub async fn recover(&self, now: DateTime<Utc>) -> HubResult<usize> {
         let live = self.store.live_sessions().await.map_err(store_down)?;
         for row in &live {
@@ -1454,7 +1533,7 @@ impl Hub {
                 .collect();
             if billing::ended_at(&events).is_some() {
                 self.finalize(row.session.id, "recovered", now).await?;
-            } else {
+            } else if !self.is_cluster() {
                 self.event(row.session.id, now, None, PresenceKind::NodeRestart, None)
                     .await?;
             }
@@ -1467,9 +1546,10 @@ impl Hub {
         for row in self.store.live_sessions().await.map_err(store_down)? {
             let empty = self
                 .rooms
-                .lock()
-                .get(&row.session.id)
-                .is_none_or(|r| r.seats.values().all(|s| s.attachment.is_none()));
+                .read(row.session.id, |r| {
+                    r.seats.values().all(|s| s.attachment.is_none())
+                })
+                .await?;
             if row.session.window_end <= now && empty {
                 self.end_session(row.session.id, "window_closed", now)
                     .await?;
@@ -1481,26 +1561,31 @@ impl Hub {
     /// Stop taking joins and tell every socket to reconnect (elsewhere or after the restart).
     pub async fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
-        let all: Vec<ParticipantId> = self
-            .rooms
-            .lock()
-            .values()
-            .flat_map(|r| {
-                r.seats
-                    .iter()
-                    .filter(|(_, s)| s.attachment.is_some())
-                    .map(|(p, _)| *p)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        // Only the sockets this node holds: the other nodes' stay where they are.
+        let node = self.bus.node();
+        let mut all: Vec<Attachment> = Vec::new();
+        for session in self.rooms.sessions().await.unwrap_or_default() {
+            let here = self
+                .rooms
+                .read(session, |r| {
+                    r.seats
+                        .values()
+                        .filter_map(|s| s.attachment)
+                        .filter(|a| a.node == node)
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .unwrap_or_default();
+            all.extend(here);
+        }
         let msg = text(&ServerMsg::Error(refusal_body(
             RefusalCode::ShuttingDown,
             serde_json::Value::Null,
         )));
-        for p in all {
-            self.send(p, msg.clone()).await;
-            self.send(
-                p,
+        for a in all {
+            self.send_to(a, msg.clone()).await;
+            self.send_to(
+                a,
                 Outbound::Close {
                     code: close::GOING_AWAY,
                     reason: "restarting",

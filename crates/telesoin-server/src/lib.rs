@@ -8,6 +8,7 @@
 //! - [`keys`]: Ed25519 join-token keys and JWT signing/verification.
 //! - [`events`]: domain events (audit trail, webhooks) and their listeners.
 //! - [`hub`]: rooms, seats, admission (asked of telesoin-core), relay, the session record.
+//! - [`rooms`]: where the hub's rooms live: this process, or Redis shared by a cluster.
 //! - [`ws`]: one task per WebSocket, token in the first message, limits.
 //! - [`web`]: the embedded web client.
 //! - [`tls`], [`server`]: rustls (ring) and the accept loop with graceful shutdown.
@@ -32,6 +33,7 @@ pub mod hub;
 pub mod keys;
 pub mod platform;
 pub mod records;
+pub mod rooms;
 pub mod server;
 pub mod tls;
 pub mod turn;
@@ -43,7 +45,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{Duration, Utc};
-use telesoin_bus::LocalBus;
+use telesoin_bus::{Bus, LocalBus, RedisBus, SharedState};
 use telesoin_store::SqlStore;
 use tokio::net::TcpListener;
 
@@ -109,16 +111,28 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
     events.listen(records::audit::AuditTrail::new(store.clone()));
     // Platforms' webhooks: an outbox row per endpoint, written before the emitter goes on.
     events.listen(platform::webhooks::Outbox::new(store.clone()));
-    let hub = hub::Hub::new(
-        store.clone(),
-        Arc::new(LocalBus::new()),
-        hub::HubConfig {
-            grace: Duration::seconds(cfg.grace_seconds),
-            in_person_rule: cfg.in_person_rule,
-            ice,
-        },
-        events,
-    );
+    let hub_cfg = hub::HubConfig {
+        grace: Duration::seconds(cfg.grace_seconds),
+        in_person_rule: cfg.in_person_rule,
+        ice,
+    };
+    // One node with the in-process bus, or a cluster node on Redis: chosen here, once.
+    let hub = match &cfg.redis_url {
+        None => hub::Hub::new(store.clone(), Arc::new(LocalBus::new()), hub_cfg, events),
+        Some(url) => {
+            // A random id per process: a restarted node is a new node (its old seats are taken
+            // over as from a lost node).
+            let node = rand::random::<u64>();
+            let bus = RedisBus::start(url, node).map_err(|e| anyhow::anyhow!("redis_url: {e}"))?;
+            tracing::info!(
+                node,
+                "cluster node: rooms and signaling shared through Redis"
+            );
+            let shared: Arc<dyn SharedState> = bus.clone();
+            let bus: Arc<dyn Bus> = bus;
+            hub::Hub::clustered(store.clone(), bus, shared, hub_cfg, events)
+        }
+    };
     let recovered = hub
         .recover(Utc::now())
         .await

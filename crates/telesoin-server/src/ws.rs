@@ -257,7 +257,7 @@ async fn run(app: AppState, socket: WebSocket) {
                 .socket_lost(joined.session, joined.attachment, Utc::now())
                 .await
         }
-        Exit::Done => app.hub.bus().detach(joined.attachment),
+        Exit::Done => app.hub.bus().detach(joined.attachment).await,
     }
 }
 

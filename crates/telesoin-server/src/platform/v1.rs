@@ -409,7 +409,7 @@ pub async fn list_sessions(
         items.push((
             row.session.starts_at,
             row.session.id.0,
-            api::session_json(&app, row, name),
+            api::session_json(&app, row, name).await,
         ));
     }
     let (items, next_cursor) = page(items, q.cursor.as_deref(), limit)?;
