@@ -330,8 +330,22 @@ impl Bus for RedisBus {
         if node == self.node {
             return Ok(true);
         }
+        // Alive: its liveness key is fresh and its channel has a subscriber. A node killed outright
+        // loses its subscription at once, long before its key expires.
         let key = format!("ts:alive:{node}");
-        self.call(|mut c| async move { c.exists(key).await }).await
+        let channel = format!("ts:node:{node}");
+        let (exists, (_, subscribers)): (bool, (String, i64)) = self
+            .call(|mut c| async move {
+                redis::pipe()
+                    .exists(key)
+                    .cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(channel)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(exists && subscribers > 0)
     }
 
     async fn ping(&self) -> Result<(), BusError> {

@@ -164,6 +164,8 @@ pub(crate) enum Command {
     Hangup(oneshot::Sender<Result<()>>),
     DropSocket(oneshot::Sender<()>),
     Reconnect(oneshot::Sender<Result<Welcome>>),
+    /// Reconnects through another node (another link to the same seat, same token).
+    ReconnectVia(Box<JoinLink>, oneshot::Sender<Result<Welcome>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -332,6 +334,10 @@ impl CallTask {
                 let _ = reply.send(());
             }
             Command::Reconnect(reply) => {
+                let _ = reply.send(self.reconnect().await);
+            }
+            Command::ReconnectVia(link, reply) => {
+                self.link = *link;
                 let _ = reply.send(self.reconnect().await);
             }
             Command::Shutdown(reply) => {

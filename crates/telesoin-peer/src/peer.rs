@@ -384,6 +384,18 @@ impl Peer {
         Ok(&self.welcome)
     }
 
+    /// Like [`Peer::reconnect`], through another base URL: `link` is a join link to another node
+    /// of the same cluster (its token must be the same seat's; normally the same token). Used
+    /// when the node holding the socket is gone; the WebRTC connections stay up meanwhile.
+    pub async fn reconnect_via(&mut self, link: &str) -> Result<&Welcome> {
+        let link = Box::new(JoinLink::parse(link)?);
+        let welcome = self
+            .ask(|reply| Command::ReconnectVia(link, reply))
+            .await??;
+        self.welcome = welcome;
+        Ok(&self.welcome)
+    }
+
     /// Stops the background task: closes the WebRTC connections and the socket (with a
     /// closing handshake, without `hangup`). Messages already received stay readable.
     pub async fn shutdown(&mut self) {

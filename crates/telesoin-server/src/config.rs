@@ -71,6 +71,11 @@ pub struct Config {
     pub turn_urls: Vec<String>,
     /// The `static-auth-secret` shared with coturn (`use-auth-secret`). Never logged.
     pub turn_secret: Option<String>,
+    /// Seconds between SIGTERM and closing the sockets, during which /readyz says `draining` and
+    /// joins are refused with `shutting_down`, so that the load balancer stops routing here
+    /// first. Then every client is told `shutting_down` (close 1001) and reconnects elsewhere.
+    /// Default 2.
+    pub drain_seconds: u64,
     /// Hours a dashboard login lasts. Default 12.
     pub login_hours: i64,
     /// Values of the NGAP key letters, each `LETTER:EUROS:YYYY-MM-DD` (the date of effect); the
@@ -127,6 +132,7 @@ impl Default for Config {
             ice_urls: Vec::new(),
             turn_urls: Vec::new(),
             turn_secret: None,
+            drain_seconds: 2,
             login_hours: 12,
             key_letter_values: vec!["AMK:2.15:2012-01-01".into()],
             retention_years: telesoin_core::retention::DEFAULT_RETENTION_YEARS,
@@ -276,6 +282,7 @@ impl Config {
             "ice_urls" => self.ice_urls = list(value),
             "turn_urls" => self.turn_urls = list(value),
             "turn_secret" => self.turn_secret = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            "drain_seconds" => self.drain_seconds = parse(key, value, "a number of seconds")?,
             "login_hours" => self.login_hours = parse(key, value, "a number of hours")?,
             "key_letter_values" => self.key_letter_values = list(value),
             "retention_years" => self.retention_years = parse(key, value, "a number of years")?,
@@ -373,6 +380,9 @@ impl Config {
             return Err(ConfigError(
                 "webhook_retry_seconds must be at least 1, webhook_retry_hours between 1 and 720, webhook_timeout_seconds between 1 and 120".into(),
             ));
+        }
+        if self.drain_seconds > 300 {
+            return Err(ConfigError("drain_seconds must be at most 300".into()));
         }
         if self.rate_per_second == 0 {
             return Err(ConfigError("rate_per_second must be at least 1".into()));

@@ -1558,6 +1558,11 @@ impl Hub {
         Ok(())
     }
 
+    /// Stop taking joins (/readyz says `draining`); sockets stay until [`Hub::drain`].
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
     /// Stop taking joins and tell every socket to reconnect (elsewhere or after the restart).
     pub async fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);

@@ -174,7 +174,8 @@ pub async fn run(prepared: Prepared, shutdown: impl Future<Output = ()>) -> anyh
         })
     };
     let webhooks = platform::webhooks::spawn_worker(state.clone());
-    let result = server::serve(listener, app::router(state), tls, hub, shutdown).await;
+    let notice = std::time::Duration::from_secs(state.cfg.drain_seconds);
+    let result = server::serve(listener, app::router(state), tls, hub, shutdown, notice).await;
     sweeper.abort();
     webhooks.abort();
     result

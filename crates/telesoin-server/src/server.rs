@@ -14,18 +14,22 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::hub::Hub;
 
-/// Accepts connections until `shutdown` resolves, then drains.
+/// Accepts connections until `shutdown` resolves; then, for `notice`, /readyz says `draining`
+/// and joins are refused with `shutting_down` (the load balancer stops routing here) while the
+/// node still answers; then it stops accepting, tells every socket to reconnect, and drains.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     hub: Arc<Hub>,
     shutdown: impl Future<Output = ()>,
+    notice: Duration,
 ) -> anyhow::Result<()> {
     let acceptor = tls.map(TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
+    let mut notice_over: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -37,7 +41,13 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut shutdown, if notice_over.is_none() => {
+                tracing::info!(seconds = notice.as_secs(), "draining: not ready, refusing joins");
+                hub.start_draining();
+                notice_over = Some(Box::pin(tokio::time::sleep(notice)));
+                continue;
+            }
+            () = async { if let Some(s) = notice_over.as_mut() { s.await } }, if notice_over.is_some() => break,
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());

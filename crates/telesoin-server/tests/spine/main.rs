@@ -2,6 +2,7 @@
 //! WebSocket by real clients.
 
 mod call;
+mod cluster;
 mod platform;
 mod records;
 mod restart;

@@ -40,6 +40,8 @@ impl Server {
             data_dir: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".parse().expect("addr"),
             grace_seconds: 3,
+            // Tests stop servers at once; the drain notice has its own test (cluster.rs).
+            drain_seconds: 0,
             ..Config::default()
         };
         tweak(&mut cfg);
