@@ -461,3 +461,116 @@ impl SharedState for RedisBus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    /// The shared Redis of the test machine (keys under a random name); required under CI.
+    fn url() -> Option<String> {
+        let url = std::env::var("TELESOIN_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let reachable = std::net::TcpStream::connect(url.trim_start_matches("redis://")).is_ok();
+        if !reachable {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "Redis is required under CI"
+            );
+            eprintln!("NOTE: Redis unreachable; test skipped outside CI");
+            return None;
+        }
+        Some(url)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn updates_are_atomic_and_frames_cross_nodes() {
+        let Some(url) = url() else { return };
+        let (na, nb) = (rand::random::<u64>(), rand::random::<u64>());
+        let a = RedisBus::start(&url, na).expect("bus a");
+        let b = RedisBus::start(&url, nb).expect("bus b");
+        a.ping().await.expect("ping");
+
+        // 40 concurrent increments from two nodes: none lost.
+        let key = format!("ts:test:{}", Uuid::new_v4().simple());
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let bus = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let key = key.clone();
+            tasks.push(tokio::spawn(async move {
+                bus.update(&key, Duration::from_secs(60), &mut |cur| {
+                    let n: u64 = cur.and_then(|c| c.parse().ok()).unwrap_or(0);
+                    Some((n + 1).to_string())
+                })
+                .await
+                .expect("update");
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        assert_eq!(a.get(&key).await.expect("get").as_deref(), Some("40"));
+        a.update(&key, Duration::from_secs(1), &mut |_| None)
+            .await
+            .expect("delete");
+        assert_eq!(b.get(&key).await.expect("get"), None);
+
+        // A participant attached on B is reached from A; a stale attachment is not.
+        let p = ParticipantId(Uuid::new_v4());
+        let (tx, mut rx) = mpsc::channel(8);
+        // Wait until B's subscriber is in place (it starts in the background).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !a.node_alive(nb).await.expect("alive") {
+            assert!(tokio::time::Instant::now() < deadline, "node b alive");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (att, _) = b.attach(p, tx).await.expect("attach");
+        assert_eq!(att.node, nb);
+        assert_eq!(
+            a.deliver(p, Outbound::Text("hello".into()))
+                .await
+                .expect("deliver"),
+            Delivered::Yes
+        );
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("in time");
+        assert!(matches!(got, Some(Outbound::Text(t)) if &*t == "hello"));
+        let stale = Attachment {
+            connection: att.connection + 1,
+            ..att
+        };
+        a.deliver_to(stale, Outbound::Text("stale".into()))
+            .await
+            .expect("deliver");
+        a.deliver_to(
+            att,
+            Outbound::Close {
+                code: 4002,
+                reason: "replaced",
+            },
+        )
+        .await
+        .expect("deliver");
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("in time");
+        assert!(
+            matches!(
+                got,
+                Some(Outbound::Close {
+                    code: 4002,
+                    reason: "replaced"
+                })
+            ),
+            "the stale frame was dropped, the close reached the socket: {got:?}"
+        );
+        b.detach(att).await;
+        assert_eq!(
+            a.deliver(p, Outbound::Text("gone".into()))
+                .await
+                .expect("deliver"),
+            Delivered::NoSocket
+        );
+    }
+}

@@ -1544,13 +1544,29 @@ impl Hub {
     /// Ends live sessions whose window has closed and that nobody is connected to.
     pub async fn sweep(&self, now: DateTime<Utc>) -> HubResult<()> {
         for row in self.store.live_sessions().await.map_err(store_down)? {
-            let empty = self
+            if row.session.window_end > now {
+                continue;
+            }
+            let attached: Vec<Attachment> = self
                 .rooms
                 .read(row.session.id, |r| {
-                    r.seats.values().all(|s| s.attachment.is_none())
+                    r.seats.values().filter_map(|s| s.attachment).collect()
                 })
                 .await?;
-            if row.session.window_end <= now && empty {
+            // A socket on a node that is gone holds nobody.
+            let mut empty = true;
+            for a in attached {
+                if a.node == self.bus.node()
+                    || self.bus.node_alive(a.node).await.map_err(|e| {
+                        tracing::warn!(error = %e, "bus unavailable: sweep postponed");
+                        RefusalCode::Unavailable
+                    })?
+                {
+                    empty = false;
+                    break;
+                }
+            }
+            if empty {
                 self.end_session(row.session.id, "window_closed", now)
                     .await?;
             }
