@@ -471,7 +471,10 @@ mod tests {
     fn url() -> Option<String> {
         let url = std::env::var("TELESOIN_TEST_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-        let reachable = std::net::TcpStream::connect(url.trim_start_matches("redis://")).is_ok();
+        let host = url.trim_start_matches("redis://");
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        let host = host.split('/').next().unwrap_or(host);
+        let reachable = std::net::TcpStream::connect(host).is_ok();
         if !reachable {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
