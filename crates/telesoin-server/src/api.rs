@@ -143,7 +143,8 @@ pub async fn create_patient_for(
 ) -> ApiResult<rest::Patient> {
     let now = Utc::now();
     let display_name = text_field("display_name", &body.display_name, 120)?;
-    if body.birth_date > now.date_naive()
+    // Dates are French days: at 00:30 in Paris it is already tomorrow there.
+    if body.birth_date > model::local_date(now)
         || body.birth_date < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default()
     {
         return Err(ApiError::invalid(
@@ -238,7 +239,7 @@ pub async fn add_visit_for(
     let kind = VisitKind::parse(&body.kind)
         .ok_or_else(|| ApiError::invalid("kind", "bilan or session"))?;
     let now = Utc::now();
-    if body.date > now.date_naive() {
+    if body.date > model::local_date(now) {
         return Err(ApiError::invalid(
             "date",
             "an in-person visit is recorded once it has happened",
@@ -358,7 +359,7 @@ pub async fn add_prescription_for(
 ) -> ApiResult<rest::Prescription> {
     let p = own_patient(app, kine.id, id).await?;
     let now = Utc::now();
-    if body.date > now.date_naive() {
+    if body.date > model::local_date(now) {
         return Err(ApiError::invalid(
             "date",
             "a prescription cannot be dated in the future",
