@@ -50,11 +50,15 @@ test('a) schedule, copy the link, consent, admit, call, hang up, billable durati
   // Schedule now, then copy the link.
   await kine.getByRole('link', { name: 'Programmer une séance' }).click();
   await kine.getByRole('heading', { name: 'Programmer une séance' }).waitFor();
-  const now = new Date();
-  const hh = String(now.getHours()).padStart(2, '0');
-  const mm = String(now.getMinutes()).padStart(2, '0');
-  await kine.getByLabel('Heure').fill(`${hh}:${mm}`);
-  await kine.getByLabel('Date', { exact: true }).fill(`${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, '0')}-${String(now.getDate()).padStart(2, '0')}`);
+  // The current minute in the browser's time zone (Europe/Paris), not the test runner's: around
+  // midnight the two days differ and the session would land on another day of the dashboard.
+  const [day, time] = await kine.evaluate(() => {
+    const now = new Date();
+    const p = (/** @type {number} */ n) => String(n).padStart(2, '0');
+    return [`${now.getFullYear()}-${p(now.getMonth() + 1)}-${p(now.getDate())}`, `${p(now.getHours())}:${p(now.getMinutes())}`];
+  });
+  await kine.getByLabel('Heure').fill(time);
+  await kine.getByLabel('Date', { exact: true }).fill(day);
   await checkAxe(kine, 'schedule');
   await kine.getByRole('button', { name: 'Programmer', exact: true }).click();
   await kine.getByRole('heading', { name: /Lien de connexion pour/ }).waitFor();
