@@ -850,15 +850,22 @@ impl Hub {
         if let Some(a) = attachment {
             self.bus.detach(a).await;
         }
-        for p in notify {
-            self.send(
-                p,
-                text(&ServerMsg::PeerLeft {
-                    participant: participant.0,
-                    reconnecting: false,
-                }),
-            )
-            .await;
+        self.peer_left(&notify, participant, false).await;
+    }
+
+    /// Tells `to` that `participant` left (`reconnecting` while its seat is kept).
+    async fn peer_left(
+        &self,
+        to: &[ParticipantId],
+        participant: ParticipantId,
+        reconnecting: bool,
+    ) {
+        let frame = text(&ServerMsg::PeerLeft {
+            participant: participant.0,
+            reconnecting,
+        });
+        for p in to {
+            self.send(*p, frame.clone()).await;
         }
     }
 
@@ -1151,16 +1158,7 @@ impl Hub {
         if let Some(a) = attachment {
             self.bus.detach(a).await;
         }
-        for p in notify {
-            self.send(
-                p,
-                text(&ServerMsg::PeerLeft {
-                    participant: participant.0,
-                    reconnecting: false,
-                }),
-            )
-            .await;
-        }
+        self.peer_left(&notify, participant, false).await;
         Ok(())
     }
 
@@ -1221,13 +1219,7 @@ impl Hub {
         let _ = self
             .event(session, now, Some((participant, role)), kind, None)
             .await;
-        let left = ServerMsg::PeerLeft {
-            participant: participant.0,
-            reconnecting: admitted,
-        };
-        for p in notify {
-            self.send(p, text(&left)).await;
-        }
+        self.peer_left(&notify, participant, admitted).await;
         if role == Role::Kine {
             // The lobby waits for the kiné again, and is told so.
             for p in lobby {
@@ -1278,16 +1270,7 @@ impl Hub {
                 Some("grace_expired".into()),
             )
             .await;
-        for p in notify {
-            self.send(
-                p,
-                text(&ServerMsg::PeerLeft {
-                    participant: participant.0,
-                    reconnecting: false,
-                }),
-            )
-            .await;
-        }
+        self.peer_left(&notify, participant, false).await;
     }
 
     /// Billable seconds so far (for a live session) or as finalized.
