@@ -92,9 +92,13 @@ pub struct Config {
     /// a platform such as Kubernetes injects). They are ignored, and announced at start.
     #[serde(skip)]
     pub ignored_env: Vec<String>,
-    /// Requests per second allowed per platform API key on `/api/v1`. Default 10.
+    /// Requests per second allowed per platform API key on `/api/v1`. Default 50: a platform
+    /// scheduling one session at a time (a session and two links, three requests) makes about
+    /// 1,000 a minute; with the bulk route (200 sessions and their links a request) the limit is
+    /// not what bounds it.
     pub api_rate_per_second: u32,
-    /// Burst allowed per API key above the steady rate. Default 40.
+    /// Burst allowed per API key above the steady rate. Default 200 (e.g. 40,000 sessions in
+    /// bulk requests at once).
     pub api_burst: u32,
     /// Seconds before the first retry of a failed webhook delivery; doubles each time (at most
     /// one hour). Default 10.
@@ -139,8 +143,8 @@ impl Default for Config {
             share_cap_percent: telesoin_core::share::CONVENTION_SHARE_CAP_PERCENT,
             log: "info".into(),
             ignored_env: Vec::new(),
-            api_rate_per_second: 10,
-            api_burst: 40,
+            api_rate_per_second: 50,
+            api_burst: 200,
             webhook_retry_seconds: 10,
             webhook_retry_hours: 72,
             webhook_timeout_seconds: 10,
