@@ -107,6 +107,10 @@ pub enum RefusalCode {
     // The platform API.
     ScopeMissing,
     IdempotencyKeyReused,
+    // Hardening of the dashboard API.
+    CrossSiteRequest,
+    CsrfTokenInvalid,
+    LoginThrottled,
 }
 
 impl RefusalCode {
@@ -150,6 +154,9 @@ impl RefusalCode {
             Conflict => "conflict",
             ScopeMissing => "scope_missing",
             IdempotencyKeyReused => "idempotency_key_reused",
+            CrossSiteRequest => "cross_site_request",
+            CsrfTokenInvalid => "csrf_token_invalid",
+            LoginThrottled => "login_throttled",
         }
     }
 
@@ -225,6 +232,15 @@ impl RefusalCode {
             IdempotencyKeyReused => {
                 "Cette clé d'idempotence a déjà servi pour une autre requête : utilisez-en une nouvelle."
             }
+            CrossSiteRequest => {
+                "Requête refusée : elle ne vient pas de la page de telesoin. Ouvrez le tableau de bord depuis son adresse habituelle."
+            }
+            CsrfTokenInvalid => {
+                "Requête refusée : votre session de page a expiré. Rechargez la page ou reconnectez-vous."
+            }
+            LoginThrottled => {
+                "Trop de tentatives de connexion. Patientez quelques minutes avant de réessayer."
+            }
         }
     }
 
@@ -297,6 +313,13 @@ impl RefusalCode {
             IdempotencyKeyReused => {
                 "This idempotency key was already used for a different request: use a new one."
             }
+            CrossSiteRequest => {
+                "Request refused: it does not come from the telesoin page. Open the dashboard from its usual address."
+            }
+            CsrfTokenInvalid => {
+                "Request refused: your page session has expired. Reload the page or log in again."
+            }
+            LoginThrottled => "Too many login attempts. Wait a few minutes before trying again.",
         }
     }
 

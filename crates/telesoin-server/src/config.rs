@@ -110,6 +110,27 @@ pub struct Config {
     /// Accept `http://` webhook URLs (tests, a receiver on a private network). Default false:
     /// `https://` only.
     pub webhook_allow_http: bool,
+    /// Networks (CIDR, `10.0.0.0/8`, `::1/128`; a bare address is one host) where webhook
+    /// receivers may live although they are private. Default none: webhook URLs that are or
+    /// resolve to loopback, private (RFC 1918, unique-local), link-local, carrier-grade NAT,
+    /// multicast, unspecified, documentation or cloud-metadata addresses are refused, at
+    /// registration and at each connection.
+    pub webhook_allowed_networks: Vec<String>,
+    /// Consecutive failed logins that lock an account for `login_lockout_seconds` (the back-off
+    /// before: 1 s, 2 s, 4 s...). A browser that logged into the account before is counted
+    /// apart. Default 5.
+    pub login_max_failures: u32,
+    /// Failed logins from one client address (IPv6: its /64), across accounts, that lock it.
+    /// Default 20.
+    pub login_address_max_failures: u32,
+    /// Seconds a lock lasts (short: an attacker must not keep a kiné out). Default 300.
+    pub login_lockout_seconds: u64,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client (its last entry
+    /// not itself a trusted proxy), for login throttling by address. Default none: the TCP peer.
+    pub trusted_proxies: Vec<String>,
+    /// Seconds a write to a signaling socket may take (a client that stopped reading): then the
+    /// socket is closed and the seat falls into its grace period. Default 10.
+    pub ws_send_timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -149,6 +170,12 @@ impl Default for Config {
             webhook_retry_hours: 72,
             webhook_timeout_seconds: 10,
             webhook_allow_http: false,
+            webhook_allowed_networks: Vec::new(),
+            login_max_failures: 5,
+            login_address_max_failures: 20,
+            login_lockout_seconds: 300,
+            trusted_proxies: Vec::new(),
+            ws_send_timeout_seconds: 10,
         }
     }
 }
@@ -306,6 +333,20 @@ impl Config {
                 self.webhook_timeout_seconds = parse(key, value, "a number of seconds")?
             }
             "webhook_allow_http" => self.webhook_allow_http = parse(key, value, "true or false")?,
+            "webhook_allowed_networks" => self.webhook_allowed_networks = list(value),
+            "login_max_failures" => {
+                self.login_max_failures = parse(key, value, "a number of failures")?
+            }
+            "login_address_max_failures" => {
+                self.login_address_max_failures = parse(key, value, "a number of failures")?
+            }
+            "login_lockout_seconds" => {
+                self.login_lockout_seconds = parse(key, value, "a number of seconds")?
+            }
+            "trusted_proxies" => self.trusted_proxies = list(value),
+            "ws_send_timeout_seconds" => {
+                self.ws_send_timeout_seconds = parse(key, value, "a number of seconds")?
+            }
             // Variables for other parts of the program (the demo password, the config path).
             "demo_password" | "new_password" | "config" => {}
             other => {
@@ -319,6 +360,33 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(bad) = crate::egress::Networks::parse(&self.webhook_allowed_networks) {
+            return Err(ConfigError(format!(
+                "webhook_allowed_networks: {bad:?} is not a network such as 10.0.0.0/8 or fd00::/8"
+            )));
+        }
+        if let Some(bad) = self
+            .trusted_proxies
+            .iter()
+            .find(|p| p.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(ConfigError(format!(
+                "trusted_proxies: {bad:?} is not an IP address"
+            )));
+        }
+        if self.login_max_failures < 2
+            || self.login_address_max_failures < 2
+            || !(1..=3600).contains(&self.login_lockout_seconds)
+        {
+            return Err(ConfigError(
+                "login_max_failures and login_address_max_failures must be at least 2, login_lockout_seconds between 1 and 3600".into(),
+            ));
+        }
+        if !(1..=300).contains(&self.ws_send_timeout_seconds) {
+            return Err(ConfigError(
+                "ws_send_timeout_seconds must be between 1 and 300".into(),
+            ));
+        }
         if let Some(url) = &self.database_url
             && telesoin_store::Backend::from_url(url).is_none()
         {

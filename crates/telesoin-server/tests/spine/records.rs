@@ -416,6 +416,7 @@ async fn the_audit_chain_names_the_first_tampered_row_and_survives_a_purge() {
     api.link(s, "patient").await;
     let bad = http()
         .post(format!("{}/api/login", server.base))
+        .header("origin", &server.base)
         .json(&json!({"email": "audit@example.fr", "password": "nope"}))
         .send()
         .await
