@@ -750,7 +750,7 @@ pub async fn record_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult<rest
     let presence: Vec<_> = events.iter().map(|e| e.presence()).collect();
     let provisional = telesoin_core::billing::billable_seconds(
         &presence,
-        app.hub.grace(),
+        app.hub.billing_policy(),
         row.ended_at.unwrap_or(now),
     );
     let started_at = events

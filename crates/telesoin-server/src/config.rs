@@ -52,6 +52,13 @@ pub struct Config {
     pub link_after_minutes: i64,
     /// Seconds a dropped participant keeps their seat. Default 30.
     pub grace_seconds: i64,
+    /// Seconds between two media heartbeats of a client (`welcome.heartbeat_seconds`): the
+    /// persisted evidence of an ongoing call; after a crash billing loses at most about one
+    /// period. Default 10.
+    pub heartbeat_seconds: i64,
+    /// Bill the time kiné and patient were connected without video both ways (audio only).
+    /// Default false: télésoin is a video act, audio-only time is shown, not billed.
+    pub bill_audio_only: bool,
     /// Seconds without any message before a socket is closed (clients ping every 20 s). Default 60.
     pub idle_timeout_seconds: u64,
     /// Seconds a new socket has to send `join`. Default 10.
@@ -148,6 +155,8 @@ impl Default for Config {
             link_before_minutes: 15,
             link_after_minutes: 120,
             grace_seconds: 30,
+            heartbeat_seconds: 10,
+            bill_audio_only: false,
             idle_timeout_seconds: 60,
             join_timeout_seconds: 10,
             max_message_bytes: telesoin_proto::MAX_MESSAGE_BYTES,
@@ -300,6 +309,10 @@ impl Config {
                 self.link_after_minutes = parse(key, value, "a number of minutes")?
             }
             "grace_seconds" => self.grace_seconds = parse(key, value, "a number of seconds")?,
+            "heartbeat_seconds" => {
+                self.heartbeat_seconds = parse(key, value, "a number of seconds")?
+            }
+            "bill_audio_only" => self.bill_audio_only = parse(key, value, "true or false")?,
             "idle_timeout_seconds" => {
                 self.idle_timeout_seconds = parse(key, value, "a number of seconds")?
             }
@@ -415,6 +428,11 @@ impl Config {
         if !(1..=600).contains(&self.grace_seconds) {
             return Err(ConfigError(
                 "grace_seconds must be between 1 and 600".into(),
+            ));
+        }
+        if !(2..=120).contains(&self.heartbeat_seconds) {
+            return Err(ConfigError(
+                "heartbeat_seconds must be between 2 and 120".into(),
             ));
         }
         if self.idle_timeout_seconds < 5 || self.join_timeout_seconds == 0 {
