@@ -76,6 +76,13 @@ pub struct NewConsent {
     pub text_version: String,
     #[serde(default = "default_method")]
     pub method: String,
+    /// For a minor (under 18 today): the legal representative who consents, by name.
+    /// Required for a minor, refused for an adult.
+    #[serde(default)]
+    pub representative_name: Option<String>,
+    /// Their relation to the patient (`mère`, `père`, `tuteur`...).
+    #[serde(default)]
+    pub representative_relation: Option<String>,
 }
 
 fn default_method() -> String {
@@ -94,6 +101,11 @@ pub struct Consent {
     pub text_version: String,
     pub recorded_at: DateTime<Utc>,
     pub withdrawn_at: Option<DateTime<Utc>>,
+    /// Who consented for a minor, and their relation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub representative_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub representative_relation: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

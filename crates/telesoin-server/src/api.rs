@@ -146,6 +146,8 @@ fn consent_json(r: &ConsentRow) -> rest::Consent {
         text_version: r.consent.text_version.clone(),
         recorded_at: r.consent.recorded_at,
         withdrawn_at: r.consent.withdrawn_at,
+        representative_name: None,
+        representative_relation: None,
     }
 }
 
@@ -262,6 +264,15 @@ pub async fn patient_detail_for(
     let p = own_patient(app, kine.id, id).await?;
     let visits = app.store.visits(kine.id, p.patient.id).await?;
     let consents = app.store.consents(kine.id, p.patient.id).await?;
+    let mut consents_json = Vec::with_capacity(consents.len());
+    for c in &consents {
+        let mut json = consent_json(c);
+        if let Some(r) = app.store.consent_representative(c.id).await? {
+            json.representative_name = Some(r.name);
+            json.representative_relation = Some(r.relation);
+        }
+        consents_json.push(json);
+    }
     let prescriptions = app.store.prescriptions(p.patient.id).await?;
     Ok(rest::PatientDetail {
         patient: patient_json(&p),
@@ -274,7 +285,7 @@ pub async fn patient_detail_for(
                 kind: v.visit.kind.as_str().into(),
             })
             .collect(),
-        consents: consents.iter().map(consent_json).collect(),
+        consents: consents_json,
         prescriptions: prescriptions
             .iter()
             .map(|r| rest::Prescription {
@@ -354,6 +365,31 @@ pub async fn add_consent_for(
         return Err(ApiError::invalid("method", "oral or written"));
     }
     let text_version = text_field("text_version", &body.text_version, 40)?;
+    // A minor's consent is the legal representative's: the kiné names them.
+    let minor = p.patient.age_on(model::local_date(Utc::now())) < 18;
+    let representative = match (
+        minor,
+        body.representative_name.as_deref(),
+        body.representative_relation.as_deref(),
+    ) {
+        (true, Some(name), Some(relation)) => Some(telesoin_store::Representative {
+            name: text_field("representative_name", name, 120)?,
+            relation: text_field("representative_relation", relation, 40)?,
+        }),
+        (true, _, _) => {
+            return Err(ApiError::invalid(
+                "representative_name",
+                "the patient is a minor: name the legal representative who consents, and their relation",
+            ));
+        }
+        (false, None, None) => None,
+        (false, _, _) => {
+            return Err(ApiError::invalid(
+                "representative_name",
+                "an adult patient consents for themselves",
+            ));
+        }
+    };
     let consent = Consent {
         recorded_by: ConsentRecorder::Kine,
         method: body.method,
@@ -365,6 +401,9 @@ pub async fn add_consent_for(
     app.store
         .add_consent(kine.id, p.patient.id, cid, &consent)
         .await?;
+    if let Some(r) = &representative {
+        app.store.set_consent_representative(cid, r).await?;
+    }
     tracing::info!(patient = %p.patient.id, "consent recorded by the kiné");
     let recorded = DomainEvent::ConsentRecorded {
         kine: kine.id,
@@ -372,11 +411,16 @@ pub async fn add_consent_for(
         by: "kine",
     };
     app.hub.events().emit(consent.recorded_at, recorded).await;
-    Ok(consent_json(&ConsentRow {
+    let mut json = consent_json(&ConsentRow {
         id: cid,
         patient: p.patient.id,
         consent,
-    }))
+    });
+    if let Some(r) = representative {
+        json.representative_name = Some(r.name);
+        json.representative_relation = Some(r.relation);
+    }
+    Ok(json)
 }
 
 pub async fn withdraw_consent(
