@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use telesoin_core::admission::InPersonRule;
+use telesoin_core::admission::{InPersonRule, TerritoryCheck};
 
 /// How the server speaks TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -19,6 +19,20 @@ pub enum TlsMode {
     /// Plain HTTP, only behind a trusted TLS-terminating proxy.
     Off,
 }
+
+/// The default key-letter values (mainland France), by date of effect. AMK 2,15 EUR dates from
+/// before the first télésoin act (its exact earlier history is not encoded); the 2024-02-22
+/// lines are avenant 7's (ameli.fr, "entrée en vigueur de nouvelles mesures prévues à
+/// l'avenant 7"; Cofidoc, NGAP kiné 2024: 2,21 EUR mainland).
+pub const DEFAULT_KEY_LETTER_VALUES: &[&str] = &[
+    "AMK:2.15:2012-01-01",
+    "AMS:2.15:2012-01-01",
+    "AMC:2.15:2012-01-01",
+    "AMK:2.21:2024-02-22",
+    "AMS:2.21:2024-02-22",
+    "AMC:2.21:2024-02-22",
+    "TMK:2.15:2024-02-22",
+];
 
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -46,6 +60,11 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Which prior in-person rule applies: `arrete_2021` (default) or `convention`.
     pub in_person_rule: InPersonRule,
+    /// The convention's territory condition (the kiné practises in the patient's territory):
+    /// `off`, or `departement` (the practice's département, set in the kiné's settings, is the
+    /// patient's). When on, a télésoin session cannot be scheduled, nor a patient admitted,
+    /// outside it (`out_of_territory`). Default `off`.
+    pub territory_check: TerritoryCheck,
     /// Minutes before the start at which links open. Default 15.
     pub link_before_minutes: i64,
     /// Minutes after the start at which links close. Default 120.
@@ -85,9 +104,11 @@ pub struct Config {
     pub drain_seconds: u64,
     /// Hours a dashboard login lasts. Default 12.
     pub login_hours: i64,
-    /// Values of the NGAP key letters, each `LETTER:EUROS:YYYY-MM-DD` (the date of effect); the
-    /// latest one in effect on the session day prices it. Default `AMK:2.15:2012-01-01`: check the
-    /// current convention value and set it here (it changes with the avenants).
+    /// Values of the NGAP key letters (AMK, AMS, AMC, TMK), each `LETTER:EUROS:YYYY-MM-DD` (the
+    /// date of effect); the latest one in effect on the session day prices it. A télésoin act is
+    /// priced TMK from 2024-02-22 on, AMK before. Default [`DEFAULT_KEY_LETTER_VALUES`]: AMK, AMS,
+    /// AMC 2,15 EUR, then 2,21 EUR from 2024-02-22 (mainland), TMK 2,15 EUR from 2024-02-22
+    /// (avenant 7; sources in the README). Overseas values (2,36 -> 2,43 EUR) are set here.
     pub key_letter_values: Vec<String>,
     /// Years a patient's data is kept after the last care (CNIL referential 2020-081). Default 20.
     pub retention_years: u32,
@@ -152,6 +173,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             in_person_rule: InPersonRule::Arrete2021,
+            territory_check: TerritoryCheck::Off,
             link_before_minutes: 15,
             link_after_minutes: 120,
             grace_seconds: 30,
@@ -168,7 +190,10 @@ impl Default for Config {
             turn_secret: None,
             drain_seconds: 2,
             login_hours: 12,
-            key_letter_values: vec!["AMK:2.15:2012-01-01".into()],
+            key_letter_values: DEFAULT_KEY_LETTER_VALUES
+                .iter()
+                .map(|v| (*v).to_owned())
+                .collect(),
             retention_years: telesoin_core::retention::DEFAULT_RETENTION_YEARS,
             share_cap_percent: telesoin_core::share::CONVENTION_SHARE_CAP_PERCENT,
             log: "info".into(),
@@ -295,6 +320,13 @@ impl Config {
             }
             "tls_cert" => self.tls_cert = Some(PathBuf::from(value)),
             "tls_key" => self.tls_key = Some(PathBuf::from(value)),
+            "territory_check" => {
+                self.territory_check = TerritoryCheck::parse(value).ok_or_else(|| {
+                    ConfigError(format!(
+                        "TELESOIN_TERRITORY_CHECK must be off or departement, got {value:?}"
+                    ))
+                })?
+            }
             "in_person_rule" => {
                 self.in_person_rule = InPersonRule::parse(value).ok_or_else(|| {
                     ConfigError(format!(

@@ -707,7 +707,11 @@ pub async fn export(
         format,
     )
     .await?;
-    let name: &'static str = if format == "csv" { "csv" } else { "fhir" };
+    let name: &'static str = match format {
+        "csv" => "csv",
+        "csv_fr" => "csv_fr",
+        _ => "fhir",
+    };
     let exported = crate::events::DomainEvent::Exported {
         kine: kine.id,
         format: name,

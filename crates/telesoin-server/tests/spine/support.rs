@@ -227,7 +227,16 @@ impl Api {
             .await;
         }
         if consent {
-            self.post(&format!("/api/patients/{id}/consents"), json!({"text_version": telesoin_core::model::CONSENT_TEXT_VERSION, "method": "oral"})).await;
+            let born = chrono::NaiveDate::parse_from_str(birth, "%Y-%m-%d").expect("birth date");
+            let today = telesoin_core::model::local_date(Utc::now());
+            let mut body = json!({"text_version": telesoin_core::model::CONSENT_TEXT_VERSION, "method": "oral"});
+            // A minor's consent is the legal representative's, named.
+            if telesoin_core::model::age_on(born, today) < 18 {
+                body["representative_name"] = json!("Sophie Dupont");
+                body["representative_relation"] = json!("mère");
+            }
+            self.post(&format!("/api/patients/{id}/consents"), body)
+                .await;
         }
         id
     }
