@@ -459,36 +459,25 @@ pub async fn create_session(
 
 /// Schedules a session; `platform` is the platform whose API asked for it, if any (it may then
 /// mint join tokens for it).
-pub async fn create_session_for(
+/// What scheduling checks before anything is written: the kiné's patient, the act, a start not
+/// in the past, the direct access, the price, privacy mode's TURN. Shared with the bulk route,
+/// which checks every session of a request before making any.
+pub async fn check_new_session(
     app: &AppState,
     kine: &Kine,
-    body: rest::NewSession,
-    platform: Option<Uuid>,
-) -> ApiResult<rest::Session> {
+    body: &rest::NewSession,
+    now: DateTime<Utc>,
+) -> ApiResult<(PatientRow, Option<DirectAccess>)> {
     let p = own_patient(app, kine.id, body.patient).await?;
     if acts::find(&body.act_code).is_none() {
         return Err(ApiError::invalid("act_code", "one of GET /api/acts"));
     }
-    let now = Utc::now();
     if body.starts_at + Duration::minutes(app.cfg.link_after_minutes) <= now {
         return Err(ApiError::invalid(
             "starts_at",
             "a session cannot be scheduled in the past",
         ));
     }
-    let (window_start, window_end) = Session::window_for(body.starts_at, app.cfg.window());
-    let session = Session {
-        id: SessionId(Uuid::new_v4()),
-        kine: kine.id,
-        patient: p.patient.id,
-        starts_at: body.starts_at,
-        window_start,
-        window_end,
-        act_code: body.act_code,
-        status: SessionStatus::Scheduled,
-        auto_admit: body.auto_admit,
-        patient_consent_on_join: body.patient_consent_on_join,
-    };
     let direct_access = match body.direct_access.as_deref() {
         None => None,
         Some(d) => Some(DirectAccess::parse(d).ok_or_else(|| {
@@ -510,6 +499,30 @@ pub async fn create_session_for(
             "privacy mode needs a TURN server (turn_urls and turn_secret in the configuration)",
         ));
     }
+    Ok((p, direct_access))
+}
+
+pub async fn create_session_for(
+    app: &AppState,
+    kine: &Kine,
+    body: rest::NewSession,
+    platform: Option<Uuid>,
+) -> ApiResult<rest::Session> {
+    let now = Utc::now();
+    let (p, direct_access) = check_new_session(app, kine, &body, now).await?;
+    let (window_start, window_end) = Session::window_for(body.starts_at, app.cfg.window());
+    let session = Session {
+        id: SessionId(Uuid::new_v4()),
+        kine: kine.id,
+        patient: p.patient.id,
+        starts_at: body.starts_at,
+        window_start,
+        window_end,
+        act_code: body.act_code,
+        status: SessionStatus::Scheduled,
+        auto_admit: body.auto_admit,
+        patient_consent_on_join: body.patient_consent_on_join,
+    };
     let mut row =
         crate::records::schedule(app, session, direct_access, body.hn_price_cents, now).await?;
     if body.relay_only {
@@ -737,7 +750,7 @@ pub async fn record_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult<rest
     let presence: Vec<_> = events.iter().map(|e| e.presence()).collect();
     let provisional = telesoin_core::billing::billable_seconds(
         &presence,
-        app.hub.grace(),
+        app.hub.billing_policy(),
         row.ended_at.unwrap_or(now),
     );
     let started_at = events

@@ -52,6 +52,13 @@ pub struct Config {
     pub link_after_minutes: i64,
     /// Seconds a dropped participant keeps their seat. Default 30.
     pub grace_seconds: i64,
+    /// Seconds between two media heartbeats of a client (`welcome.heartbeat_seconds`): the
+    /// persisted evidence of an ongoing call; after a crash billing loses at most about one
+    /// period. Default 10.
+    pub heartbeat_seconds: i64,
+    /// Bill the time kiné and patient were connected without video both ways (audio only).
+    /// Default false: télésoin is a video act, audio-only time is shown, not billed.
+    pub bill_audio_only: bool,
     /// Seconds without any message before a socket is closed (clients ping every 20 s). Default 60.
     pub idle_timeout_seconds: u64,
     /// Seconds a new socket has to send `join`. Default 10.
@@ -92,9 +99,13 @@ pub struct Config {
     /// a platform such as Kubernetes injects). They are ignored, and announced at start.
     #[serde(skip)]
     pub ignored_env: Vec<String>,
-    /// Requests per second allowed per platform API key on `/api/v1`. Default 10.
+    /// Requests per second allowed per platform API key on `/api/v1`. Default 50: a platform
+    /// scheduling one session at a time (a session and two links, three requests) makes about
+    /// 1,000 a minute; with the bulk route (200 sessions and their links a request) the limit is
+    /// not what bounds it.
     pub api_rate_per_second: u32,
-    /// Burst allowed per API key above the steady rate. Default 40.
+    /// Burst allowed per API key above the steady rate. Default 200 (e.g. 40,000 sessions in
+    /// bulk requests at once).
     pub api_burst: u32,
     /// Seconds before the first retry of a failed webhook delivery; doubles each time (at most
     /// one hour). Default 10.
@@ -144,6 +155,8 @@ impl Default for Config {
             link_before_minutes: 15,
             link_after_minutes: 120,
             grace_seconds: 30,
+            heartbeat_seconds: 10,
+            bill_audio_only: false,
             idle_timeout_seconds: 60,
             join_timeout_seconds: 10,
             max_message_bytes: telesoin_proto::MAX_MESSAGE_BYTES,
@@ -160,8 +173,8 @@ impl Default for Config {
             share_cap_percent: telesoin_core::share::CONVENTION_SHARE_CAP_PERCENT,
             log: "info".into(),
             ignored_env: Vec::new(),
-            api_rate_per_second: 10,
-            api_burst: 40,
+            api_rate_per_second: 50,
+            api_burst: 200,
             webhook_retry_seconds: 10,
             webhook_retry_hours: 72,
             webhook_timeout_seconds: 10,
@@ -296,6 +309,10 @@ impl Config {
                 self.link_after_minutes = parse(key, value, "a number of minutes")?
             }
             "grace_seconds" => self.grace_seconds = parse(key, value, "a number of seconds")?,
+            "heartbeat_seconds" => {
+                self.heartbeat_seconds = parse(key, value, "a number of seconds")?
+            }
+            "bill_audio_only" => self.bill_audio_only = parse(key, value, "true or false")?,
             "idle_timeout_seconds" => {
                 self.idle_timeout_seconds = parse(key, value, "a number of seconds")?
             }
@@ -411,6 +428,11 @@ impl Config {
         if !(1..=600).contains(&self.grace_seconds) {
             return Err(ConfigError(
                 "grace_seconds must be between 1 and 600".into(),
+            ));
+        }
+        if !(2..=120).contains(&self.heartbeat_seconds) {
+            return Err(ConfigError(
+                "heartbeat_seconds must be between 2 and 120".into(),
             ));
         }
         if self.idle_timeout_seconds < 5 || self.join_timeout_seconds == 0 {

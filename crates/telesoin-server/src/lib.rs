@@ -116,6 +116,11 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
     events.listen(platform::webhooks::Outbox::new(store.clone()));
     let hub_cfg = hub::HubConfig {
         grace: Duration::seconds(cfg.grace_seconds),
+        billing: telesoin_core::billing::Policy::new(
+            Duration::seconds(cfg.grace_seconds),
+            Duration::seconds(cfg.heartbeat_seconds),
+            cfg.bill_audio_only,
+        ),
         in_person_rule: cfg.in_person_rule,
         ice,
     };
