@@ -268,20 +268,16 @@ pub async fn login(
         "{COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         hours * 3600
     );
-    // Readable by the dashboard's script, which sends it back in `X-CSRF-Token`.
-    let csrf = format!(
-        "{}={}; Path=/; Secure; SameSite=Strict; Max-Age={}",
-        csrf::COOKIE,
-        csrf::token_for(&value),
-        hours * 3600
-    );
     let mut res = Json(kine_json(&kine)).into_response();
-    for c in [cookie, csrf, device_cookie(&app, kine.id, now)] {
+    for c in [cookie, device_cookie(&app, kine.id, now)] {
         res.headers_mut().append(
             header::SET_COOKIE,
             HeaderValue::from_str(&c).map_err(|e| anyhow::anyhow!(e))?,
         );
     }
+    // For the dashboard's script, which sends it back in `X-CSRF-Token` (never a cookie: a page
+    // on another port of this host could read a cookie, not this response).
+    csrf::hand_over(&mut res, &value);
     Ok(res)
 }
 
@@ -290,16 +286,21 @@ pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> ApiResul
         app.store.delete_web_session(&cookie_hash(&value)).await?;
     }
     let mut res = StatusCode::NO_CONTENT.into_response();
-    for c in [
-        "telesoin_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0",
-        "telesoin_csrf=; Path=/; Secure; SameSite=Strict; Max-Age=0",
-    ] {
-        res.headers_mut()
-            .append(header::SET_COOKIE, HeaderValue::from_static(c));
-    }
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "telesoin_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0",
+        ),
+    );
     Ok(res)
 }
 
-pub async fn me(CurrentKine(kine): CurrentKine) -> Json<rest::Kine> {
-    Json(kine_json(&kine))
+/// The logged-in kiné, and the session's CSRF token in `X-CSRF-Token` (a reloaded page gets
+/// it here).
+pub async fn me(CurrentKine(kine): CurrentKine, headers: HeaderMap) -> Response {
+    let mut res = Json(kine_json(&kine)).into_response();
+    if let Some(value) = cookie_value(&headers) {
+        csrf::hand_over(&mut res, &value);
+    }
+    res
 }
