@@ -157,6 +157,12 @@ pub async fn create_patient_for(
         .as_deref()
         .map(|g| text_field("gp_contact", g, 200))
         .transpose()?;
+    // Checked before the patient exists, so that a wrong INS creates nothing.
+    let identity = body
+        .ins
+        .as_ref()
+        .map(|i| crate::patient_ins::check(i, body.birth_date))
+        .transpose()?;
     let patient = Patient {
         id: PatientId(Uuid::new_v4()),
         kine: kine.id,
@@ -166,6 +172,9 @@ pub async fn create_patient_for(
         gp_contact,
     };
     app.store.create_patient(&patient, now).await?;
+    if let Some(identity) = &identity {
+        crate::patient_ins::store(app, kine.id, patient.id, identity).await?;
+    }
     Ok(patient_json(&PatientRow {
         patient,
         created_at: now,
@@ -196,8 +205,10 @@ pub async fn patient_detail_for(
     let visits = app.store.visits(kine.id, p.patient.id).await?;
     let consents = app.store.consents(kine.id, p.patient.id).await?;
     let prescriptions = app.store.prescriptions(p.patient.id).await?;
+    let ins = app.store.patient_ins(p.patient.id).await?;
     Ok(rest::PatientDetail {
         patient: patient_json(&p),
+        ins: ins.as_ref().map(crate::patient_ins::ins_json),
         visits: visits
             .iter()
             .map(|v| rest::Visit {

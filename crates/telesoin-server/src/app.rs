@@ -7,12 +7,12 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::config::{Config, TlsMode};
 use crate::hub::Hub;
 use crate::keys::Keys;
-use crate::{api, auth, platform, records, web, ws};
+use crate::{api, auth, oidc, patient_ins, platform, records, web, ws};
 use telesoin_store::Store;
 
 /// Shared by every request; cheap to clone.
@@ -26,6 +26,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Origins allowed to open the WebSocket.
     pub origins: Arc<Vec<String>>,
+    /// The OpenID Connect login (Pro Santé Connect by default), when `oidc_client_id` is set.
+    pub oidc: Option<Arc<crate::oidc::OidcClient>>,
     /// The security headers, computed once.
     headers: Arc<SecurityHeaders>,
 }
@@ -84,7 +86,9 @@ impl AppState {
             hsts: (cfg.tls != TlsMode::Off || public_url.starts_with("https://"))
                 .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains")),
         };
+        let oidc = crate::oidc::OidcClient::from_config(&cfg, &public_url)?.map(Arc::new);
         Ok(AppState {
+            oidc,
             cfg,
             store,
             keys,
@@ -104,6 +108,9 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
+        .route("/login/options", get(oidc::options))
+        .route("/login/oidc/start", get(oidc::start))
+        .route("/login/oidc/callback", get(oidc::callback))
         .route("/me", get(auth::me))
         .route("/acts", get(api::acts))
         .route(
@@ -111,6 +118,7 @@ pub fn router(state: AppState) -> Router {
             get(api::list_patients).post(api::create_patient),
         )
         .route("/patients/{id}", get(api::patient_detail))
+        .route("/patients/{id}/ins", put(patient_ins::put_ins))
         .route("/patients/{id}/visits", post(api::add_visit))
         .route("/patients/{id}/consents", post(api::add_consent))
         .route("/patients/{id}/prescriptions", post(api::add_prescription))

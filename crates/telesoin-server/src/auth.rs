@@ -43,6 +43,11 @@ fn cookie_hash(value: &str) -> [u8; 32] {
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    cookie_named(headers, COOKIE)
+}
+
+/// The value of the cookie `name` in the request.
+pub fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -50,7 +55,7 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|kv| {
             let (k, v) = kv.trim().split_once('=')?;
-            (k == COOKIE).then(|| v.to_owned())
+            (k == name).then(|| v.to_owned())
         })
 }
 
@@ -94,6 +99,9 @@ pub async fn login(
     State(app): State<AppState>,
     Json(body): Json<rest::LoginRequest>,
 ) -> ApiResult<Response> {
+    if !app.cfg.password_login {
+        return Err(ApiError::refusal(RefusalCode::PasswordLoginDisabled));
+    }
     let found = app.store.kine_by_email(body.email.trim()).await?;
     let ok = match &found {
         Some((_, hash)) => verify_password(&body.password, hash),
@@ -109,32 +117,11 @@ pub async fn login(
         tracing::info!("login failed");
         app.hub
             .events()
-            .emit(Utc::now(), DomainEvent::LoginFailed)
+            .emit(Utc::now(), DomainEvent::LoginFailed { method: "password" })
             .await;
         return Err(ApiError::refusal(RefusalCode::BadCredentials));
     };
-    let mut raw = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    let value = URL_SAFE_NO_PAD.encode(raw);
-    let now = Utc::now();
-    let hours = app.cfg.login_hours;
-    app.store
-        .create_web_session(
-            &cookie_hash(&value),
-            kine.id,
-            now,
-            now + Duration::hours(hours),
-        )
-        .await?;
-    tracing::info!(kine = %kine.id, "login succeeded");
-    app.hub
-        .events()
-        .emit(now, DomainEvent::LoginSucceeded { kine: kine.id })
-        .await;
-    let cookie = format!(
-        "{COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
-        hours * 3600
-    );
+    let cookie = open_session(&app, &kine, "password", None).await?;
     let mut res = Json(kine_json(&kine)).into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
@@ -143,11 +130,61 @@ pub async fn login(
     Ok(res)
 }
 
+/// Opens a dashboard session for `kine`, logged in by `method` (`password` or `oidc`, with the
+/// provider's ID token for the logout there); returns the `Set-Cookie` value.
+pub async fn open_session(
+    app: &AppState,
+    kine: &Kine,
+    method: &'static str,
+    id_token: Option<&str>,
+) -> ApiResult<String> {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let value = URL_SAFE_NO_PAD.encode(raw);
+    let now = Utc::now();
+    let hours = app.cfg.login_hours;
+    let hash = cookie_hash(&value);
+    app.store
+        .create_web_session(&hash, kine.id, now, now + Duration::hours(hours))
+        .await?;
+    app.store
+        .set_web_session_login(&hash, method, id_token)
+        .await?;
+    tracing::info!(kine = %kine.id, method, "login succeeded");
+    app.hub
+        .events()
+        .emit(
+            now,
+            DomainEvent::LoginSucceeded {
+                kine: kine.id,
+                method,
+            },
+        )
+        .await;
+    Ok(format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+        hours * 3600
+    ))
+}
+
+/// Ends the dashboard session. A session opened through the OpenID provider answers 200 with
+/// `end_session_url`, where the browser goes to end it at the provider too; otherwise 204.
 pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let mut provider_logout = None;
     if let Some(value) = cookie_value(&headers) {
-        app.store.delete_web_session(&cookie_hash(&value)).await?;
+        let hash = cookie_hash(&value);
+        if let (Some((method, id_token)), Some(oidc)) =
+            (app.store.web_session_login(&hash).await?, app.oidc.as_ref())
+            && method == "oidc"
+        {
+            provider_logout = oidc.end_session_url(id_token.as_deref()).await;
+        }
+        app.store.delete_web_session(&hash).await?;
     }
-    let mut res = StatusCode::NO_CONTENT.into_response();
+    let mut res = match provider_logout {
+        Some(url) => Json(serde_json::json!({ "end_session_url": url })).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
     res.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static(

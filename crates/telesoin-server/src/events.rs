@@ -16,10 +16,14 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
+    /// `method`: `password` or `oidc`.
     LoginSucceeded {
         kine: KineId,
+        method: &'static str,
     },
-    LoginFailed,
+    LoginFailed {
+        method: &'static str,
+    },
     LinkIssued {
         kine: KineId,
         session: SessionId,
@@ -94,7 +98,7 @@ impl DomainEvent {
         use DomainEvent::*;
         match self {
             LoginSucceeded { .. } => "login.succeeded",
-            LoginFailed => "login.failed",
+            LoginFailed { .. } => "login.failed",
             LinkIssued { .. } => "link.issued",
             LinkRevoked { .. } => "link.revoked",
             SessionScheduled { .. } => "session.scheduled",

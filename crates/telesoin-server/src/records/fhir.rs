@@ -13,6 +13,11 @@ use super::BillingLine;
 
 /// The OID of the RPPS identifier system (ANS).
 const RPPS_SYSTEM: &str = "urn:oid:1.2.250.1.71.4.2.1";
+/// The FR Core profile of a Patient identified by its INS.
+const FR_CORE_PATIENT_INS: &str =
+    "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-ins";
+/// FR Core's identifier types (`INS-NIR`, `INS-NIA`, `INS-NIR-TEST`, `INS-NIR-DEMO`).
+const FR_CORE_IDENTIFIER_TYPE: &str = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203";
 
 fn ts(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -48,11 +53,18 @@ pub fn bundle(lines: &[(BillingLine, Extras)], now: DateTime<Utc>) -> Value {
             }),
             &mut entries,
         );
-        push(
-            patient.clone(),
-            json!({ "resourceType": "Patient", "id": patient, "name": [{ "text": l.patient_name }] }),
-            &mut entries,
-        );
+        let mut patient_resource = json!({ "resourceType": "Patient", "id": patient, "name": [{ "text": l.patient_name }] });
+        if let Some(ins) = &l.patient_ins {
+            // Only a qualified INS is carried (RNIV), so the identity status is QUAL.
+            patient_resource["meta"] = json!({ "profile": [FR_CORE_PATIENT_INS] });
+            patient_resource["identifier"] = json!([{
+                "use": ins.authority().fhir_use(),
+                "type": { "coding": [{ "system": FR_CORE_IDENTIFIER_TYPE, "code": ins.authority().fhir_type() }] },
+                "system": format!("urn:oid:{}", ins.authority().oid()),
+                "value": ins.value()
+            }]);
+        }
+        push(patient.clone(), patient_resource, &mut entries);
         let act = acts::find(&s.act_code);
         let mut enc = json!({
             "resourceType": "Encounter",
