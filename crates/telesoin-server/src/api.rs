@@ -221,6 +221,12 @@ pub async fn create_patient_for(
             )
         })?),
     };
+    // Checked before the patient exists, so that a wrong INS creates nothing.
+    let identity = body
+        .ins
+        .as_ref()
+        .map(|i| crate::patient_ins::check(i, body.birth_date))
+        .transpose()?;
     let patient = Patient {
         id: PatientId(Uuid::new_v4()),
         kine: kine.id,
@@ -234,6 +240,9 @@ pub async fn create_patient_for(
         app.store
             .set_patient_departement(patient.id, Some(d))
             .await?;
+    }
+    if let Some(identity) = &identity {
+        crate::patient_ins::store(app, kine.id, patient.id, identity).await?;
     }
     Ok(patient_json(&PatientRow {
         patient,
@@ -274,8 +283,10 @@ pub async fn patient_detail_for(
         consents_json.push(json);
     }
     let prescriptions = app.store.prescriptions(p.patient.id).await?;
+    let ins = app.store.patient_ins(p.patient.id).await?;
     Ok(rest::PatientDetail {
         patient: patient_json(&p),
+        ins: ins.as_ref().map(crate::patient_ins::ins_json),
         visits: visits
             .iter()
             .map(|v| rest::Visit {
