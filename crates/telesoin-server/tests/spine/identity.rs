@@ -610,12 +610,27 @@ async fn pro_sante_connect_login_against_a_real_provider() {
         ("/app/?login_error=oidc_failed".into(), None)
     );
 
-    // A foreign issuer in the ID token (the discovery document still names ours).
+    // A foreign issuer (the discovery document still names ours): refused from the authorization
+    // response's `iss` (RFC 9207), and, without it, from the ID token's `iss`.
     idp.admin("mode", json!({"foreign_issuer": true})).await;
     let mut b = Browser::new();
     let callback = b.to_callback(&base, "claire", "cps-1234", |_| {}).await;
+    assert!(callback.contains("iss="), "{callback}");
     assert_eq!(
         b.finish(&callback).await,
+        ("/app/?login_error=oidc_failed".into(), None)
+    );
+    let mut b = Browser::new();
+    let callback = b.to_callback(&base, "claire", "cps-1234", |_| {}).await;
+    let mut u = reqwest::Url::parse(&callback).expect("url");
+    let kept: Vec<(String, String)> = u
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| k != "iss")
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(kept);
+    assert_eq!(
+        b.finish(u.as_str()).await,
         ("/app/?login_error=oidc_failed".into(), None)
     );
     idp.admin("mode", json!({})).await;
