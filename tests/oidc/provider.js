@@ -8,7 +8,9 @@
 // OIDC_ACCOUNTS (JSON [{login, password, rpps, given_name, family_name, acr}]).
 //
 // Test-only admin routes (loopback, for the failure cases the tests need from a real provider):
-//   POST /__admin/setup   {redirect_uris, post_logout_redirect_uris}  the telesoin server's URLs
+//   POST /__admin/setup   {redirect_uris, post_logout_redirect_uris, pkjwt_jwks}  the telesoin
+//                         servers' URLs; with pkjwt_jwks, a second client `telesoin-pkjwt` that
+//                         authenticates with private_key_jwt (ES256) under those public keys
 //   POST /__admin/rotate  a new signing key with a new kid; the old one is gone from the JWKS
 //   POST /__admin/mode    {clock_offset_seconds, foreign_issuer}: the provider's clock runs
 //                         behind (its ID tokens are expired), or it signs tokens under another
@@ -35,6 +37,8 @@ const accounts = JSON.parse(
 let redirectUris = ['https://localhost/api/login/oidc/callback'];
 let postLogoutUris = ['https://localhost/app/'];
 let foreignIssuer = false;
+/** The public JWKS of a second client, `telesoin-pkjwt`, that authenticates with private_key_jwt. */
+let pkjwtJwks = null;
 let base = '';
 
 function newKey() {
@@ -72,7 +76,22 @@ function build() {
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      ...(pkjwtJwks
+        ? [
+            {
+              client_id: 'telesoin-pkjwt',
+              redirect_uris: redirectUris,
+              post_logout_redirect_uris: postLogoutUris,
+              grant_types: ['authorization_code'],
+              response_types: ['code'],
+              token_endpoint_auth_method: 'private_key_jwt',
+              token_endpoint_auth_signing_alg: 'ES256',
+              jwks: pkjwtJwks,
+            },
+          ]
+        : []),
     ],
+    clientAuthMethods: ['client_secret_basic', 'private_key_jwt'],
     jwks: { keys: [signingKey] },
     cookies: { keys: ['telesoin-oidc-test-cookie-key'] },
     scopes: ['openid', 'scope_all'],
@@ -149,6 +168,7 @@ async function admin(req, res, what) {
   if (what === 'setup') {
     redirectUris = body.redirect_uris ?? redirectUris;
     postLogoutUris = body.post_logout_redirect_uris ?? postLogoutUris;
+    pkjwtJwks = body.pkjwt_jwks ?? pkjwtJwks;
   } else if (what === 'rotate') {
     signingKey = newKey();
   } else if (what === 'mode') {

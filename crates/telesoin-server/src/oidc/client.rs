@@ -363,6 +363,20 @@ impl OidcClient {
             .map_err(|e| invalid(format!("client assertion: {e}")))
     }
 
+    /// RFC 9207: an `iss` in the authorization response must be our provider's (a mix-up with
+    /// another provider otherwise). Absent is accepted (not every provider sends it).
+    pub async fn check_response_issuer(&self, iss: Option<&str>) -> Result<(), OidcError> {
+        let Some(iss) = iss else {
+            return Ok(());
+        };
+        let d = self.discovery().await?;
+        if iss == d.issuer {
+            Ok(())
+        } else {
+            Err(invalid("authorization response from another issuer"))
+        }
+    }
+
     /// Exchanges the code (with the PKCE verifier), checks the ID token, reads userinfo.
     pub async fn finish(
         &self,

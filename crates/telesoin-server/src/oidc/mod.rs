@@ -170,6 +170,9 @@ pub struct CallbackQuery {
     state: Option<String>,
     #[serde(default)]
     error: Option<String>,
+    /// RFC 9207's issuer identification.
+    #[serde(default)]
+    iss: Option<String>,
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -229,6 +232,13 @@ async fn finish(
         .as_deref()
         .filter(|c| !c.is_empty())
         .ok_or(RefusalCode::OidcFailed)?;
+    client
+        .check_response_issuer(q.iss.as_deref())
+        .await
+        .map_err(|e| {
+            tracing::info!(cause = %e, "OpenID login refused");
+            e.code()
+        })?;
     let login = client
         .finish(code, &pending.verifier, &pending.nonce, now)
         .await

@@ -610,12 +610,27 @@ async fn pro_sante_connect_login_against_a_real_provider() {
         ("/app/?login_error=oidc_failed".into(), None)
     );
 
-    // A foreign issuer in the ID token (the discovery document still names ours).
+    // A foreign issuer (the discovery document still names ours): refused from the authorization
+    // response's `iss` (RFC 9207), and, without it, from the ID token's `iss`.
     idp.admin("mode", json!({"foreign_issuer": true})).await;
     let mut b = Browser::new();
     let callback = b.to_callback(&base, "claire", "cps-1234", |_| {}).await;
+    assert!(callback.contains("iss="), "{callback}");
     assert_eq!(
         b.finish(&callback).await,
+        ("/app/?login_error=oidc_failed".into(), None)
+    );
+    let mut b = Browser::new();
+    let callback = b.to_callback(&base, "claire", "cps-1234", |_| {}).await;
+    let mut u = reqwest::Url::parse(&callback).expect("url");
+    let kept: Vec<(String, String)> = u
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| k != "iss")
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(kept);
+    assert_eq!(
+        b.finish(u.as_str()).await,
         ("/app/?login_error=oidc_failed".into(), None)
     );
     idp.admin("mode", json!({})).await;
@@ -726,5 +741,85 @@ async fn provider_down_keeps_the_password_login_and_it_can_be_turned_off() {
         (status, v["code"].as_str()),
         (403, Some("password_login_disabled"))
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn private_key_jwt_client_authentication() {
+    let idp = Idp::start(json!([
+        {"login": "claire", "password": "cps-1234", "rpps": "10001234567", "given_name": "Claire", "family_name": "Martin", "acr": "eidas1"},
+    ]))
+    .await;
+    // Our key pair (EC P-256): the PEM for telesoin, the public JWK registered at the provider.
+    let key = rcgen::KeyPair::generate().expect("key");
+    let dir = tempfile::tempdir().expect("dir");
+    let pem = dir.path().join("client.pem");
+    std::fs::write(&pem, key.serialize_pem()).expect("write");
+    let raw = key.public_key_raw();
+    assert_eq!((raw.len(), raw[0]), (65, 4), "uncompressed P-256 point");
+    let b64 =
+        |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
+    let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..]), "kid": "telesoin-1", "alg": "ES256", "use": "sig"});
+    let issuer = idp.issuer.clone();
+    let server = Server::start_with(move |c| {
+        c.oidc_issuer = issuer;
+        c.oidc_client_id = Some("telesoin-pkjwt".into());
+        c.oidc_private_key = Some(pem);
+        c.oidc_private_key_id = Some("telesoin-1".into());
+        c.oidc_allow_http = true;
+    })
+    .await;
+    idp.admin(
+        "setup",
+        json!({
+            "redirect_uris": [format!("{}/api/login/oidc/callback", server.base)],
+            "post_logout_redirect_uris": [format!("{}/app/", server.base)],
+            "pkjwt_jwks": {"keys": [jwk]},
+        }),
+    )
+    .await;
+    kine_with_rpps(&server, "10001234567").await;
+    let mut b = Browser::new();
+    let callback = b
+        .to_callback(&server.base, "claire", "cps-1234", |_| {})
+        .await;
+    let (to, cookie) = b.finish(&callback).await;
+    assert_eq!(
+        to, "/app/",
+        "the provider accepted our signed client assertion"
+    );
+    assert_eq!(me(&server, &cookie.expect("cookie")).await.0, 200);
+
+    // The same client with a key the provider does not know: the token endpoint refuses.
+    let other = rcgen::KeyPair::generate().expect("key");
+    let pem2 = dir.path().join("other.pem");
+    std::fs::write(&pem2, other.serialize_pem()).expect("write");
+    let issuer = idp.issuer.clone();
+    let wrong = Server::start_with(move |c| {
+        c.oidc_issuer = issuer;
+        c.oidc_client_id = Some("telesoin-pkjwt".into());
+        c.oidc_private_key = Some(pem2);
+        c.oidc_private_key_id = Some("telesoin-1".into());
+        c.oidc_allow_http = true;
+    })
+    .await;
+    idp.admin(
+        "setup",
+        json!({
+            "redirect_uris": [format!("{}/api/login/oidc/callback", wrong.base)],
+            "post_logout_redirect_uris": [format!("{}/app/", wrong.base)],
+        }),
+    )
+    .await;
+    kine_with_rpps(&wrong, "10001234567").await;
+    let mut b = Browser::new();
+    let callback = b
+        .to_callback(&wrong.base, "claire", "cps-1234", |_| {})
+        .await;
+    assert_eq!(
+        b.finish(&callback).await,
+        ("/app/?login_error=oidc_failed".into(), None)
+    );
+    wrong.stop().await;
     server.stop().await;
 }
