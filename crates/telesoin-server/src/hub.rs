@@ -31,6 +31,8 @@ use crate::error::refusal_body;
 use crate::events::{DomainEvent, Events};
 use crate::rooms::{RoomValue, Rooms};
 
+mod evidence;
+
 /// WebSocket close codes used by the hub (4000-4999 are the application's own).
 pub mod close {
     pub const NORMAL: u16 = 1000;
@@ -48,6 +50,8 @@ pub struct HubConfig {
     pub grace: Duration,
     /// How billing reads the evidence (grace, evidence gap, audio-only).
     pub billing: billing::Policy,
+    /// The clients' media heartbeat period (`welcome.heartbeat_seconds`).
+    pub heartbeat: Duration,
     pub in_person_rule: InPersonRule,
     pub ice: crate::turn::IceConfig,
 }
@@ -61,6 +65,11 @@ struct Seat {
     admitted_by_kine: bool,
     attested: Option<Companion>,
     media: bool,
+    /// The media report last persisted for this seat, and when (heartbeats are coarse).
+    #[serde(default)]
+    report: Option<billing::MediaReport>,
+    #[serde(default)]
+    evidence_at: Option<DateTime<Utc>>,
     /// When the socket was lost, while the seat waits for a reconnect.
     lost_at: Option<DateTime<Utc>>,
     /// The last reason this seat was told to wait.
@@ -291,6 +300,7 @@ impl Hub {
         &self,
         claims: &VerifiedClaims,
         sink: mpsc::Sender<Outbound>,
+        media_lost_ago_ms: Option<u64>,
         now: DateTime<Utc>,
     ) -> HubResult<Joined> {
         if self.draining.load(Ordering::Relaxed) {
@@ -328,6 +338,12 @@ impl Hub {
                 .filter(|e| e.participant == Some(participant))
                 .find_map(|e| match e.kind {
                     PresenceKind::Admitted => Some(true),
+                    // A hang-up or a leave keeps the admission for a return in the session.
+                    PresenceKind::Left
+                        if matches!(e.detail.as_deref(), Some("hangup" | "leave")) =>
+                    {
+                        None
+                    }
                     PresenceKind::Left | PresenceKind::Refused => Some(false),
                     _ => None,
                 })
@@ -366,6 +382,8 @@ impl Hub {
                                 admitted_by_kine: admitted_before,
                                 attested: None,
                                 media: false,
+                                report: None,
+                                evidence_at: None,
                                 lost_at: None,
                                 waiting: None,
                             },
@@ -415,6 +433,17 @@ impl Hub {
         } else {
             PresenceKind::Joined
         };
+        if resumed || admitted_before {
+            // A seat that was in the call says when its media ended, if it did.
+            let who = (participant, role);
+            if let Err(code) = self
+                .media_lost_on_rejoin(row.session.id, who, media_lost_ago_ms, now)
+                .await
+            {
+                self.leave_seat(row.session.id, attachment).await;
+                return Err(code);
+            }
+        }
         if let Err(code) = self
             .event(row.session.id, now, Some((participant, role)), kind, None)
             .await
@@ -443,6 +472,7 @@ impl Hub {
             ice_transport_policy: if row.relay_only { "relay" } else { "all" }.to_owned(),
             peers,
             resumed,
+            heartbeat_seconds: u32::try_from(self.cfg.heartbeat.num_seconds()).unwrap_or(10),
         };
         Ok(Joined {
             attachment,
@@ -1045,129 +1075,6 @@ impl Hub {
         Ok(())
     }
 
-    /// The client's media state changed; this is what billing counts.
-    pub async fn media(
-        &self,
-        session: SessionId,
-        participant: ParticipantId,
-        state: wire::MediaState,
-        incident: Option<String>,
-        now: DateTime<Utc>,
-    ) -> HubResult<()> {
-        let role = self
-            .rooms
-            .update(session, |r| {
-                let seat = r
-                    .seats
-                    .get_mut(&participant)
-                    .ok_or(RefusalCode::NotAdmitted)?;
-                if !seat.admitted {
-                    return Err(RefusalCode::NotAdmitted);
-                }
-                seat.media = state == wire::MediaState::Connected;
-                Ok(seat.role)
-            })
-            .await??;
-        if let Some(label) = incident {
-            // Only a short machine label is kept: never free text from a client.
-            let clean: String = label
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(32)
-                .collect();
-            if !clean.is_empty() {
-                self.event(
-                    session,
-                    now,
-                    Some((participant, role)),
-                    PresenceKind::Incident,
-                    Some(clean),
-                )
-                .await?;
-            }
-        }
-        let kind = match state {
-            wire::MediaState::Connected => PresenceKind::MediaConnected,
-            wire::MediaState::Disconnected => PresenceKind::MediaDisconnected,
-        };
-        self.event(session, now, Some((participant, role)), kind, None)
-            .await?;
-        let both = self
-            .rooms
-            .read(session, |r| {
-                let on = |role| {
-                    r.seats
-                        .values()
-                        .any(|s| s.role == role && s.admitted && s.media)
-                };
-                on(Role::Kine) && on(Role::Patient)
-            })
-            .await?;
-        if state == wire::MediaState::Connected && both {
-            self.events
-                .emit(now, DomainEvent::CallConnected { session })
-                .await;
-        }
-        Ok(())
-    }
-
-    /// A participant hangs up. The kiné's hangup ends the session; anyone else leaves it.
-    pub async fn hangup(
-        &self,
-        session: SessionId,
-        participant: ParticipantId,
-        now: DateTime<Utc>,
-    ) -> HubResult<()> {
-        let role = self
-            .role_of(session, participant)
-            .await?
-            .ok_or(RefusalCode::NotAllowed)?;
-        if role == Role::Kine {
-            self.end_session(session, "hangup", now).await?;
-            return Ok(());
-        }
-        self.event(
-            session,
-            now,
-            Some((participant, role)),
-            PresenceKind::Left,
-            Some("hangup".into()),
-        )
-        .await?;
-        let (attachment, notify) = self
-            .rooms
-            .update(session, |room| {
-                let seat = room.seats.remove(&participant);
-                (
-                    seat.and_then(|s| s.attachment),
-                    room.admitted_others(participant),
-                )
-            })
-            .await?;
-        let billable = self.provisional_seconds(session, now).await.unwrap_or(0);
-        self.send(
-            participant,
-            text(&ServerMsg::Ended {
-                billable_seconds: billable,
-                reason: "hangup".into(),
-            }),
-        )
-        .await;
-        self.send(
-            participant,
-            Outbound::Close {
-                code: close::NORMAL,
-                reason: "hangup",
-            },
-        )
-        .await;
-        if let Some(a) = attachment {
-            self.bus.detach(a).await;
-        }
-        self.peer_left(&notify, participant, false).await;
-        Ok(())
-    }
-
     /// A socket closed without hangup: the seat is kept for the grace period.
     pub async fn socket_lost(
         self: &Arc<Self>,
@@ -1304,6 +1211,18 @@ impl Hub {
         reason: &str,
         now: DateTime<Utc>,
     ) -> HubResult<i64> {
+        self.end_session_at(session, reason, now, now).await
+    }
+
+    /// Ends the session as of `at` (a kiné's hang-up replayed after a reconnection is dated
+    /// when it was made): the `ended` event is written at `at`, the rest happens `now`.
+    pub async fn end_session_at(
+        &self,
+        session: SessionId,
+        reason: &str,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> HubResult<i64> {
         let row = self
             .store
             .session(session)
@@ -1316,7 +1235,7 @@ impl Hub {
             SessionStatus::Scheduled | SessionStatus::Live => {
                 self.event(
                     session,
-                    now,
+                    at,
                     None,
                     PresenceKind::Ended,
                     Some(reason.chars().take(32).collect()),
