@@ -5,8 +5,12 @@
 // reconnect), it sends an offer, with an ICE restart when a connection already exists. Everyone else
 // only answers. With a single offerer there is no glare to resolve.
 //
-// The client reports its media state (`media{state}`) on every change of the aggregate connection
-// state: the server bills the union of intervals in which kiné AND patient are both connected.
+// The client reports its media state (`media{state, video_in, video_out}`) on every change and as
+// a heartbeat every `welcome.heartbeat_seconds`: the server bills the instants in which kiné AND
+// patient are both connected with video flowing both ways. `video_in`: the remote video's decoded
+// frames advanced in the last 2 s; `video_out`: a live, enabled local video track is being sent
+// and its encoded frames advanced in the last 2 s (getStats, every second). A rejoin after losing
+// the server says how long ago the media ended (`join.media_lost_ago_ms`).
 
 import { Signaling } from './signaling.js';
 
@@ -76,8 +80,18 @@ export class Call {
     this.admitted = false;
     /** @type {Map<string, Peer>} */
     this.peers = new Map();
-    /** @type {boolean | null} last media state reported to the server */
-    this.reportedConnected = null;
+    /** @type {string | null} last media state reported to the server (connected/in/out) */
+    this.reportedKey = null;
+    /** Whether video flows each way, from getStats (see sampleVideo). */
+    this.video = { in: false, out: false };
+    this.videoStats = { decoded: 0, sent: 0, inAt: -Infinity, outAt: -Infinity };
+    /** performance.now() when the media connection was last lost (0: connected or never was). */
+    this.mediaLostAt = 0;
+    this.wasConnected = false;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.heartbeatTimer = undefined;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.videoTimer = undefined;
     this.ended = false;
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.statsTimer = undefined;
@@ -86,12 +100,14 @@ export class Call {
       url: opts.socketUrl,
       onMessage: (m) => this.handle(m),
       onState: (state) => this.onSocketState(state),
+      joinExtra: () => this.rejoinReport(),
     });
   }
 
   start() {
     this.signaling.start();
     this.statsTimer = setInterval(() => void this.sampleStats(), 1_500);
+    this.videoTimer = setInterval(() => void this.sampleVideo(), 1_000);
   }
 
   /** @param {'parent' | 'aidant'} companion */
@@ -134,11 +150,27 @@ export class Call {
         clearTimeout(timer);
         resolve(e);
       };
-      if (!this.signaling.send({ type: 'hangup' })) {
-        clearTimeout(timer);
+      // Kept by the signaling until acknowledged, and replayed after a reconnection.
+      this.signaling.sendFinal('hangup');
+    });
+  }
+
+  /**
+   * Leaves the room without ending the session (the kiné included): the seat may come back,
+   * straight to `admitted`. Resolves like hangup().
+   * @returns {Promise<{billable_seconds: number, reason: string} | null>}
+   */
+  leave() {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
         this.stop();
         resolve(null);
-      }
+      }, 4_000);
+      this.onEndedOnce = (/** @type {{billable_seconds: number, reason: string}} */ e) => {
+        clearTimeout(timer);
+        resolve(e);
+      };
+      this.signaling.sendFinal('leave');
     });
   }
 
@@ -146,6 +178,8 @@ export class Call {
   stop() {
     this.ended = true;
     clearInterval(this.statsTimer);
+    clearInterval(this.videoTimer);
+    clearInterval(this.heartbeatTimer);
     this.signaling.close();
     for (const peer of this.peers.values()) this.closePeer(peer);
     this.peers.clear();
@@ -171,7 +205,8 @@ export class Call {
         // Privacy mode: TURN only, so that the other side never sees this device's address.
         this.icePolicy = m.ice_transport_policy === 'relay' ? 'relay' : 'all';
         this.admitted = false;
-        this.reportedConnected = null;
+        this.reportedKey = null;
+        this.startHeartbeat(m.heartbeat_seconds ?? 10);
         this.onEvent({ type: 'welcome', participant: m.participant, role: m.role, session: m.session, resumed: m.resumed });
         break;
       case 'waiting':
@@ -380,14 +415,81 @@ export class Call {
    */
   reportMedia(force = false, incident) {
     const connected = this.isMediaConnected();
-    if (!force && !incident && connected === this.reportedConnected) return;
-    if (force && this.reportedConnected === null && !connected) return;
+    this.noteMediaLoss(connected);
+    const video_in = connected && this.video.in;
+    const video_out = connected && this.video.out;
+    const key = `${connected}/${video_in}/${video_out}`;
+    if (!force && !incident && key === this.reportedKey) return;
+    if (force && this.reportedKey === null && !connected) return;
     /** @type {import('./types.js').ClientMsg} */
-    const msg = incident
-      ? { type: 'media', state: connected ? 'connected' : 'disconnected', incident }
-      : { type: 'media', state: connected ? 'connected' : 'disconnected' };
-    if (this.admitted && this.signaling.send(msg)) this.reportedConnected = connected;
+    const msg = { type: 'media', state: connected ? 'connected' : 'disconnected', video_in, video_out, ...(incident ? { incident } : {}) };
+    if (this.admitted && this.signaling.send(msg)) this.reportedKey = key;
     this.onEvent({ type: 'media', connected });
+  }
+
+  /** The heartbeat: the current media state again, every `seconds` (welcome.heartbeat_seconds). */
+  startHeartbeat(/** @type {number} */ seconds) {
+    clearInterval(this.heartbeatTimer);
+    const every = Math.max(2, seconds) * 1_000;
+    this.heartbeatTimer = setInterval(() => this.reportMedia(true), every);
+  }
+
+  /** Remembers when the media connection was lost, for a rejoin's `media_lost_ago_ms`. */
+  noteMediaLoss(/** @type {boolean} */ connected) {
+    if (connected) {
+      this.wasConnected = true;
+      this.mediaLostAt = 0;
+    } else if (this.wasConnected && !this.mediaLostAt) {
+      this.mediaLostAt = performance.now();
+    }
+  }
+
+  /**
+   * What a (re)join says about the media: nothing while it is connected (or never was), else how
+   * long ago it ended; an unacknowledged hang-up ended it when it was made.
+   * @returns {Record<string, number>}
+   */
+  rejoinReport() {
+    const hungUp = this.signaling?.pendingAgoMs() ?? null;
+    if (hungUp !== null) return { media_lost_ago_ms: hungUp };
+    this.noteMediaLoss(this.isMediaConnected());
+    if (!this.mediaLostAt) return {};
+    return { media_lost_ago_ms: Math.max(0, Math.round(performance.now() - this.mediaLostAt)) };
+  }
+
+  /**
+   * Whether video flows each way, from getStats: remote frames decoded, and local frames encoded
+   * from a live, enabled video track (a camera turned off sends black frames), each advancing in
+   * the last 2 s. Reports on change.
+   */
+  async sampleVideo() {
+    const now = performance.now();
+    let decoded = 0;
+    let sent = 0;
+    let trackLive = false;
+    for (const peer of this.peers.values()) {
+      if (peer.pc.connectionState !== 'connected') continue;
+      for (const sender of peer.pc.getSenders()) {
+        const t = sender.track;
+        if (t && t.kind === 'video' && t.readyState === 'live' && t.enabled) trackLive = true;
+      }
+      const report = await peer.pc.getStats();
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') decoded += s.framesDecoded ?? 0;
+        if (s.type === 'outbound-rtp' && s.kind === 'video') sent += s.framesEncoded ?? s.framesSent ?? 0;
+      });
+    }
+    const v = this.videoStats;
+    // A replaced connection starts its counters again: a drop is not progress.
+    if (decoded > v.decoded) v.inAt = now;
+    if (sent > v.sent) v.outAt = now;
+    v.decoded = decoded;
+    v.sent = sent;
+    const video = { in: now - v.inAt <= 2_000, out: trackLive && now - v.outAt <= 2_000 };
+    if (video.in !== this.video.in || video.out !== this.video.out) {
+      this.video = video;
+      this.reportMedia();
+    }
   }
 
   /** @param {Peer} peer */

@@ -4,6 +4,11 @@
 // States: 'connecting' (first attempt) -> 'open' -> 'reconnecting' (socket lost, retrying) ->
 // 'open' again, or 'lost' (gave up) ; 'closed' once the session is over, refused or replaced,
 // or close() was called.
+//
+// A hang-up or a leave is kept until the server acknowledges it (`ended`, or a `refused` saying
+// the session is over): if the socket is lost first, it is replayed after the reconnection with
+// `ago_ms`, how long ago it was made (performance.now(), monotonic), so that the record closes
+// the call when it was made. close() waits for that acknowledgement, silently.
 
 /** @typedef {import('./types.js').ServerMsg} ServerMsg */
 /** @typedef {import('./types.js').ClientMsg} ClientMsg */
@@ -34,6 +39,8 @@ export class Signaling {
    * @param {(state: SocketState) => void} opts.onState
    * @param {string} [opts.url]
    * @param {string} [opts.deviceKind]
+   * @param {() => Record<string, number>} [opts.joinExtra] extra `join` fields, asked at each
+   *   connection (the media loss a rejoining client reports: `media_lost_ago_ms`)
    */
   constructor(opts) {
     this.token = opts.token;
@@ -41,6 +48,11 @@ export class Signaling {
     this.onState = opts.onState;
     this.url = opts.url ?? defaultSocketUrl();
     this.deviceKind = opts.deviceKind ?? 'web';
+    this.joinExtra = opts.joinExtra ?? (() => ({}));
+    /** @type {{type: 'hangup' | 'leave', at: number} | null} sent, not yet acknowledged */
+    this.pending = null;
+    /** close() was called with a hang-up still unacknowledged: deliver it, tell nobody. */
+    this.settling = false;
     /** @type {WebSocket | null} */
     this.ws = null;
     /** @type {SocketState} */
@@ -77,8 +89,36 @@ export class Signaling {
     return true;
   }
 
-  /** Stops for good (after a hangup, or when the page leaves). */
+  /**
+   * Sends `hangup` or `leave` and keeps it until the server acknowledges it (replayed with
+   * `ago_ms` after a reconnection). @param {'hangup' | 'leave'} type
+   * @returns {boolean} whether it went out now (if not, it goes after the reconnection)
+   */
+  sendFinal(type) {
+    this.pending = { type, at: performance.now() };
+    return this.send({ type });
+  }
+
+  /** Milliseconds since the unacknowledged hang-up or leave was made, or null. */
+  pendingAgoMs() {
+    return this.pending ? Math.max(0, Math.round(performance.now() - this.pending.at)) : null;
+  }
+
+  replayPending() {
+    const ago = this.pendingAgoMs();
+    if (this.pending && ago !== null && this.ws?.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify({ type: this.pending.type, ago_ms: ago }));
+    }
+  }
+
+  /** Stops for good (after a hangup, or when the page leaves); an unacknowledged hang-up is
+   * still delivered first, without telling the page anything more. */
   close() {
+    if (this.pending && !this.final) {
+      this.settling = true;
+      if (this.state !== 'open') this.connect();
+      return;
+    }
     this.final = true;
     this.teardown();
     this.setState('closed');
@@ -100,7 +140,7 @@ export class Signaling {
       if (this.ws !== ws) return;
       this.lastFrameAt = Date.now();
       // The token goes in the first message, never in the URL.
-      ws.send(JSON.stringify({ type: 'join', token: this.token, device: { kind: this.deviceKind } }));
+      ws.send(JSON.stringify({ type: 'join', token: this.token, device: { kind: this.deviceKind }, ...this.joinExtra() }));
       this.attempt = 0;
       this.lostSince = 0;
       this.setState('open');
@@ -116,7 +156,15 @@ export class Signaling {
       } catch {
         return;
       }
-      if (FINAL.has(msg.type)) this.final = true;
+      if (msg.type === 'welcome') this.replayPending();
+      if (FINAL.has(msg.type)) {
+        this.final = true;
+        this.pending = null;
+      }
+      if (this.settling) {
+        if (this.final) this.teardown();
+        return;
+      }
       this.onMessage(msg);
     };
     ws.onclose = () => {
@@ -205,6 +253,6 @@ export class Signaling {
   setState(state) {
     if (state === this.state) return;
     this.state = state;
-    this.onState(state);
+    if (!this.settling) this.onState(state);
   }
 }

@@ -31,7 +31,7 @@
  */
 
 /**
- * @typedef {{type: 'welcome', protocol: number, participant: string, role: Role, session: SessionInfo, ice_servers: RTCIceServer[], ice_transport_policy?: 'all' | 'relay', peers: PeerInfo[], resumed: boolean}
+ * @typedef {{type: 'welcome', protocol: number, participant: string, role: Role, session: SessionInfo, ice_servers: RTCIceServer[], ice_transport_policy?: 'all' | 'relay', peers: PeerInfo[], resumed: boolean, heartbeat_seconds?: number}
  *   | {type: 'waiting', reason: WaitReason}
  *   | {type: 'admitted', peers: PeerInfo[]}
  *   | ({type: 'refused'} & Refusal)
@@ -47,14 +47,15 @@
  */
 
 /**
- * @typedef {{type: 'join', token: string, device: {kind: string}}
+ * @typedef {{type: 'join', token: string, device: {kind: string}, media_lost_ago_ms?: number}
  *   | {type: 'attest', companion: 'parent' | 'aidant'}
  *   | {type: 'consent', text_version: string}
  *   | {type: 'admit', participant: string}
  *   | {type: 'offer' | 'answer', to: string, data: RTCSessionDescriptionInit}
  *   | {type: 'candidate', to: string, data: RTCIceCandidateInit}
- *   | {type: 'media', state: 'connected' | 'disconnected', incident?: string}
- *   | {type: 'hangup'}
+ *   | {type: 'media', state: 'connected' | 'disconnected', video_in?: boolean, video_out?: boolean, incident?: string}
+ *   | {type: 'hangup', ago_ms?: number}
+ *   | {type: 'leave', ago_ms?: number}
  *   | {type: 'ping'}} ClientMsg
  */
 

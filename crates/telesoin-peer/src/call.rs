@@ -11,9 +11,15 @@
 //!   Everyone else only answers. One offerer means no glare to resolve.
 //! - A description with a new DTLS fingerprint comes from a new RTCPeerConnection: the
 //!   endpoint for that participant is replaced, not renegotiated.
-//! - The aggregate media state (connected when any connection is) is reported with `media`
-//!   on every change, and again after each `admitted` (the server needs it after a
-//!   reconnection). Nothing is reported before admission, after `hangup` or after `ended`.
+//! - The aggregate media state (connected when any connection is), with `video_in` (video RTP
+//!   received on a remote track in the last 2 s) and `video_out` (frames written to our own
+//!   video track in the last 2 s), is reported with `media` on every change (checked every
+//!   second), again after each `admitted` (the server needs it after a reconnection), and as a
+//!   heartbeat every `welcome.heartbeat_seconds`. Nothing is reported before admission, after
+//!   `hangup` or after `ended`.
+//! - A `hangup` is kept until the server acknowledges it (`ended`, or a refusal saying the
+//!   session is over); a reconnection replays it with `ago_ms`, and its `join` says with
+//!   `media_lost_ago_ms` when the media ended (at the hang-up, or when the connection was lost).
 //! - The kiné restarts ICE when a connection fails, or stays disconnected for 2.5 s.
 //! - Nothing secret is logged: no token, no SDP, no candidate, no name from `welcome`.
 
@@ -47,7 +53,11 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const DISCONNECTED_GRACE: Duration = Duration::from_millis(2500);
 
 /// Opens the signaling socket, sends `join` and reads the answer: `welcome`, or the refusal.
-pub(crate) async fn connect_and_join(cfg: &PeerConfig, link: &JoinLink) -> Result<(Ws, Welcome)> {
+pub(crate) async fn connect_and_join(
+    cfg: &PeerConfig,
+    link: &JoinLink,
+    media_lost_ago_ms: Option<u64>,
+) -> Result<(Ws, Welcome)> {
     let after = cfg.connect_timeout;
     tokio::time::timeout(after, async {
         let mut request = link.ws_url().as_str().into_client_request()?;
@@ -78,6 +88,7 @@ pub(crate) async fn connect_and_join(cfg: &PeerConfig, link: &JoinLink) -> Resul
             device: Device {
                 kind: cfg.device_kind.clone(),
             },
+            media_lost_ago_ms,
         };
         ws.send(Message::text(join.to_text())).await?;
         loop {
@@ -97,6 +108,7 @@ pub(crate) async fn connect_and_join(cfg: &PeerConfig, link: &JoinLink) -> Resul
                     ice_transport_policy,
                     peers,
                     resumed,
+                    heartbeat_seconds,
                 } => Ok((
                     ws,
                     Welcome {
@@ -108,6 +120,7 @@ pub(crate) async fn connect_and_join(cfg: &PeerConfig, link: &JoinLink) -> Resul
                         relay_only: ice_transport_policy == "relay",
                         peers,
                         resumed,
+                        heartbeat_seconds,
                     },
                 )),
                 ServerMsg::Refused(refusal) => Err(PeerError::Refused(refusal)),
@@ -219,8 +232,15 @@ pub(crate) struct CallTask {
     keepalive_pending: u32,
     /// Pings sent through the handle whose pong has not come back; those are passed on.
     explicit_pings: u32,
-    /// The media state the server was last told since the last `welcome` (None: nothing yet).
-    reported: Option<MediaState>,
+    /// The media state the server was last told since the last `welcome` (None: nothing yet):
+    /// (state, video_in, video_out), and when.
+    reported: Option<(MediaState, bool, bool)>,
+    reported_at: Option<tokio::time::Instant>,
+    /// A hang-up sent and not yet acknowledged: replayed after a reconnection.
+    pending_hangup: Option<tokio::time::Instant>,
+    /// When the aggregate media connection was last lost (None: connected, or never was).
+    media_lost_at: Option<tokio::time::Instant>,
+    was_connected: bool,
 }
 
 impl CallTask {
@@ -250,6 +270,10 @@ impl CallTask {
             keepalive_pending: 0,
             explicit_pings: 0,
             reported: None,
+            reported_at: None,
+            pending_hangup: None,
+            media_lost_at: None,
+            was_connected: false,
         };
         tokio::spawn(task.run(commands, internal_rx))
     }
@@ -260,6 +284,8 @@ impl CallTask {
         mut internal: mpsc::UnboundedReceiver<Internal>,
     ) {
         self.publish(|s| s.socket_open = true);
+        // Video flags are checked every second; the heartbeat rides on the same tick.
+        let mut media_tick = Some(tokio::time::interval(Duration::from_secs(1)));
         let mut ping = self.cfg.ping_interval.map(|every| {
             let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -277,6 +303,7 @@ impl CallTask {
                 },
                 frame = next_frame(&mut self.ws) => self.on_frame(frame).await,
                 Some(event) = internal.recv() => self.on_internal(event).await,
+                _ = tick(&mut media_tick) => self.report_media(false, None).await,
                 _ = tick(&mut ping) => {
                     if self.ws.is_some() && self.send(ClientMsg::Ping).await.is_ok() {
                         self.keepalive_pending += 1;
@@ -324,7 +351,8 @@ impl CallTask {
             }
             Command::Hangup(reply) => {
                 self.hung_up = true;
-                let _ = reply.send(self.send(ClientMsg::Hangup).await);
+                self.pending_hangup = Some(tokio::time::Instant::now());
+                let _ = reply.send(self.send(ClientMsg::Hangup { ago_ms: None }).await);
             }
             Command::DropSocket(reply) => {
                 // Dropping the stream closes the TCP connection without a closing handshake,
@@ -350,7 +378,11 @@ impl CallTask {
 
     async fn reconnect(&mut self) -> Result<Welcome> {
         self.ws = None;
-        let (ws, welcome) = connect_and_join(&self.cfg, &self.link).await?;
+        let lost_ago = self
+            .pending_hangup
+            .or_else(|| self.media_lost_now())
+            .map(|at| at.elapsed().as_millis() as u64);
+        let (ws, welcome) = connect_and_join(&self.cfg, &self.link, lost_ago).await?;
         tracing::info!(participant = %welcome.participant, resumed = welcome.resumed, "signaling socket reopened");
         self.ws = Some(ws);
         let servers_changed = welcome.ice_servers != self.welcome.ice_servers;
@@ -364,7 +396,31 @@ impl CallTask {
             }
         }
         self.publish(|s| s.socket_open = true);
+        if let Some(at) = self.pending_hangup {
+            // Not acknowledged before the socket went: said again, dated when it was made.
+            let ago_ms = Some(at.elapsed().as_millis() as u64);
+            self.send(ClientMsg::Hangup { ago_ms }).await.ok();
+        }
         Ok(welcome)
+    }
+
+    /// When the media connection was lost, if it is not connected now but was before.
+    fn media_lost_now(&mut self) -> Option<tokio::time::Instant> {
+        let connected = self
+            .remotes
+            .values()
+            .any(|r| r.state == ConnectionState::Connected);
+        self.note_media(connected);
+        self.media_lost_at
+    }
+
+    fn note_media(&mut self, connected: bool) {
+        if connected {
+            self.was_connected = true;
+            self.media_lost_at = None;
+        } else if self.was_connected && self.media_lost_at.is_none() {
+            self.media_lost_at = Some(tokio::time::Instant::now());
+        }
     }
 
     /// A (new) welcome: admission and media reports start over on this socket.
@@ -373,6 +429,7 @@ impl CallTask {
         self.keepalive_pending = 0;
         self.explicit_pings = 0;
         self.reported = None;
+        self.reported_at = None;
         for remote in self.remotes.values_mut() {
             remote.epoch += 1;
         }
@@ -463,6 +520,8 @@ impl CallTask {
             }
             ServerMsg::Refused(refusal) => {
                 tracing::info!(code = %refusal.code, "refused");
+                // A refusal (the session is over) also settles a pending hang-up.
+                self.pending_hangup = None;
                 let refusal = refusal.clone();
                 self.publish(|s| s.refused = Some(refusal));
             }
@@ -525,6 +584,7 @@ impl CallTask {
             } => {
                 tracing::info!(billable_seconds, "session ended");
                 self.ended = true;
+                self.pending_hangup = None;
                 let ended = Ended {
                     billable_seconds: *billable_seconds,
                     reason: reason.clone(),
@@ -633,6 +693,7 @@ impl CallTask {
             // The session's privacy mode (from `welcome`) or the peer's own choice.
             relay_only: self.cfg.relay_only || self.welcome.relay_only,
             udp_bind: self.cfg.udp_bind.clone(),
+            video: self.cfg.video,
         };
         let endpoint = Endpoint::new(&config, side, sink).await?;
         self.remotes.insert(
@@ -807,36 +868,54 @@ impl CallTask {
         }
     }
 
-    /// Reports the aggregate media state when it changed, or (with `force`, after
-    /// `admitted`) again if anything was ever connected.
+    /// Reports the aggregate media state and video flags when they changed, or (with `force`,
+    /// after `admitted`) again if anything was ever connected, or when the heartbeat is due.
     async fn report_media(&mut self, force: bool, incident: Option<&str>) {
-        if !self.admitted || self.hung_up || self.ended || self.replaced || self.ws.is_none() {
-            return;
-        }
         let connected = self
             .remotes
             .values()
             .any(|r| r.state == ConnectionState::Connected);
+        self.note_media(connected);
+        if !self.admitted || self.hung_up || self.ended || self.replaced || self.ws.is_none() {
+            return;
+        }
         let state = if connected {
             MediaState::Connected
         } else {
             MediaState::Disconnected
         };
-        let changed = self.reported != Some(state);
+        let flows: Vec<_> = self
+            .remotes
+            .values()
+            .filter(|r| r.state == ConnectionState::Connected)
+            .map(|r| r.endpoint.video())
+            .collect();
+        let video_in = flows.iter().any(|f| f.received);
+        let video_out = flows.iter().any(|f| f.sent);
+        let now = (state, video_in, video_out);
+        let heartbeat = Duration::from_secs(u64::from(self.welcome.heartbeat_seconds.max(1)));
+        let due =
+            self.reported.is_some() && self.reported_at.is_none_or(|at| at.elapsed() >= heartbeat);
+        let changed = self.reported != Some(now);
         let worth_saying = match self.reported {
             None => connected,
-            Some(_) => changed || force || incident.is_some(),
+            Some(_) => changed || force || due || incident.is_some(),
         };
         if !worth_saying {
             return;
         }
         let msg = ClientMsg::Media {
             state,
+            video_in: Some(video_in),
+            video_out: Some(video_out),
             incident: incident.map(str::to_owned),
         };
         if self.send(msg).await.is_ok() {
-            tracing::info!(?state, "media state reported");
-            self.reported = Some(state);
+            if changed {
+                tracing::info!(?state, video_in, video_out, "media state reported");
+            }
+            self.reported = Some(now);
+            self.reported_at = Some(tokio::time::Instant::now());
             self.publish(|s| s.reported_media = Some(state));
         }
     }

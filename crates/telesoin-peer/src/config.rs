@@ -47,6 +47,9 @@ pub struct PeerConfig {
     pub connect_timeout: Duration,
     /// Send `ping` this often while the socket is open. Default: 20 s.
     pub ping_interval: Option<Duration>,
+    /// Send a synthetic video track (VP8, 10 frames/s) so that both sides can report
+    /// `video_in`/`video_out` truthfully: billing counts only video both ways. Default: true.
+    pub video: bool,
 }
 
 impl PeerConfig {
@@ -65,6 +68,7 @@ impl PeerConfig {
             udp_bind: vec![SocketAddr::from(([0, 0, 0, 0], 0))],
             connect_timeout: Duration::from_secs(10),
             ping_interval: Some(Duration::from_secs(20)),
+            video: true,
         }
     }
 }

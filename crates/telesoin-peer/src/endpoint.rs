@@ -16,16 +16,25 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
 
+use rtc::media::Sample;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
 use telesoin_proto::signal::IceServer;
 use tokio::sync::Mutex;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
-use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy,
     RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
 };
+use webrtc::rtp_transceiver::RtpSender;
 
 use crate::error::{PeerError, Result};
 use crate::wire::{CandidateInit, SdpKind, SessionDescription};
@@ -42,6 +51,8 @@ pub struct EndpointConfig {
     pub relay_only: bool,
     /// Local UDP addresses to bind (see [`crate::PeerConfig::udp_bind`]).
     pub udp_bind: Vec<SocketAddr>,
+    /// Send a synthetic VP8 video track (see [`crate::PeerConfig::video`]).
+    pub video: bool,
 }
 
 /// RTCPeerConnection state, as browsers name it.
@@ -106,6 +117,116 @@ struct Shared {
     state: StdMutex<ConnectionState>,
     data_open: AtomicBool,
     closed: AtomicBool,
+    /// When a video RTP packet last arrived from the remote, and when we last sent a frame.
+    video_in_at: StdMutex<Option<Instant>>,
+    video_out_at: StdMutex<Option<Instant>>,
+}
+
+/// Video "advancing": a packet (in) or a frame (out) within this window, as the web client
+/// counts decoded and encoded frames over 2 s.
+const VIDEO_WINDOW: Duration = Duration::from_secs(2);
+/// Synthetic video: 10 frames per second.
+const FRAME_EVERY: Duration = Duration::from_millis(100);
+
+/// Whether video flows each way on one connection, from the RTP actually received on a remote
+/// video track and the frames actually written to our own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VideoFlow {
+    pub received: bool,
+    pub sent: bool,
+}
+
+fn recent(at: &StdMutex<Option<Instant>>) -> bool {
+    at.lock()
+        .ok()
+        .and_then(|t| *t)
+        .is_some_and(|t| t.elapsed() <= VIDEO_WINDOW)
+}
+
+fn touch(at: &StdMutex<Option<Instant>>) {
+    if let Ok(mut t) = at.lock() {
+        *t = Some(Instant::now());
+    }
+}
+
+/// A VP8 key frame header (frame tag, start code, 16x16) and a constant body: a synthetic
+/// picture. A webrtc-rs peer counts its packets; a browser will not decode it.
+const SYNTHETIC_FRAME: [u8; 26] = [
+    0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x10, 0x00, 0x10, 0x00, 0x00, 0x47, 0x08, 0x85, 0x85, 0x88,
+    0x85, 0x84, 0x88, 0x02, 0x02, 0x00, 0x0c, 0x0d, 0x60, 0x00,
+];
+
+/// Adds a VP8 track and writes a synthetic frame every 100 ms while connected; each frame
+/// written is the evidence that video flows out.
+async fn send_synthetic_video(pc: &Arc<dyn PeerConnection>, shared: &Arc<Shared>) -> Result<()> {
+    let ssrc = rand_ssrc();
+    let codec = RTCRtpCodec {
+        mime_type: "video/VP8".to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    };
+    let track = Arc::new(TrackLocalStaticSample::new(
+        Instant::now(),
+        MediaStreamTrack::new(
+            "telesoin-peer".to_owned(),
+            format!("video-{ssrc}"),
+            "synthetic".to_owned(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        ),
+    )?);
+    let sender: Arc<dyn RtpSender> = pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FRAME_EVERY);
+        while !shared.closed.load(Ordering::Acquire) {
+            tick.tick().await;
+            let connected = shared
+                .state
+                .lock()
+                .is_ok_and(|s| *s == ConnectionState::Connected);
+            if !connected {
+                continue;
+            }
+            // The payload type the negotiation gave the sender's codec.
+            let Some(pt) = sender
+                .get_parameters()
+                .await
+                .ok()
+                .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type))
+            else {
+                continue;
+            };
+            let sample = Sample {
+                data: SYNTHETIC_FRAME.to_vec().into(),
+                duration: FRAME_EVERY,
+                ..Sample::new(Instant::now())
+            };
+            if track
+                .sample_writer(ssrc, pt)
+                .write_sample(&sample)
+                .await
+                .is_ok()
+            {
+                touch(&shared.video_out_at);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// A random SSRC.
+fn rand_ssrc() -> u32 {
+    (uuid::Uuid::new_v4().as_u128() as u32) | 1
 }
 
 impl Shared {
@@ -189,9 +310,17 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        // Media is received and dropped: reading keeps webrtc-rs from logging every packet
-        // it could not queue.
-        tokio::spawn(async move { while track.poll().await.is_some() {} });
+        // Media is received and dropped (reading keeps webrtc-rs from logging every packet it
+        // could not queue); a video packet is the evidence that video flows in.
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let video = track.kind().await == RtpCodecKind::Video;
+            while let Some(event) = track.poll().await {
+                if video && matches!(event, TrackRemoteEvent::OnRtpPacket(_)) {
+                    touch(&shared.video_in_at);
+                }
+            }
+        });
     }
 
     async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
@@ -236,6 +365,8 @@ impl Endpoint {
             state: StdMutex::new(ConnectionState::New),
             data_open: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            video_in_at: StdMutex::new(None),
+            video_out_at: StdMutex::new(None),
         });
         // Codecs are registered so that a browser's audio/video offer is accepted (we receive
         // and discard) rather than rejected: with every section rejected there would be no
@@ -255,6 +386,9 @@ impl Endpoint {
         if side == Side::Offerer {
             let dc = pc.create_data_channel(DATA_CHANNEL_LABEL, None).await?;
             shared.watch_channel(dc);
+        }
+        if config.video {
+            send_synthetic_video(&pc, &shared).await?;
         }
         Ok(Endpoint {
             pc,
@@ -391,6 +525,15 @@ impl Endpoint {
         match channel {
             Some(dc) if self.data_open() => Ok(dc.send_text(text).await?),
             _ => Err(PeerError::NoDataChannel),
+        }
+    }
+
+    /// Whether video RTP was received and frames were sent in the last 2 s.
+    pub fn video(&self) -> VideoFlow {
+        let connected = self.state() == ConnectionState::Connected;
+        VideoFlow {
+            received: connected && recent(&self.shared.video_in_at),
+            sent: connected && recent(&self.shared.video_out_at),
         }
     }
 

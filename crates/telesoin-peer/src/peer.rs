@@ -40,6 +40,8 @@ pub struct Welcome {
     pub relay_only: bool,
     pub peers: Vec<PeerInfo>,
     pub resumed: bool,
+    /// Report `media` at least this often (`welcome.heartbeat_seconds`).
+    pub heartbeat_seconds: u32,
 }
 
 impl std::fmt::Debug for Welcome {
@@ -157,7 +159,7 @@ impl Peer {
     /// [`PeerError::Refused`] with the server's code and messages.
     pub async fn join(cfg: PeerConfig) -> Result<Peer> {
         let link = JoinLink::parse(&cfg.link)?;
-        let (ws, welcome) = connect_and_join(&cfg, &link).await?;
+        let (ws, welcome) = connect_and_join(&cfg, &link, None).await?;
         tracing::info!(participant = %welcome.participant, role = ?welcome.role, resumed = welcome.resumed, "joined");
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (messages_tx, messages) = mpsc::unbounded_channel();

@@ -50,6 +50,10 @@ pub enum ClientMsg {
         token: String,
         #[serde(default)]
         device: Device,
+        /// A client rejoining after losing the server: how long ago (its own monotonic clock)
+        /// its media connection ended. Absent: still connected (or never was).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media_lost_ago_ms: Option<u64>,
     },
     /// The patient attests that a parent or an aidant is present.
     Attest {
@@ -79,15 +83,32 @@ pub enum ClientMsg {
         to: Option<Uuid>,
         data: Box<RawValue>,
     },
-    /// The client's RTCPeerConnection state, which drives billing.
+    /// The client's media state, the evidence billing counts: on every change and as a
+    /// heartbeat every `welcome.heartbeat_seconds`.
     Media {
         state: MediaState,
+        /// The remote video's decoded frames advanced in the last ~2 s. Absent: unknown.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video_in: Option<bool>,
+        /// The local camera (or screen) track is live and its frames are sent. Absent: unknown.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video_out: Option<bool>,
         /// Optional incident label, e.g. "ice_failed", kept in the record.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         incident: Option<String>,
     },
-    /// Leave the call; the kiné's hangup ends the session.
-    Hangup,
+    /// Leave the call; the kiné's hangup ends the session. Kept by the client until acked
+    /// (`ended`) and replayed after a reconnection with `ago_ms`.
+    Hangup {
+        /// How long ago (client monotonic ms) the hang-up was made; absent: now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ago_ms: Option<u64>,
+    },
+    /// Leave the room without ending the session (the kiné included); the seat may return.
+    Leave {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ago_ms: Option<u64>,
+    },
     Ping,
 }
 
@@ -156,6 +177,9 @@ pub enum ServerMsg {
         peers: Vec<PeerInfo>,
         /// True when this join took over an existing seat (reconnection or second device).
         resumed: bool,
+        /// Send `media` at least this often (a heartbeat), besides every change.
+        #[serde(default = "heartbeat")]
+        heartbeat_seconds: u32,
     },
     Waiting {
         reason: WaitReason,
@@ -204,6 +228,17 @@ pub enum ServerMsg {
 fn all() -> String {
     "all".to_owned()
 }
+
+/// The heartbeat period of a server that does not say (older versions): the default.
+pub const DEFAULT_HEARTBEAT_SECONDS: u32 = 10;
+
+fn heartbeat() -> u32 {
+    DEFAULT_HEARTBEAT_SECONDS
+}
+
+/// The longest `ago_ms` / `media_lost_ago_ms` taken as said: an older account is dated this long
+/// before it arrives (ten minutes; a client replays within seconds of getting the server back).
+pub const MAX_AGO_MS: u64 = 10 * 60 * 1000;
 
 /// Why a frame could not be read as a message.
 #[derive(Debug)]
@@ -285,7 +320,8 @@ impl ClientMsg {
             ClientMsg::Answer { .. } => "answer",
             ClientMsg::Candidate { .. } => "candidate",
             ClientMsg::Media { .. } => "media",
-            ClientMsg::Hangup => "hangup",
+            ClientMsg::Hangup { .. } => "hangup",
+            ClientMsg::Leave { .. } => "leave",
             ClientMsg::Ping => "ping",
         }
     }
@@ -367,6 +403,45 @@ mod tests {
             ClientMsg::parse(r#"{"type":"ping"}"#),
             Ok(ClientMsg::Ping)
         ));
+        // Older clients: no video flags, a bare hangup; newer: the replay and the flags.
+        assert!(matches!(
+            ClientMsg::parse(r#"{"type":"hangup"}"#),
+            Ok(ClientMsg::Hangup { ago_ms: None })
+        ));
+        assert!(matches!(
+            ClientMsg::parse(r#"{"type":"hangup","ago_ms":1500}"#),
+            Ok(ClientMsg::Hangup { ago_ms: Some(1500) })
+        ));
+        assert!(matches!(
+            ClientMsg::parse(r#"{"type":"leave"}"#),
+            Ok(ClientMsg::Leave { ago_ms: None })
+        ));
+        assert!(matches!(
+            ClientMsg::parse(r#"{"type":"media","state":"connected"}"#),
+            Ok(ClientMsg::Media {
+                video_in: None,
+                video_out: None,
+                ..
+            })
+        ));
+        assert!(matches!(
+            ClientMsg::parse(
+                r#"{"type":"media","state":"connected","video_in":true,"video_out":false}"#
+            ),
+            Ok(ClientMsg::Media {
+                video_in: Some(true),
+                video_out: Some(false),
+                ..
+            })
+        ));
+        assert!(matches!(
+            ClientMsg::parse(r#"{"type":"join","token":"t","media_lost_ago_ms":2500}"#),
+            Ok(ClientMsg::Join {
+                media_lost_ago_ms: Some(2500),
+                ..
+            })
+        ));
+        assert!(ClientMsg::parse(r#"{"type":"hangup","ago_ms":-1}"#).is_err());
         let w = ServerMsg::Waiting {
             reason: WaitReason::KineAbsent,
         }

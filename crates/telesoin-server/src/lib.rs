@@ -127,6 +127,7 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
             Duration::seconds(cfg.heartbeat_seconds),
             cfg.bill_audio_only,
         ),
+        heartbeat: Duration::seconds(cfg.heartbeat_seconds),
         in_person_rule: cfg.in_person_rule,
         ice,
     };

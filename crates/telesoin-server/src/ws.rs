@@ -11,6 +11,7 @@ use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use telesoin_bus::Outbound;
 use telesoin_core::RefusalCode;
+use telesoin_core::billing::MediaReport;
 use telesoin_core::model::Companion;
 use telesoin_proto::signal::{self as wire, ClientMsg, ServerMsg};
 use tokio::sync::mpsc;
@@ -332,15 +333,18 @@ async fn join(
     text: &str,
     tx: mpsc::Sender<Outbound>,
 ) -> Result<Joined, RefusalCode> {
-    let ClientMsg::Join { token, .. } =
-        ClientMsg::parse(text).map_err(|_| RefusalCode::JoinFirst)?
+    let ClientMsg::Join {
+        token,
+        media_lost_ago_ms,
+        ..
+    } = ClientMsg::parse(text).map_err(|_| RefusalCode::JoinFirst)?
     else {
         return Err(RefusalCode::JoinFirst);
     };
     let now = Utc::now();
     // Ours or a platform's (registered key, its own sessions and roles only).
     let verified = crate::platform::tokens::verify_join(app, &token, now).await?;
-    app.hub.join(&verified, tx, now).await
+    app.hub.join(&verified, tx, media_lost_ago_ms, now).await
 }
 
 /// Handles one message of a seated participant; `Ok(Some)` is a direct reply.
@@ -383,11 +387,25 @@ async fn handle(
             .relay(session, me, "candidate", to, &data)
             .await
             .map(|()| None),
-        ClientMsg::Media { state, incident } => hub
-            .media(session, me, state, incident, now)
-            .await
-            .map(|()| None),
-        ClientMsg::Hangup => hub.hangup(session, me, now).await.map(|()| None),
+        ClientMsg::Media {
+            state,
+            video_in,
+            video_out,
+            incident,
+        } => {
+            let report = MediaReport {
+                connected: state == wire::MediaState::Connected,
+                video_in,
+                video_out,
+            };
+            hub.media_report(session, me, report, incident, now)
+                .await
+                .map(|()| None)
+        }
+        ClientMsg::Hangup { ago_ms } => {
+            hub.hangup_at(session, me, ago_ms, now).await.map(|()| None)
+        }
+        ClientMsg::Leave { ago_ms } => hub.leave(session, me, ago_ms, now).await.map(|()| None),
     }
 }
 

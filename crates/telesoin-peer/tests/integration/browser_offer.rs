@@ -52,6 +52,7 @@ async fn the_patient_answers_a_browser_offer_with_media_and_no_data_channel() {
         ice_servers: Vec::new(),
         relay_only: false,
         udp_bind: vec![([127, 0, 0, 1], 0).into()],
+        video: false,
     };
     let sink: EventSink = Arc::new(|_| {});
     let patient = Endpoint::new(&config, Side::Answerer, sink)

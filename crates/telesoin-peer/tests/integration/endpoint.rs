@@ -22,6 +22,7 @@ fn loopback_config() -> EndpointConfig {
         ice_servers: Vec::new(),
         relay_only: false,
         udp_bind: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+        video: true,
     }
 }
 

@@ -181,7 +181,7 @@ impl Hub {
         let Some(Ok(Message::Text(first))) = stream.next().await else {
             return;
         };
-        let Ok(ClientMsg::Join { token, device }) = ClientMsg::parse(&first) else {
+        let Ok(ClientMsg::Join { token, device, .. }) = ClientMsg::parse(&first) else {
             let _ = tx.send(Message::Close(None));
             return;
         };
@@ -256,6 +256,7 @@ impl Hub {
             ice_transport_policy: "all".into(),
             peers: peers(&st, me),
             resumed,
+            heartbeat_seconds: 10,
         };
         let _ = tx.send(text(welcome));
         if role == Role::Kine || admitted {
@@ -301,14 +302,16 @@ impl Hub {
             ClientMsg::Candidate { to, data } => {
                 relay(&st, token, to, ServerMsg::Candidate { from: me, data })
             }
-            ClientMsg::Media { state, incident } => {
+            ClientMsg::Media {
+                state, incident, ..
+            } => {
                 self.record
                     .lock()
                     .expect("lock")
                     .media
                     .push((me, state, incident));
             }
-            ClientMsg::Hangup => {
+            ClientMsg::Hangup { .. } | ClientMsg::Leave { .. } => {
                 if seat.role == Role::Kine {
                     st.ended = true;
                     for s in st.seats.values_mut() {

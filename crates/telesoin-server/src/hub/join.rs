@@ -52,6 +52,7 @@ impl Hub {
         &self,
         claims: &VerifiedClaims,
         sink: mpsc::Sender<Outbound>,
+        media_lost_ago_ms: Option<u64>,
         now: DateTime<Utc>,
     ) -> HubResult<Joined> {
         if self.draining.load(Ordering::Relaxed) {
@@ -89,6 +90,12 @@ impl Hub {
                 .filter(|e| e.participant == Some(participant))
                 .find_map(|e| match e.kind {
                     PresenceKind::Admitted => Some(true),
+                    // A hang-up or a leave keeps the admission for a return in the session.
+                    PresenceKind::Left
+                        if matches!(e.detail.as_deref(), Some("hangup" | "leave")) =>
+                    {
+                        None
+                    }
                     PresenceKind::Left | PresenceKind::Refused => Some(false),
                     _ => None,
                 })
@@ -127,6 +134,8 @@ impl Hub {
                                 admitted_by_kine: admitted_before,
                                 attested: None,
                                 media: false,
+                                report: None,
+                                evidence_at: None,
                                 lost_at: None,
                                 waiting: None,
                             },
@@ -176,6 +185,17 @@ impl Hub {
         } else {
             PresenceKind::Joined
         };
+        if resumed || admitted_before {
+            // A seat that was in the call says when its media ended, if it did.
+            let who = (participant, role);
+            if let Err(code) = self
+                .media_lost_on_rejoin(row.session.id, who, media_lost_ago_ms, now)
+                .await
+            {
+                self.leave_seat(row.session.id, attachment).await;
+                return Err(code);
+            }
+        }
         if let Err(code) = self
             .event(row.session.id, now, Some((participant, role)), kind, None)
             .await
@@ -204,6 +224,7 @@ impl Hub {
             ice_transport_policy: if row.relay_only { "relay" } else { "all" }.to_owned(),
             peers,
             resumed,
+            heartbeat_seconds: u32::try_from(self.cfg.heartbeat.num_seconds()).unwrap_or(10),
         };
         Ok(Joined {
             attachment,

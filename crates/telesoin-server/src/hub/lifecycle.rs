@@ -41,6 +41,18 @@ impl Hub {
         reason: &str,
         now: DateTime<Utc>,
     ) -> HubResult<i64> {
+        self.end_session_at(session, reason, now, now).await
+    }
+
+    /// Ends the session as of `at` (a kiné's hang-up replayed after a reconnection is dated
+    /// when it was made): the `ended` event is written at `at`, the rest happens `now`.
+    pub async fn end_session_at(
+        &self,
+        session: SessionId,
+        reason: &str,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> HubResult<i64> {
         let row = self
             .store
             .session(session)
@@ -53,7 +65,7 @@ impl Hub {
             SessionStatus::Scheduled | SessionStatus::Live => {
                 self.event(
                     session,
-                    now,
+                    at,
                     None,
                     PresenceKind::Ended,
                     Some(reason.chars().take(32).collect()),

@@ -13,7 +13,9 @@
 //! One file per concern, all `impl Hub`: this one holds the hub, its rooms and seats and the
 //! helpers every part uses (append an event, send a frame); `join` seats a verified link and
 //! asks who may enter (lobby, admission, refusal, attestation, consent); `relay` forwards
-//! signaling; `presence` follows media, hang-up and lost sockets; `lifecycle` ends, finalizes,
+//! signaling; `evidence` records what billing counts (media reports and heartbeats, hang-ups and
+//! leaves, replayed or not, the loss a rejoin reports); `presence` follows lost sockets and their
+//! grace; `lifecycle` ends, finalizes,
 //! cancels, recovers, sweeps and drains.
 
 use std::collections::HashMap;
@@ -33,6 +35,7 @@ use telesoin_store::{NewEvent, Store};
 use crate::events::Events;
 use crate::rooms::{RoomValue, Rooms};
 
+mod evidence;
 mod join;
 mod lifecycle;
 mod presence;
@@ -55,6 +58,8 @@ pub struct HubConfig {
     pub grace: Duration,
     /// How billing reads the evidence (grace, evidence gap, audio-only).
     pub billing: telesoin_core::billing::Policy,
+    /// The clients' media heartbeat period (`welcome.heartbeat_seconds`).
+    pub heartbeat: Duration,
     pub in_person_rule: InPersonRule,
     pub ice: crate::turn::IceConfig,
 }
@@ -68,6 +73,11 @@ struct Seat {
     admitted_by_kine: bool,
     attested: Option<Companion>,
     media: bool,
+    /// The media report last persisted for this seat, and when (heartbeats are coarse).
+    #[serde(default)]
+    report: Option<telesoin_core::billing::MediaReport>,
+    #[serde(default)]
+    evidence_at: Option<DateTime<Utc>>,
     /// When the socket was lost, while the seat waits for a reconnect.
     lost_at: Option<DateTime<Utc>>,
     /// The last reason this seat was told to wait.

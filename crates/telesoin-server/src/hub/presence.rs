@@ -1,142 +1,16 @@
-//! Presence: media state, hang-up, a lost socket and its grace period, the live view.
+//! Presence: a lost socket and its grace period, the live view (media and hang-ups: `evidence`).
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use telesoin_bus::{Attachment, Outbound};
+use telesoin_bus::Attachment;
 use telesoin_core::billing::PresenceKind;
 use telesoin_core::model::Role;
-use telesoin_core::{ParticipantId, RefusalCode, SessionId};
-use telesoin_proto::signal::{self as wire, ServerMsg};
+use telesoin_core::{ParticipantId, SessionId};
 
-use crate::events::DomainEvent;
-
-use super::{Hub, HubResult, close, text, wire_role};
+use super::{Hub, wire_role};
 
 impl Hub {
-    /// The client's media state changed; this is what billing counts.
-    pub async fn media(
-        &self,
-        session: SessionId,
-        participant: ParticipantId,
-        state: wire::MediaState,
-        incident: Option<String>,
-        now: DateTime<Utc>,
-    ) -> HubResult<()> {
-        let role = self
-            .rooms
-            .update(session, |r| {
-                let seat = r
-                    .seats
-                    .get_mut(&participant)
-                    .ok_or(RefusalCode::NotAdmitted)?;
-                if !seat.admitted {
-                    return Err(RefusalCode::NotAdmitted);
-                }
-                seat.media = state == wire::MediaState::Connected;
-                Ok(seat.role)
-            })
-            .await??;
-        if let Some(label) = incident {
-            // Only a short machine label is kept: never free text from a client.
-            let clean: String = label
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(32)
-                .collect();
-            if !clean.is_empty() {
-                self.event(
-                    session,
-                    now,
-                    Some((participant, role)),
-                    PresenceKind::Incident,
-                    Some(clean),
-                )
-                .await?;
-            }
-        }
-        let kind = match state {
-            wire::MediaState::Connected => PresenceKind::MediaConnected,
-            wire::MediaState::Disconnected => PresenceKind::MediaDisconnected,
-        };
-        self.event(session, now, Some((participant, role)), kind, None)
-            .await?;
-        let both = self
-            .rooms
-            .read(session, |r| {
-                let on = |role| {
-                    r.seats
-                        .values()
-                        .any(|s| s.role == role && s.admitted && s.media)
-                };
-                on(Role::Kine) && on(Role::Patient)
-            })
-            .await?;
-        if state == wire::MediaState::Connected && both {
-            self.events
-                .emit(now, DomainEvent::CallConnected { session })
-                .await;
-        }
-        Ok(())
-    }
-
-    /// A participant hangs up. The kiné's hangup ends the session; anyone else leaves it.
-    pub async fn hangup(
-        &self,
-        session: SessionId,
-        participant: ParticipantId,
-        now: DateTime<Utc>,
-    ) -> HubResult<()> {
-        let role = self
-            .role_of(session, participant)
-            .await?
-            .ok_or(RefusalCode::NotAllowed)?;
-        if role == Role::Kine {
-            self.end_session(session, "hangup", now).await?;
-            return Ok(());
-        }
-        self.event(
-            session,
-            now,
-            Some((participant, role)),
-            PresenceKind::Left,
-            Some("hangup".into()),
-        )
-        .await?;
-        let (attachment, notify) = self
-            .rooms
-            .update(session, |room| {
-                let seat = room.seats.remove(&participant);
-                (
-                    seat.and_then(|s| s.attachment),
-                    room.admitted_others(participant),
-                )
-            })
-            .await?;
-        let billable = self.provisional_seconds(session, now).await.unwrap_or(0);
-        self.send(
-            participant,
-            text(&ServerMsg::Ended {
-                billable_seconds: billable,
-                reason: "hangup".into(),
-            }),
-        )
-        .await;
-        self.send(
-            participant,
-            Outbound::Close {
-                code: close::NORMAL,
-                reason: "hangup",
-            },
-        )
-        .await;
-        if let Some(a) = attachment {
-            self.bus.detach(a).await;
-        }
-        self.peer_left(&notify, participant, false).await;
-        Ok(())
-    }
-
     /// A socket closed without hangup: the seat is kept for the grace period.
     pub async fn socket_lost(
         self: &Arc<Self>,

@@ -3,6 +3,7 @@
 
 mod call;
 mod cluster;
+mod evidence;
 mod identity;
 mod platform;
 mod records;
@@ -253,7 +254,7 @@ async fn nothing_is_relayed_before_admission_nor_across_sessions() {
         None,
         "nothing reached the lobby"
     );
-    pw.send(json!({"type": "media", "state": "connected"}))
+    pw.send(json!({"type": "media", "state": "connected", "video_in": true, "video_out": true}))
         .await;
     assert_eq!(
         pw.recv().await["code"],
@@ -584,8 +585,10 @@ async fn kine_hangup_finalizes_once_with_billable_time_from_media_events() {
     let server = Server::start().await;
     let api = server.kine("bill@example.fr").await;
     let (mut k, mut p, s, _, _) = admitted_pair(&api, server.port).await;
-    k.send(json!({"type": "media", "state": "connected"})).await;
-    p.send(json!({"type": "media", "state": "connected"})).await;
+    k.send(json!({"type": "media", "state": "connected", "video_in": true, "video_out": true}))
+        .await;
+    p.send(json!({"type": "media", "state": "connected", "video_in": true, "video_out": true}))
+        .await;
     p.send(json!({"type": "ping"})).await;
     p.until("pong").await;
     let started = std::time::Instant::now();
@@ -836,8 +839,10 @@ async fn revoking_an_admitted_patients_link_stops_their_billing() {
     let server = Server::start().await;
     let api = server.kine("revoke@example.fr").await;
     let (mut k, mut p, s, _, _) = admitted_pair(&api, server.port).await;
-    k.send(json!({"type": "media", "state": "connected"})).await;
-    p.send(json!({"type": "media", "state": "connected"})).await;
+    k.send(json!({"type": "media", "state": "connected", "video_in": true, "video_out": true}))
+        .await;
+    p.send(json!({"type": "media", "state": "connected", "video_in": true, "video_out": true}))
+        .await;
     p.send(json!({"type": "ping"})).await;
     p.until("pong").await;
     let link = api

@@ -28,8 +28,10 @@ pub(crate) async fn finished_call(
     k.until("lobby_waiting").await;
     k.send(json!({"type": "admit", "participant": pid})).await;
     p.until("admitted").await;
-    k.send(json!({"type": "media", "state": "connected"})).await;
-    p.send(json!({"type": "media", "state": "connected"})).await;
+    k.send(json!({"type": "media", "state": "connected", "video_in": true, "video_out": true}))
+        .await;
+    p.send(json!({"type": "media", "state": "connected", "video_in": true, "video_out": true}))
+        .await;
     p.send(json!({"type": "ping"})).await;
     p.until("pong").await;
     tokio::time::sleep(Duration::from_millis(ms)).await;

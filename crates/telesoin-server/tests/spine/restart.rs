@@ -9,7 +9,7 @@ use tokio::process::{Child, Command};
 
 use crate::support::*;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -18,12 +18,18 @@ fn free_port() -> u16 {
 }
 
 async fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    spawn_with(dir, port, &[]).await
+}
+
+/// The binary on `dir`, listening on `port`, with extra `TELESOIN_*` variables.
+pub(crate) async fn spawn_with(dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_telesoin"))
         .args(["serve", "--data-dir"])
         .arg(dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("TELESOIN_GRACE_SECONDS", "20")
         .env("TELESOIN_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -76,8 +82,10 @@ async fn killed_mid_call_then_restarted_keeps_events_and_finalizes_once() {
     let (mut k, mut p, s, _, _) = admitted_pair(&api, port).await;
     let kt = api.link(s, "kine").await.0;
     let pt = api.link(s, "patient").await.0;
-    k.send(json!({"type": "media", "state": "connected"})).await;
-    p.send(json!({"type": "media", "state": "connected"})).await;
+    k.send(json!({"type": "media", "state": "connected", "video_in": true, "video_out": true}))
+        .await;
+    p.send(json!({"type": "media", "state": "connected", "video_in": true, "video_out": true}))
+        .await;
     p.send(json!({"type": "ping"})).await;
     p.until("pong").await;
     let call_started = std::time::Instant::now();
@@ -103,8 +111,10 @@ async fn killed_mid_call_then_restarted_keeps_events_and_finalizes_once() {
         "no second admission after a server restart"
     );
     k.until("peer_joined").await;
-    k.send(json!({"type": "media", "state": "connected"})).await;
-    p.send(json!({"type": "media", "state": "connected"})).await;
+    k.send(json!({"type": "media", "state": "connected", "video_in": true, "video_out": true}))
+        .await;
+    p.send(json!({"type": "media", "state": "connected", "video_in": true, "video_out": true}))
+        .await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     k.send(json!({"type": "hangup"})).await;
     let total = call_started.elapsed().as_secs_f64();

@@ -198,6 +198,7 @@ async fn relay_candidates(port: u16, username: String, credential: String) -> Ve
         }],
         relay_only: true,
         udp_bind: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+        video: false,
     };
     let endpoint = Endpoint::new(&config, Side::Offerer, sink)
         .await
