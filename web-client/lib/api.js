@@ -34,6 +34,17 @@ function isRefusal(v) {
 }
 
 /**
+ * The session's CSRF token, handed over by the login in the readable `telesoin_csrf` cookie and
+ * sent back on every state-changing request (the server checks it against the session).
+ * @returns {string}
+ */
+function csrfToken() {
+  if (typeof document === 'undefined') return '';
+  const pair = document.cookie.split(';').map((c) => c.trim()).find((c) => c.startsWith('telesoin_csrf='));
+  return pair ? pair.slice('telesoin_csrf='.length) : '';
+}
+
+/**
  * @template T
  * @param {'GET' | 'POST' | 'PUT'} method
  * @param {string} path
@@ -43,12 +54,16 @@ function isRefusal(v) {
 export async function api(method, path, body) {
   /** @type {Response} */
   let res;
+  /** @type {Record<string, string>} */
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken();
   try {
     res = await fetch(path, {
       method,
       credentials: 'same-origin',
       cache: 'no-store',
-      headers: body === undefined ? { Accept: 'application/json' } : { Accept: 'application/json', 'Content-Type': 'application/json' },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {

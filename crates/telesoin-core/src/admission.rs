@@ -171,6 +171,19 @@ pub enum RefusalCode {
     // The service.
     Unavailable,
     ShuttingDown,
+    // Identity: the patient's INS, the kiné's OpenID Connect login.
+    InsFormat,
+    InsKey,
+    InsOid,
+    InsStatus,
+    InsTraits,
+    InsMismatch,
+    OidcNotConfigured,
+    OidcUnavailable,
+    OidcFailed,
+    OidcAcr,
+    OidcUnknownRpps,
+    PasswordLoginDisabled,
     // REST.
     Unauthenticated,
     BadCredentials,
@@ -180,6 +193,10 @@ pub enum RefusalCode {
     // The platform API.
     ScopeMissing,
     IdempotencyKeyReused,
+    // Hardening of the dashboard API.
+    CrossSiteRequest,
+    CsrfTokenInvalid,
+    LoginThrottled,
 }
 
 impl RefusalCode {
@@ -218,6 +235,18 @@ impl RefusalCode {
             IdleTimeout => "idle_timeout",
             Unavailable => "unavailable",
             ShuttingDown => "shutting_down",
+            InsFormat => "ins_format",
+            InsKey => "ins_key",
+            InsOid => "ins_oid",
+            InsStatus => "ins_status",
+            InsTraits => "ins_traits",
+            InsMismatch => "ins_mismatch",
+            OidcNotConfigured => "oidc_not_configured",
+            OidcUnavailable => "oidc_unavailable",
+            OidcFailed => "oidc_failed",
+            OidcAcr => "oidc_acr",
+            OidcUnknownRpps => "oidc_unknown_rpps",
+            PasswordLoginDisabled => "password_login_disabled",
             Unauthenticated => "unauthenticated",
             BadCredentials => "bad_credentials",
             NotFound => "not_found",
@@ -225,6 +254,9 @@ impl RefusalCode {
             Conflict => "conflict",
             ScopeMissing => "scope_missing",
             IdempotencyKeyReused => "idempotency_key_reused",
+            CrossSiteRequest => "cross_site_request",
+            CsrfTokenInvalid => "csrf_token_invalid",
+            LoginThrottled => "login_throttled",
         }
     }
 
@@ -297,6 +329,40 @@ impl RefusalCode {
                 "Le service est momentanément indisponible. Réessayez dans une minute ; votre lien reste valable."
             }
             ShuttingDown => "Le serveur redémarre. Reconnexion en cours, ne fermez pas la page.",
+            InsFormat => {
+                "Le matricule INS doit compter 15 caractères (13 chiffres et la clé de 2 chiffres ; 2A ou 2B pour la Corse)."
+            }
+            InsKey => "La clé du matricule INS ne correspond pas : vérifiez chaque chiffre.",
+            InsOid => {
+                "L'OID de l'INS n'est pas reconnu : 1.2.250.1.213.1.4.8 pour un NIR, 1.2.250.1.213.1.4.9 pour un NIA."
+            }
+            InsStatus => {
+                "Statut d'identité incohérent : un matricule INS n'existe que pour une identité récupérée ou qualifiée (provisoire, récupérée, validée ou qualifiée)."
+            }
+            InsTraits => {
+                "Traits d'identité invalides : noms et prénoms de naissance en lettres, sexe M, F ou I, code INSEE du lieu de naissance sur 5 caractères."
+            }
+            InsMismatch => {
+                "Le matricule INS ne correspond pas aux traits d'identité (sexe, année ou mois de naissance) ou à la date de naissance du dossier."
+            }
+            OidcNotConfigured => {
+                "La connexion par Pro Santé Connect n'est pas configurée sur ce service. Connectez-vous avec votre mot de passe."
+            }
+            OidcUnavailable => {
+                "Le service d'identification ne répond pas. Réessayez dans quelques minutes, ou connectez-vous avec votre mot de passe."
+            }
+            OidcFailed => {
+                "La connexion n'a pas pu être vérifiée (lien expiré ou déjà utilisé). Recommencez la connexion."
+            }
+            OidcAcr => {
+                "Le niveau d'authentification est insuffisant : utilisez votre carte CPS ou l'application e-CPS."
+            }
+            OidcUnknownRpps => {
+                "Aucun compte de ce service ne correspond à votre numéro RPPS. Demandez à l'administrateur de l'enregistrer."
+            }
+            PasswordLoginDisabled => {
+                "La connexion par mot de passe est désactivée : utilisez Pro Santé Connect."
+            }
             Unauthenticated => "Veuillez vous connecter.",
             BadCredentials => "Adresse e-mail ou mot de passe incorrect.",
             NotFound => "Élément introuvable.",
@@ -305,6 +371,15 @@ impl RefusalCode {
             ScopeMissing => "Cette clé d'API n'autorise pas cette opération.",
             IdempotencyKeyReused => {
                 "Cette clé d'idempotence a déjà servi pour une autre requête : utilisez-en une nouvelle."
+            }
+            CrossSiteRequest => {
+                "Requête refusée : elle ne vient pas de la page de telesoin. Ouvrez le tableau de bord depuis son adresse habituelle."
+            }
+            CsrfTokenInvalid => {
+                "Requête refusée : votre session de page a expiré. Rechargez la page ou reconnectez-vous."
+            }
+            LoginThrottled => {
+                "Trop de tentatives de connexion. Patientez quelques minutes avant de réessayer."
             }
         }
     }
@@ -375,6 +450,36 @@ impl RefusalCode {
                 "The service is temporarily unavailable. Try again in a minute; your link stays valid."
             }
             ShuttingDown => "The server is restarting. Reconnecting, do not close the page.",
+            InsFormat => {
+                "The INS number must have 15 characters (13 digits and the 2-digit key; 2A or 2B for Corsica)."
+            }
+            InsKey => "The INS number's key does not match: check every digit.",
+            InsOid => {
+                "The INS OID is not recognised: 1.2.250.1.213.1.4.8 for a NIR, 1.2.250.1.213.1.4.9 for a NIA."
+            }
+            InsStatus => {
+                "Inconsistent identity status: an INS number exists only for a recovered or qualified identity (provisoire, recuperee, validee or qualifiee)."
+            }
+            InsTraits => {
+                "Invalid identity traits: birth names and first names in letters, sex M, F or I, a 5-character INSEE birth place code."
+            }
+            InsMismatch => {
+                "The INS number does not match the identity traits (sex, year or month of birth) or the birth date on record."
+            }
+            OidcNotConfigured => {
+                "Login with Pro Santé Connect is not configured on this service. Log in with your password."
+            }
+            OidcUnavailable => {
+                "The identity provider does not answer. Try again in a few minutes, or log in with your password."
+            }
+            OidcFailed => {
+                "The login could not be verified (expired or already used). Start the login again."
+            }
+            OidcAcr => "The authentication level is too low: use your CPS card or the e-CPS app.",
+            OidcUnknownRpps => {
+                "No account on this service matches your RPPS number. Ask the administrator to register it."
+            }
+            PasswordLoginDisabled => "Password login is turned off: use Pro Santé Connect.",
             Unauthenticated => "Please log in.",
             BadCredentials => "Wrong e-mail address or password.",
             NotFound => "Not found.",
@@ -384,6 +489,13 @@ impl RefusalCode {
             IdempotencyKeyReused => {
                 "This idempotency key was already used for a different request: use a new one."
             }
+            CrossSiteRequest => {
+                "Request refused: it does not come from the telesoin page. Open the dashboard from its usual address."
+            }
+            CsrfTokenInvalid => {
+                "Request refused: your page session has expired. Reload the page or log in again."
+            }
+            LoginThrottled => "Too many login attempts. Wait a few minutes before trying again.",
         }
     }
 

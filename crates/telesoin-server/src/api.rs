@@ -583,12 +583,15 @@ pub async fn create_session(
 
 /// Schedules a session; `platform` is the platform whose API asked for it, if any (it may then
 /// mint join tokens for it).
-pub async fn create_session_for(
+/// What scheduling checks before anything is written: the kiné's patient, the act (in the
+/// catalogue of the session day, and allowed in télésoin), the territory, a start not in the past, the direct access, the price, privacy mode's TURN. Shared with the bulk route,
+/// which checks every session of a request before making any.
+pub async fn check_new_session(
     app: &AppState,
     kine: &Kine,
-    body: rest::NewSession,
-    platform: Option<Uuid>,
-) -> ApiResult<rest::Session> {
+    body: &rest::NewSession,
+    now: DateTime<Utc>,
+) -> ApiResult<(PatientRow, Option<DirectAccess>)> {
     let p = own_patient(app, kine.id, body.patient).await?;
     match acts::schedulable(&body.act_code, model::local_date(body.starts_at)) {
         Ok(_) => {}
@@ -607,26 +610,12 @@ pub async fn create_session_for(
         }
     }
     check_territory(app, kine.id, p.patient.id).await?;
-    let now = Utc::now();
     if body.starts_at + Duration::minutes(app.cfg.link_after_minutes) <= now {
         return Err(ApiError::invalid(
             "starts_at",
             "a session cannot be scheduled in the past",
         ));
     }
-    let (window_start, window_end) = Session::window_for(body.starts_at, app.cfg.window());
-    let session = Session {
-        id: SessionId(Uuid::new_v4()),
-        kine: kine.id,
-        patient: p.patient.id,
-        starts_at: body.starts_at,
-        window_start,
-        window_end,
-        act_code: body.act_code,
-        status: SessionStatus::Scheduled,
-        auto_admit: body.auto_admit,
-        patient_consent_on_join: body.patient_consent_on_join,
-    };
     let direct_access = match body.direct_access.as_deref() {
         None => None,
         Some(d) => Some(DirectAccess::parse(d).ok_or_else(|| {
@@ -648,6 +637,30 @@ pub async fn create_session_for(
             "privacy mode needs a TURN server (turn_urls and turn_secret in the configuration)",
         ));
     }
+    Ok((p, direct_access))
+}
+
+pub async fn create_session_for(
+    app: &AppState,
+    kine: &Kine,
+    body: rest::NewSession,
+    platform: Option<Uuid>,
+) -> ApiResult<rest::Session> {
+    let now = Utc::now();
+    let (p, direct_access) = check_new_session(app, kine, &body, now).await?;
+    let (window_start, window_end) = Session::window_for(body.starts_at, app.cfg.window());
+    let session = Session {
+        id: SessionId(Uuid::new_v4()),
+        kine: kine.id,
+        patient: p.patient.id,
+        starts_at: body.starts_at,
+        window_start,
+        window_end,
+        act_code: body.act_code,
+        status: SessionStatus::Scheduled,
+        auto_admit: body.auto_admit,
+        patient_consent_on_join: body.patient_consent_on_join,
+    };
     let mut row =
         crate::records::schedule(app, session, direct_access, body.hn_price_cents, now).await?;
     if body.relay_only {
@@ -895,7 +908,7 @@ pub async fn record_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult<rest
     let presence: Vec<_> = events.iter().map(|e| e.presence()).collect();
     let provisional = telesoin_core::billing::billable_seconds(
         &presence,
-        app.hub.grace(),
+        app.hub.billing_policy(),
         row.ended_at.unwrap_or(now),
     );
     let started_at = events
@@ -1005,4 +1018,81 @@ pub async fn join_info(
         billing_class: row.billing_class,
         consent_text_version: model::CONSENT_TEXT_VERSION.into(),
     }))
+}
+
+/// The session's price as the join page shows it before the call (HN: the kiné's price; the
+/// patient accepts it before joining, traced like a consent). The token travels in the body.
+pub async fn join_price(
+    State(app): State<AppState>,
+    Json(body): Json<rest::JoinInfoRequest>,
+) -> ApiResult<Json<rest::JoinPrice>> {
+    let now = Utc::now();
+    let (row, _) = join_seat(&app, &body.token, now).await?;
+    Ok(Json(join_price_of(&app, &row).await?))
+}
+
+/// The patient (or the companion for them) accepts the HN price shown on the join page.
+pub async fn accept_join_price(
+    State(app): State<AppState>,
+    Json(body): Json<rest::AcceptPrice>,
+) -> ApiResult<Json<rest::JoinPrice>> {
+    let now = Utc::now();
+    let (row, participant) = join_seat(&app, &body.token, now).await?;
+    let shown = join_price_of(&app, &row).await?;
+    let Some(price) = shown.price_cents else {
+        return Err(ApiError::conflict(
+            "a reimbursable session has no price to accept",
+        ));
+    };
+    if price != body.price_cents {
+        return Err(ApiError::conflict(
+            "the price changed: show the current price again",
+        ));
+    }
+    app.store
+        .accept_hn_price(&telesoin_store::PriceAcceptance {
+            session: row.session.id,
+            participant,
+            price_cents: price,
+            accepted_at: now,
+        })
+        .await?;
+    tracing::info!(session = %row.session.id, "HN price accepted on the join page");
+    Ok(Json(join_price_of(&app, &row).await?))
+}
+
+/// A patient or companion link of an open session.
+async fn join_seat(
+    app: &AppState,
+    token: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<(SessionRow, ParticipantId)> {
+    let verified = crate::platform::tokens::verify_join(app, token, now)
+        .await
+        .map_err(ApiError::refusal)?;
+    if verified.role() == Role::Kine {
+        return Err(ApiError::refusal(RefusalCode::NotAllowed));
+    }
+    let row = app
+        .hub
+        .linked_session(&verified, now)
+        .await
+        .map_err(ApiError::refusal)?;
+    session_open(&row.session, now.max(row.session.window_start)).map_err(ApiError::refusal)?;
+    Ok((row, verified.participant()))
+}
+
+async fn join_price_of(app: &AppState, row: &SessionRow) -> ApiResult<rest::JoinPrice> {
+    let price = price_json(app, row).await?;
+    let accepted = app.store.hn_price_acceptance(row.session.id).await?;
+    let hn = row.billing_class == "hn";
+    Ok(rest::JoinPrice {
+        billing_class: row.billing_class.clone(),
+        price_cents: if hn { price.amount_cents } else { None },
+        accepted_at: if hn {
+            accepted.map(|a| a.accepted_at)
+        } else {
+            None
+        },
+    })
 }

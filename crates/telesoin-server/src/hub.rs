@@ -46,6 +46,8 @@ pub mod close {
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     pub grace: Duration,
+    /// How billing reads the evidence (grace, evidence gap, audio-only).
+    pub billing: billing::Policy,
     pub in_person_rule: InPersonRule,
     pub ice: crate::turn::IceConfig,
 }
@@ -216,6 +218,10 @@ impl Hub {
 
     pub fn grace(&self) -> Duration {
         self.cfg.grace
+    }
+
+    pub fn billing_policy(&self) -> &billing::Policy {
+        &self.cfg.billing
     }
 
     async fn event(
@@ -1287,7 +1293,7 @@ impl Hub {
             .iter()
             .map(|e| e.presence())
             .collect();
-        Ok(billing::billable_seconds(&events, self.cfg.grace, now))
+        Ok(billing::billable_seconds(&events, &self.cfg.billing, now))
     }
 
     /// Ends the session: the `ended` event, then the single finalization, then everyone is told.
@@ -1351,7 +1357,7 @@ impl Hub {
             .map(|e| e.presence())
             .collect();
         let ended_at = billing::ended_at(&events).unwrap_or(now);
-        let billable = billing::billable_seconds(&events, self.cfg.grace, ended_at);
+        let billable = billing::billable_seconds(&events, &self.cfg.billing, ended_at);
         if self
             .store
             .finalize(session, ended_at, billable, now)

@@ -197,6 +197,10 @@ impl EventRow {
             participant: self.participant,
             role: self.role,
             kind: self.kind,
+            media: telesoin_core::billing::MediaReport::from_event(
+                self.kind,
+                self.detail.as_deref(),
+            ),
         }
     }
 }

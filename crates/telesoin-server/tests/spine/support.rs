@@ -96,6 +96,11 @@ impl Server {
     }
 }
 
+/// `scheme://host[:port]` of a URL.
+pub fn origin_of(url: &str) -> String {
+    telesoin_server::app::origin_of(url)
+}
+
 fn rand_digits() -> u32 {
     Uuid::new_v4().as_u128() as u32 % 10_000_000
 }
@@ -121,24 +126,51 @@ impl Api {
         let res = self
             .http
             .post(format!("{}/api/login", self.base))
+            .header("origin", origin_of(&self.base))
             .json(&json!({"email": email, "password": PASSWORD}))
             .send()
             .await
             .expect("login");
         assert_eq!(res.status(), 200, "login");
-        let set = res
+        let set: Vec<String> = res
             .headers()
-            .get("set-cookie")
-            .expect("cookie")
-            .to_str()
-            .expect("ascii")
-            .to_owned();
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect();
+        let session = set
+            .iter()
+            .find(|c| c.starts_with("telesoin_session="))
+            .expect("session cookie");
         assert!(
-            set.contains("HttpOnly") && set.contains("Secure") && set.contains("SameSite=Strict"),
-            "{set}"
+            session.contains("HttpOnly")
+                && session.contains("Secure")
+                && session.contains("SameSite=Strict"),
+            "{session}"
         );
-        self.cookie = set.split(';').next().expect("pair").to_owned();
+        // The Cookie header a browser would send: the session and the readable CSRF cookie,
+        // whose value `call` echoes in X-CSRF-Token as the dashboard's script does.
+        self.cookie = set
+            .iter()
+            .filter(|c| c.starts_with("telesoin_session=") || c.starts_with("telesoin_csrf="))
+            .map(|c| c.split(';').next().expect("pair"))
+            .collect::<Vec<_>>()
+            .join("; ");
         self
+    }
+
+    /// The CSRF token of this client's session (empty when logged out).
+    pub fn csrf(&self) -> String {
+        self.cookie
+            .split("; ")
+            .find_map(|c| c.strip_prefix("telesoin_csrf="))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The origin of the server, as a browser on its pages sends it.
+    pub fn origin(&self) -> String {
+        origin_of(&self.base)
     }
 
     pub async fn call(
@@ -150,7 +182,9 @@ impl Api {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
-            .header("cookie", &self.cookie);
+            .header("cookie", &self.cookie)
+            .header("origin", self.origin())
+            .header("x-csrf-token", self.csrf());
         if let Some(b) = body {
             req = req.json(&b);
         }
