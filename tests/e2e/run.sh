@@ -52,10 +52,29 @@ log="$data/server.log"
 server_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "${idp_pid:-}" ]; then kill "$idp_pid" 2>/dev/null || true; wait "$idp_pid" 2>/dev/null || true; fi
   rm -rf "$data"
 }
 trap cleanup EXIT
 
+# The OpenID provider of the Pro Santé Connect login test (tests/oidc, npm oidc-provider) on
+# loopback; its test account carries the demo kiné's RPPS.
+if [ ! -d "$root/tests/oidc/node_modules/oidc-provider" ]; then
+  (cd "$root/tests/oidc" && npm ci --no-audit --no-fund --loglevel=error --ignore-scripts)
+fi
+idp_log="$data/idp.log"
+(cd "$root/tests/oidc" && exec node provider.js >"$idp_log" 2>/dev/null) &
+idp_pid=$!
+issuer=""
+for _ in $(seq 1 100); do
+  issuer="$(sed -n 's/^{"issuer":"\(.*\)"}$/\1/p' "$idp_log" 2>/dev/null | head -1)"
+  [ -n "$issuer" ] && break
+  sleep 0.1
+done
+if [ -z "$issuer" ]; then echo "e2e: the OpenID provider did not start" >&2; exit 1; fi
+export TELESOIN_OIDC_ISSUER="$issuer" TELESOIN_OIDC_CLIENT_ID=telesoin \
+  TELESOIN_OIDC_CLIENT_SECRET=telesoin-test-secret TELESOIN_OIDC_ALLOW_HTTP=true
+export E2E_OIDC_ISSUER="$issuer"
 export TELESOIN_DEMO_PASSWORD="e2e-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 # The embedding host page of scenario d lives on http://localhost:<host_port>.
 export TELESOIN_EMBED_ORIGINS="http://localhost:$host_port"
@@ -81,6 +100,13 @@ if [ -z "$ready" ]; then
   exit 1
 fi
 
+# The provider learns the server's redirect URIs (the port was free only now).
+node -e '
+  const [issuer, base] = process.argv.slice(1);
+  fetch(issuer + "/__admin/setup", { method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ redirect_uris: [base + "/api/login/oidc/callback"], post_logout_redirect_uris: [base + "/app/"] }) })
+    .then((r) => { if (!r.ok) process.exit(1); }, () => process.exit(1));
+' "$issuer" "https://localhost:$port"
 export E2E_READY="$ready"
 export E2E_HOST_PORT="$host_port"
 mkdir -p screenshots

@@ -12,7 +12,7 @@ import { renderPatient, renderPatients } from './patients.js';
 import { renderRecord } from './record.js';
 import { renderLink, renderSchedule, renderSessions, updateSessions } from './sessions.js';
 import { state, ymd } from './state.js';
-import { errorAlert, handleError, setHooks } from './ui.js';
+import { errorAlert, handleError, refusalAlert, setHooks } from './ui.js';
 
 /** @typedef {import('../lib/types.js').Session} Session */
 /** @typedef {import('../lib/types.js').Kine} Kine */
@@ -43,11 +43,13 @@ function showLogin() {
   const email = h('input', { attrs: { type: 'email', name: 'email', autocomplete: 'username', required: true } });
   const password = h('input', { attrs: { type: 'password', name: 'password', autocomplete: 'current-password', required: true } });
   const error = h('div', { attrs: { 'aria-live': 'polite' } });
+  const oidcSlot = h('div', { class: 'login-oidc' });
   const form = h(
     'form',
     { class: 'card login-card' },
     h('h1', { t: 'app.login.title' }),
     error,
+    oidcSlot,
     field(email, 'app.login.email'),
     field(password, 'app.login.password'),
     h('button', { class: 'btn btn-primary btn-block', t: 'app.login.submit', attrs: { type: 'submit' } }),
@@ -66,6 +68,38 @@ function showLogin() {
   });
   replace(main, h('div', { class: 'login' }, form));
   focusHeading(main);
+  void loginOptions(form, oidcSlot, error);
+}
+
+/**
+ * The OpenID Connect button (Pro Santé Connect), the password form only when enabled, and the
+ * words of a refused OpenID login (`?login_error=CODE`, set by the server's redirect).
+ * @param {HTMLElement} form @param {HTMLElement} slot @param {HTMLElement} error
+ */
+async function loginOptions(form, slot, error) {
+  const params = new URLSearchParams(location.search);
+  const code = params.get('login_error');
+  /** @type {import('../lib/types.js').LoginOptions} */
+  let options;
+  try {
+    options = await get(`/api/login/options${code ? `?error=${encodeURIComponent(code)}` : ''}`);
+  } catch {
+    return;
+  }
+  if (options.error) replace(error, refusalAlert(options.error));
+  if (code) history.replaceState(null, '', location.pathname + location.hash);
+  if (options.oidc) {
+    const start = options.oidc.start;
+    replace(
+      slot,
+      h('a', { class: 'btn btn-primary btn-block', t: 'app.login.oidc', tp: { provider: options.oidc.label }, attrs: { href: start, 'data-oidc': '' } }),
+      h('p', { class: 'hint', t: 'app.login.oidc.hint' }),
+      options.password ? h('p', { class: 'login-or', t: 'app.login.or' }) : null,
+    );
+  }
+  if (!options.password) {
+    for (const el of form.querySelectorAll('.field, button[type=submit]')) el.remove();
+  }
 }
 
 async function startApp() {
@@ -90,7 +124,13 @@ async function startApp() {
     const logout = h('button', { class: 'btn btn-secondary btn-small', t: 'app.logout', attrs: { type: 'button', id: 'logout-btn' } });
     logout.addEventListener('click', async () => {
       try {
-        await post('/api/logout');
+        /** @type {{end_session_url?: string} | null} */
+        const out = await post('/api/logout');
+        // Logged in through the provider: end the session there too (it comes back to /app/).
+        if (out?.end_session_url) {
+          location.assign(out.end_session_url);
+          return;
+        }
       } catch {
         // The cookie is gone or the server is away: the login form is the right place either way.
       }

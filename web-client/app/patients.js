@@ -1,7 +1,7 @@
 // Patients: the list, a new patient, and one patient's file (in-person visits, consents,
 // prescriptions): the facts the server checks before it lets anyone into a call.
 
-import { get, post } from '../lib/api.js';
+import { get, post, put } from '../lib/api.js';
 import { h, field, replace } from '../lib/dom.js';
 import { CONSENT_TEXT_VERSION, fmtDay, fmtDateTime, t } from '../lib/i18n.js';
 import { ageOn, go, ymd } from './state.js';
@@ -202,6 +202,8 @@ export async function renderPatient(main, id) {
     miniForm('app.patient.prescription.add', [field(rxDate, 'app.patient.prescription.date')], () => post(`/api/patients/${id}/prescriptions`, { date: rxDate.value }), redraw),
   );
 
+  const identity = insCard(file, redraw);
+
   const age = ageOn(p.birth_date);
   replace(
     main,
@@ -214,6 +216,101 @@ export async function renderPatient(main, id) {
       flags(p),
       h('p', { t: p.gp_contact ? 'app.patient.gp' : 'app.patient.gp.none', tp: { gp: p.gp_contact ?? '' } }),
     ),
+    identity,
     h('div', { class: 'grid' }, visits, consents, prescriptions),
   );
+}
+
+/** @type {Record<string, string>} */
+const INS_OIDS = { nir: '1.2.250.1.213.1.4.8', nia: '1.2.250.1.213.1.4.9', test: '1.2.250.1.213.1.4.10', demo: '1.2.250.1.213.1.4.11' };
+
+/**
+ * The INS (identité nationale de santé): its status in plain words first (whether documents carry
+ * it), then the traits, and the form that records or corrects it.
+ * @param {PatientFile} file
+ * @param {() => void} done
+ */
+function insCard(file, done) {
+  const ins = file.ins ?? null;
+  const p = file.patient;
+  /** @param {string} value @param {Key} key */
+  const opt = (value, key) => h('option', { attrs: { value }, t: key });
+  const status = h(
+    'select',
+    { attrs: { name: 'ins_status' } },
+    opt('provisoire', 'app.patient.ins.opt.provisoire'),
+    opt('recuperee', 'app.patient.ins.opt.recuperee'),
+    opt('validee', 'app.patient.ins.opt.validee'),
+    opt('qualifiee', 'app.patient.ins.opt.qualifiee'),
+  );
+  const matricule = h('input', { attrs: { type: 'text', name: 'ins_matricule', autocomplete: 'off', inputmode: 'text', maxlength: '21' } });
+  const oid = h('select', { attrs: { name: 'ins_oid' } }, opt('nir', 'app.patient.ins.oid.nir'), opt('nia', 'app.patient.ins.oid.nia'), opt('test', 'app.patient.ins.oid.test'), opt('demo', 'app.patient.ins.oid.demo'));
+  const names = h('input', { attrs: { type: 'text', name: 'ins_birth_names', autocomplete: 'off', required: true } });
+  const first = h('input', { attrs: { type: 'text', name: 'ins_first_names', autocomplete: 'off', required: true } });
+  const sex = h('select', { attrs: { name: 'ins_sex' } }, opt('F', 'app.patient.ins.sex.F'), opt('M', 'app.patient.ins.sex.M'), opt('I', 'app.patient.ins.sex.I'));
+  const place = h('input', { attrs: { type: 'text', name: 'ins_birth_place', autocomplete: 'off', required: true, maxlength: '5' } });
+  if (ins) {
+    status.value = ins.status;
+    matricule.value = ins.matricule ?? '';
+    oid.value = Object.keys(INS_OIDS).find((k) => INS_OIDS[k] === ins.oid) ?? 'nir';
+    names.value = ins.birth_names;
+    first.value = ins.first_names;
+    sex.value = ins.sex;
+    place.value = ins.birth_place;
+  }
+  /** @type {Record<string, Key>} */
+  const statusText = {
+    qualifiee: 'app.patient.ins.status.qualifiee',
+    recuperee: 'app.patient.ins.status.recuperee',
+    validee: 'app.patient.ins.status.validee',
+    provisoire: 'app.patient.ins.status.provisoire',
+  };
+  /** @type {Record<string, Key>} */
+  const sexText = { M: 'app.patient.ins.sex.M', F: 'app.patient.ins.sex.F', I: 'app.patient.ins.sex.I' };
+  const summary = ins
+    ? h(
+        'div',
+        { attrs: { 'data-ins-status': ins.status } },
+        h('p', { class: ins.status === 'qualifiee' ? 'alert alert-ok' : 'alert', t: statusText[ins.status] }),
+        ins.matricule ? h('p', {}, h('strong', {}, ins.matricule), ` (OID ${ins.oid ?? ''})`) : null,
+        h('p', { class: 'hint', t: 'app.patient.ins.traits', tp: { names: ins.birth_names, first: ins.first_names, sex: t(sexText[ins.sex]), date: fmtDay(ins.birth_date), place: ins.birth_place } }),
+      )
+    : h('p', { class: 'hint', t: 'app.patient.ins.none' });
+  const error = h('div', { attrs: { 'aria-live': 'polite' } });
+  const form = h(
+    'form',
+    { class: 'mini-form' },
+    error,
+    h(
+      'div',
+      { class: 'row' },
+      field(status, 'app.patient.ins.statusLabel'),
+      field(matricule, 'app.patient.ins.matricule'),
+      field(oid, 'app.patient.ins.oid'),
+    ),
+    h('div', { class: 'row' }, field(names, 'app.patient.ins.birth_names'), field(first, 'app.patient.ins.first_names'), field(sex, 'app.patient.ins.sex'), field(place, 'app.patient.ins.birth_place')),
+    h('p', { class: 'hint', t: 'app.patient.ins.birth_date' }),
+    h('p', { class: 'hint', t: 'app.patient.ins.noinsi' }),
+    h('button', { class: 'btn btn-secondary', t: 'app.patient.ins.save', attrs: { type: 'submit' } }),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const m = matricule.value.trim();
+    try {
+      await put(`/api/patients/${p.id}/ins`, {
+        status: status.value,
+        matricule: m || null,
+        oid: m ? INS_OIDS[oid.value] : null,
+        birth_names: names.value.trim(),
+        first_names: first.value.trim(),
+        birth_date: p.birth_date,
+        sex: sex.value,
+        birth_place: place.value.trim(),
+      });
+      done();
+    } catch (err) {
+      if (!handleError(err)) replace(error, errorAlert(err));
+    }
+  });
+  return h('section', { class: 'card', attrs: { 'aria-labelledby': 'ins-h' } }, h('h2', { t: 'app.patient.ins', attrs: { id: 'ins-h' } }), summary, form);
 }

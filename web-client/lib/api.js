@@ -34,15 +34,10 @@ function isRefusal(v) {
 }
 
 /**
- * The session's CSRF token, handed over by the login in the readable `telesoin_csrf` cookie and
- * sent back on every state-changing request (the server checks it against the session).
- * @returns {string}
+ * The session's CSRF token: the login and /api/me hand it over in their X-CSRF-Token header (kept
+ * in memory only, never in a cookie); sent back on every state-changing request.
  */
-function csrfToken() {
-  if (typeof document === 'undefined') return '';
-  const pair = document.cookie.split(';').map((c) => c.trim()).find((c) => c.startsWith('telesoin_csrf='));
-  return pair ? pair.slice('telesoin_csrf='.length) : '';
-}
+let csrfToken = '';
 
 /**
  * @template T
@@ -57,7 +52,7 @@ export async function api(method, path, body) {
   /** @type {Record<string, string>} */
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken();
+  if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken;
   try {
     res = await fetch(path, {
       method,
@@ -69,6 +64,7 @@ export async function api(method, path, body) {
   } catch {
     throw new ApiError(0, localRefusal('network', 'common.error.network'));
   }
+  csrfToken = res.headers.get('X-CSRF-Token') ?? csrfToken;
   const text = await res.text();
   /** @type {unknown} */
   let data = null;

@@ -91,7 +91,20 @@
 /** @typedef {{id: string, patient: string, date: string, kind: 'bilan' | 'session' | string}} Visit */
 /** @typedef {{id: string, patient: string, recorded_by: string, method: string, text_version: string, recorded_at: string, withdrawn_at: string | null}} Consent */
 /** @typedef {{id: string, patient: string, date: string}} Prescription */
-/** @typedef {{patient: Patient, visits: Visit[], consents: Consent[], prescriptions: Prescription[]}} PatientFile */
+/**
+ * The patient's INS and its reference traits; documents carry it only when `qualifiee`.
+ * @typedef {object} PatientIns
+ * @property {'provisoire' | 'recuperee' | 'validee' | 'qualifiee'} status
+ * @property {string | null} [matricule]
+ * @property {string | null} [oid]
+ * @property {string} birth_names
+ * @property {string} first_names
+ * @property {string} birth_date
+ * @property {'M' | 'F' | 'I'} sex
+ * @property {string} birth_place
+ */
+/** @typedef {{patient: Patient, visits: Visit[], consents: Consent[], prescriptions: Prescription[], ins?: PatientIns | null}} PatientFile */
+/** @typedef {{password: boolean, oidc: {label: string, start: string} | null, error: Refusal | null}} LoginOptions */
 
 /** @typedef {{participant: string, role: Role, admitted: boolean, connected: boolean, media: boolean}} LivePresence */
 

@@ -18,6 +18,7 @@ pub struct LoginRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Kine {
     pub id: Uuid,
+    /// RPPS number (11 digits): the identifier a Pro Santé Connect login is matched on.
     pub rpps: String,
     pub name: String,
     pub email: String,
@@ -37,6 +38,38 @@ pub struct NewPatient {
     /// territory check.
     #[serde(default)]
     pub departement: Option<String>,
+    /// The INS and its traits, when known (also settable later: `PUT .../ins`).
+    #[serde(default)]
+    pub ins: Option<PatientIns>,
+}
+
+/// The patient's INS (identité nationale de santé) and its five reference traits, with the
+/// identity status of the RNIV. Documents and exports carry the matricule only when `qualifiee`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PatientIns {
+    /// `provisoire`, `recuperee` (INS retrieved from INSi), `validee` (identity checked on an ID
+    /// document) or `qualifiee` (both).
+    pub status: String,
+    /// NIR or NIA, 15 characters (13 and the 2-digit key; `2A`/`2B` for Corsica). Only for
+    /// `recuperee` and `qualifiee`.
+    #[serde(default)]
+    pub matricule: Option<String>,
+    /// OID of the assigning authority: `1.2.250.1.213.1.4.8` (NIR, the default),
+    /// `1.2.250.1.213.1.4.9` (NIA), `1.2.250.1.213.1.4.10` / `.11` (test / demonstration NIR).
+    #[serde(default)]
+    pub oid: Option<String>,
+    /// Nom(s) de naissance.
+    pub birth_names: String,
+    /// Prénom(s) de naissance, in order, separated by spaces.
+    pub first_names: String,
+    /// Must be the patient's birth date.
+    pub birth_date: NaiveDate,
+    /// `M`, `F` or `I` (indéterminé).
+    pub sex: String,
+    /// INSEE code of the birth place (`75056`, `2A004`; `99xxx` abroad).
+    pub birth_place: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -312,6 +345,9 @@ pub struct Act {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PatientDetail {
     pub patient: Patient,
+    /// The INS and its traits, when recorded.
+    #[serde(default)]
+    pub ins: Option<PatientIns>,
     pub visits: Vec<Visit>,
     pub consents: Vec<Consent>,
     pub prescriptions: Vec<Prescription>,

@@ -221,6 +221,12 @@ pub async fn create_patient_for(
             )
         })?),
     };
+    // Checked before the patient exists, so that a wrong INS creates nothing.
+    let identity = body
+        .ins
+        .as_ref()
+        .map(|i| crate::patient_ins::check(i, body.birth_date))
+        .transpose()?;
     let patient = Patient {
         id: PatientId(Uuid::new_v4()),
         kine: kine.id,
@@ -234,6 +240,9 @@ pub async fn create_patient_for(
         app.store
             .set_patient_departement(patient.id, Some(d))
             .await?;
+    }
+    if let Some(identity) = &identity {
+        crate::patient_ins::store(app, kine.id, patient.id, identity).await?;
     }
     Ok(patient_json(&PatientRow {
         patient,
@@ -274,8 +283,10 @@ pub async fn patient_detail_for(
         consents_json.push(json);
     }
     let prescriptions = app.store.prescriptions(p.patient.id).await?;
+    let ins = app.store.patient_ins(p.patient.id).await?;
     Ok(rest::PatientDetail {
         patient: patient_json(&p),
+        ins: ins.as_ref().map(crate::patient_ins::ins_json),
         visits: visits
             .iter()
             .map(|v| rest::Visit {
@@ -581,10 +592,9 @@ pub async fn create_session(
     Ok((StatusCode::CREATED, Json(s)))
 }
 
-/// Schedules a session; `platform` is the platform whose API asked for it, if any (it may then
-/// mint join tokens for it).
 /// What scheduling checks before anything is written: the kiné's patient, the act (in the
-/// catalogue of the session day, and allowed in télésoin), the territory, a start not in the past, the direct access, the price, privacy mode's TURN. Shared with the bulk route,
+/// catalogue of the session day, and allowed in télésoin), the territory, a start not in the
+/// past, the direct access, the price, privacy mode's TURN. Shared with the bulk route,
 /// which checks every session of a request before making any.
 pub async fn check_new_session(
     app: &AppState,
@@ -640,6 +650,8 @@ pub async fn check_new_session(
     Ok((p, direct_access))
 }
 
+/// Schedules a session; `platform` is the platform whose API asked for it, if any (it may then
+/// mint join tokens for it).
 pub async fn create_session_for(
     app: &AppState,
     kine: &Kine,

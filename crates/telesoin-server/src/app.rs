@@ -7,12 +7,12 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::config::{Config, TlsMode};
 use crate::hub::Hub;
 use crate::keys::Keys;
-use crate::{api, auth, platform, records, web, ws};
+use crate::{api, auth, oidc, patient_ins, platform, records, web, ws};
 use telesoin_store::Store;
 
 /// Shared by every request; cheap to clone.
@@ -26,6 +26,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Origins allowed to open the WebSocket.
     pub origins: Arc<Vec<String>>,
+    /// The OpenID Connect login (Pro Santé Connect by default), when `oidc_client_id` is set.
+    pub oidc: Option<Arc<crate::oidc::OidcClient>>,
     /// The security headers, computed once.
     headers: Arc<SecurityHeaders>,
     /// Failed-login counts (back-off and lockout).
@@ -97,7 +99,9 @@ impl AppState {
             allowed: crate::egress::Networks::parse(&cfg.webhook_allowed_networks)
                 .map_err(|bad| anyhow::anyhow!("webhook_allowed_networks: {bad:?}"))?,
         };
+        let oidc = crate::oidc::OidcClient::from_config(&cfg, &public_url)?.map(Arc::new);
         Ok(AppState {
+            oidc,
             logins: Arc::new(logins),
             egress: Arc::new(egress),
             cfg,
@@ -119,6 +123,9 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
+        .route("/login/options", get(oidc::options))
+        .route("/login/oidc/start", get(oidc::start))
+        .route("/login/oidc/callback", get(oidc::callback))
         .route("/me", get(auth::me))
         .route("/acts", get(api::acts))
         .route(
@@ -126,6 +133,7 @@ pub fn router(state: AppState) -> Router {
             get(api::list_patients).post(api::create_patient),
         )
         .route("/patients/{id}", get(api::patient_detail))
+        .route("/patients/{id}/ins", put(patient_ins::put_ins))
         .route("/patients/{id}/visits", post(api::add_visit))
         .route("/patients/{id}/consents", post(api::add_consent))
         .route("/patients/{id}/prescriptions", post(api::add_prescription))

@@ -52,10 +52,11 @@ fn cookie_hash(value: &str) -> [u8; 32] {
 }
 
 pub fn cookie_value(headers: &HeaderMap) -> Option<String> {
-    named_cookie(headers, COOKIE)
+    cookie_named(headers, COOKIE)
 }
 
-fn named_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The value of the cookie `name` in the request.
+pub fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -133,7 +134,7 @@ fn known_device(
     headers: &HeaderMap,
     now: chrono::DateTime<Utc>,
 ) -> Option<(KineId, String)> {
-    let value = named_cookie(headers, DEVICE_COOKIE)?;
+    let value = cookie_named(headers, DEVICE_COOKIE)?;
     let mut parts = value.split('.');
     let kine = KineId(parts.next()?.parse().ok()?);
     let exp: i64 = parts.next()?.parse().ok()?;
@@ -213,6 +214,9 @@ pub async fn login(
         tracing::info!(wait_seconds = wait.as_secs(), "login throttled");
         return Ok(throttled(wait));
     }
+    if !app.cfg.password_login {
+        return Err(ApiError::refusal(RefusalCode::PasswordLoginDisabled));
+    }
     let ok = match &found {
         Some((_, hash)) => verify_password(&body.password, hash),
         None => {
@@ -226,7 +230,9 @@ pub async fn login(
     let Some((kine, _)) = found.as_ref().filter(|_| ok).cloned() else {
         tracing::info!("login failed");
         let events = app.hub.events();
-        events.emit(now, DomainEvent::LoginFailed).await;
+        events
+            .emit(now, DomainEvent::LoginFailed { method: "password" })
+            .await;
         for locked in app.logins.failed(&keys, clock) {
             tracing::info!(
                 scope = locked.key.scope(),
@@ -247,59 +253,92 @@ pub async fn login(
         return Err(ApiError::refusal(RefusalCode::BadCredentials));
     };
     app.logins.succeeded(&keys);
-    let mut raw = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    let value = URL_SAFE_NO_PAD.encode(raw);
-    let hours = app.cfg.login_hours;
-    app.store
-        .create_web_session(
-            &cookie_hash(&value),
-            kine.id,
-            now,
-            now + Duration::hours(hours),
-        )
-        .await?;
-    tracing::info!(kine = %kine.id, "login succeeded");
-    app.hub
-        .events()
-        .emit(now, DomainEvent::LoginSucceeded { kine: kine.id })
-        .await;
-    let cookie = format!(
-        "{COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
-        hours * 3600
-    );
-    // Readable by the dashboard's script, which sends it back in `X-CSRF-Token`.
-    let csrf = format!(
-        "{}={}; Path=/; Secure; SameSite=Strict; Max-Age={}",
-        csrf::COOKIE,
-        csrf::token_for(&value),
-        hours * 3600
-    );
+    let (cookie, value) = open_session(&app, &kine, "password", None).await?;
     let mut res = Json(kine_json(&kine)).into_response();
-    for c in [cookie, csrf, device_cookie(&app, kine.id, now)] {
+    for c in [cookie, device_cookie(&app, kine.id, now)] {
         res.headers_mut().append(
             header::SET_COOKIE,
             HeaderValue::from_str(&c).map_err(|e| anyhow::anyhow!(e))?,
         );
     }
+    // For the dashboard's script, which sends it back in `X-CSRF-Token` (never a cookie: a page
+    // on another port of this host could read a cookie, not this response).
+    csrf::hand_over(&mut res, &value);
     Ok(res)
 }
 
+/// Opens a dashboard session for `kine`, logged in by `method` (`password` or `oidc`, with the
+/// provider's ID token for the logout there); returns the `Set-Cookie` value and the session's
+/// raw value (the CSRF token is bound to it).
+pub async fn open_session(
+    app: &AppState,
+    kine: &Kine,
+    method: &'static str,
+    id_token: Option<&str>,
+) -> ApiResult<(String, String)> {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let value = URL_SAFE_NO_PAD.encode(raw);
+    let now = Utc::now();
+    let hours = app.cfg.login_hours;
+    let hash = cookie_hash(&value);
+    app.store
+        .create_web_session(&hash, kine.id, now, now + Duration::hours(hours))
+        .await?;
+    app.store
+        .set_web_session_login(&hash, method, id_token)
+        .await?;
+    tracing::info!(kine = %kine.id, method, "login succeeded");
+    app.hub
+        .events()
+        .emit(
+            now,
+            DomainEvent::LoginSucceeded {
+                kine: kine.id,
+                method,
+            },
+        )
+        .await;
+    let cookie = format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+        hours * 3600
+    );
+    Ok((cookie, value))
+}
+
+/// Ends the dashboard session. A session opened through the OpenID provider answers 200 with
+/// `end_session_url`, where the browser goes to end it at the provider too; otherwise 204.
 pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let mut provider_logout = None;
     if let Some(value) = cookie_value(&headers) {
-        app.store.delete_web_session(&cookie_hash(&value)).await?;
+        let hash = cookie_hash(&value);
+        if let (Some((method, id_token)), Some(oidc)) =
+            (app.store.web_session_login(&hash).await?, app.oidc.as_ref())
+            && method == "oidc"
+        {
+            provider_logout = oidc.end_session_url(id_token.as_deref()).await;
+        }
+        app.store.delete_web_session(&hash).await?;
     }
-    let mut res = StatusCode::NO_CONTENT.into_response();
-    for c in [
-        "telesoin_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0",
-        "telesoin_csrf=; Path=/; Secure; SameSite=Strict; Max-Age=0",
-    ] {
-        res.headers_mut()
-            .append(header::SET_COOKIE, HeaderValue::from_static(c));
-    }
+    let mut res = match provider_logout {
+        Some(url) => Json(serde_json::json!({ "end_session_url": url })).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "telesoin_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0",
+        ),
+    );
     Ok(res)
 }
 
-pub async fn me(CurrentKine(kine): CurrentKine) -> Json<rest::Kine> {
-    Json(kine_json(&kine))
+/// The logged-in kiné, and the session's CSRF token in `X-CSRF-Token` (a reloaded page gets
+/// it here).
+pub async fn me(CurrentKine(kine): CurrentKine, headers: HeaderMap) -> Response {
+    let mut res = Json(kine_json(&kine)).into_response();
+    if let Some(value) = cookie_value(&headers) {
+        csrf::hand_over(&mut res, &value);
+    }
+    res
 }

@@ -159,6 +159,37 @@ pub struct Config {
     /// Seconds a write to a signaling socket may take (a client that stopped reading): then the
     /// socket is closed and the seat falls into its grace period. Default 10.
     pub ws_send_timeout_seconds: u64,
+    /// The dashboard's e-mail + password login. Default true; false leaves the OpenID Connect
+    /// login only (then `oidc_client_id` must be set).
+    pub password_login: bool,
+    /// The OpenID provider's issuer; its discovery document is
+    /// `ISSUER/.well-known/openid-configuration`. Default Pro Santé Connect's production issuer,
+    /// `https://auth.esante.gouv.fr/auth/realms/esante-wallet` (the test environment ("bac à
+    /// sable") is `https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet`).
+    pub oidc_issuer: String,
+    /// The client id registered at the provider. Default none: no OpenID Connect login.
+    pub oidc_client_id: Option<String>,
+    /// The client secret (`client_secret_basic`). Never logged.
+    pub oidc_client_secret: Option<String>,
+    /// A PEM private key (RSA, or EC P-256) for `private_key_jwt` client authentication, used
+    /// instead of the secret; its public half is registered at the provider. Default none.
+    pub oidc_private_key: Option<PathBuf>,
+    /// The `kid` under which that key is registered. Default none.
+    pub oidc_private_key_id: Option<String>,
+    /// Scopes asked. Default `openid,scope_all` (Pro Santé Connect's).
+    pub oidc_scopes: Vec<String>,
+    /// Authentication levels asked (`acr_values`) and accepted in the ID token's `acr`. Default
+    /// `eidas1` (Pro Santé Connect: CPS card or e-CPS). Empty: neither asked nor checked.
+    pub oidc_acr_values: Vec<String>,
+    /// The userinfo claim holding the kiné's RPPS. Default `SubjectNameID` (Pro Santé Connect's
+    /// national identifier, `8` + the RPPS; the leading 8 is dropped).
+    pub oidc_rpps_claim: String,
+    /// The provider's name on the login button. Default `Pro Santé Connect`.
+    pub oidc_label: String,
+    /// Seconds the provider has to answer. Default 10.
+    pub oidc_timeout_seconds: u64,
+    /// Accept an `http://` issuer (tests on loopback). Default false: `https://` only.
+    pub oidc_allow_http: bool,
 }
 
 impl Default for Config {
@@ -210,6 +241,18 @@ impl Default for Config {
             login_lockout_seconds: 300,
             trusted_proxies: Vec::new(),
             ws_send_timeout_seconds: 10,
+            password_login: true,
+            oidc_issuer: "https://auth.esante.gouv.fr/auth/realms/esante-wallet".into(),
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_private_key: None,
+            oidc_private_key_id: None,
+            oidc_scopes: vec!["openid".into(), "scope_all".into()],
+            oidc_acr_values: vec!["eidas1".into()],
+            oidc_rpps_claim: "SubjectNameID".into(),
+            oidc_label: "Pro Santé Connect".into(),
+            oidc_timeout_seconds: 10,
+            oidc_allow_http: false,
         }
     }
 }
@@ -226,6 +269,11 @@ impl std::fmt::Debug for Config {
             .field("database", &self.database_url.as_ref().map(|_| "<set>"))
             .field("redis", &self.redis_url.as_ref().map(|_| "<set>"))
             .field("turn_secret", &self.turn_secret.as_ref().map(|_| "<set>"))
+            .field("oidc_issuer", &self.oidc_issuer)
+            .field(
+                "oidc_client_secret",
+                &self.oidc_client_secret.as_ref().map(|_| "<set>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -392,6 +440,28 @@ impl Config {
             "ws_send_timeout_seconds" => {
                 self.ws_send_timeout_seconds = parse(key, value, "a number of seconds")?
             }
+            "password_login" => self.password_login = parse(key, value, "true or false")?,
+            "oidc_issuer" => self.oidc_issuer = value.trim().trim_end_matches('/').to_owned(),
+            "oidc_client_id" => {
+                self.oidc_client_id = Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+            }
+            "oidc_client_secret" => {
+                self.oidc_client_secret = Some(value.to_owned()).filter(|v| !v.is_empty())
+            }
+            "oidc_private_key" => {
+                self.oidc_private_key = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
+            }
+            "oidc_private_key_id" => {
+                self.oidc_private_key_id = Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+            }
+            "oidc_scopes" => self.oidc_scopes = list(value),
+            "oidc_acr_values" => self.oidc_acr_values = list(value),
+            "oidc_rpps_claim" => self.oidc_rpps_claim = value.trim().to_owned(),
+            "oidc_label" => self.oidc_label = value.trim().to_owned(),
+            "oidc_timeout_seconds" => {
+                self.oidc_timeout_seconds = parse(key, value, "a number of seconds")?
+            }
+            "oidc_allow_http" => self.oidc_allow_http = parse(key, value, "true or false")?,
             // Variables for other parts of the program (the demo password, the config path).
             "demo_password" | "new_password" | "config" => {}
             other => {
@@ -535,12 +605,51 @@ impl Config {
                 )));
             }
         }
+        self.validate_oidc()?;
         if let Some(u) = &self.public_url
             && !(u.starts_with("https://") || u.starts_with("http://"))
         {
             return Err(ConfigError(format!(
                 "public_url {u:?} must start with https:// or http://"
             )));
+        }
+        Ok(())
+    }
+
+    fn validate_oidc(&self) -> Result<(), ConfigError> {
+        if !self.password_login && self.oidc_client_id.is_none() {
+            return Err(ConfigError(
+                "password_login = false needs the OpenID Connect login: set oidc_client_id (and oidc_client_secret or oidc_private_key)".into(),
+            ));
+        }
+        if self.oidc_client_id.is_none() {
+            return Ok(());
+        }
+        if self.oidc_client_secret.is_none() && self.oidc_private_key.is_none() {
+            return Err(ConfigError(
+                "oidc_client_id needs oidc_client_secret or oidc_private_key (private_key_jwt)"
+                    .into(),
+            ));
+        }
+        let https = self.oidc_issuer.starts_with("https://");
+        if !(https || (self.oidc_allow_http && self.oidc_issuer.starts_with("http://"))) {
+            return Err(ConfigError(format!(
+                "oidc_issuer {:?} must start with https:// (http:// only with oidc_allow_http)",
+                self.oidc_issuer
+            )));
+        }
+        if !self.oidc_scopes.iter().any(|s| s == "openid") {
+            return Err(ConfigError("oidc_scopes must include openid".into()));
+        }
+        if self.oidc_rpps_claim.is_empty() || self.oidc_label.is_empty() {
+            return Err(ConfigError(
+                "oidc_rpps_claim and oidc_label must not be empty".into(),
+            ));
+        }
+        if !(1..=120).contains(&self.oidc_timeout_seconds) {
+            return Err(ConfigError(
+                "oidc_timeout_seconds must be between 1 and 120".into(),
+            ));
         }
         Ok(())
     }
@@ -685,5 +794,43 @@ mod tests {
             "{err}"
         );
         assert!(Config::default().knows("turn_secret") && !Config::default().knows("grace_second"));
+        let err = Config::load(None, env(&[("TELESOIN_PASSWORD_LOGIN", "false")]))
+            .expect_err("no login left");
+        assert!(err.to_string().contains("oidc_client_id"), "{err}");
+        let err = Config::load(None, env(&[("TELESOIN_OIDC_CLIENT_ID", "telesoin")]))
+            .expect_err("no client authentication");
+        assert!(err.to_string().contains("oidc_client_secret"), "{err}");
+        let cfg = Config::load(
+            None,
+            env(&[
+                ("TELESOIN_OIDC_CLIENT_ID", "telesoin"),
+                ("TELESOIN_OIDC_CLIENT_SECRET", "psc-s3cr3t"),
+                ("TELESOIN_PASSWORD_LOGIN", "false"),
+            ]),
+        )
+        .expect("Pro Santé Connect by default");
+        assert_eq!(
+            (
+                cfg.oidc_issuer.as_str(),
+                cfg.oidc_scopes.join(" "),
+                cfg.oidc_acr_values.join(" ")
+            ),
+            (
+                "https://auth.esante.gouv.fr/auth/realms/esante-wallet",
+                "openid scope_all".to_owned(),
+                "eidas1".to_owned()
+            )
+        );
+        assert!(!format!("{cfg:?}").contains("psc-s3cr3t"));
+        let err = Config::load(
+            None,
+            env(&[
+                ("TELESOIN_OIDC_CLIENT_ID", "telesoin"),
+                ("TELESOIN_OIDC_CLIENT_SECRET", "s"),
+                ("TELESOIN_OIDC_ISSUER", "http://127.0.0.1:9000"),
+            ]),
+        )
+        .expect_err("http issuer");
+        assert!(err.to_string().contains("oidc_allow_http"), "{err}");
     }
 }

@@ -10,8 +10,9 @@
 //!    A request with none of the three is refused (browsers always send `Origin` on a POST).
 //! 2. **Token** (when the request carries a session cookie): the `X-CSRF-Token` header must equal
 //!    the session's token, `base64url(SHA-256("telesoin-csrf-v1:" + session cookie))`. The login
-//!    hands it to the page in the readable `telesoin_csrf` cookie; a sibling subdomain can plant
-//!    that cookie but cannot compute the value bound to the HttpOnly session cookie.
+//!    and `/api/me` hand it to the page in their `X-CSRF-Token` response header, never in a
+//!    cookie: a page on another port of the same host can read and plant cookies, but cannot
+//!    read our responses nor compute the value bound to the HttpOnly session cookie.
 //!
 //! Refusals: 403 `cross_site_request` or `csrf_token_invalid`, French and English.
 
@@ -30,8 +31,6 @@ use crate::auth;
 
 /// The request header that carries the token.
 pub const HEADER: &str = "x-csrf-token";
-/// The readable cookie that hands the token to the dashboard's script.
-pub const COOKIE: &str = "telesoin_csrf";
 
 /// The CSRF token bound to a session cookie value.
 pub fn token_for(session_cookie: &str) -> String {
@@ -39,6 +38,13 @@ pub fn token_for(session_cookie: &str) -> String {
     h.update(b"telesoin-csrf-v1:");
     h.update(session_cookie.as_bytes());
     URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
+/// Puts the session's token in the response's `X-CSRF-Token` header.
+pub fn hand_over(res: &mut Response, session_cookie: &str) {
+    if let Ok(v) = axum::http::HeaderValue::from_str(&token_for(session_cookie)) {
+        res.headers_mut().insert(HEADER, v);
+    }
 }
 
 /// Whether the request comes from one of `ours` (origins), by the browser's own headers.

@@ -49,7 +49,13 @@ impl ApiError {
     pub fn refusal(code: RefusalCode) -> Self {
         use RefusalCode::*;
         let status = match code {
-            Unauthenticated | BadCredentials => StatusCode::UNAUTHORIZED,
+            Unauthenticated | BadCredentials | OidcFailed | OidcAcr | OidcUnknownRpps => {
+                StatusCode::UNAUTHORIZED
+            }
+            OidcUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            InsFormat | InsKey | InsOid | InsStatus | InsTraits | InsMismatch => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             NotFound | SessionNotFound => StatusCode::NOT_FOUND,
             Unavailable | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             RateLimited | LoginThrottled => StatusCode::TOO_MANY_REQUESTS,

@@ -16,10 +16,14 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
+    /// `method`: `password` or `oidc`.
     LoginSucceeded {
         kine: KineId,
+        method: &'static str,
     },
-    LoginFailed,
+    LoginFailed {
+        method: &'static str,
+    },
     /// Failed logins locked an account (`kine` when it exists), a device or a client address
     /// (never named: personal data) for `seconds`.
     LoginLocked {
@@ -101,7 +105,7 @@ impl DomainEvent {
         use DomainEvent::*;
         match self {
             LoginSucceeded { .. } => "login.succeeded",
-            LoginFailed => "login.failed",
+            LoginFailed { .. } => "login.failed",
             LoginLocked { .. } => "login.locked",
             LinkIssued { .. } => "link.issued",
             LinkRevoked { .. } => "link.revoked",

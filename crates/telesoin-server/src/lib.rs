@@ -5,6 +5,10 @@
 //! - [`app`]: shared state and the router; security headers on every response.
 //! - [`auth`]: kiné login (argon2id) and the dashboard cookie.
 //! - [`api`]: the REST API, JWKS and health probes.
+//! - [`oidc`]: OpenID Connect login for kinés (Pro Santé Connect by default): discovery, PKCE,
+//!   the ID token's checks against the provider's JWKS, the RPPS match, logout at the provider.
+//! - [`patient_ins`]: the patient's INS at the HTTP edge (checked by the core), and what
+//!   documents may carry of it.
 //! - [`keys`]: Ed25519 join-token keys and JWT signing/verification.
 //! - [`events`]: domain events (audit trail, webhooks) and their listeners.
 //! - [`hub`]: rooms, seats, admission (asked of telesoin-core), relay, the session record.
@@ -33,6 +37,8 @@ pub mod error;
 pub mod events;
 pub mod hub;
 pub mod keys;
+pub mod oidc;
+pub mod patient_ins;
 pub mod platform;
 pub mod records;
 pub mod rooms;

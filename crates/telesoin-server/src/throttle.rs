@@ -232,9 +232,11 @@ mod tests {
         let ip: IpAddr = "2001:db8:1:2:3:4:5:6".parse().expect("ip");
         let keys = [Key::account("a@x.fr"), Key::address(ip)];
         let now = Instant::now();
-        for _ in 0..3 {
+        // Ten failures: the account locked (5), the address backs off (from half of 20).
+        for _ in 0..10 {
             t.failed(&keys, now);
         }
+        assert!(t.wait(&keys[..1], now).is_some());
         t.succeeded(&keys);
         assert_eq!(t.wait(&keys[..1], now), None);
         // Same /64: same address key.

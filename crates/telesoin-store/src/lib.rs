@@ -24,15 +24,18 @@
 //! refuse an `UPDATE`, and a `DELETE` except inside a retention purge ([`RecordStore::purge_patient`]).
 //! - [`rules`]: territories, a minor's representative, HN price acceptances, the per-kiné
 //!   invoice sequence.
+//! - [`identity`]: the patient's INS, the kiné by RPPS, the OpenID Connect login state.
 //! - [`records`]: billing facts, the versioned compte rendu, the hash-chained audit trail, retention. It never logs or puts in an
 //! error a database URL (it may hold a password) or a row's personal data.
 
+pub mod identity;
 pub mod platform;
 pub mod records;
 pub mod rules;
 pub mod sql;
 mod types;
 
+pub use identity::*;
 pub use platform::*;
 pub use records::*;
 pub use rules::*;
@@ -183,7 +186,14 @@ pub trait EventStore: Send + Sync {
 /// Everything the server persists.
 #[async_trait]
 pub trait Store:
-    KineStore + PatientStore + SessionStore + EventStore + RecordStore + PlatformStore + RulesStore
+    KineStore
+    + PatientStore
+    + SessionStore
+    + EventStore
+    + RecordStore
+    + PlatformStore
+    + RulesStore
+    + IdentityStore
 {
     /// Cheap liveness probe of the backend, for /readyz and fail-closed admission.
     async fn ping(&self) -> Result<()>;

@@ -389,8 +389,11 @@ async fn presence_events_are_append_only(url: String) {
     store.close().await;
     let reopened = SqlStore::connect(&url).await.expect("reconnect");
     let applied = reopened.migrate().await.expect("migrate");
-    let expected: Vec<i64> = (1..=applied.len() as i64).collect();
-    assert_eq!(applied, expected, "migrations are applied once, in order");
+    // Once, in order; numbers are handed out per change, so a branch may have gaps.
+    assert!(
+        applied.first() == Some(&1) && applied.windows(2).all(|w| w[0] < w[1]),
+        "migrations are applied once, in order: {applied:?}"
+    );
     let live = reopened.live_sessions().await.expect("ok");
     assert!(live.is_empty(), "the finalized session is no longer live");
     reopened.close().await;
@@ -483,6 +486,7 @@ on_both!(
     platforms_suite,
     invoice_numbers_are_gapless_under_concurrency_and_restarts,
     rules_suite,
+    identity_suite,
 );
 
 /// Sessions of one kiné and patient, `n` of them, a minute apart.
@@ -1163,5 +1167,165 @@ async fn platforms_suite(url: String) {
             .expect("ok")
     );
     assert!(store.webhook_targets(kine).await.expect("ok").is_empty());
+    store.close().await;
+}
+
+/// The INS round-trips and is replaced, only for the kiné's own patient, and goes with a purge;
+/// a kiné is found by RPPS; an OpenID Connect request is taken once and not after it expired;
+/// a web session remembers how it was opened until it is deleted.
+async fn identity_suite(url: String) {
+    use telesoin_core::ins::{IdentityInput, check};
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let session = scheduled_session(&store).await;
+    let row = store.session(session).await.expect("ok").expect("row");
+    let (kine, patient) = (row.session.kine, row.session.patient);
+    let birth = NaiveDate::from_ymd_opt(1949, 7, 2).expect("date");
+    let input = IdentityInput {
+        status: "recuperee",
+        matricule: Some("149077505612312"),
+        oid: None,
+        birth_names: "PETIT",
+        first_names: "LOUIS MARCEL",
+        birth_date: birth,
+        sex: "M",
+        birth_place: "75056",
+        record_birth_date: birth,
+    };
+    let key = 97 - 1_490_775_056_123u64 % 97;
+    let matricule = format!("1490775056123{key:02}");
+    let id = check(&IdentityInput {
+        matricule: Some(&matricule),
+        ..input
+    })
+    .expect("valid INS");
+    assert!(store.patient_ins(patient).await.expect("ok").is_none());
+    let ins = InsRow::from_identity(&id, t0());
+    assert!(
+        !store
+            .set_patient_ins(KineId(Uuid::new_v4()), patient, &ins)
+            .await
+            .expect("ok"),
+        "another kiné's patient"
+    );
+    assert!(
+        store
+            .set_patient_ins(kine, patient, &ins)
+            .await
+            .expect("ok")
+    );
+    let back = store.patient_ins(patient).await.expect("ok").expect("row");
+    assert_eq!(back, ins);
+    assert_eq!(back.identity(birth).expect("still valid"), id);
+    let qualified = InsRow {
+        status: "qualifiee".into(),
+        updated_at: t0() + Duration::minutes(1),
+        ..ins.clone()
+    };
+    assert!(
+        store
+            .set_patient_ins(kine, patient, &qualified)
+            .await
+            .expect("ok")
+    );
+    let back = store.patient_ins(patient).await.expect("ok").expect("row");
+    assert_eq!(back.status, "qualifiee", "replaced, not duplicated");
+    assert_eq!(
+        back.identity(birth)
+            .expect("valid")
+            .document_ins()
+            .map(|m| m.value().to_owned()),
+        Some(matricule.clone())
+    );
+
+    let found = store
+        .kine_by_rpps("10007654321")
+        .await
+        .expect("ok")
+        .expect("kiné");
+    assert_eq!(found.id, kine);
+    assert!(
+        store
+            .kine_by_rpps("10000000000")
+            .await
+            .expect("ok")
+            .is_none()
+    );
+
+    let login = OidcLogin {
+        nonce: "n-1".into(),
+        verifier: "v-1".into(),
+        expires_at: t0() + Duration::minutes(10),
+    };
+    store
+        .create_oidc_login(b"state-1", &login)
+        .await
+        .expect("create");
+    store
+        .create_oidc_login(
+            b"state-2",
+            &OidcLogin {
+                expires_at: t0() + Duration::minutes(1),
+                ..login.clone()
+            },
+        )
+        .await
+        .expect("create");
+    assert!(
+        store
+            .take_oidc_login(b"unknown", t0())
+            .await
+            .expect("ok")
+            .is_none()
+    );
+    assert_eq!(
+        store.take_oidc_login(b"state-1", t0()).await.expect("ok"),
+        Some(login.clone())
+    );
+    assert!(
+        store
+            .take_oidc_login(b"state-1", t0())
+            .await
+            .expect("ok")
+            .is_none(),
+        "a state is used once"
+    );
+    assert!(
+        store
+            .take_oidc_login(b"state-2", t0() + Duration::minutes(2))
+            .await
+            .expect("ok")
+            .is_none(),
+        "an expired request is gone"
+    );
+
+    store
+        .create_web_session(b"oidc-cookie", kine, t0(), t0() + Duration::hours(1))
+        .await
+        .expect("web session");
+    store
+        .set_web_session_login(b"oidc-cookie", "oidc", Some("id.token.value"))
+        .await
+        .expect("login method");
+    assert_eq!(
+        store.web_session_login(b"oidc-cookie").await.expect("ok"),
+        Some(("oidc".to_owned(), Some("id.token.value".to_owned())))
+    );
+    store
+        .delete_web_session(b"oidc-cookie")
+        .await
+        .expect("logout");
+    assert!(
+        store
+            .web_session_login(b"oidc-cookie")
+            .await
+            .expect("ok")
+            .is_none()
+    );
+
+    store.purge_patient(patient).await.expect("purge");
+    assert!(
+        store.patient_ins(patient).await.expect("ok").is_none(),
+        "the INS goes with the patient"
+    );
     store.close().await;
 }

@@ -126,7 +126,7 @@ export async function kineApi() {
   const api = await request.newContext({ baseURL: s.url, ignoreHTTPSErrors: true, extraHTTPHeaders: { Origin: new URL(s.url).origin } });
   const res = await api.post('/api/login', { data: { email: s.email, password: s.password } });
   assert.equal(res.status(), 200, `login: ${await res.text()}`);
-  const csrf = (await api.storageState()).cookies.find((c) => c.name === 'telesoin_csrf')?.value ?? '';
+  const csrf = res.headers()['x-csrf-token'] ?? '';
   return new Api(api, csrf);
 }
 

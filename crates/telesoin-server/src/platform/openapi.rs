@@ -36,6 +36,7 @@ impl Modify for Security {
         v1::list_patients,
         v1::create_patient,
         v1::patient_detail,
+        v1::set_patient_ins,
         v1::add_visit,
         v1::add_consent,
         v1::add_prescription,

@@ -8,7 +8,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
             get(list_patients).post(create_patient),
         )
         .route("/kines/{kine}/patients/{patient}", get(patient_detail))
+        .route("/kines/{kine}/patients/{patient}/ins", put(set_patient_ins))
         .route("/kines/{kine}/patients/{patient}/visits", post(add_visit))
         .route(
             "/kines/{kine}/patients/{patient}/consents",
@@ -314,6 +315,26 @@ pub async fn patient_detail(
 ) -> ApiResult<Json<rest::PatientDetail>> {
     let kine = caller.kine(&app, kine, Scope::PatientsRead).await?;
     api::patient_detail_for(&app, &kine, patient)
+        .await
+        .map(Json)
+}
+
+/// Records or replaces the patient's INS (NIR or NIA with its OID) and its five reference traits,
+/// with the identity status of the RNIV. The format and the NIR key are checked (`ins_format`,
+/// `ins_key`, `ins_oid`, `ins_status`, `ins_traits`, `ins_mismatch`); no INSi call is made: the
+/// status is the platform's. Documents and exports carry the INS only when `qualifiee`.
+#[utoipa::path(put, path = "/api/v1/kines/{kine}/patients/{patient}/ins", tag = "patients",
+    params(("kine" = Uuid, Path), ("patient" = Uuid, Path)),
+    request_body = rest::PatientIns,
+    responses((status = 200, body = rest::PatientIns), Errors))]
+pub async fn set_patient_ins(
+    State(app): State<AppState>,
+    caller: ApiCaller,
+    ApiPath((kine, patient)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(body): ApiJson<rest::PatientIns>,
+) -> ApiResult<Json<rest::PatientIns>> {
+    let kine = caller.kine(&app, kine, Scope::PatientsWrite).await?;
+    crate::patient_ins::set_ins_for(&app, &kine, patient, body)
         .await
         .map(Json)
 }

@@ -23,8 +23,16 @@ impl AuditTrail {
 fn describe(e: &DomainEvent) -> (String, String, String) {
     use DomainEvent::*;
     match e {
-        LoginSucceeded { kine } => (format!("kine:{kine}"), String::new(), String::new()),
-        LoginFailed => ("anonymous".into(), String::new(), String::new()),
+        LoginSucceeded { kine, method } => (
+            format!("kine:{kine}"),
+            String::new(),
+            format!("method={method}"),
+        ),
+        LoginFailed { method } => (
+            "anonymous".into(),
+            String::new(),
+            format!("method={method}"),
+        ),
         LoginLocked {
             kine,
             scope,

@@ -20,6 +20,11 @@ use super::BillingLine;
 
 /// The OID of the RPPS identifier system (ANS).
 const RPPS_SYSTEM: &str = "urn:oid:1.2.250.1.71.4.2.1";
+/// The FR Core profile of a Patient identified by its INS.
+const FR_CORE_PATIENT_INS: &str =
+    "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-ins";
+/// FR Core's identifier types (`INS-NIR`, `INS-NIA`, `INS-NIR-TEST`, `INS-NIR-DEMO`).
+const FR_CORE_IDENTIFIER_TYPE: &str = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203";
 
 /// FR Core profile canonicals.
 pub const FR_CORE_ENCOUNTER: &str =
@@ -82,6 +87,18 @@ pub fn bundle(lines: &[(BillingLine, Extras)], now: DateTime<Utc>) -> Value {
         });
         if let Some(b) = l.patient_birth_date {
             pat["birthDate"] = json!(b.to_string());
+        }
+        if let Some(ins) = &l.patient_ins {
+            // Only a qualified INS is carried (RNIV), so the identity status is QUAL.
+            pat["meta"] = json!({ "profile": [FR_CORE_PATIENT_INS] });
+            if let Some(ids) = pat["identifier"].as_array_mut() {
+                ids.push(json!({
+                    "use": ins.authority().fhir_use(),
+                    "type": { "coding": [{ "system": FR_CORE_IDENTIFIER_TYPE, "code": ins.authority().fhir_type() }] },
+                    "system": format!("urn:oid:{}", ins.authority().oid()),
+                    "value": ins.value()
+                }));
+            }
         }
         push(patient.clone(), pat, &mut entries);
         let act = l.act();

@@ -184,12 +184,22 @@ async fn trace_lines(app: &AppState, l: &BillingLine) -> ApiResult<Vec<Line>> {
             l.kine_name, l.kine_rpps
         )),
         Line::Text(format!("Patient : {}", l.patient_name)),
+    ];
+    // The INS only when the identity is qualified (RNIV): `patient_ins` is None otherwise.
+    if let Some(ins) = &l.patient_ins {
+        out.push(Line::Text(format!(
+            "INS : {} (OID {}, identité qualifiée)",
+            ins.value(),
+            ins.authority().oid()
+        )));
+    }
+    out.extend([
         Line::Text(format!(
             "Acte : {}",
             act.map(|a| a.label).unwrap_or_default()
         )),
         Line::Text("Modalité : télésoin par vidéotransmission (CSP L.6316-2)".into()),
-    ];
+    ]);
     if let Some(Billed::Reimbursable {
         letter,
         coefficient_tenths,

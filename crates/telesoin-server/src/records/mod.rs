@@ -203,6 +203,8 @@ pub struct BillingLine {
     pub patient_birth_date: Option<NaiveDate>,
     pub prescription: Option<NaiveDate>,
     pub billed: Option<Billed>,
+    /// The patient's INS, only when qualified (`telesoin_core::ins`).
+    pub patient_ins: Option<telesoin_core::ins::Matricule>,
 }
 
 impl BillingLine {
@@ -255,7 +257,14 @@ pub async fn billing_lines(
             .filter(|d| reimbursement::prescription_valid(*d, day))
             .max();
         let billed = price(&row, &billing, &settings, schedule);
+        let patient_ins = match &p {
+            Some(p) => {
+                crate::patient_ins::document_ins(store, p.patient.id, p.patient.birth_date).await?
+            }
+            None => None,
+        };
         out.push(BillingLine {
+            patient_ins,
             kine_rpps: k.as_ref().map(|k| k.rpps.clone()).unwrap_or_default(),
             kine_name: k.map(|k| k.name).unwrap_or_default(),
             patient_birth_date: p.as_ref().map(|p| p.patient.birth_date),
@@ -280,7 +289,7 @@ fn csv_field(s: &str) -> String {
 /// The billing CSV: one row per finalized session.
 pub fn csv(lines: &[BillingLine]) -> String {
     let mut out = String::from(
-        "date,start,end,billable_seconds,kine_rpps,patient_reference,act_code,act_label,amk_coefficient,key_letter,amount_eur,hn_price_eur,class,class_reason,prescription_date,key_letter_value_eur\n",
+        "date,start,end,billable_seconds,kine_rpps,patient_reference,act_code,act_label,amk_coefficient,key_letter,amount_eur,hn_price_eur,class,class_reason,prescription_date,key_letter_value_eur,patient_ins,patient_ins_oid\n",
     );
     for l in lines {
         let s = &l.row.session;
@@ -309,7 +318,7 @@ pub fn csv(lines: &[BillingLine]) -> String {
         };
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             s.day(),
             l.row
                 .session
@@ -332,6 +341,14 @@ pub fn csv(lines: &[BillingLine]) -> String {
             l.billing.class_reason.as_deref().unwrap_or_default(),
             l.prescription.map(|d| d.to_string()).unwrap_or_default(),
             value,
+            l.patient_ins
+                .as_ref()
+                .map(|m| m.value())
+                .unwrap_or_default(),
+            l.patient_ins
+                .as_ref()
+                .map(|m| m.authority().oid())
+                .unwrap_or_default(),
         );
     }
     out

@@ -190,8 +190,12 @@ async fn cookies_and_bearer_keys_never_stand_in_for_each_other() {
         .await
         .expect("dashboard");
     assert_eq!(res.status(), 401);
-    // A key revoked from the dashboard is dead at once; another kiné cannot revoke it.
+    // A key revoked from the dashboard is dead at once; another kiné neither sees nor revokes it.
     let b = server.kine("b@example.fr").await;
+    assert_eq!(
+        b.get(&format!("/api/platforms/{p1}/api-keys")).await,
+        json!([])
+    );
     let (status, _) = b
         .call(
             Method::POST,

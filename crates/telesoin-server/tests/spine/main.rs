@@ -3,6 +3,7 @@
 
 mod call;
 mod cluster;
+mod identity;
 mod platform;
 mod records;
 mod restart;

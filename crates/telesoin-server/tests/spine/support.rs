@@ -96,6 +96,14 @@ impl Server {
     }
 }
 
+/// Session cookie -> CSRF token, for every client logged in by this test process.
+fn csrf_tokens() -> &'static parking_lot::Mutex<std::collections::HashMap<String, String>> {
+    static TOKENS: std::sync::OnceLock<
+        parking_lot::Mutex<std::collections::HashMap<String, String>>,
+    > = std::sync::OnceLock::new();
+    TOKENS.get_or_init(Default::default)
+}
+
 /// `scheme://host[:port]` of a URL.
 pub fn origin_of(url: &str) -> String {
     telesoin_server::app::origin_of(url)
@@ -148,24 +156,26 @@ impl Api {
                 && session.contains("SameSite=Strict"),
             "{session}"
         );
-        // The Cookie header a browser would send: the session and the readable CSRF cookie,
-        // whose value `call` echoes in X-CSRF-Token as the dashboard's script does.
-        self.cookie = set
-            .iter()
-            .filter(|c| c.starts_with("telesoin_session=") || c.starts_with("telesoin_csrf="))
-            .map(|c| c.split(';').next().expect("pair"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let token = res
+            .headers()
+            .get("x-csrf-token")
+            .expect("the login hands over the CSRF token")
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        self.cookie = session.split(';').next().expect("pair").to_owned();
+        // Kept in memory, as the dashboard's script does, and echoed by `call`.
+        csrf_tokens().lock().insert(self.cookie.clone(), token);
         self
     }
 
     /// The CSRF token of this client's session (empty when logged out).
     pub fn csrf(&self) -> String {
-        self.cookie
-            .split("; ")
-            .find_map(|c| c.strip_prefix("telesoin_csrf="))
+        csrf_tokens()
+            .lock()
+            .get(&self.cookie)
+            .cloned()
             .unwrap_or_default()
-            .to_owned()
     }
 
     /// The origin of the server, as a browser on its pages sends it.

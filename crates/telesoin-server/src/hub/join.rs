@@ -1,0 +1,781 @@
+//! Joining: linking a token to its seat, seating it, and asking telesoin-core who may enter
+//! (lobby, waiting, admission, refusal, attestation, consent).
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Duration, Utc};
+use telesoin_bus::{Attachment, Outbound};
+use telesoin_core::admission::{self, AdmissionInput, Decision};
+use telesoin_core::billing::PresenceKind;
+use telesoin_core::claims::VerifiedClaims;
+use telesoin_core::model::{Companion, Consent, ConsentRecorder, Role, SessionStatus};
+use telesoin_core::{ParticipantId, PatientId, RefusalCode, SessionId, acts};
+use telesoin_proto::signal::{self as wire, ServerMsg};
+use telesoin_store::SessionRow;
+use tokio::sync::mpsc;
+
+use crate::error::refusal_body;
+use crate::events::DomainEvent;
+
+use super::{Hub, HubResult, Joined, Seat, close, store_down, text, wire_role, wire_wait};
+
+impl Hub {
+    /// The session a verified link belongs to, once the link is known, unrevoked and matches
+    /// its seat. A link of a session that is over says so (`session_ended`/`session_cancelled`)
+    /// rather than just "revoked". Shared by the join and the join page's preview.
+    pub async fn linked_session(
+        &self,
+        claims: &VerifiedClaims,
+        now: DateTime<Utc>,
+    ) -> HubResult<SessionRow> {
+        let seat = self
+            .store
+            .link(claims.jti())
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::TokenInvalid)?;
+        let row = self
+            .store
+            .session(seat.session)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
+        if seat.revoked && row.session.status.is_closed() && seat.session == claims.session() {
+            admission::session_open(&row.session, now)?;
+        }
+        telesoin_core::claims::check_seat(claims, &seat)?;
+        Ok(row)
+    }
+
+    /// Seats a verified participant. The returned welcome is sent first; then [`Hub::evaluate`].
+    pub async fn join(
+        &self,
+        claims: &VerifiedClaims,
+        sink: mpsc::Sender<Outbound>,
+        now: DateTime<Utc>,
+    ) -> HubResult<Joined> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err(RefusalCode::ShuttingDown);
+        }
+        let row = self.linked_session(claims, now).await?;
+        admission::session_open(&row.session, now)?;
+        let kine = self
+            .store
+            .kine(row.session.kine)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
+        let act = acts::find(&row.session.act_code);
+        let participant = claims.participant();
+        let role = claims.role();
+
+        // A seat this node does not hold may still be admitted: the server restarted, or another
+        // node held it. The persisted events say so (admitted, and not left or refused since).
+        let known = self
+            .rooms
+            .read(row.session.id, |r| r.seats.contains_key(&participant))
+            .await?;
+        let admitted_before = if known {
+            false
+        } else {
+            let events = self
+                .store
+                .events(row.session.id)
+                .await
+                .map_err(store_down)?;
+            events
+                .iter()
+                .rev()
+                .filter(|e| e.participant == Some(participant))
+                .find_map(|e| match e.kind {
+                    PresenceKind::Admitted => Some(true),
+                    PresenceKind::Left | PresenceKind::Refused => Some(false),
+                    _ => None,
+                })
+                .unwrap_or(false)
+        };
+        let (attachment, previous) = self.bus.attach(participant, sink).await.map_err(|e| {
+            tracing::warn!(error = %e, "bus unavailable: refusing");
+            RefusalCode::Unavailable
+        })?;
+        if let Some(prev) = previous {
+            // Another device (or a stale socket) held the seat: it is told why, then closed.
+            let _ = prev.try_send(text(&ServerMsg::Replaced));
+            let _ = prev.try_send(Outbound::Close {
+                code: close::REPLACED,
+                reason: "replaced",
+            });
+        }
+        let seated = self
+            .rooms
+            .update(row.session.id, |room| {
+                let mut before = None;
+                let resumed = match room.seats.get_mut(&participant) {
+                    Some(s) => {
+                        before = s.attachment.replace(attachment);
+                        s.lost_at = None;
+                        s.waiting = None;
+                        true
+                    }
+                    None => {
+                        room.seats.insert(
+                            participant,
+                            Seat {
+                                role,
+                                attachment: Some(attachment),
+                                admitted: admitted_before,
+                                admitted_by_kine: admitted_before,
+                                attested: None,
+                                media: false,
+                                lost_at: None,
+                                waiting: None,
+                            },
+                        );
+                        admitted_before
+                    }
+                };
+                (resumed, room.peers_except(participant), before)
+            })
+            .await;
+        let (resumed, peers, before) = match seated {
+            Ok(v) => v,
+            Err(code) => {
+                self.bus.detach(attachment).await;
+                return Err(code);
+            }
+        };
+        if let Some(old) = before.filter(|o| o.node != attachment.node) {
+            // The seat was attached on another node: tell that socket it was replaced, or, if
+            // that node is gone, note the incident (the record says why the call moved).
+            match self.bus.node_alive(old.node).await {
+                Ok(true) => {
+                    let _ = self.bus.deliver_to(old, text(&ServerMsg::Replaced)).await;
+                    let close = Outbound::Close {
+                        code: close::REPLACED,
+                        reason: "replaced",
+                    };
+                    let _ = self.bus.deliver_to(old, close).await;
+                }
+                Ok(false) => {
+                    tracing::warn!(session = %row.session.id, node = old.node, "seat taken over from a lost node");
+                    let who = Some((participant, role));
+                    let detail = Some("node_lost".to_owned());
+                    if let Err(code) = self
+                        .event(row.session.id, now, who, PresenceKind::Incident, detail)
+                        .await
+                    {
+                        self.leave_seat(row.session.id, attachment).await;
+                        return Err(code);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "node liveness unknown"),
+            }
+        }
+        let kind = if resumed {
+            PresenceKind::Reconnected
+        } else {
+            PresenceKind::Joined
+        };
+        if let Err(code) = self
+            .event(row.session.id, now, Some((participant, role)), kind, None)
+            .await
+        {
+            self.leave_seat(row.session.id, attachment).await;
+            return Err(code);
+        }
+        let welcome = ServerMsg::Welcome {
+            protocol: telesoin_proto::PROTOCOL_VERSION,
+            participant: participant.0,
+            role: wire_role(role),
+            session: wire::SessionInfo {
+                session: row.session.id.0,
+                kine_name: kine.name,
+                starts_at: row.session.starts_at,
+                act_code: row.session.act_code.clone(),
+                act_label: act.map(|a| a.label.to_owned()).unwrap_or_default(),
+                billing_class: row.billing_class.clone(),
+                consent_text_version: telesoin_core::model::CONSENT_TEXT_VERSION.to_owned(),
+            },
+            // TURN credentials expire with the link: never later than the appointment window.
+            ice_servers: self
+                .cfg
+                .ice
+                .servers_for(participant, row.session.window_end + Duration::minutes(10)),
+            ice_transport_policy: if row.relay_only { "relay" } else { "all" }.to_owned(),
+            peers,
+            resumed,
+        };
+        Ok(Joined {
+            attachment,
+            session: row.session.id,
+            role,
+            welcome,
+            resumed,
+        })
+    }
+
+    /// Removes a seat that never got going (its join failed half way).
+    async fn leave_seat(&self, session: SessionId, a: Attachment) {
+        self.bus.detach(a).await;
+        let _ = self
+            .rooms
+            .update(session, |room| {
+                if room
+                    .seats
+                    .get(&a.participant)
+                    .is_some_and(|s| s.attachment == Some(a) && !s.admitted)
+                {
+                    room.seats.remove(&a.participant);
+                }
+            })
+            .await;
+    }
+
+    /// Asks telesoin-core whether this seat may enter now, and acts on the answer.
+    pub async fn evaluate(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        now: DateTime<Utc>,
+    ) {
+        match self.try_evaluate(session, participant, now).await {
+            Ok(()) => {}
+            Err(code) => {
+                // The store failed: say so and keep the seat; the client may retry.
+                self.send(
+                    participant,
+                    text(&ServerMsg::Error(refusal_body(
+                        code,
+                        serde_json::Value::Null,
+                    ))),
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn try_evaluate(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
+        let row = self
+            .store
+            .session(session)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
+        let seat = self
+            .rooms
+            .read(session, |room| {
+                let seat = room.seats.get(&participant)?;
+                seat.attachment?;
+                Some((
+                    seat.role,
+                    seat.attested,
+                    seat.admitted_by_kine,
+                    room.kine_present(),
+                    seat.admitted,
+                ))
+            })
+            .await?;
+        let Some((role, attested, admitted_by_kine, kine_present, already)) = seat else {
+            return Ok(());
+        };
+        let decision = if role == Role::Kine {
+            match admission::session_open(&row.session, now) {
+                Ok(()) => Decision::Admit,
+                Err(c) => Decision::Refuse(c),
+            }
+        } else {
+            let patient = self
+                .store
+                .patient(row.session.kine, row.session.patient)
+                .await
+                .map_err(store_down)?
+                .ok_or(RefusalCode::SessionNotFound)?;
+            let visits: Vec<_> = self
+                .store
+                .visits(row.session.kine, row.session.patient)
+                .await
+                .map_err(store_down)?
+                .into_iter()
+                .map(|v| v.visit)
+                .collect();
+            let consents: Vec<_> = self
+                .store
+                .consents(row.session.kine, row.session.patient)
+                .await
+                .map_err(store_down)?
+                .into_iter()
+                .map(|c| c.consent)
+                .collect();
+            admission::decide(&AdmissionInput {
+                now,
+                role,
+                session: &row.session,
+                patient: &patient.patient,
+                visits: &visits,
+                consents: &consents,
+                rule: self.cfg.in_person_rule,
+                attested,
+                kine_present,
+                admitted_by_kine,
+            })
+        };
+        match decision {
+            Decision::Admit if already => Ok(()),
+            Decision::Admit => self.admit_seat(&row, participant, role, now).await,
+            Decision::Refuse(code) => {
+                self.refuse_seat(session, participant, role, code, now)
+                    .await;
+                if already && role == Role::Patient {
+                    // An admitted patient refused (consent withdrawn): the call is over.
+                    self.end_session(session, "consent_withdrawn", now).await?;
+                }
+                Ok(())
+            }
+            Decision::Wait(_) | Decision::NeedsAttestation(_) if already => Ok(()),
+            Decision::Wait(reason) => {
+                self.wait_seat(session, participant, role, wire_wait(reason), now)
+                    .await
+            }
+            Decision::NeedsAttestation(c) => {
+                let reason = match c {
+                    Companion::Parent => wire::WaitReason::AttestationParent,
+                    Companion::Aidant => wire::WaitReason::AttestationAidant,
+                };
+                self.wait_seat(session, participant, role, reason, now)
+                    .await
+            }
+        }
+    }
+
+    async fn admit_seat(
+        &self,
+        row: &SessionRow,
+        participant: ParticipantId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
+        let session = row.session.id;
+        self.event(
+            session,
+            now,
+            Some((participant, role)),
+            PresenceKind::Admitted,
+            None,
+        )
+        .await?;
+        if row.session.status == SessionStatus::Scheduled {
+            self.store
+                .transition(session, &[SessionStatus::Scheduled], SessionStatus::Live)
+                .await
+                .map_err(store_down)?;
+        }
+        self.rooms
+            .update(session, |r| {
+                if let Some(seat) = r.seats.get_mut(&participant) {
+                    seat.admitted = true;
+                }
+            })
+            .await?;
+        self.events
+            .emit(
+                now,
+                DomainEvent::ParticipantAdmitted {
+                    session,
+                    participant,
+                    role,
+                },
+            )
+            .await;
+        self.announce(session, participant, now).await;
+        Ok(())
+    }
+
+    /// Tells an admitted seat who is in the call, and the call that it is in. A reconnecting seat
+    /// goes through here again, so the kiné re-offers (with an ICE restart).
+    async fn announce(&self, session: SessionId, participant: ParticipantId, now: DateTime<Utc>) {
+        let told = self
+            .rooms
+            .update(session, |room| {
+                let seat = room.seats.get_mut(&participant)?;
+                if !seat.admitted {
+                    return None;
+                }
+                seat.waiting = None;
+                let role = seat.role;
+                let me = wire::PeerInfo {
+                    participant: participant.0,
+                    role: wire_role(role),
+                    admitted: true,
+                };
+                let peers: Vec<_> = room
+                    .peers_except(participant)
+                    .into_iter()
+                    .filter(|p| p.admitted)
+                    .collect();
+                let notify: Vec<_> = room
+                    .admitted_others(participant)
+                    .into_iter()
+                    .map(|p| (p, me.clone()))
+                    .collect();
+                let lobby: Vec<_> = room
+                    .seats
+                    .iter()
+                    .filter(|(p, s)| **p != participant && !s.admitted && s.attachment.is_some())
+                    .map(|(p, _)| *p)
+                    .collect();
+                Some((role, peers, notify, lobby))
+            })
+            .await;
+        let Ok(Some((role, peers, notify, lobby))) = told else {
+            return;
+        };
+        self.send(participant, text(&ServerMsg::Admitted { peers }))
+            .await;
+        for (p, me) in notify {
+            self.send(p, text(&ServerMsg::PeerJoined { peer: me }))
+                .await;
+        }
+        if role == Role::Kine {
+            // The kiné's arrival changes what everyone in the lobby waits for.
+            for p in lobby {
+                // Forget what the seat was last told, so that the kiné hears it too.
+                self.forget_waiting(session, p).await;
+                Box::pin(self.evaluate(session, p, now)).await;
+            }
+        }
+    }
+
+    /// Right after `welcome`: a seat that kept its admission across a reconnect is announced
+    /// again; any other is evaluated.
+    pub async fn after_join(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        now: DateTime<Utc>,
+    ) {
+        let admitted = self
+            .rooms
+            .read(session, |r| {
+                r.seats.get(&participant).is_some_and(|s| s.admitted)
+            })
+            .await
+            .unwrap_or(false);
+        if admitted {
+            self.announce(session, participant, now).await;
+        } else {
+            self.evaluate(session, participant, now).await;
+        }
+    }
+
+    /// Forgets what a seat was last told to wait for, so that it is told (and the kiné too) again.
+    pub(super) async fn forget_waiting(&self, session: SessionId, participant: ParticipantId) {
+        let _ = self
+            .rooms
+            .update(session, |r| {
+                if let Some(seat) = r.seats.get_mut(&participant) {
+                    seat.waiting = None;
+                }
+            })
+            .await;
+    }
+
+    async fn wait_seat(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        role: Role,
+        reason: wire::WaitReason,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
+        let changed = self
+            .rooms
+            .update(session, |room| {
+                let kine = room.kine_seat().filter(|_| room.kine_present());
+                let seat = room.seats.get_mut(&participant)?;
+                if seat.waiting == Some(reason) {
+                    return None;
+                }
+                seat.waiting = Some(reason);
+                Some(kine)
+            })
+            .await?;
+        let Some(kine) = changed else {
+            return Ok(());
+        };
+        let detail = serde_json::to_value(reason)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from));
+        self.event(
+            session,
+            now,
+            Some((participant, role)),
+            PresenceKind::Waiting,
+            detail,
+        )
+        .await?;
+        let reason_name = match reason {
+            wire::WaitReason::KineAbsent => "kine_absent",
+            wire::WaitReason::AwaitingAdmission => "awaiting_admission",
+            wire::WaitReason::ConsentRequired => "consent_required",
+            wire::WaitReason::AttestationParent => "attestation_parent",
+            wire::WaitReason::AttestationAidant => "attestation_aidant",
+        };
+        let waiting = DomainEvent::ParticipantWaiting {
+            session,
+            participant,
+            role,
+            reason: reason_name,
+        };
+        self.events.emit(now, waiting).await;
+        self.send(participant, text(&ServerMsg::Waiting { reason }))
+            .await;
+        if let Some(k) = kine {
+            self.send(
+                k,
+                text(&ServerMsg::LobbyWaiting {
+                    participant: participant.0,
+                    role: wire_role(role),
+                    reason,
+                }),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    async fn refuse_seat(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        role: Role,
+        code: RefusalCode,
+        now: DateTime<Utc>,
+    ) {
+        let was_admitted = self
+            .rooms
+            .read(session, |r| {
+                r.seats.get(&participant).is_some_and(|s| s.admitted)
+            })
+            .await
+            .unwrap_or(false);
+        if was_admitted {
+            // The seat is over: its connected time stops counting now.
+            let detail = Some(code.code().to_owned());
+            let who = Some((participant, role));
+            let _ = self
+                .event(session, now, who, PresenceKind::Left, detail)
+                .await;
+        }
+        let _ = self
+            .event(
+                session,
+                now,
+                Some((participant, role)),
+                PresenceKind::Refused,
+                Some(code.code().to_owned()),
+            )
+            .await;
+        let refused = DomainEvent::AdmissionRefused {
+            session,
+            participant,
+            role,
+            code: code.code(),
+        };
+        self.events.emit(now, refused).await;
+        self.send(
+            participant,
+            text(&ServerMsg::Refused(refusal_body(
+                code,
+                serde_json::Value::Null,
+            ))),
+        )
+        .await;
+        self.send(
+            participant,
+            Outbound::Close {
+                code: close::REFUSED,
+                reason: "refused",
+            },
+        )
+        .await;
+        let Ok((attachment, notify)) = self
+            .rooms
+            .update(session, |room| {
+                let seat = room.seats.remove(&participant);
+                let notify = room.admitted_others(participant);
+                (seat.and_then(|s| s.attachment), notify)
+            })
+            .await
+        else {
+            return;
+        };
+        if let Some(a) = attachment {
+            self.bus.detach(a).await;
+        }
+        self.peer_left(&notify, participant, false).await;
+    }
+
+    /// The patient attests who is present next to them.
+    pub async fn attest(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        companion: Companion,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
+        self.rooms
+            .update(session, |r| {
+                let seat = r
+                    .seats
+                    .get_mut(&participant)
+                    .ok_or(RefusalCode::NotAllowed)?;
+                if seat.role != Role::Patient {
+                    return Err(RefusalCode::NotAllowed);
+                }
+                seat.attested = Some(companion);
+                seat.waiting = None;
+                Ok(())
+            })
+            .await??;
+        let detail = match companion {
+            Companion::Parent => "parent",
+            Companion::Aidant => "aidant",
+        };
+        self.event(
+            session,
+            now,
+            Some((participant, Role::Patient)),
+            PresenceKind::Incident,
+            Some(format!("attested_{detail}")),
+        )
+        .await?;
+        self.evaluate(session, participant, now).await;
+        Ok(())
+    }
+
+    /// The patient consents on the join page (traced: by the patient, join_page, text version).
+    pub async fn consent(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        text_version: &str,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
+        if text_version != telesoin_core::model::CONSENT_TEXT_VERSION {
+            return Err(RefusalCode::BadMessage);
+        }
+        let role = self
+            .role_of(session, participant)
+            .await?
+            .ok_or(RefusalCode::NotAllowed)?;
+        if role != Role::Patient {
+            return Err(RefusalCode::NotAllowed);
+        }
+        let row = self
+            .store
+            .session(session)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
+        if !row.session.patient_consent_on_join {
+            return Err(RefusalCode::NotAllowed);
+        }
+        let consent = Consent {
+            recorded_by: ConsentRecorder::Patient,
+            method: "join_page".into(),
+            text_version: text_version.to_owned(),
+            recorded_at: now,
+            withdrawn_at: None,
+        };
+        self.store
+            .add_consent(
+                row.session.kine,
+                row.session.patient,
+                uuid::Uuid::new_v4(),
+                &consent,
+            )
+            .await
+            .map_err(store_down)?;
+        let recorded = DomainEvent::ConsentRecorded {
+            kine: row.session.kine,
+            patient: row.session.patient,
+            by: "patient",
+        };
+        self.events.emit(now, recorded).await;
+        self.forget_waiting(session, participant).await;
+        self.evaluate(session, participant, now).await;
+        Ok(())
+    }
+
+    /// The kiné lets a waiting participant in.
+    pub async fn admit(
+        &self,
+        session: SessionId,
+        by: ParticipantId,
+        target: ParticipantId,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
+        self.rooms
+            .update(session, |room| {
+                let by_seat = room.seats.get(&by).ok_or(RefusalCode::NotAllowed)?;
+                if by_seat.role != Role::Kine || !by_seat.admitted {
+                    return Err(RefusalCode::NotAllowed);
+                }
+                let seat = room
+                    .seats
+                    .get_mut(&target)
+                    .ok_or(RefusalCode::UnknownPeer)?;
+                seat.admitted_by_kine = true;
+                Ok(())
+            })
+            .await??;
+        self.evaluate(session, target, now).await;
+        Ok(())
+    }
+
+    /// A single link was revoked: its holder, if connected, is refused at once.
+    pub async fn link_revoked(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        now: DateTime<Utc>,
+    ) {
+        let role = self.role_of(session, participant).await;
+        if let Ok(Some(role)) = role {
+            self.refuse_seat(session, participant, role, RefusalCode::TokenRevoked, now)
+                .await;
+        }
+    }
+
+    /// A consent of this patient was withdrawn: live seats are re-evaluated (and refused).
+    pub async fn consent_withdrawn(&self, patient: PatientId, now: DateTime<Utc>) {
+        let rooms: Vec<SessionId> = self.rooms.sessions().await.unwrap_or_default();
+        for session in rooms {
+            let Ok(Some(row)) = self.store.session(session).await else {
+                continue;
+            };
+            if row.session.patient != patient {
+                continue;
+            }
+            let seats: Vec<ParticipantId> = self
+                .rooms
+                .read(session, |r| {
+                    r.seats
+                        .iter()
+                        .filter(|(_, s)| s.role != Role::Kine)
+                        .map(|(p, _)| *p)
+                        .collect()
+                })
+                .await
+                .unwrap_or_default();
+            for p in seats {
+                self.evaluate(session, p, now).await;
+            }
+        }
+    }
+}

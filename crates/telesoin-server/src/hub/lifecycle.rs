@@ -1,0 +1,284 @@
+//! Lifecycle: ending, finalizing (exactly once), cancelling, recovery after a restart, the
+//! sweep of closed windows, and the drain.
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use telesoin_bus::{Attachment, Outbound};
+use telesoin_core::billing::{self, PresenceKind};
+use telesoin_core::model::SessionStatus;
+use telesoin_core::{ParticipantId, RefusalCode, SessionId};
+use telesoin_proto::signal::ServerMsg;
+
+use crate::error::refusal_body;
+use crate::events::DomainEvent;
+
+use super::{Hub, HubResult, close, store_down, text};
+
+impl Hub {
+    /// Billable seconds so far (for a live session) or as finalized.
+    pub async fn provisional_seconds(
+        &self,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> HubResult<i64> {
+        let events: Vec<_> = self
+            .store
+            .events(session)
+            .await
+            .map_err(store_down)?
+            .iter()
+            .map(|e| e.presence())
+            .collect();
+        Ok(billing::billable_seconds(&events, &self.cfg.billing, now))
+    }
+
+    /// Ends the session: the `ended` event, then the single finalization, then everyone is told.
+    /// Returns the billable seconds of the record.
+    pub async fn end_session(
+        &self,
+        session: SessionId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> HubResult<i64> {
+        let row = self
+            .store
+            .session(session)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
+        let billable = match row.session.status {
+            SessionStatus::Cancelled => return Err(RefusalCode::SessionCancelled),
+            SessionStatus::Ended => row.billable_seconds.unwrap_or(0),
+            SessionStatus::Scheduled | SessionStatus::Live => {
+                self.event(
+                    session,
+                    now,
+                    None,
+                    PresenceKind::Ended,
+                    Some(reason.chars().take(32).collect()),
+                )
+                .await?;
+                self.finalize(session, reason, now).await?
+            }
+        };
+        self.store
+            .revoke_session_links(session, now)
+            .await
+            .map_err(store_down)?;
+        self.close_room(
+            session,
+            &ServerMsg::Ended {
+                billable_seconds: billable,
+                reason: reason.to_owned(),
+            },
+            close::ENDED,
+        )
+        .await;
+        Ok(billable)
+    }
+
+    /// Computes billable time from the persisted events and finalizes, exactly once.
+    async fn finalize(
+        &self,
+        session: SessionId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> HubResult<i64> {
+        let events: Vec<_> = self
+            .store
+            .events(session)
+            .await
+            .map_err(store_down)?
+            .iter()
+            .map(|e| e.presence())
+            .collect();
+        let ended_at = billing::ended_at(&events).unwrap_or(now);
+        let billable = billing::billable_seconds(&events, &self.cfg.billing, ended_at);
+        if self
+            .store
+            .finalize(session, ended_at, billable, now)
+            .await
+            .map_err(store_down)?
+        {
+            tracing::info!(session = %session, billable_seconds = billable, "session finalized");
+            if let Err(e) =
+                crate::records::fix_class(self.store.as_ref(), session, self.cfg.in_person_rule)
+                    .await
+            {
+                tracing::warn!(error = %e, "class not fixed at finalization");
+            }
+            let ended = DomainEvent::SessionEnded {
+                session,
+                billable_seconds: billable,
+                reason: reason.to_owned(),
+            };
+            self.events.emit(now, ended).await;
+            return Ok(billable);
+        }
+        // Someone else finalized first: theirs is the record.
+        let row = self
+            .store
+            .session(session)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
+        Ok(row.billable_seconds.unwrap_or(billable))
+    }
+
+    /// Cancels a session: its links die at once and anyone connected, lobby included, is refused.
+    pub async fn cancel_session(&self, session: SessionId, now: DateTime<Utc>) -> HubResult<bool> {
+        let moved = self
+            .store
+            .transition(
+                session,
+                &[SessionStatus::Scheduled, SessionStatus::Live],
+                SessionStatus::Cancelled,
+            )
+            .await
+            .map_err(store_down)?;
+        if moved {
+            self.event(session, now, None, PresenceKind::Cancelled, None)
+                .await?;
+        }
+        self.store
+            .revoke_session_links(session, now)
+            .await
+            .map_err(store_down)?;
+        let refusal = ServerMsg::Refused(refusal_body(
+            RefusalCode::SessionCancelled,
+            serde_json::Value::Null,
+        ));
+        self.close_room(session, &refusal, close::REFUSED).await;
+        Ok(moved)
+    }
+
+    async fn close_room(&self, session: SessionId, msg: &ServerMsg, code: u16) {
+        let seats: Vec<(ParticipantId, Option<Attachment>)> = self
+            .rooms
+            .update(session, |r| {
+                std::mem::take(&mut r.seats)
+                    .into_iter()
+                    .map(|(p, s)| (p, s.attachment))
+                    .collect()
+            })
+            .await
+            .unwrap_or_default();
+        let frame = text(msg);
+        for (_, a) in seats {
+            // To the very socket the room knew, wherever it is: a later one is not this seat's.
+            if let Some(a) = a {
+                self.send_to(a, frame.clone()).await;
+                self.send_to(
+                    a,
+                    Outbound::Close {
+                        code,
+                        reason: "session closed",
+                    },
+                )
+                .await;
+                self.bus.detach(a).await;
+            }
+        }
+    }
+
+    /// After a restart: finalize sessions whose end was persisted, and mark the others so that
+    /// billing knows the server was away. In a cluster the other nodes still serve the live
+    /// sessions: only those whose end was persisted are finalized (a node lost mid-call is noted
+    /// when its seats are taken over, as `node_lost`).
+    pub async fn recover(&self, now: DateTime<Utc>) -> HubResult<usize> {
+        let live = self.store.live_sessions().await.map_err(store_down)?;
+        for row in &live {
+            let events: Vec<_> = self
+                .store
+                .events(row.session.id)
+                .await
+                .map_err(store_down)?
+                .iter()
+                .map(|e| e.presence())
+                .collect();
+            if billing::ended_at(&events).is_some() {
+                self.finalize(row.session.id, "recovered", now).await?;
+            } else if !self.is_cluster() {
+                self.event(row.session.id, now, None, PresenceKind::NodeRestart, None)
+                    .await?;
+            }
+        }
+        Ok(live.len())
+    }
+
+    /// Ends live sessions whose window has closed and that nobody is connected to.
+    pub async fn sweep(&self, now: DateTime<Utc>) -> HubResult<()> {
+        for row in self.store.live_sessions().await.map_err(store_down)? {
+            if row.session.window_end > now {
+                continue;
+            }
+            let attached: Vec<Attachment> = self
+                .rooms
+                .read(row.session.id, |r| {
+                    r.seats.values().filter_map(|s| s.attachment).collect()
+                })
+                .await?;
+            // A socket on a node that is gone holds nobody.
+            let mut empty = true;
+            for a in attached {
+                if a.node == self.bus.node()
+                    || self.bus.node_alive(a.node).await.map_err(|e| {
+                        tracing::warn!(error = %e, "bus unavailable: sweep postponed");
+                        RefusalCode::Unavailable
+                    })?
+                {
+                    empty = false;
+                    break;
+                }
+            }
+            if empty {
+                self.end_session(row.session.id, "window_closed", now)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop taking joins (/readyz says `draining`); sockets stay until [`Hub::drain`].
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Stop taking joins and tell every socket to reconnect (elsewhere or after the restart).
+    pub async fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        // Only the sockets this node holds: the other nodes' stay where they are.
+        let node = self.bus.node();
+        let mut all: Vec<Attachment> = Vec::new();
+        for session in self.rooms.sessions().await.unwrap_or_default() {
+            let here = self
+                .rooms
+                .read(session, |r| {
+                    r.seats
+                        .values()
+                        .filter_map(|s| s.attachment)
+                        .filter(|a| a.node == node)
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .unwrap_or_default();
+            all.extend(here);
+        }
+        let msg = text(&ServerMsg::Error(refusal_body(
+            RefusalCode::ShuttingDown,
+            serde_json::Value::Null,
+        )));
+        for a in all {
+            self.send_to(a, msg.clone()).await;
+            self.send_to(
+                a,
+                Outbound::Close {
+                    code: close::GOING_AWAY,
+                    reason: "restarting",
+                },
+            )
+            .await;
+        }
+    }
+}

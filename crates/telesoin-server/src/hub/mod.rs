@@ -1,0 +1,306 @@
+//! The hub: rooms, seats, admission and relay.
+//!
+//! One room per open session, one seat per participant. A seat outlives its socket for the grace
+//! period, so a reconnect with the same token finds it (and its admission) again. Every decision
+//! about who may enter is asked of `telesoin-core`; every frame leaves through the [`Bus`].
+//!
+//! Invariants:
+//! - nothing is relayed from or to a seat that is not admitted, nor across rooms;
+//! - relayed payloads are forwarded byte for byte (`data` is never re-serialized);
+//! - presence events are appended with server time before anyone is told;
+//! - a session is finalized exactly once (the store's guard), by hangup, end, or the sweep.
+//!
+//! One file per concern, all `impl Hub`: this one holds the hub, its rooms and seats and the
+//! helpers every part uses (append an event, send a frame); `join` seats a verified link and
+//! asks who may enter (lobby, admission, refusal, attestation, consent); `relay` forwards
+//! signaling; `presence` follows media, hang-up and lost sockets; `lifecycle` ends, finalizes,
+//! cancels, recovers, sweeps and drains.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use telesoin_bus::{Attachment, Bus, Outbound, SharedState};
+use telesoin_core::admission::{InPersonRule, WaitReason};
+use telesoin_core::billing::PresenceKind;
+use telesoin_core::model::{Companion, Role};
+use telesoin_core::{ParticipantId, RefusalCode, SessionId};
+use telesoin_proto::signal::{self as wire, ServerMsg};
+use telesoin_store::{NewEvent, Store};
+
+use crate::events::Events;
+use crate::rooms::{RoomValue, Rooms};
+
+mod join;
+mod lifecycle;
+mod presence;
+mod relay;
+
+/// WebSocket close codes used by the hub (4000-4999 are the application's own).
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const REFUSED: u16 = 4001;
+    pub const REPLACED: u16 = 4002;
+    pub const ENDED: u16 = 4003;
+}
+
+/// What the hub needs to know from the configuration.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub grace: Duration,
+    /// How billing reads the evidence (grace, evidence gap, audio-only).
+    pub billing: telesoin_core::billing::Policy,
+    pub in_person_rule: InPersonRule,
+    pub ice: crate::turn::IceConfig,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Seat {
+    role: Role,
+    /// The socket currently attached, if any.
+    attachment: Option<Attachment>,
+    admitted: bool,
+    admitted_by_kine: bool,
+    attested: Option<Companion>,
+    media: bool,
+    /// When the socket was lost, while the seat waits for a reconnect.
+    lost_at: Option<DateTime<Utc>>,
+    /// The last reason this seat was told to wait.
+    waiting: Option<wire::WaitReason>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Room {
+    seats: HashMap<ParticipantId, Seat>,
+}
+
+impl RoomValue for Room {
+    fn is_empty(&self) -> bool {
+        self.seats.is_empty()
+    }
+}
+
+impl Room {
+    fn kine_present(&self) -> bool {
+        self.seats
+            .values()
+            .any(|s| s.role == Role::Kine && s.admitted && s.attachment.is_some())
+    }
+
+    fn peers_except(&self, me: ParticipantId) -> Vec<wire::PeerInfo> {
+        self.seats
+            .iter()
+            .filter(|(p, s)| **p != me && s.attachment.is_some())
+            .map(|(p, s)| wire::PeerInfo {
+                participant: p.0,
+                role: wire_role(s.role),
+                admitted: s.admitted,
+            })
+            .collect()
+    }
+
+    fn admitted_others(&self, me: ParticipantId) -> Vec<ParticipantId> {
+        self.seats
+            .iter()
+            .filter(|(p, s)| **p != me && s.admitted && s.attachment.is_some())
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    fn kine_seat(&self) -> Option<ParticipantId> {
+        self.seats
+            .iter()
+            .find(|(_, s)| s.role == Role::Kine && s.attachment.is_some())
+            .map(|(p, _)| *p)
+    }
+}
+
+pub fn wire_role(r: Role) -> wire::Role {
+    match r {
+        Role::Kine => wire::Role::Kine,
+        Role::Patient => wire::Role::Patient,
+        Role::Companion => wire::Role::Companion,
+    }
+}
+
+fn wire_wait(r: WaitReason) -> wire::WaitReason {
+    match r {
+        WaitReason::KineAbsent => wire::WaitReason::KineAbsent,
+        WaitReason::AwaitingAdmission => wire::WaitReason::AwaitingAdmission,
+        WaitReason::ConsentRequired => wire::WaitReason::ConsentRequired,
+    }
+}
+
+fn text(msg: &ServerMsg) -> Outbound {
+    Outbound::Text(msg.to_text().into())
+}
+
+/// What a successful join gives the socket.
+#[derive(Debug)]
+pub struct Joined {
+    pub attachment: Attachment,
+    pub session: SessionId,
+    pub role: Role,
+    pub welcome: ServerMsg,
+    pub resumed: bool,
+}
+
+pub struct Hub {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    cfg: HubConfig,
+    /// In this process (one node) or shared by the cluster; see [`crate::rooms`].
+    rooms: Rooms<Room>,
+    draining: AtomicBool,
+    events: Arc<Events>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("rooms", &self.rooms)
+            .field("node", &self.bus.node())
+            .finish_non_exhaustive()
+    }
+}
+
+type HubResult<T> = Result<T, RefusalCode>;
+
+fn store_down(e: telesoin_store::StoreError) -> RefusalCode {
+    tracing::warn!(error = %e, "store unavailable: refusing");
+    RefusalCode::Unavailable
+}
+
+impl Hub {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        cfg: HubConfig,
+        events: Arc<Events>,
+    ) -> Arc<Self> {
+        Self::build(store, bus, Rooms::local(), cfg, events)
+    }
+
+    /// A hub of a cluster: rooms live in the shared state, so that every node sees them.
+    pub fn clustered(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        shared: Arc<dyn SharedState>,
+        cfg: HubConfig,
+        events: Arc<Events>,
+    ) -> Arc<Self> {
+        Self::build(store, bus, Rooms::shared(shared), cfg, events)
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        rooms: Rooms<Room>,
+        cfg: HubConfig,
+        events: Arc<Events>,
+    ) -> Arc<Self> {
+        Arc::new(Hub {
+            store,
+            bus,
+            cfg,
+            rooms,
+            draining: AtomicBool::new(false),
+            events,
+        })
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.rooms, Rooms::Shared(_))
+    }
+
+    /// Where domain events go (audit trail, webhooks).
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
+    }
+
+    pub fn grace(&self) -> Duration {
+        self.cfg.grace
+    }
+
+    pub fn billing_policy(&self) -> &telesoin_core::billing::Policy {
+        &self.cfg.billing
+    }
+
+    async fn event(
+        &self,
+        session: SessionId,
+        at: DateTime<Utc>,
+        who: Option<(ParticipantId, Role)>,
+        kind: PresenceKind,
+        detail: Option<String>,
+    ) -> HubResult<i64> {
+        self.store
+            .append_event(
+                session,
+                &NewEvent {
+                    at,
+                    participant: who.map(|w| w.0),
+                    role: who.map(|w| w.1),
+                    kind,
+                    detail,
+                },
+            )
+            .await
+            .map_err(store_down)
+    }
+
+    async fn send(&self, to: ParticipantId, frame: Outbound) {
+        if let Err(e) = self.bus.deliver(to, frame).await {
+            tracing::warn!(error = %e, "bus delivery failed");
+        }
+    }
+
+    async fn send_to(&self, to: Attachment, frame: Outbound) {
+        if let Err(e) = self.bus.deliver_to(to, frame).await {
+            tracing::warn!(error = %e, "bus delivery failed");
+        }
+    }
+
+    /// Tells `to` that `participant` left (`reconnecting` while its seat is kept).
+    async fn peer_left(
+        &self,
+        to: &[ParticipantId],
+        participant: ParticipantId,
+        reconnecting: bool,
+    ) {
+        let frame = text(&ServerMsg::PeerLeft {
+            participant: participant.0,
+            reconnecting,
+        });
+        for p in to {
+            self.send(*p, frame.clone()).await;
+        }
+    }
+
+    async fn role_of(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+    ) -> HubResult<Option<Role>> {
+        self.rooms
+            .read(session, |r| r.seats.get(&participant).map(|s| s.role))
+            .await
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+}
