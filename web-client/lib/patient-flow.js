@@ -9,7 +9,7 @@ import { Call } from './call.js';
 import { createCallView, markJoinClick } from './callview.js';
 import { openDevices, playChime, stopStream, watchLevel, webrtcSupported } from './devices.js';
 import { h, field, focusHeading, replace } from './dom.js';
-import { bind, bindPair, consentText, fmtDate, fmtDuration, fmtTime, onLangChange } from './i18n.js';
+import { bind, bindPair, consentText, fmtDate, fmtDuration, fmtEuros, fmtTime, onLangChange } from './i18n.js';
 
 /** @typedef {import('./types.js').SessionInfo} SessionInfo */
 /** @typedef {import('./types.js').Refusal} Refusal */
@@ -80,6 +80,29 @@ export function runPatientFlow(root, opts) {
     renderWhen();
     const unsub = onLangChange(renderWhen);
     const next = h('button', { class: 'btn btn-primary btn-block', t: 'join.intro.next', attrs: { type: 'button' } });
+    // An HN session: the price is shown before the call and accepted, traced like a consent.
+    /** @type {{billing_class: string, price_cents: number | null, accepted_at: string | null} | null} */
+    let price = null;
+    if (!reimbursed) {
+      try {
+        price = await post('/api/join-price', { token: opts.token });
+      } catch (e) {
+        refused(e instanceof ApiError ? e.refusal : { code: 'network', message_fr: '', message_en: '' });
+        return;
+      }
+    }
+    const priceBox = h('input', { attrs: { type: 'checkbox', name: 'accept_price', 'aria-describedby': 'price-error', checked: Boolean(price?.accepted_at) } });
+    const priceError = h('p', { class: 'field-error', attrs: { id: 'price-error', role: 'alert' } });
+    const priceBlock =
+      price && typeof price.price_cents === 'number'
+        ? h(
+            'div',
+            { class: 'card price-card', attrs: { 'data-price-cents': String(price.price_cents) } },
+            h('p', { class: 'session-price', t: 'join.price.amount', tp: { amount: fmtEuros(price.price_cents) } }),
+            field(priceBox, 'join.price.accept'),
+            priceError,
+          )
+        : null;
     show(
       'intro',
       h('h1', { t: 'join.intro.hello' }),
@@ -91,10 +114,24 @@ export function runPatientFlow(root, opts) {
         h('p', { class: 'session-act', t: 'join.intro.act', tp: { act: s.act_label } }),
         h('p', { class: `billing billing-${reimbursed ? 'ok' : 'hn'}`, t: reimbursed ? 'join.billing.reimbursable' : 'join.billing.hn' }),
       ),
+      priceBlock,
       next,
       browsers(),
     );
-    next.addEventListener('click', () => {
+    next.addEventListener('click', async () => {
+      if (price && typeof price.price_cents === 'number') {
+        if (!priceBox.checked) {
+          bind(priceError, 'join.price.required');
+          priceBox.focus();
+          return;
+        }
+        try {
+          await post('/api/join-price/accept', { token: opts.token, price_cents: price.price_cents });
+        } catch (e) {
+          refused(e instanceof ApiError ? e.refusal : { code: 'network', message_fr: '', message_en: '' });
+          return;
+        }
+      }
       unsub();
       void devices(false);
     });

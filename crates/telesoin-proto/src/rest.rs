@@ -360,6 +360,27 @@ pub struct JoinInfoRequest {
     pub token: String,
 }
 
+/// The price of an HN session as the join page shows it before the call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JoinPrice {
+    /// `reimbursable` (nothing to accept) or `hn`.
+    pub billing_class: String,
+    /// The kiné's price for this session, for an HN session.
+    pub price_cents: Option<i64>,
+    /// When the patient accepted it, if they did.
+    pub accepted_at: Option<DateTime<Utc>>,
+}
+
+/// The patient accepts the HN price shown (the same amount, or `409 conflict`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AcceptPrice {
+    pub token: String,
+    pub price_cents: i64,
+}
+
 /// Why a session is reimbursable or hors nomenclature.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

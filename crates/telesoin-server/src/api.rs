@@ -592,8 +592,9 @@ pub async fn create_session(
     Ok((StatusCode::CREATED, Json(s)))
 }
 
-/// What scheduling checks before anything is written: the kiné's patient, the act, a start not
-/// in the past, the direct access, the price, privacy mode's TURN. Shared with the bulk route,
+/// What scheduling checks before anything is written: the kiné's patient, the act (in the
+/// catalogue of the session day, and allowed in télésoin), the territory, a start not in the
+/// past, the direct access, the price, privacy mode's TURN. Shared with the bulk route,
 /// which checks every session of a request before making any.
 pub async fn check_new_session(
     app: &AppState,
@@ -1029,4 +1030,81 @@ pub async fn join_info(
         billing_class: row.billing_class,
         consent_text_version: model::CONSENT_TEXT_VERSION.into(),
     }))
+}
+
+/// The session's price as the join page shows it before the call (HN: the kiné's price; the
+/// patient accepts it before joining, traced like a consent). The token travels in the body.
+pub async fn join_price(
+    State(app): State<AppState>,
+    Json(body): Json<rest::JoinInfoRequest>,
+) -> ApiResult<Json<rest::JoinPrice>> {
+    let now = Utc::now();
+    let (row, _) = join_seat(&app, &body.token, now).await?;
+    Ok(Json(join_price_of(&app, &row).await?))
+}
+
+/// The patient (or the companion for them) accepts the HN price shown on the join page.
+pub async fn accept_join_price(
+    State(app): State<AppState>,
+    Json(body): Json<rest::AcceptPrice>,
+) -> ApiResult<Json<rest::JoinPrice>> {
+    let now = Utc::now();
+    let (row, participant) = join_seat(&app, &body.token, now).await?;
+    let shown = join_price_of(&app, &row).await?;
+    let Some(price) = shown.price_cents else {
+        return Err(ApiError::conflict(
+            "a reimbursable session has no price to accept",
+        ));
+    };
+    if price != body.price_cents {
+        return Err(ApiError::conflict(
+            "the price changed: show the current price again",
+        ));
+    }
+    app.store
+        .accept_hn_price(&telesoin_store::PriceAcceptance {
+            session: row.session.id,
+            participant,
+            price_cents: price,
+            accepted_at: now,
+        })
+        .await?;
+    tracing::info!(session = %row.session.id, "HN price accepted on the join page");
+    Ok(Json(join_price_of(&app, &row).await?))
+}
+
+/// A patient or companion link of an open session.
+async fn join_seat(
+    app: &AppState,
+    token: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<(SessionRow, ParticipantId)> {
+    let verified = crate::platform::tokens::verify_join(app, token, now)
+        .await
+        .map_err(ApiError::refusal)?;
+    if verified.role() == Role::Kine {
+        return Err(ApiError::refusal(RefusalCode::NotAllowed));
+    }
+    let row = app
+        .hub
+        .linked_session(&verified, now)
+        .await
+        .map_err(ApiError::refusal)?;
+    session_open(&row.session, now.max(row.session.window_start)).map_err(ApiError::refusal)?;
+    Ok((row, verified.participant()))
+}
+
+async fn join_price_of(app: &AppState, row: &SessionRow) -> ApiResult<rest::JoinPrice> {
+    let price = price_json(app, row).await?;
+    let accepted = app.store.hn_price_acceptance(row.session.id).await?;
+    let hn = row.billing_class == "hn";
+    Ok(rest::JoinPrice {
+        billing_class: row.billing_class.clone(),
+        price_cents: if hn { price.amount_cents } else { None },
+        accepted_at: if hn {
+            accepted.map(|a| a.accepted_at)
+        } else {
+            None
+        },
+    })
 }

@@ -164,6 +164,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/links/{jti}/revoke", post(api::revoke_link))
         .route("/join-info", post(api::join_info))
+        .route("/join-price", post(api::join_price))
+        .route("/join-price/accept", post(api::accept_join_price))
         .route("/embed/config", get(api::embed_config))
         .fallback(api::not_found);
     Router::new()

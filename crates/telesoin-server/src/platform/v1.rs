@@ -722,6 +722,7 @@ pub async fn export(
     let (body, mime) = records::http::export_body(
         app.store.as_ref(),
         &schedule,
+        app.hub.billing_policy(),
         Some(kine.id),
         q.from,
         q.to,

@@ -33,9 +33,22 @@ pub async fn export(
         ),
         None => None,
     };
-    let (body, _) = export_body(store, &cfg.key_letter_schedule(), kine, from, to, format)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.code.code(), e.code.message_en()))?;
+    let policy = telesoin_core::billing::Policy::new(
+        chrono::Duration::seconds(cfg.grace_seconds),
+        chrono::Duration::seconds(cfg.heartbeat_seconds),
+        cfg.bill_audio_only,
+    );
+    let (body, _) = export_body(
+        store,
+        &cfg.key_letter_schedule(),
+        &policy,
+        kine,
+        from,
+        to,
+        format,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}: {}", e.code.code(), e.code.message_en()))?;
     match out {
         Some(p) => std::fs::write(p, body)?,
         None => print!("{body}"),

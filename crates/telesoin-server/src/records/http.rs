@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use telesoin_core::model::{Kine, local_date};
 use telesoin_core::reimbursement::BillingClass;
@@ -262,6 +262,11 @@ pub async fn report_pdf(
     Ok(pdf_response(render(&lines)?, "compte-rendu.pdf"))
 }
 
+/// An invoice number as printed: the kiné's sequence, zero-padded (`TS-000042`).
+pub fn invoice_number(seq: i64) -> String {
+    format!("TS-{seq:06}")
+}
+
 /// The invoice a patient receives for a hors-nomenclature session: the kiné's price, no key letter.
 pub async fn invoice_pdf(
     State(app): State<AppState>,
@@ -279,16 +284,19 @@ pub async fn invoice_pdf(
             "no HN price: set one in the session or in your settings",
         ));
     };
-    let number = format!(
-        "TS-{}-{}",
-        l.row.session.starts_at.year(),
-        &l.row.session.id.to_string()[..8]
-    );
+    // The kiné's next number in a continuous, chronological sequence (the same number if the
+    // invoice was issued before).
+    let invoice = app
+        .store
+        .issue_invoice(kine.id, l.row.session.id, Utc::now())
+        .await?;
+    let number = invoice_number(invoice.seq);
+    let accepted = app.store.hn_price_acceptance(l.row.session.id).await?;
     let mut lines = vec![
         Line::Title("Facture — séance de télésoin".into()),
         Line::Text(format!(
             "Facture n° {number}, émise le {}",
-            local_date(Utc::now()).format("%d/%m/%Y")
+            local_date(invoice.issued_at).format("%d/%m/%Y")
         )),
         Line::Blank,
         Line::Heading("Prestation".into()),
@@ -298,7 +306,14 @@ pub async fn invoice_pdf(
         Line::Blank,
         Line::Heading(format!("Montant : {}", euros_fr(cents))),
         Line::Text("Acte hors nomenclature (HN) : non remboursable par l'Assurance Maladie, aucune lettre clé (AMK, AMS, AMC) n'est portée.".into()),
-        Line::Text("Prix fixé par le masseur-kinésithérapeute avec tact et mesure, annoncé au patient avant la séance.".into()),
+        Line::Text(match &accepted {
+            Some(a) => format!(
+                "Prix fixé par le masseur-kinésithérapeute avec tact et mesure, affiché au patient et accepté par lui sur la page de connexion le {} ({}).",
+                paris(a.accepted_at),
+                euros_fr(a.price_cents)
+            ),
+            None => "Prix fixé par le masseur-kinésithérapeute avec tact et mesure (son acceptation par le patient avant la séance n'a pas été tracée par telesoin).".into(),
+        }),
         Line::Blank,
         Line::Text("TVA non applicable, article 261-4-1° du CGI (soins dispensés par les professions médicales et paramédicales).".into()),
     ]);
@@ -330,6 +345,7 @@ pub fn check_range(q: &RangeQuery) -> ApiResult<()> {
 pub async fn export_body(
     store: &dyn Store,
     schedule: &[telesoin_core::tariff::KeyLetterValue],
+    policy: &telesoin_core::billing::Policy,
     kine: Option<KineId>,
     from: NaiveDate,
     to: NaiveDate,
@@ -338,7 +354,10 @@ pub async fn export_body(
     let lines = billing_lines(store, kine, from, to, schedule).await?;
     match format {
         "csv" => Ok((csv(&lines), "text/csv; charset=utf-8")),
-        "csv_fr" => Ok((super::csv_fr(&lines), "text/csv; charset=utf-8")),
+        "csv_fr" => {
+            let evidence = super::evidence(store, &lines, policy).await?;
+            Ok((super::csv_fr(&lines, &evidence), "text/csv; charset=utf-8"))
+        }
         "fhir" => {
             let mut with = Vec::new();
             for l in lines {
@@ -381,6 +400,7 @@ pub async fn export(
     let (body, mime) = export_body(
         app.store.as_ref(),
         &schedule,
+        app.hub.billing_policy(),
         Some(kine.id),
         q.from,
         q.to,

@@ -367,24 +367,62 @@ fn csv_fr_field(s: &str) -> String {
     }
 }
 
+/// What the media reports of a held session prove (issue 9.4): the seconds with video both
+/// ways (what télésoin bills), and the seconds connected without it (shown, not billed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evidence {
+    pub video_seconds: i64,
+    pub audio_only_seconds: i64,
+}
+
+/// The evidence of each line, from its presence events, read with `policy` as the hub does
+/// (audio-only time is never counted as video here, whatever `bill_audio_only` says).
+pub async fn evidence(
+    store: &dyn Store,
+    lines: &[BillingLine],
+    policy: &telesoin_core::billing::Policy,
+) -> Result<Vec<Evidence>, StoreError> {
+    let video_only = telesoin_core::billing::Policy {
+        bill_audio_only: false,
+        ..*policy
+    };
+    let mut out = Vec::with_capacity(lines.len());
+    for l in lines {
+        let events: Vec<_> = store
+            .events(l.row.session.id)
+            .await?
+            .iter()
+            .map(|e| e.presence())
+            .collect();
+        let until = l.row.ended_at.unwrap_or(l.row.session.window_end);
+        let f = telesoin_core::billing::figures(&events, &video_only, until);
+        out.push(Evidence {
+            video_seconds: f.billable_seconds(),
+            audio_only_seconds: f.audio_only_seconds(),
+        });
+    }
+    Ok(out)
+}
+
 /// The billing CSV for French spreadsheets (Excel, LibreOffice in a French locale): UTF-8 with a
 /// byte-order mark, `;` between fields, CRLF line ends, decimal commas, dates as `JJ/MM/AAAA`
 /// and times in French time. One row per held session; the patient by name and birth date.
-/// `audio_only_seconds` and `video_evidence` come from the media reports of the session (the
-/// evidence of issue 9.4): while a session has none, they read `0` and `non mesurée`.
-pub fn csv_fr(lines: &[BillingLine]) -> String {
+/// `evidence` (one per line, from [`evidence`]) gives the video and audio-only seconds and the
+/// video evidence column: `oui` when video flowed both ways for at least a second.
+pub fn csv_fr(lines: &[BillingLine], evidence: &[Evidence]) -> String {
     let mut out = String::from("\u{feff}");
     out.push_str(
-        "date;heure_debut;heure_fin;patient;date_naissance;ins;kine_rpps;acte_code;acte;lettre_cle;coefficient;valeur_lettre_eur;montant_eur;prix_hn_eur;classe;motif;secondes_facturables;secondes_audio_seules;preuve_video;ordonnance\r\n",
+        "date;heure_debut;heure_fin;patient;date_naissance;ins;kine_rpps;acte_code;acte;lettre_cle;coefficient;valeur_lettre_eur;montant_eur;prix_hn_eur;classe;motif;secondes_facturables;secondes_audio_seules;secondes_video;preuve_video;ordonnance\r\n",
     );
     let time = |at: DateTime<Utc>| {
         at.with_timezone(&chrono_tz::Europe::Paris)
             .format("%H:%M:%S")
             .to_string()
     };
-    for l in lines {
+    for (i, l) in lines.iter().enumerate() {
         let s = &l.row.session;
         let act = l.act();
+        let ev = evidence.get(i).copied().unwrap_or_default();
         let (letter, coefficient, value, amount, hn) = match l.billed {
             Some(Billed::Reimbursable {
                 letter,
@@ -431,8 +469,9 @@ pub fn csv_fr(lines: &[BillingLine]) -> String {
             class.to_owned(),
             l.billing.class_reason.clone().unwrap_or_default(),
             l.row.billable_seconds.unwrap_or(0).to_string(),
-            "0".to_owned(),
-            "non mesurée".to_owned(),
+            ev.audio_only_seconds.to_string(),
+            ev.video_seconds.to_string(),
+            if ev.video_seconds > 0 { "oui" } else { "non" }.to_owned(),
             l.prescription
                 .map(|d| d.format("%d/%m/%Y").to_string())
                 .unwrap_or_default(),

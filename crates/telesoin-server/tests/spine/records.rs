@@ -99,7 +99,9 @@ fn fhir_schema() -> Option<PathBuf> {
 
 #[tokio::test]
 async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
-    let server = Server::start().await;
+    // The calls here report connection only (no video flags): connected time is billed so that
+    // the records have amounts; the French CSV still tells video from audio-only seconds.
+    let server = Server::start_with(|c| c.bill_audio_only = true).await;
     let api = server.kine("records@example.fr").await;
     let port = server.port;
     api.call(
@@ -290,6 +292,7 @@ async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
         for want in [
             "Facture — séance de télésoin",
             "Montant : 60,00 €",
+            "Facture n° TS-000001",
             "hors nomenclature",
             "aucune lettre clé",
         ] {
@@ -298,6 +301,13 @@ async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
     }
     let (status, _, _) = get_bytes(&api, &format!("/api/sessions/{done1}/invoice.pdf")).await;
     assert_eq!(status, 409);
+    // The same invoice again keeps its number: the sequence has no gap and no duplicate.
+    let (status, bytes, _) = get_bytes(&api, &format!("/api/sessions/{s_hn}/invoice.pdf")).await;
+    assert_eq!(status, 200);
+    let text = pdf_text(&bytes);
+    if !text.is_empty() {
+        assert!(text.contains("Facture n° TS-000001"), "{text}");
+    }
 
     // CSV: one row per finalized session, with the tariff from the configured AMK value.
     let today = telesoin_core::model::local_date(chrono::Utc::now());
@@ -368,6 +378,7 @@ async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
         "montant_eur",
         "secondes_facturables",
         "secondes_audio_seules",
+        "secondes_video",
         "preuve_video",
     ] {
         assert!(header.contains(&col), "{col} in {header:?}");
@@ -397,7 +408,20 @@ async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
     );
     assert!(!col(reimbursed_fr, "patient").is_empty());
     assert_eq!(col(reimbursed_fr, "date_naissance").len(), 10, "JJ/MM/AAAA");
-    assert_eq!(col(reimbursed_fr, "secondes_audio_seules"), "0");
+    let secs = |name: &str| -> i64 { col(reimbursed_fr, name).parse().expect(name) };
+    assert!(
+        secs("secondes_video") + secs("secondes_audio_seules") >= secs("secondes_facturables")
+            && secs("secondes_facturables") >= 1,
+        "{reimbursed_fr}"
+    );
+    assert_eq!(
+        col(reimbursed_fr, "preuve_video"),
+        if secs("secondes_video") > 0 {
+            "oui"
+        } else {
+            "non"
+        }
+    );
     let hn_fr = fr_rows
         .iter()
         .find(|r| col(r, "classe") == "hors nomenclature")
