@@ -97,6 +97,12 @@ pub enum DomainEvent {
         kine: KineId,
         format: &'static str,
     },
+    /// A patient's INS was recorded or changed (the status only: the INS is personal data).
+    InsRecorded {
+        kine: KineId,
+        patient: PatientId,
+        status: &'static str,
+    },
 }
 
 impl DomainEvent {
@@ -121,6 +127,7 @@ impl DomainEvent {
             ConsentWithdrawn { .. } => "consent.withdrawn",
             ReportWritten { .. } => "report.written",
             Exported { .. } => "export",
+            InsRecorded { .. } => "ins.recorded",
         }
     }
 

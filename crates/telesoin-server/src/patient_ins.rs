@@ -65,6 +65,17 @@ pub async fn store(
     }
     // Ids and the status only: the INS and the traits are personal data.
     tracing::info!(patient = %patient, status = id.status.as_str(), "INS recorded");
+    app.hub
+        .events()
+        .emit(
+            row.updated_at,
+            crate::events::DomainEvent::InsRecorded {
+                kine,
+                patient,
+                status: id.status.as_str(),
+            },
+        )
+        .await;
     Ok(ins_json(&row))
 }
 

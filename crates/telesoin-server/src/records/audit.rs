@@ -107,6 +107,15 @@ fn describe(e: &DomainEvent) -> (String, String, String) {
             format!("patient:{patient}"),
             format!("kine={kine}"),
         ),
+        InsRecorded {
+            kine,
+            patient,
+            status,
+        } => (
+            format!("kine:{kine}"),
+            format!("patient:{patient}"),
+            format!("status={status}"),
+        ),
         ConsentWithdrawn { kine, patient } => (
             format!("kine:{kine}"),
             format!("patient:{patient}"),

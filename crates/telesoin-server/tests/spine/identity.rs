@@ -172,6 +172,19 @@ async fn ins_is_checked_stored_and_carried_only_when_qualified() {
         );
     }
 
+    // Each change of identity is in the audit trail, with its status and no INS.
+    let rows = server.state.store.audit_rows().await.expect("audit");
+    let ins_rows: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.action == "ins.recorded" && r.subject == format!("patient:{patient}"))
+        .map(|r| r.detail.as_str())
+        .collect();
+    assert_eq!(ins_rows, ["status=recuperee", "status=qualifiee"]);
+    assert!(
+        rows.iter()
+            .all(|r| !r.detail.contains(&nir) && !r.subject.contains(&nir))
+    );
+
     // A new patient created with an INS in one call; a wrong one creates nothing.
     let before = api.get("/api/patients").await.as_array().map(Vec::len);
     let (status, v) = api
