@@ -64,6 +64,35 @@ pub struct RunArgs {
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// A shell command run during telesoin's join phase only (`TELESOIN_PID` in its
+    /// environment), stopped with SIGINT when the joins are done: e.g.
+    /// `perf record -g -p $TELESOIN_PID -o join.perf`.
+    #[arg(long)]
+    pub during_join: Option<String>,
+}
+
+/// Starts `cmd` (sh -c) for the join phase.
+fn start_hook(cmd: &str, pid: Option<u32>) -> anyhow::Result<tokio::process::Child> {
+    let mut c = tokio::process::Command::new("sh");
+    c.args(["-c", &format!("exec {cmd}")]);
+    if let Some(pid) = pid {
+        c.env("TELESOIN_PID", pid.to_string());
+    }
+    Ok(c.spawn()?)
+}
+
+/// Stops the join-phase command with SIGINT and waits for it (10 s at most).
+async fn stop_hook(mut child: tokio::process::Child) {
+    use rustix::process::{Pid, Signal, kill_process};
+    if let Some(pid) = child.id().and_then(|p| Pid::from_raw(p as i32)) {
+        let _ = kill_process(pid, Signal::INT);
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
 }
 
 struct WorkerProc {
@@ -293,7 +322,13 @@ impl Side {
             j.accept.p99_ms
         );
         self.report.join = j;
-        tokio::time::sleep(Duration::from_secs_f64(settle)).await;
+        self.settle(settle).await;
+        Ok(())
+    }
+
+    /// Waits `secs`, then reads the idle memory.
+    async fn settle(&mut self, secs: f64) {
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
         self.report.rss_connected_bytes = self.pid.and_then(rss_bytes);
         if let (Some(a), Some(b)) = (
             self.report.rss_before_bytes,
@@ -302,7 +337,6 @@ impl Side {
             let sockets = self.report.join.admitted.max(1) as f64;
             self.report.idle_bytes_per_socket = Some((b as f64 - a as f64) / sockets);
         }
-        Ok(())
     }
 
     async fn window(
@@ -594,7 +628,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     // 3. Joins at a fixed rate, one server after the other; then idle memory.
-    tele.join(args.join_rate, args.settle_secs).await?;
+    let hook = match &args.during_join {
+        Some(cmd) => {
+            let h = start_hook(cmd, args.server_pid)?;
+            // perf and the like need a moment to attach.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Some(h)
+        }
+        None => None,
+    };
+    tele.join(args.join_rate, 0.0).await?;
+    if let Some(h) = hook {
+        stop_hook(h).await;
+    }
+    tele.settle(args.settle_secs).await;
     if let Some(p) = peer.as_mut() {
         p.join(args.join_rate, args.settle_secs).await?;
     }

@@ -119,7 +119,8 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
     // Every security event goes to the hash-chained audit trail.
     events.listen(records::audit::AuditTrail::new(store.clone()));
     // Platforms' webhooks: an outbox row per endpoint, written before the emitter goes on.
-    events.listen(platform::webhooks::Outbox::new(store.clone()));
+    let single_node = cfg.redis_url.is_none();
+    events.listen(platform::webhooks::Outbox::new(store.clone(), single_node));
     let hub_cfg = hub::HubConfig {
         grace: Duration::seconds(cfg.grace_seconds),
         billing: telesoin_core::billing::Policy::new(

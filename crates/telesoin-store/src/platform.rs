@@ -161,6 +161,9 @@ pub trait PlatformStore: Send + Sync {
     async fn delete_webhook(&self, platform: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<bool>;
     /// The live endpoints of every platform this kiné gave access to.
     async fn webhook_targets(&self, kine: KineId) -> Result<Vec<WebhookEndpointRow>>;
+    /// Whether any platform has a live endpoint (one indexed read; the outbox skips its
+    /// look-ups while none is configured).
+    async fn any_webhook(&self) -> Result<bool>;
 
     /// Queues deliveries, due at once.
     async fn enqueue(&self, deliveries: &[NewDelivery], now: DateTime<Utc>) -> Result<()>;
@@ -607,6 +610,15 @@ impl PlatformStore for SqlStore {
         .await
         .map_err(unavailable)?;
         rows.iter().map(webhook_row).collect()
+    }
+
+    async fn any_webhook(&self) -> Result<bool> {
+        let row =
+            sqlx::query("SELECT 1 AS one FROM webhook_endpoints WHERE deleted_at IS NULL LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        Ok(row.is_some())
     }
 
     async fn enqueue(&self, deliveries: &[NewDelivery], now: DateTime<Utc>) -> Result<()> {

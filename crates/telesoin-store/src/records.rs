@@ -124,6 +124,9 @@ pub trait RecordStore: Send + Sync {
     async fn in_person_count(&self, kine: KineId, from: NaiveDate, to: NaiveDate) -> Result<u32>;
     /// Appends one row to the audit chain; returns its seq.
     async fn append_audit(&self, entry: &NewAudit) -> Result<i64>;
+    /// Appends rows to the audit chain in this order, in one transaction (all or none);
+    /// returns their seqs.
+    async fn append_audits(&self, entries: &[NewAudit]) -> Result<Vec<i64>>;
     async fn audit_rows(&self) -> Result<Vec<AuditRow>>;
     /// The recorded head of the chain (last seq and hash), if any row was ever written.
     async fn audit_head(&self) -> Result<Option<(i64, String)>>;
@@ -331,6 +334,16 @@ impl RecordStore for SqlStore {
     }
 
     async fn append_audit(&self, e: &NewAudit) -> Result<i64> {
+        let seqs = self.append_audits(std::slice::from_ref(e)).await?;
+        seqs.first()
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("no audit seq".into()))
+    }
+
+    async fn append_audits(&self, entries: &[NewAudit]) -> Result<Vec<i64>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.pool.acquire().await.map_err(unavailable)?;
         // One writer of the chain at a time, across processes and nodes.
         match self.backend {
@@ -347,35 +360,42 @@ impl RecordStore for SqlStore {
                 .fetch_optional(&mut *conn)
                 .await
                 .map_err(unavailable)?;
-            let (prev_seq, prev_hash) = match prev {
+            let (mut seq, mut prev_hash) = match prev {
                 Some(r) => {
                     let h: String = get(&r, "hash")?;
                     (get::<i64>(&r, "seq")?, unhex32(&h).ok_or_else(|| StoreError::Corrupt("audit hash".into()))?)
                 }
                 None => (0, audit::GENESIS),
             };
-            let seq = prev_seq + 1;
-            let canonical = AuditRowCanonical {
-                seq,
-                at_millis: ms(e.at),
-                actor: e.actor.clone(),
-                action: e.action.clone(),
-                subject: e.subject.clone(),
-                detail: e.detail.clone(),
-            };
-            let hash = hex32(&audit::chain_hash(&prev_hash, &canonical));
-            // The seq is chosen here, under the lock, so that it is the one hashed.
-            sqlx::query("INSERT INTO audit_log (seq, at, actor, action, subject, detail, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(seq)
-                .bind(ms(e.at))
-                .bind(e.actor.clone())
-                .bind(e.action.clone())
-                .bind(e.subject.clone())
-                .bind(e.detail.clone())
-                .bind(hash.clone())
-                .execute(&mut *conn)
-                .await
-                .map_err(unavailable)?;
+            let mut seqs = Vec::with_capacity(entries.len());
+            let mut hash = String::new();
+            for e in entries {
+                seq += 1;
+                let canonical = AuditRowCanonical {
+                    seq,
+                    at_millis: ms(e.at),
+                    actor: e.actor.clone(),
+                    action: e.action.clone(),
+                    subject: e.subject.clone(),
+                    detail: e.detail.clone(),
+                };
+                let chained = audit::chain_hash(&prev_hash, &canonical);
+                hash = hex32(&chained);
+                prev_hash = chained;
+                // The seq is chosen here, under the lock, so that it is the one hashed.
+                sqlx::query("INSERT INTO audit_log (seq, at, actor, action, subject, detail, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(seq)
+                    .bind(ms(e.at))
+                    .bind(e.actor.clone())
+                    .bind(e.action.clone())
+                    .bind(e.subject.clone())
+                    .bind(e.detail.clone())
+                    .bind(hash.clone())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(unavailable)?;
+                seqs.push(seq);
+            }
             sqlx::query(
                 "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
             )
@@ -384,13 +404,13 @@ impl RecordStore for SqlStore {
             .execute(&mut *conn)
             .await
             .map_err(unavailable)?;
-            Ok(seq)
+            Ok(seqs)
         }
         .await;
         match result {
-            Ok(seq) => {
+            Ok(seqs) => {
                 conn.execute("COMMIT").await.map_err(unavailable)?;
-                Ok(seq)
+                Ok(seqs)
             }
             Err(e) => {
                 let _ = conn.execute("ROLLBACK").await;

@@ -771,11 +771,27 @@ async fn records_suite(url: String) {
     for t in tasks {
         t.await.expect("join");
     }
+    // Several rows in one transaction chain on, in order, after the single ones.
+    let batch: Vec<NewAudit> = (6..9)
+        .map(|i| NewAudit {
+            at: t0(),
+            actor: format!("participant:{i}"),
+            action: "participant.admitted".into(),
+            subject: "session:s".into(),
+            detail: "role=patient".into(),
+        })
+        .collect();
+    assert_eq!(store.append_audits(&batch).await.expect("batch"), [7, 8, 9]);
+    assert_eq!(
+        store.append_audits(&[]).await.expect("empty"),
+        Vec::<i64>::new()
+    );
     let rows = store.audit_rows().await.expect("rows");
     assert_eq!(
         rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6]
+        [1, 2, 3, 4, 5, 6, 7, 8, 9]
     );
+    assert_eq!(rows[7].actor, "participant:7");
     let chain: Vec<_> = rows
         .iter()
         .map(|r| (r.canonical(), parse_hash(&r.hash).expect("hex")))
@@ -784,7 +800,7 @@ async fn records_suite(url: String) {
         .expect("an unbroken chain");
     assert_eq!(
         store.audit_head().await.expect("ok"),
-        Some((6, rows[5].hash.clone()))
+        Some((9, rows[8].hash.clone()))
     );
 
     store
@@ -1094,7 +1110,9 @@ async fn platforms_suite(url: String) {
         secret: "whsec".into(),
         created_at: now,
     };
+    assert!(!store.any_webhook().await.expect("ok"), "none yet");
     store.create_webhook(&hook).await.expect("hook");
+    assert!(store.any_webhook().await.expect("ok"));
     assert_eq!(
         store.webhook_targets(kine).await.expect("ok"),
         [hook.clone()]
@@ -1167,6 +1185,10 @@ async fn platforms_suite(url: String) {
             .expect("ok")
     );
     assert!(store.webhook_targets(kine).await.expect("ok").is_empty());
+    assert!(
+        !store.any_webhook().await.expect("ok"),
+        "the only one was deleted"
+    );
     store.close().await;
 }
 

@@ -3,7 +3,10 @@
 //! - [`Outbox`] listens to `events::Events` and, for each event a platform may receive, writes
 //!   one outbox row per endpoint of every platform the kiné gave access to. It runs before the
 //!   emitter goes on (the REST handler answers after it), so an event announced is an event
-//!   queued; it is a separate write from the change itself, not the same transaction.
+//!   queued; it is a separate write from the change itself, not the same transaction. On a
+//!   single node it knows without a query when no endpoint exists at all (until one is added
+//!   through this process), so that joins and admissions cost no look-up for a feature not
+//!   configured.
 //! - [`spawn_worker`] drains the outbox: the oldest pending delivery of each (endpoint, session)
 //!   only, so a session's events arrive in order; a failure is retried after
 //!   `webhook_retry_seconds`, doubling up to an hour, for `webhook_retry_hours`, then given up
@@ -16,6 +19,7 @@
 //!   their clock (the replay window) and drop event ids they already handled.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
@@ -26,6 +30,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -66,14 +71,50 @@ pub fn signature(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={}", hex(&mac.finalize().into_bytes()))
 }
 
+/// Bumped after every change of the webhook endpoints made by this process: what the outbox
+/// knows of "no endpoint at all" holds for one generation only.
+static ENDPOINTS_CHANGED: AtomicU64 = AtomicU64::new(0);
+
+/// Says that an endpoint was added or removed (after the store has it).
+pub fn endpoints_changed() {
+    ENDPOINTS_CHANGED.fetch_add(1, Ordering::AcqRel);
+}
+
 /// Writes outbox rows for the events platforms receive.
 pub struct Outbox {
     store: Arc<dyn Store>,
+    /// On a single node: the generation at which the store said no endpoint exists, so that
+    /// events skip the session and endpoint look-ups while no webhook is configured. None on a
+    /// cluster, where another node may add an endpoint at any time.
+    none_since: Option<Mutex<Option<u64>>>,
 }
 
 impl Outbox {
-    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
-        Arc::new(Outbox { store })
+    /// `single_node`: endpoints are only added through this process (no `redis_url`).
+    pub fn new(store: Arc<dyn Store>, single_node: bool) -> Arc<Self> {
+        Arc::new(Outbox {
+            store,
+            none_since: single_node.then(|| Mutex::new(None)),
+        })
+    }
+
+    /// True when no platform has an endpoint (known on a single node without a query, until
+    /// an endpoint is added).
+    async fn none_configured(&self) -> bool {
+        let Some(cache) = &self.none_since else {
+            return false;
+        };
+        let generation = ENDPOINTS_CHANGED.load(Ordering::Acquire);
+        if *cache.lock() == Some(generation) {
+            return true;
+        }
+        match self.store.any_webhook().await {
+            Ok(false) => {
+                *cache.lock() = Some(generation);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The kiné concerned, the order key and the event's data; None for events not sent.
@@ -163,6 +204,9 @@ impl Outbox {
 #[async_trait]
 impl Listener for Outbox {
     async fn on(&self, at: DateTime<Utc>, event: &DomainEvent) {
+        if !TYPES.contains(&event.name()) || self.none_configured().await {
+            return;
+        }
         let queued = async {
             let Some((kine, order_key, data)) = self.describe(event).await? else {
                 return Ok(0);
@@ -391,6 +435,7 @@ pub async fn create(
         created_at: Utc::now(),
     };
     app.store.create_webhook(&row).await?;
+    endpoints_changed();
     tracing::info!(platform = %caller.platform, webhook = %row.id, "webhook endpoint added");
     Ok((StatusCode::CREATED, Json(webhook_json(&row, true))))
 }
@@ -412,5 +457,6 @@ pub async fn delete(
     {
         return Err(ApiError::not_found());
     }
+    endpoints_changed();
     Ok(StatusCode::NO_CONTENT)
 }
