@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(api::jwks))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
         .merge(web::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),

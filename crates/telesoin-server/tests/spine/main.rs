@@ -3,6 +3,7 @@
 
 mod call;
 mod cluster;
+mod faults;
 mod platform;
 mod records;
 mod restart;
