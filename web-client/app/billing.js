@@ -57,7 +57,7 @@ export async function renderBilling(main, from, to) {
 
   const exportStatus = h('p', { class: 'hint', attrs: { role: 'status' } });
   const exportError = h('div', { attrs: { 'aria-live': 'polite' } });
-  /** @param {'csv' | 'fhir'} format @param {Key} key */
+  /** @param {'csv' | 'csv_fr' | 'fhir'} format @param {Key} key */
   const exportButton = (format, key) => {
     const b = h('button', { class: 'btn btn-primary', t: key, attrs: { type: 'button', 'data-action': `export-${format}` } });
     b.addEventListener('click', async () => {
@@ -65,7 +65,7 @@ export async function renderBilling(main, from, to) {
       exportStatus.replaceChildren();
       b.disabled = true;
       try {
-        const name = `telesoin-${range.from}-${range.to}.${format === 'csv' ? 'csv' : 'fhir.json'}`;
+        const name = `telesoin-${range.from}-${range.to}${format === 'csv_fr' ? '-fr' : ''}.${format === 'fhir' ? 'fhir.json' : 'csv'}`;
         await download(`/api/exports?from=${encodeURIComponent(range.from)}&to=${encodeURIComponent(range.to)}&format=${format}`, name);
         bind(exportStatus, 'app.invoicing.downloaded');
       } catch (e) {
@@ -90,7 +90,7 @@ export async function renderBilling(main, from, to) {
       h('h3', { t: 'app.invoicing.exports' }),
       h('p', { class: 'hint', t: 'app.invoicing.exports.hint' }),
       exportError,
-      h('div', { class: 'row' }, exportButton('csv', 'app.invoicing.csv'), exportButton('fhir', 'app.invoicing.fhir')),
+      h('div', { class: 'row' }, exportButton('csv_fr', 'app.invoicing.csv_fr'), exportButton('csv', 'app.invoicing.csv'), exportButton('fhir', 'app.invoicing.fhir')),
       exportStatus,
     ),
     settingsForm(settings),
@@ -99,13 +99,19 @@ export async function renderBilling(main, from, to) {
 }
 
 /** @param {Share} s @returns {HTMLElement[]} */
-function shareView(s) {
+export function shareView(s) {
   if (s.total_sessions === 0) return [h('p', { class: 'hint', t: 'app.invoicing.share.none' })];
   const params = { percent: fmtPercent(s.ratio), cap: s.cap_percent };
   const detail = h('p', { t: 'app.invoicing.share.detail', tp: { remote: s.remote_sessions, total: s.total_sessions } });
   if (s.over_cap) {
     return [
       h('div', { class: 'alert share-over', attrs: { 'data-over-cap': 'true' } }, h('p', { class: 'share-line', t: 'app.invoicing.share.over', tp: params }), h('p', { t: 'app.invoicing.share.advice' })),
+      detail,
+    ];
+  }
+  if (s.next_exceeds) {
+    return [
+      h('div', { class: 'alert share-near', attrs: { 'data-over-cap': 'false', 'data-next-exceeds': 'true' } }, h('p', { class: 'share-line', t: 'app.invoicing.share.near', tp: params })),
       detail,
     ];
   }
@@ -116,6 +122,7 @@ function shareView(s) {
 function settingsForm(settings) {
   const protocol = h('input', { attrs: { type: 'checkbox', name: 'cooperation_protocol', checked: settings.cooperation_protocol } });
   const price = h('input', { attrs: { type: 'text', name: 'hn_price_cents', inputmode: 'decimal', autocomplete: 'off', spellcheck: 'false', value: eurosInput(settings.hn_price_cents) } });
+  const departement = h('input', { attrs: { type: 'text', name: 'practice_departement', inputmode: 'numeric', autocomplete: 'off', size: 6, value: settings.practice_departement ?? '' } });
   const error = h('div', { attrs: { 'aria-live': 'polite' } });
   const status = h('p', { class: 'hint', attrs: { role: 'status' } });
   const form = h(
@@ -125,6 +132,7 @@ function settingsForm(settings) {
     error,
     field(protocol, 'app.invoicing.protocol'),
     hintedField(price, 'app.invoicing.price', 'app.invoicing.price.hint'),
+    field(departement, 'app.invoicing.departement'),
     h('button', { class: 'btn btn-primary', t: 'app.invoicing.save', attrs: { type: 'submit', 'data-action': 'save-settings' } }),
     status,
   );
@@ -140,8 +148,9 @@ function settingsForm(settings) {
     }
     try {
       /** @type {Settings} */
-      const saved = await put('/api/settings', { cooperation_protocol: protocol.checked, hn_price_cents: cents });
+      const saved = await put('/api/settings', { cooperation_protocol: protocol.checked, hn_price_cents: cents, practice_departement: departement.value.trim() || null });
       protocol.checked = saved.cooperation_protocol;
+      departement.value = saved.practice_departement ?? '';
       price.value = eurosInput(saved.hn_price_cents);
       bind(status, 'app.invoicing.saved');
     } catch (err) {

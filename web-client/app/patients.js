@@ -37,6 +37,7 @@ export async function renderPatients(main) {
   const birth = h('input', { attrs: { type: 'date', required: true, name: 'birth_date' } });
   const autonomy = h('input', { attrs: { type: 'checkbox', name: 'loss_of_autonomy' } });
   const gp = h('input', { attrs: { type: 'text', name: 'gp_contact', autocomplete: 'off' } });
+  const departement = h('input', { attrs: { type: 'text', name: 'departement', autocomplete: 'off', inputmode: 'numeric', size: 6 } });
   const error = h('div', { attrs: { 'aria-live': 'polite' } });
   const form = h(
     'form',
@@ -47,6 +48,7 @@ export async function renderPatients(main) {
     field(birth, 'app.patients.birth'),
     field(autonomy, 'app.patients.autonomy'),
     field(gp, 'app.patients.gp'),
+    field(departement, 'app.patients.departement'),
     h('button', { class: 'btn btn-primary', t: 'app.patients.create', attrs: { type: 'submit' } }),
   );
   form.addEventListener('submit', async (e) => {
@@ -58,6 +60,7 @@ export async function renderPatients(main) {
         birth_date: birth.value,
         loss_of_autonomy: autonomy.checked,
         gp_contact: gp.value.trim() || null,
+        departement: departement.value.trim() || null,
       });
       go(`/patients/${created.id}`);
     } catch (err) {
@@ -115,7 +118,13 @@ export async function renderPatient(main, id) {
 
   // In-person visits.
   const visitDate = h('input', { attrs: { type: 'date', required: true, value: today, max: today } });
-  const visitKind = h('select', {}, h('option', { attrs: { value: 'bilan' }, t: 'app.patient.visit.bilan' }), h('option', { attrs: { value: 'session' }, t: 'app.patient.visit.session' }));
+  const visitKind = h(
+    'select',
+    {},
+    h('option', { attrs: { value: 'bilan' }, t: 'app.patient.visit.bilan' }),
+    h('option', { attrs: { value: 'session' }, t: 'app.patient.visit.session' }),
+    h('option', { attrs: { value: 'hospital_bilan' }, t: 'app.patient.visit.hospital_bilan' }),
+  );
   const visits = h(
     'section',
     { class: 'card', attrs: { 'aria-labelledby': 'visits-h' } },
@@ -127,7 +136,7 @@ export async function renderPatient(main, id) {
           ...file.visits
             .slice()
             .sort((a, b) => b.date.localeCompare(a.date))
-            .map((v) => h('li', {}, `${fmtDay(v.date)} — `, h('span', { t: v.kind === 'bilan' ? 'app.patient.visit.bilan' : 'app.patient.visit.session' }))),
+            .map((v) => h('li', {}, `${fmtDay(v.date)} — `, h('span', { t: v.kind === 'bilan' ? 'app.patient.visit.bilan' : v.kind === 'hospital_bilan' ? 'app.patient.visit.hospital_bilan' : 'app.patient.visit.session' }))),
         )
       : h('p', { class: 'alert', t: 'app.patient.visits.empty' }),
     miniForm('app.patient.visit.add', [field(visitDate, 'app.patient.visit.date'), field(visitKind, 'app.patient.visit.kind')], () => post(`/api/patients/${id}/visits`, { date: visitDate.value, kind: visitKind.value }), redraw),

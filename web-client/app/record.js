@@ -5,8 +5,8 @@
 
 import { get, post } from '../lib/api.js';
 import { append, h, field, replace } from '../lib/dom.js';
-import { bind, eventKindLabel, fmtDateTime, fmtDuration, fmtNumber, t } from '../lib/i18n.js';
-import { billingBadge, clearFieldErrors, errorAlert, handleError, localFieldError, refresh, showFormError } from './ui.js';
+import { bind, eventKindLabel, fmtDateTime, fmtDuration, t } from '../lib/i18n.js';
+import { billingBadge, clearFieldErrors, errorAlert, handleError, localFieldError, priceBadge, refresh, showFormError } from './ui.js';
 
 /** @typedef {import('../lib/types.js').SessionRecord} SessionRecord */
 /** @typedef {import('../lib/types.js').SessionEvent} SessionEvent */
@@ -72,9 +72,9 @@ function content(r, session, report, id, redraw) {
     'dl',
     { class: 'facts card' },
     ...fact('app.record.patient', h('a', { attrs: { href: `#/patients/${session.patient}` } }, session.patient_name)),
-    ...fact('app.record.status', h('span', { t: /** @type {Key} */ (`app.session.status.${r.status}`) })),
+    ...fact('app.record.status', h('span', { attrs: { 'data-outcome': r.outcome ?? '' }, t: /** @type {Key} */ (r.outcome === 'not_held' ? 'app.session.outcome.not_held' : `app.session.status.${r.status}`) })),
     ...billable,
-    ...fact('app.record.act', `${r.act_code} — AMK ${fmtNumber(r.amk_coefficient)}`),
+    ...fact('app.record.act', h('span', {}, `${r.act_code} `, priceBadge(r))),
     ...fact('app.record.billing', billingBadge(r.billing_class, session.billing_reason, true)),
     ...fact('app.record.when', fmtDateTime(session.starts_at)),
     ...fact('app.record.started', r.started_at ? fmtDateTime(r.started_at) : '—'),

@@ -4,8 +4,9 @@ import { get, post } from '../lib/api.js';
 import { h, field, replace } from '../lib/dom.js';
 import { bind, fmtDateTime, fmtDay, fmtNumber, fmtTime, fmtDate, t } from '../lib/i18n.js';
 import { openCall, activeSessionId } from './call.js';
+import { shareView } from './billing.js';
 import { go, parseEuros, state, ymd } from './state.js';
-import { billingBadge, clearFieldErrors, handleError, hintedField, localFieldError, refresh, showFormError } from './ui.js';
+import { billingBadge, clearFieldErrors, handleError, hintedField, localFieldError, priceBadge, refresh, showFormError } from './ui.js';
 
 /** @typedef {import('../lib/types.js').Session} Session */
 /** @typedef {import('../lib/types.js').Patient} Patient */
@@ -159,9 +160,9 @@ function row(s) {
     { attrs: { 'data-session': s.id, 'data-status': s.status } },
     h('td', {}, fmtTime(s.starts_at)),
     h('td', {}, h('a', { attrs: { href: `#/patients/${s.patient}` } }, s.patient_name)),
-    h('td', {}, `${s.act_label} `, h('span', { class: 'badge', t: 'app.session.amk', tp: { coef: fmtNumber(s.amk_coefficient) } })),
+    h('td', {}, `${s.act_label} `, priceBadge(s)),
     h('td', {}, billingBadge(s.billing_class, s.billing_reason)),
-    h('td', { class: 'live-cell' }, h('span', { class: `status status-${s.status}`, t: /** @type {Key} */ (`app.session.status.${s.status}`) }), ' ', ...liveBadges),
+    h('td', { class: 'live-cell' }, h('span', { class: `status status-${s.outcome === 'not_held' ? 'not_held' : s.status}`, attrs: { 'data-outcome': s.outcome ?? '' }, t: /** @type {Key} */ (s.outcome === 'not_held' ? 'app.session.outcome.not_held' : `app.session.status.${s.status}`) }), ' ', ...liveBadges),
     h('td', {}, h('div', { class: 'actions' }, ...actions)),
   );
 }
@@ -177,7 +178,11 @@ export async function renderSchedule(main, patientId) {
   const act = h(
     'select',
     { attrs: { required: true, name: 'act' } },
-    ...state.acts.map((a) => h('option', { attrs: { value: a.code }, t: 'app.schedule.act.option', tp: { label: `${a.code} — ${a.label}`, coef: fmtNumber(a.amk_coefficient) } })),
+    ...state.acts.map((a) =>
+      a.telesoin_allowed
+        ? h('option', { attrs: { value: a.code }, t: 'app.schedule.act.option', tp: { label: `${a.code} — ${a.label}`, letter: a.telesoin_letter, coef: fmtNumber(a.amk_coefficient) } })
+        : h('option', { attrs: { value: a.code, disabled: true, 'data-not-remote': a.not_remote ?? '' }, t: 'app.schedule.act.not_remote', tp: { label: `${a.code} — ${a.label}` } }),
+    ),
   );
   const now = new Date(Date.now() + 5 * 60_000);
   now.setMinutes(Math.floor(now.getMinutes() / 5) * 5);
@@ -236,9 +241,21 @@ export async function renderSchedule(main, patientId) {
       if (!handleError(err)) showFormError(form, error, err);
     }
   });
+  // The télésoin share of the year so far, against the convention cap: shown before scheduling,
+  // with a warning when one more remote session would exceed it.
+  const year = new Date().getFullYear();
+  const shareBox = h('section', { class: 'card share schedule-share', attrs: { 'aria-live': 'polite', 'aria-labelledby': 'share-h' } }, h('h2', { t: 'app.schedule.share', attrs: { id: 'share-h' } }));
+  try {
+    /** @type {import('../lib/types.js').Share} */
+    const share = await get(`/api/share?from=${year}-01-01&to=${year}-12-31`);
+    shareBox.append(...shareView(share));
+  } catch (e) {
+    if (handleError(e)) return;
+  }
   replace(
     main,
     h('h1', { t: 'app.schedule.title' }),
+    shareBox,
     patients.length ? form : h('p', {}, h('a', { t: 'app.schedule.patient.none', attrs: { href: '#/patients' } })),
   );
 }
@@ -294,3 +311,4 @@ export async function renderLink(main, sessionId) {
     h('p', {}, h('a', { t: 'app.record.back', attrs: { href: '#/sessions' } })),
   );
 }
+

@@ -2,7 +2,7 @@
 
 import { ApiError } from '../lib/api.js';
 import { field, h, uid } from '../lib/dom.js';
-import { bind, bindPair } from '../lib/i18n.js';
+import { bind, bindPair, fmtEuros, fmtNumber } from '../lib/i18n.js';
 
 /** @typedef {import('../lib/i18n.js').Key} Key */
 
@@ -131,4 +131,21 @@ export function billingBadge(billingClass, reason, visible = false) {
   if (!reason) return h('span', { class: 'billing' }, badge);
   const why = bindPair(h(visible ? 'p' : 'span', { class: visible ? 'reason' : 'visually-hidden', attrs: { 'data-reason': reason.code } }), reason.message_fr, reason.message_en);
   return h(visible ? 'div' : 'span', { class: 'billing' }, badge, visible ? '' : ' — ', why);
+}
+
+/**
+ * The price of a session on its day: letter, coefficient, value of the letter, amount.
+ * @param {{key_letter?: string | null, coefficient?: string | null, key_letter_value_cents?: number | null, amount_cents?: number | null, amk_coefficient: number}} s
+ */
+export function priceBadge(s) {
+  if (s.key_letter && s.coefficient && typeof s.key_letter_value_cents === 'number' && typeof s.amount_cents === 'number') {
+    return h('span', {
+      class: 'badge price',
+      attrs: { 'data-letter': s.key_letter },
+      t: 'app.session.price',
+      tp: { letter: s.key_letter, coef: fmtNumber(Number(s.coefficient)), value: fmtEuros(s.key_letter_value_cents), amount: fmtEuros(s.amount_cents) },
+    });
+  }
+  if (typeof s.amount_cents === 'number') return h('span', { class: 'badge price', t: 'app.session.price.hn', tp: { amount: fmtEuros(s.amount_cents) } });
+  return h('span', { class: 'badge', t: 'app.session.amk', tp: { coef: fmtNumber(s.amk_coefficient) } });
 }

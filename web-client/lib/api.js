@@ -34,6 +34,12 @@ function isRefusal(v) {
 }
 
 /**
+ * The session's CSRF token: the login and /api/me hand it over in their X-CSRF-Token header (kept
+ * in memory only, never in a cookie); sent back on every state-changing request.
+ */
+let csrfToken = '';
+
+/**
  * @template T
  * @param {'GET' | 'POST' | 'PUT'} method
  * @param {string} path
@@ -43,17 +49,22 @@ function isRefusal(v) {
 export async function api(method, path, body) {
   /** @type {Response} */
   let res;
+  /** @type {Record<string, string>} */
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken;
   try {
     res = await fetch(path, {
       method,
       credentials: 'same-origin',
       cache: 'no-store',
-      headers: body === undefined ? { Accept: 'application/json' } : { Accept: 'application/json', 'Content-Type': 'application/json' },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
     throw new ApiError(0, localRefusal('network', 'common.error.network'));
   }
+  csrfToken = res.headers.get('X-CSRF-Token') ?? csrfToken;
   const text = await res.text();
   /** @type {unknown} */
   let data = null;

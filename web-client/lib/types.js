@@ -71,6 +71,11 @@
  * @property {string} code
  * @property {string} label
  * @property {number} amk_coefficient
+ * @property {string | null} [in_person_letter]
+ * @property {string} telesoin_letter TMK since 2024-02-22
+ * @property {boolean} telesoin_allowed
+ * @property {string | null} [not_remote] direct_contact or equipment
+ * @property {string} catalogue
  */
 
 /**
@@ -101,7 +106,12 @@
  * @property {string} act_code
  * @property {string} act_label
  * @property {number} amk_coefficient
+ * @property {string | null} [key_letter] the letter pricing the session on its day
+ * @property {string | null} [coefficient]
+ * @property {number | null} [key_letter_value_cents]
+ * @property {number | null} [amount_cents]
  * @property {'scheduled' | 'live' | 'ended' | 'cancelled' | string} status
+ * @property {'open' | 'held' | 'not_held' | string} [outcome] not_held: "non réalisée"
  * @property {boolean} auto_admit
  * @property {boolean} patient_consent_on_join
  * @property {string} billing_class
@@ -113,7 +123,7 @@
 /** @typedef {{code: BillingReasonCode, message_fr: string, message_en: string}} BillingReason */
 /** @typedef {'acute_low_back_pain' | 'ankle_sprain'} DirectAccess */
 
-/** @typedef {{cooperation_protocol: boolean, hn_price_cents: number}} Settings */
+/** @typedef {{cooperation_protocol: boolean, hn_price_cents: number, practice_departement?: string | null}} Settings */
 /** @typedef {{version: number, text: string, written_at: string}} ReportVersion */
 /** @typedef {{session: string, versions: ReportVersion[]}} Report versions oldest first; the last is in force */
 
@@ -127,6 +137,7 @@
  * @property {number} ratio in [0, 1]
  * @property {number} cap_percent
  * @property {boolean} over_cap
+ * @property {boolean} [next_exceeds] one more remote session would exceed the cap
  */
 
 /**
@@ -146,9 +157,14 @@
  * @typedef {object} SessionRecord
  * @property {string} session
  * @property {string} status
+ * @property {'open' | 'held' | 'not_held' | string} [outcome]
  * @property {string} kine_rpps
  * @property {string} act_code
  * @property {number} amk_coefficient
+ * @property {string | null} [key_letter]
+ * @property {string | null} [coefficient]
+ * @property {number | null} [key_letter_value_cents]
+ * @property {number | null} [amount_cents]
  * @property {string} billing_class
  * @property {string | null} started_at
  * @property {string | null} ended_at

@@ -20,9 +20,77 @@ pub enum InPersonRule {
     #[default]
     #[serde(rename = "arrete_2021")]
     Arrete2021,
-    /// Convention (avenant 7): the bilan done in person, and an in-person session with this kiné
-    /// within the last 12 months.
+    /// Convention (avenant 7, since 2024-02-22): the treatment's first session, where the
+    /// initial bilan (BDK) is done, is in person, never in télésoin; an act or bilan in the
+    /// patient's presence within the previous 12 months. Exception: a patient leaving hospital
+    /// who had an in-person bilan by a kiné before discharge ([`VisitKind::HospitalBilan`]).
+    /// The kiné practises in the patient's territory ([`TerritoryCheck`]).
     Convention,
+}
+
+/// How "the kiné practises in the patient's territory" (convention, avenant 7) is checked. It is
+/// configuration; a refusal names the convention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TerritoryCheck {
+    /// Not checked.
+    #[default]
+    Off,
+    /// The département of the practice is the patient's (first two characters of a French
+    /// postcode, `2A`/`2B` for Corsica, three digits overseas).
+    Departement,
+}
+
+impl TerritoryCheck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TerritoryCheck::Off => "off",
+            TerritoryCheck::Departement => "departement",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(TerritoryCheck::Off),
+            "departement" => Some(TerritoryCheck::Departement),
+            _ => None,
+        }
+    }
+}
+
+/// A département code as written by a person: `75`, `2A`, `971`, or a postcode (`75011`,
+/// `97110`, `20000` is ambiguous and refused). `None` when it is not one.
+pub fn departement_of(s: &str) -> Option<String> {
+    let s = s.trim().to_ascii_uppercase();
+    let all_digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match s.len() {
+        2 if all_digits && s != "00" && s != "20" && s != "96" => Some(s),
+        2 if s == "2A" || s == "2B" => Some(s),
+        3 if all_digits && s.starts_with("97") => Some(s),
+        5 if all_digits && s.starts_with("97") => Some(s[..3].to_owned()),
+        5 if all_digits && !s.starts_with("20") && !s.starts_with("00") => Some(s[..2].to_owned()),
+        _ => None,
+    }
+}
+
+/// The territory condition: the practice's département is the patient's. Unknown on either
+/// side counts as not met when the check is on (the kiné records them).
+pub fn territory(
+    check: TerritoryCheck,
+    practice: Option<&str>,
+    patient: Option<&str>,
+) -> Result<(), RefusalCode> {
+    match check {
+        TerritoryCheck::Off => Ok(()),
+        TerritoryCheck::Departement => {
+            let practice = practice.and_then(departement_of);
+            let patient = patient.and_then(departement_of);
+            match (practice, patient) {
+                (Some(a), Some(b)) if a == b => Ok(()),
+                _ => Err(RefusalCode::OutOfTerritory),
+            }
+        }
+    }
 }
 
 impl InPersonRule {
@@ -68,8 +136,13 @@ pub enum RefusalCode {
     InPersonMissing(InPersonRule),
     InPersonBilanMissing,
     InPersonStale,
+    /// Convention: the kiné's practice is not in the patient's territory (or either is unknown).
+    OutOfTerritory,
     ConsentMissing,
     ConsentWithdrawn,
+    // The act.
+    /// The act needs direct contact or equipment: it cannot be scheduled in télésoin.
+    ActNotRemote,
     // Session state and time.
     SessionNotFound,
     SessionCancelled,
@@ -98,6 +171,19 @@ pub enum RefusalCode {
     // The service.
     Unavailable,
     ShuttingDown,
+    // Identity: the patient's INS, the kiné's OpenID Connect login.
+    InsFormat,
+    InsKey,
+    InsOid,
+    InsStatus,
+    InsTraits,
+    InsMismatch,
+    OidcNotConfigured,
+    OidcUnavailable,
+    OidcFailed,
+    OidcAcr,
+    OidcUnknownRpps,
+    PasswordLoginDisabled,
     // REST.
     Unauthenticated,
     BadCredentials,
@@ -107,6 +193,10 @@ pub enum RefusalCode {
     // The platform API.
     ScopeMissing,
     IdempotencyKeyReused,
+    // Hardening of the dashboard API.
+    CrossSiteRequest,
+    CsrfTokenInvalid,
+    LoginThrottled,
 }
 
 impl RefusalCode {
@@ -117,8 +207,10 @@ impl RefusalCode {
             InPersonMissing(_) => "in_person_missing",
             InPersonBilanMissing => "in_person_bilan_missing",
             InPersonStale => "in_person_stale",
+            OutOfTerritory => "out_of_territory",
             ConsentMissing => "consent_missing",
             ConsentWithdrawn => "consent_withdrawn",
+            ActNotRemote => "act_not_remote",
             SessionNotFound => "session_not_found",
             SessionCancelled => "session_cancelled",
             SessionEnded => "session_ended",
@@ -143,6 +235,18 @@ impl RefusalCode {
             IdleTimeout => "idle_timeout",
             Unavailable => "unavailable",
             ShuttingDown => "shutting_down",
+            InsFormat => "ins_format",
+            InsKey => "ins_key",
+            InsOid => "ins_oid",
+            InsStatus => "ins_status",
+            InsTraits => "ins_traits",
+            InsMismatch => "ins_mismatch",
+            OidcNotConfigured => "oidc_not_configured",
+            OidcUnavailable => "oidc_unavailable",
+            OidcFailed => "oidc_failed",
+            OidcAcr => "oidc_acr",
+            OidcUnknownRpps => "oidc_unknown_rpps",
+            PasswordLoginDisabled => "password_login_disabled",
             Unauthenticated => "unauthenticated",
             BadCredentials => "bad_credentials",
             NotFound => "not_found",
@@ -150,6 +254,9 @@ impl RefusalCode {
             Conflict => "conflict",
             ScopeMissing => "scope_missing",
             IdempotencyKeyReused => "idempotency_key_reused",
+            CrossSiteRequest => "cross_site_request",
+            CsrfTokenInvalid => "csrf_token_invalid",
+            LoginThrottled => "login_throttled",
         }
     }
 
@@ -161,16 +268,22 @@ impl RefusalCode {
                 "Le télésoin n'est possible qu'après au moins une séance au cabinet avec ce kinésithérapeute. Prenez d'abord rendez-vous au cabinet."
             }
             InPersonMissing(InPersonRule::Convention) | InPersonBilanMissing => {
-                "Le télésoin n'est possible qu'après un bilan fait au cabinet avec ce kinésithérapeute. Prenez d'abord rendez-vous au cabinet."
+                "La première séance, celle du bilan, se fait toujours au cabinet (ou, à la sortie d'une hospitalisation, par le bilan d'un kinésithérapeute avant la sortie). Prenez d'abord rendez-vous au cabinet."
             }
             InPersonStale => {
-                "Votre dernière séance au cabinet avec ce kinésithérapeute date de plus de 12 mois. Prenez rendez-vous au cabinet avant une séance à distance."
+                "Votre dernière séance ou dernier bilan en présence date de plus de 12 mois. Prenez rendez-vous au cabinet avant une séance à distance."
+            }
+            OutOfTerritory => {
+                "Le télésoin n'est possible qu'avec un kinésithérapeute exerçant sur votre territoire (même département), pour qu'une séance au cabinet reste possible. Vérifiez le département du patient et du cabinet."
             }
             ConsentMissing => {
                 "Votre kinésithérapeute doit d'abord enregistrer votre consentement au télésoin. Contactez votre cabinet."
             }
             ConsentWithdrawn => {
                 "Vous avez retiré votre consentement au télésoin : la séance ne peut pas avoir lieu à distance. Contactez votre cabinet si vous changez d'avis."
+            }
+            ActNotRemote => {
+                "Cet acte ne peut pas être fait en télésoin : il demande un contact direct ou un équipement (désencombrement urgent, balnéothérapie...). Programmez-le au cabinet."
             }
             SessionNotFound => {
                 "Cette séance n'existe pas. Vérifiez le lien reçu ou contactez votre cabinet."
@@ -216,6 +329,40 @@ impl RefusalCode {
                 "Le service est momentanément indisponible. Réessayez dans une minute ; votre lien reste valable."
             }
             ShuttingDown => "Le serveur redémarre. Reconnexion en cours, ne fermez pas la page.",
+            InsFormat => {
+                "Le matricule INS doit compter 15 caractères (13 chiffres et la clé de 2 chiffres ; 2A ou 2B pour la Corse)."
+            }
+            InsKey => "La clé du matricule INS ne correspond pas : vérifiez chaque chiffre.",
+            InsOid => {
+                "L'OID de l'INS n'est pas reconnu : 1.2.250.1.213.1.4.8 pour un NIR, 1.2.250.1.213.1.4.9 pour un NIA."
+            }
+            InsStatus => {
+                "Statut d'identité incohérent : un matricule INS n'existe que pour une identité récupérée ou qualifiée (provisoire, récupérée, validée ou qualifiée)."
+            }
+            InsTraits => {
+                "Traits d'identité invalides : noms et prénoms de naissance en lettres, sexe M, F ou I, code INSEE du lieu de naissance sur 5 caractères."
+            }
+            InsMismatch => {
+                "Le matricule INS ne correspond pas aux traits d'identité (sexe, année ou mois de naissance) ou à la date de naissance du dossier."
+            }
+            OidcNotConfigured => {
+                "La connexion par Pro Santé Connect n'est pas configurée sur ce service. Connectez-vous avec votre mot de passe."
+            }
+            OidcUnavailable => {
+                "Le service d'identification ne répond pas. Réessayez dans quelques minutes, ou connectez-vous avec votre mot de passe."
+            }
+            OidcFailed => {
+                "La connexion n'a pas pu être vérifiée (lien expiré ou déjà utilisé). Recommencez la connexion."
+            }
+            OidcAcr => {
+                "Le niveau d'authentification est insuffisant : utilisez votre carte CPS ou l'application e-CPS."
+            }
+            OidcUnknownRpps => {
+                "Aucun compte de ce service ne correspond à votre numéro RPPS. Demandez à l'administrateur de l'enregistrer."
+            }
+            PasswordLoginDisabled => {
+                "La connexion par mot de passe est désactivée : utilisez Pro Santé Connect."
+            }
             Unauthenticated => "Veuillez vous connecter.",
             BadCredentials => "Adresse e-mail ou mot de passe incorrect.",
             NotFound => "Élément introuvable.",
@@ -224,6 +371,15 @@ impl RefusalCode {
             ScopeMissing => "Cette clé d'API n'autorise pas cette opération.",
             IdempotencyKeyReused => {
                 "Cette clé d'idempotence a déjà servi pour une autre requête : utilisez-en une nouvelle."
+            }
+            CrossSiteRequest => {
+                "Requête refusée : elle ne vient pas de la page de telesoin. Ouvrez le tableau de bord depuis son adresse habituelle."
+            }
+            CsrfTokenInvalid => {
+                "Requête refusée : votre session de page a expiré. Rechargez la page ou reconnectez-vous."
+            }
+            LoginThrottled => {
+                "Trop de tentatives de connexion. Patientez quelques minutes avant de réessayer."
             }
         }
     }
@@ -235,16 +391,22 @@ impl RefusalCode {
                 "Telehealth is only possible after at least one in-person session with this physiotherapist. Book an in-person appointment first."
             }
             InPersonMissing(InPersonRule::Convention) | InPersonBilanMissing => {
-                "Telehealth is only possible after an in-person assessment with this physiotherapist. Book an in-person appointment first."
+                "The first session, with the assessment, is always in person (or, when leaving hospital, the assessment by a physiotherapist before discharge). Book an in-person appointment first."
             }
             InPersonStale => {
-                "Your last in-person session with this physiotherapist was more than 12 months ago. Book an in-person appointment before a remote one."
+                "Your last session or assessment in person was more than 12 months ago. Book an in-person appointment before a remote one."
+            }
+            OutOfTerritory => {
+                "Telehealth is only possible with a physiotherapist practising in your area (same département), so that an in-person session stays possible. Check the patient's and the practice's département."
             }
             ConsentMissing => {
                 "Your physiotherapist must first record your consent to telehealth. Contact the practice."
             }
             ConsentWithdrawn => {
                 "You withdrew your consent to telehealth, so this session cannot take place remotely. Contact the practice if you change your mind."
+            }
+            ActNotRemote => {
+                "This act cannot be done by telehealth: it needs direct contact or equipment (urgent airway clearance, hydrotherapy...). Schedule it at the practice."
             }
             SessionNotFound => {
                 "This session does not exist. Check the link you received or contact the practice."
@@ -288,6 +450,36 @@ impl RefusalCode {
                 "The service is temporarily unavailable. Try again in a minute; your link stays valid."
             }
             ShuttingDown => "The server is restarting. Reconnecting, do not close the page.",
+            InsFormat => {
+                "The INS number must have 15 characters (13 digits and the 2-digit key; 2A or 2B for Corsica)."
+            }
+            InsKey => "The INS number's key does not match: check every digit.",
+            InsOid => {
+                "The INS OID is not recognised: 1.2.250.1.213.1.4.8 for a NIR, 1.2.250.1.213.1.4.9 for a NIA."
+            }
+            InsStatus => {
+                "Inconsistent identity status: an INS number exists only for a recovered or qualified identity (provisoire, recuperee, validee or qualifiee)."
+            }
+            InsTraits => {
+                "Invalid identity traits: birth names and first names in letters, sex M, F or I, a 5-character INSEE birth place code."
+            }
+            InsMismatch => {
+                "The INS number does not match the identity traits (sex, year or month of birth) or the birth date on record."
+            }
+            OidcNotConfigured => {
+                "Login with Pro Santé Connect is not configured on this service. Log in with your password."
+            }
+            OidcUnavailable => {
+                "The identity provider does not answer. Try again in a few minutes, or log in with your password."
+            }
+            OidcFailed => {
+                "The login could not be verified (expired or already used). Start the login again."
+            }
+            OidcAcr => "The authentication level is too low: use your CPS card or the e-CPS app.",
+            OidcUnknownRpps => {
+                "No account on this service matches your RPPS number. Ask the administrator to register it."
+            }
+            PasswordLoginDisabled => "Password login is turned off: use Pro Santé Connect.",
             Unauthenticated => "Please log in.",
             BadCredentials => "Wrong e-mail address or password.",
             NotFound => "Not found.",
@@ -297,6 +489,13 @@ impl RefusalCode {
             IdempotencyKeyReused => {
                 "This idempotency key was already used for a different request: use a new one."
             }
+            CrossSiteRequest => {
+                "Request refused: it does not come from the telesoin page. Open the dashboard from its usual address."
+            }
+            CsrfTokenInvalid => {
+                "Request refused: your page session has expired. Reload the page or log in again."
+            }
+            LoginThrottled => "Too many login attempts. Wait a few minutes before trying again.",
         }
     }
 
@@ -304,9 +503,9 @@ impl RefusalCode {
     pub fn rule(self) -> Option<InPersonRule> {
         match self {
             RefusalCode::InPersonMissing(r) => Some(r),
-            RefusalCode::InPersonBilanMissing | RefusalCode::InPersonStale => {
-                Some(InPersonRule::Convention)
-            }
+            RefusalCode::InPersonBilanMissing
+            | RefusalCode::InPersonStale
+            | RefusalCode::OutOfTerritory => Some(InPersonRule::Convention),
             _ => None,
         }
     }
@@ -402,7 +601,8 @@ pub fn in_person_on(
     let past = || visits.iter().filter(|v| v.date <= day);
     match rule {
         InPersonRule::Arrete2021 => {
-            if past().next().is_some() {
+            // A session with this kiné: a hospital bilan by someone else does not count.
+            if past().any(|v| v.kind != VisitKind::HospitalBilan) {
                 Ok(())
             } else {
                 Err(RefusalCode::InPersonMissing(rule))
@@ -412,7 +612,11 @@ pub fn in_person_on(
             if past().next().is_none() {
                 return Err(RefusalCode::InPersonMissing(rule));
             }
-            if !past().any(|v| v.kind == VisitKind::Bilan) {
+            // The first session (initial bilan, BDK) is in person: a bilan by this kiné, or
+            // the hospital kiné's before discharge.
+            let bilan =
+                |v: &&InPersonVisit| matches!(v.kind, VisitKind::Bilan | VisitKind::HospitalBilan);
+            if !past().any(|v| bilan(&v)) {
                 return Err(RefusalCode::InPersonBilanMissing);
             }
             // "Within the last 12 months": the same calendar day a year before still counts.

@@ -2,6 +2,8 @@
 //!
 //! Concepts, one module each:
 //! - [`ids`]: typed identifiers.
+//! - [`ins`]: the patient's INS (NIR or NIA with its OID, status, the five reference traits),
+//!   its format and key check, and the rule that only a qualified INS leaves in a document.
 //! - [`model`]: kinés, patients, in-person visits, consents, prescriptions, sessions, roles.
 //! - [`acts`]: the NGAP acts billable in télésoin, with their AMK coefficient.
 //! - [`admission`]: may this participant enter this session now? Admit, wait, attest or refuse,
@@ -26,6 +28,7 @@ pub mod audit;
 pub mod billing;
 pub mod claims;
 pub mod ids;
+pub mod ins;
 pub mod model;
 pub mod reimbursement;
 pub mod retention;

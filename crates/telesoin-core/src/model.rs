@@ -55,6 +55,11 @@ pub enum VisitKind {
     Bilan,
     /// A treatment session.
     Session,
+    /// The in-person bilan done by a kiné before the patient left hospital, the discharge
+    /// summary passed on to this kiné: the convention's hospital-discharge exception. It stands
+    /// for the in-person bilan and the recent in-person care under the convention, never under
+    /// the arrêté of 2021 (which wants a session with this kiné).
+    HospitalBilan,
 }
 
 impl VisitKind {
@@ -62,6 +67,7 @@ impl VisitKind {
         match self {
             VisitKind::Bilan => "bilan",
             VisitKind::Session => "session",
+            VisitKind::HospitalBilan => "hospital_bilan",
         }
     }
 
@@ -69,12 +75,14 @@ impl VisitKind {
         match s {
             "bilan" => Some(VisitKind::Bilan),
             "session" => Some(VisitKind::Session),
+            "hospital_bilan" => Some(VisitKind::HospitalBilan),
             _ => None,
         }
     }
 }
 
-/// Care given in person, "en présence du patient", by this kiné.
+/// Care given in person, "en présence du patient", by this kiné (or, for
+/// [`VisitKind::HospitalBilan`], by a hospital kiné before discharge, recorded by this one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InPersonVisit {
     pub date: NaiveDate,
@@ -200,6 +208,46 @@ impl SessionStatus {
     }
 }
 
+/// What became of a session, as the kiné reads it and billing counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Scheduled or live: not decided yet.
+    Open,
+    /// Ended or cancelled with billable time: "réalisée", billed.
+    Held,
+    /// Ended or cancelled without a billable second: "non réalisée". No amount; excluded from
+    /// billing exports and from the télésoin share.
+    NotHeld,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Open => "open",
+            Outcome::Held => "held",
+            Outcome::NotHeld => "not_held",
+        }
+    }
+
+    /// Only a held session bills anything.
+    pub fn billable(self) -> bool {
+        self == Outcome::Held
+    }
+}
+
+/// The outcome of a session of `status` with `billable_seconds` fixed at its end (`None`: not
+/// fixed). A closed session held only if at least one second was billable.
+pub fn outcome(status: SessionStatus, billable_seconds: Option<i64>) -> Outcome {
+    if !status.is_closed() {
+        Outcome::Open
+    } else if billable_seconds.is_some_and(|s| s > 0) {
+        Outcome::Held
+    } else {
+        Outcome::NotHeld
+    }
+}
+
 /// How long before and after the start a link works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -249,4 +297,32 @@ impl Session {
 /// The calendar date in France of an instant: what "the session day" means to a kiné.
 pub fn local_date(at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&chrono_tz::Europe::Paris).date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_table() {
+        use SessionStatus::*;
+        for (status, seconds, want) in [
+            (Scheduled, None, Outcome::Open),
+            (Live, Some(120), Outcome::Open),
+            (Ended, Some(1), Outcome::Held),
+            (Ended, Some(1800), Outcome::Held),
+            // The kiné opened the room and pressed "Terminer la séance": nothing was held.
+            (Ended, Some(0), Outcome::NotHeld),
+            (Ended, None, Outcome::NotHeld),
+            (Cancelled, None, Outcome::NotHeld),
+            (Cancelled, Some(0), Outcome::NotHeld),
+            (Cancelled, Some(300), Outcome::Held),
+            (Ended, Some(-5), Outcome::NotHeld),
+        ] {
+            assert_eq!(outcome(status, seconds), want, "{status:?} {seconds:?}");
+        }
+        assert!(Outcome::Held.billable());
+        assert!(!Outcome::NotHeld.billable());
+        assert!(!Outcome::Open.billable());
+    }
 }

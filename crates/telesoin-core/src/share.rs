@@ -20,6 +20,9 @@ pub struct Share {
     pub ratio: f64,
     /// Strictly above the cap, decided in integers (never on the float).
     pub over_cap: bool,
+    /// Within the cap now, but one more remote session (and nothing else) would take the
+    /// share above it: the warning shown before the cap is exceeded.
+    pub next_exceeds: bool,
 }
 
 /// The share of `remote_sessions` among all sessions, against a cap of `cap_percent` %.
@@ -37,6 +40,8 @@ pub fn telesoin_share(remote_sessions: u32, in_person_sessions: u32, cap_percent
         ratio,
         // remote / total > cap / 100, without division.
         over_cap: remote * 100 > u64::from(cap_percent) * total,
+        next_exceeds: remote * 100 <= u64::from(cap_percent) * total
+            && (remote + 1) * 100 > u64::from(cap_percent) * (total + 1),
     }
 }
 
@@ -70,5 +75,34 @@ mod tests {
             );
             assert_eq!(s.total_sessions, u64::from(remote) + u64::from(in_person));
         }
+    }
+
+    #[test]
+    fn the_warning_comes_before_the_cap_is_exceeded() {
+        let cap = CONVENTION_SHARE_CAP_PERCENT;
+        // (remote, in person, over now, one more remote session would be over)
+        for (remote, in_person, over, next) in [
+            (0, 0, false, true),    // a first remote session with no activity is 100 %
+            (0, 10, false, false),  // 1/11 = 9 %
+            (1, 8, false, false),   // 2/10 = 20 %: at the cap, not over
+            (1, 4, false, true),    // 20 % now; 2/6 = 33 %
+            (2, 8, false, true),    // 20 % now; 3/11 = 27 %
+            (2, 12, false, false),  // 3/15 = 20 %
+            (2, 11, false, true),   // 3/14 = 21.4 %
+            (19, 81, false, false), // 20/101 = 19.8 %
+            (20, 80, false, true),  // 21/101 = 20.8 %
+            (21, 79, true, false),  // already over: the cap state says so, not the warning
+        ] {
+            let s = telesoin_share(remote, in_person, cap);
+            assert_eq!(
+                (s.over_cap, s.next_exceeds),
+                (over, next),
+                "{remote}/{in_person}"
+            );
+        }
+        assert!(
+            !telesoin_share(5, 5, 100).next_exceeds,
+            "a 100 % cap never warns"
+        );
     }
 }

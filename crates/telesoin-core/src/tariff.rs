@@ -1,6 +1,13 @@
 //! Money: the value of a key letter on a date, the amount of an act, and what a session bills.
 //!
-//! The monetary value of a key letter (AMK, AMS, AMC) changes over time by convention and
+//! Which key letter prices a télésoin act depends on the day: since **22 February 2024**
+//! (avenant 7 to the kinés' national convention; UNCAM decision of 14 December 2023, JORF of
+//! 8 February 2024, which adds "TMK - Acte de télésoin pratiqué par le masseur-kinésithérapeute"
+//! to the NGAP key letters) a télésoin act is billed `TMK x coefficient`, the coefficient being
+//! the one of the same act in person. Before that day the 2021 rule applies (arrêté du 3 juin
+//! 2021, seed 002): the act is billed with the in-person letter, AMK. See [`telesoin_letter`].
+//!
+//! The monetary value of a key letter (AMK, AMS, AMC, TMK) changes over time by convention and
 //! avenant: it is configuration (a schedule of values with a date of effect), never a constant in
 //! this crate. Amounts are integer cents; a coefficient is held in tenths (7.5 -> 75), so
 //! "coefficient x value, rounded to the cent" is exact integer arithmetic, half up, with no
@@ -24,6 +31,8 @@ pub enum KeyLetter {
     Ams,
     /// Actes in an institution (établissement).
     Amc,
+    /// Acte de télésoin pratiqué par le masseur-kinésithérapeute (since 2024-02-22).
+    Tmk,
 }
 
 impl KeyLetter {
@@ -33,6 +42,7 @@ impl KeyLetter {
             KeyLetter::Amk => "AMK",
             KeyLetter::Ams => "AMS",
             KeyLetter::Amc => "AMC",
+            KeyLetter::Tmk => "TMK",
         }
     }
 
@@ -42,8 +52,24 @@ impl KeyLetter {
             "AMK" => Some(KeyLetter::Amk),
             "AMS" => Some(KeyLetter::Ams),
             "AMC" => Some(KeyLetter::Amc),
+            "TMK" => Some(KeyLetter::Tmk),
             _ => None,
         }
+    }
+}
+
+/// The day avenant 7 came into force: télésoin billed with TMK, AMK/AMS/AMC revalued.
+pub fn avenant_7_effective() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 2, 22).unwrap_or(NaiveDate::MIN)
+}
+
+/// The key letter a télésoin act done on `day` (in France) is billed with: TMK from
+/// 2024-02-22 on (avenant 7), the in-person letter AMK before (the 2021 rule, seed 002).
+pub fn telesoin_letter(day: NaiveDate) -> KeyLetter {
+    if day >= avenant_7_effective() {
+        KeyLetter::Tmk
+    } else {
+        KeyLetter::Amk
     }
 }
 
@@ -106,6 +132,8 @@ pub enum Billed {
     Reimbursable {
         letter: KeyLetter,
         coefficient_tenths: u32,
+        /// The value of `letter` on the session day, in cents.
+        value_cents: i64,
         cents: i64,
     },
     /// Hors nomenclature: the kiné's price, no key letter, an invoice to the patient.
@@ -142,9 +170,28 @@ pub enum TariffError {
     NegativeHnPrice,
 }
 
-/// What a session of `class` bills: for a reimbursable session, `act` coded with `letter` at its
-/// value on `on`; for an HN session, `hn_price_cents` (the kiné's price) and no key letter.
+/// What a télésoin session of `class` held on `on` bills: for a reimbursable session, `act`
+/// coded with the letter in force that day ([`telesoin_letter`]) at its value that day; for an
+/// HN session, `hn_price_cents` (the kiné's price) and no key letter.
 pub fn billed_amount(
+    class: BillingClass,
+    act: &Act,
+    schedule: &[KeyLetterValue],
+    on: NaiveDate,
+    hn_price_cents: i64,
+) -> Result<Billed, TariffError> {
+    billed_amount_with(
+        class,
+        act,
+        schedule,
+        telesoin_letter(on),
+        on,
+        hn_price_cents,
+    )
+}
+
+/// [`billed_amount`] with the key letter given (an act coded in person, or a test).
+pub fn billed_amount_with(
     class: BillingClass,
     act: &Act,
     schedule: &[KeyLetterValue],
@@ -161,6 +208,7 @@ pub fn billed_amount(
             Ok(Billed::Reimbursable {
                 letter,
                 coefficient_tenths: act.coefficient_tenths,
+                value_cents: value,
                 cents,
             })
         }
@@ -297,6 +345,7 @@ mod tests {
                 Ok(Billed::Reimbursable {
                     letter: KeyLetter::Amk,
                     coefficient_tenths: 75,
+                    value_cents: 230,
                     cents: 1725,
                 }),
             ),
@@ -307,6 +356,7 @@ mod tests {
                 Ok(Billed::Reimbursable {
                     letter: KeyLetter::Amc,
                     coefficient_tenths: 75,
+                    value_cents: 200,
                     cents: 1500,
                 }),
             ),
@@ -316,20 +366,20 @@ mod tests {
             (Hn, KeyLetter::Amk, -1, Err(TariffError::NegativeHnPrice)),
         ] {
             assert_eq!(
-                billed_amount(class, act, &s, letter, on, hn),
+                billed_amount_with(class, act, &s, letter, on, hn),
                 want,
                 "{class:?} {letter:?}"
             );
         }
         assert_eq!(
-            billed_amount(Reimbursable, act, &s, KeyLetter::Amk, d("2019-01-01"), 0),
+            billed_amount_with(Reimbursable, act, &s, KeyLetter::Amk, d("2019-01-01"), 0),
             Err(TariffError::NoKeyLetterValue {
                 letter: KeyLetter::Amk,
                 on: d("2019-01-01")
             })
         );
         assert_eq!(
-            billed_amount(Hn, act, &[], KeyLetter::Amk, on, 4_500).map(|b| b.letter()),
+            billed_amount(Hn, act, &[], on, 4_500).map(|b| b.letter()),
             Ok(None),
             "HN never needs nor writes a key letter"
         );
@@ -337,7 +387,12 @@ mod tests {
 
     #[test]
     fn letters_and_coefficients_are_written_as_the_ngap_does() {
-        for l in [KeyLetter::Amk, KeyLetter::Ams, KeyLetter::Amc] {
+        for l in [
+            KeyLetter::Amk,
+            KeyLetter::Ams,
+            KeyLetter::Amc,
+            KeyLetter::Tmk,
+        ] {
             assert_eq!(KeyLetter::parse(l.as_str()), Some(l));
             assert_eq!(KeyLetter::parse(&l.as_str().to_lowercase()), Some(l));
         }
@@ -345,5 +400,93 @@ mod tests {
         for (tenths, want) in [(75, "7.5"), (100, "10"), (83, "8.3"), (90, "9"), (5, "0.5")] {
             assert_eq!(format_coefficient(tenths), want);
         }
+    }
+
+    /// The default schedule of the server's configuration (`key_letter_values`), as documented
+    /// in the README: AMK/AMS/AMC 2,15 EUR, then 2,21 EUR from 2024-02-22; TMK 2,15 EUR from
+    /// 2024-02-22.
+    fn default_schedule() -> Vec<KeyLetterValue> {
+        use KeyLetter::*;
+        vec![
+            v(Amk, 215, "2012-01-01"),
+            v(Ams, 215, "2012-01-01"),
+            v(Amc, 215, "2012-01-01"),
+            v(Amk, 221, "2024-02-22"),
+            v(Ams, 221, "2024-02-22"),
+            v(Amc, 221, "2024-02-22"),
+            v(Tmk, 215, "2024-02-22"),
+        ]
+    }
+
+    #[test]
+    fn telesoin_letter_by_date_of_effect() {
+        for (day, want) in [
+            ("2021-06-04", KeyLetter::Amk),
+            ("2024-02-20", KeyLetter::Amk),
+            ("2024-02-21", KeyLetter::Amk),
+            ("2024-02-22", KeyLetter::Tmk),
+            ("2024-02-23", KeyLetter::Tmk),
+            ("2026-12-02", KeyLetter::Tmk),
+        ] {
+            assert_eq!(telesoin_letter(d(day)), want, "{day}");
+        }
+    }
+
+    #[test]
+    fn a_session_is_priced_with_the_letter_and_value_of_its_day() {
+        let s = default_schedule();
+        let membre = find("MEMBRE").expect("act"); // 7.5
+        let neuro = find("NEURO_UN_MEMBRE").expect("act"); // 8.3
+        use KeyLetter::*;
+        // (act, day, letter, value, amount)
+        for (act, day, letter, value, cents) in [
+            (membre, "2024-02-21", Amk, 215, 1613), // 7.5 x 2.15 = 16.125 -> 16.13
+            (membre, "2024-02-22", Tmk, 215, 1613), // TMK stayed at 2.15
+            (membre, "2026-12-02", Tmk, 215, 1613),
+            (neuro, "2024-02-21", Amk, 215, 1785), // 8.3 x 2.15 = 17.845 -> 17.85
+            (neuro, "2024-02-22", Tmk, 215, 1785),
+        ] {
+            assert_eq!(
+                billed_amount(BillingClass::Reimbursable, act, &s, d(day), 0),
+                Ok(Billed::Reimbursable {
+                    letter,
+                    coefficient_tenths: act.coefficient_tenths,
+                    value_cents: value,
+                    cents,
+                }),
+                "{} {day}",
+                act.code
+            );
+        }
+        // The in-person letters were revalued the same day: 2.15 -> 2.21 EUR.
+        for (letter, day, want) in [
+            (Amk, "2024-02-21", Some(215)),
+            (Amk, "2024-02-22", Some(221)),
+            (Ams, "2024-02-21", Some(215)),
+            (Ams, "2024-02-22", Some(221)),
+            (Amc, "2024-02-22", Some(221)),
+            (Tmk, "2024-02-21", None),
+            (Tmk, "2024-02-22", Some(215)),
+        ] {
+            assert_eq!(
+                key_letter_value(&s, letter, d(day)),
+                want,
+                "{letter:?} {day}"
+            );
+        }
+        // 7.5 x 2.21 = 16.575 -> 16.58: what the same act in person costs since that day.
+        assert_eq!(
+            act_amount_cents(membre, &s, Ams, d("2024-02-22")),
+            Some(1658)
+        );
+        // No TMK configured: a session after 2024-02-22 cannot be priced (no silent AMK).
+        let old: Vec<_> = s.iter().copied().filter(|v| v.letter != Tmk).collect();
+        assert_eq!(
+            billed_amount(BillingClass::Reimbursable, membre, &old, d("2024-03-01"), 0),
+            Err(TariffError::NoKeyLetterValue {
+                letter: Tmk,
+                on: d("2024-03-01")
+            })
+        );
     }
 }

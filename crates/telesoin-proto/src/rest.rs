@@ -33,6 +33,10 @@ pub struct NewPatient {
     pub loss_of_autonomy: bool,
     #[serde(default)]
     pub gp_contact: Option<String>,
+    /// The patient's département (`75`, `2A`, `971`) or postcode, for the convention's
+    /// territory check.
+    #[serde(default)]
+    pub departement: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +76,13 @@ pub struct NewConsent {
     pub text_version: String,
     #[serde(default = "default_method")]
     pub method: String,
+    /// For a minor (under 18 today): the legal representative who consents, by name.
+    /// Required for a minor, refused for an adult.
+    #[serde(default)]
+    pub representative_name: Option<String>,
+    /// Their relation to the patient (`mère`, `père`, `tuteur`...).
+    #[serde(default)]
+    pub representative_relation: Option<String>,
 }
 
 fn default_method() -> String {
@@ -90,6 +101,11 @@ pub struct Consent {
     pub text_version: String,
     pub recorded_at: DateTime<Utc>,
     pub withdrawn_at: Option<DateTime<Utc>>,
+    /// Who consented for a minor, and their relation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub representative_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub representative_relation: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,8 +167,26 @@ pub struct Session {
     pub act_code: String,
     pub act_label: String,
     pub amk_coefficient: f64,
+    /// The key letter that prices the session on its day (`TMK` since 2024-02-22, `AMK`
+    /// before); absent for an HN session.
+    #[serde(default)]
+    pub key_letter: Option<String>,
+    /// The act's coefficient as the NGAP writes it (`7.5`); absent for an HN session.
+    #[serde(default)]
+    pub coefficient: Option<String>,
+    /// The value of `key_letter` on the session day, in cents.
+    #[serde(default)]
+    pub key_letter_value_cents: Option<i64>,
+    /// What the session bills: coefficient x value, or the HN price. Absent when it cannot be
+    /// priced (no value configured for the day) or was not held.
+    #[serde(default)]
+    pub amount_cents: Option<i64>,
     /// `scheduled`, `live`, `ended` or `cancelled`.
     pub status: String,
+    /// `open` (scheduled or live), `held` ("réalisée"), or `not_held` ("non réalisée": ended or
+    /// cancelled without a billable second; no amount, not exported, not in the share).
+    #[serde(default)]
+    pub outcome: String,
     pub auto_admit: bool,
     pub patient_consent_on_join: bool,
     /// `reimbursable` or `hn`, as computed when scheduled (fixed at finalization).
@@ -216,9 +250,27 @@ pub struct Event {
 pub struct Record {
     pub session: Uuid,
     pub status: String,
+    /// `open` (scheduled or live), `held` ("réalisée"), or `not_held` ("non réalisée": ended or
+    /// cancelled without a billable second; no amount, not exported, not in the share).
+    #[serde(default)]
+    pub outcome: String,
     pub kine_rpps: String,
     pub act_code: String,
     pub amk_coefficient: f64,
+    /// The key letter that prices the session on its day (`TMK` since 2024-02-22, `AMK`
+    /// before); absent for an HN session.
+    #[serde(default)]
+    pub key_letter: Option<String>,
+    /// The act's coefficient as the NGAP writes it (`7.5`); absent for an HN session.
+    #[serde(default)]
+    pub coefficient: Option<String>,
+    /// The value of `key_letter` on the session day, in cents.
+    #[serde(default)]
+    pub key_letter_value_cents: Option<i64>,
+    /// What the session bills: coefficient x value, or the HN price. Absent when it cannot be
+    /// priced (no value configured for the day) or was not held.
+    #[serde(default)]
+    pub amount_cents: Option<i64>,
     pub billing_class: String,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -236,7 +288,23 @@ pub struct Record {
 pub struct Act {
     pub code: String,
     pub label: String,
+    /// The act's coefficient (the same in person and in télésoin).
     pub amk_coefficient: f64,
+    /// The letter written when the act is done in person (`AMK`, `ARL`, `NMI`...), if known.
+    #[serde(default)]
+    pub in_person_letter: Option<String>,
+    /// The letter télésoin bills it with today (`TMK`).
+    #[serde(default)]
+    pub telesoin_letter: String,
+    /// Télésoin allows it; otherwise `not_remote` says why (`direct_contact`, `equipment`) and
+    /// it cannot be scheduled.
+    #[serde(default)]
+    pub telesoin_allowed: bool,
+    #[serde(default)]
+    pub not_remote: Option<String>,
+    /// `ngap_2024` or `ngap_2021`: the catalogue in force today.
+    #[serde(default)]
+    pub catalogue: String,
 }
 
 /// A patient with everything admission and billing look at.

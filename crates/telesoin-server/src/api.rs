@@ -103,17 +103,70 @@ pub async fn embed_config(State(app): State<AppState>) -> Json<serde_json::Value
     Json(serde_json::json!({ "origins": app.cfg.embed_origins }))
 }
 
+/// The catalogue in force today (in France), with what télésoin allows.
 pub async fn acts() -> Json<Vec<rest::Act>> {
+    let today = model::local_date(Utc::now());
+    let catalogue = acts::catalogue_on(today);
+    let letter = telesoin_core::tariff::telesoin_letter(today);
     Json(
-        acts::CATALOGUE
+        catalogue
+            .acts
             .iter()
             .map(|a| rest::Act {
                 code: a.code.into(),
                 label: a.label.into(),
                 amk_coefficient: a.amk_coefficient,
+                in_person_letter: a.in_person_letter.map(str::to_owned),
+                telesoin_letter: letter.as_str().into(),
+                telesoin_allowed: a.remote_allowed(),
+                not_remote: match a.remote {
+                    acts::Remote::Allowed => None,
+                    acts::Remote::NotAllowed(why) => Some(why.as_str().into()),
+                },
+                catalogue: catalogue.id.into(),
             })
             .collect(),
     )
+}
+
+/// The price fields of a session or record: letter, coefficient, value, amount.
+pub(crate) struct PriceJson {
+    pub key_letter: Option<String>,
+    pub coefficient: Option<String>,
+    pub key_letter_value_cents: Option<i64>,
+    pub amount_cents: Option<i64>,
+}
+
+pub(crate) async fn price_json(app: &AppState, row: &SessionRow) -> ApiResult<PriceJson> {
+    use telesoin_core::tariff::{Billed, format_coefficient};
+    let billing = app.store.session_billing(row.session.id).await?;
+    let settings = app.store.kine_settings(row.session.kine).await?;
+    let billed = crate::records::price(row, &billing, &settings, &app.cfg.key_letter_schedule());
+    Ok(match billed {
+        Some(Billed::Reimbursable {
+            letter,
+            coefficient_tenths,
+            value_cents,
+            cents,
+        }) => PriceJson {
+            key_letter: Some(letter.as_str().into()),
+            coefficient: Some(format_coefficient(coefficient_tenths)),
+            key_letter_value_cents: Some(value_cents),
+            amount_cents: Some(cents),
+        },
+        Some(Billed::Hn { cents }) => PriceJson {
+            key_letter: None,
+            coefficient: None,
+            key_letter_value_cents: None,
+            amount_cents: Some(cents),
+        },
+        None => PriceJson {
+            key_letter: None,
+            coefficient: None,
+            key_letter_value_cents: None,
+            amount_cents: None,
+        },
+    })
 }
 
 fn patient_json(r: &PatientRow) -> rest::Patient {
@@ -137,6 +190,8 @@ fn consent_json(r: &ConsentRow) -> rest::Consent {
         text_version: r.consent.text_version.clone(),
         recorded_at: r.consent.recorded_at,
         withdrawn_at: r.consent.withdrawn_at,
+        representative_name: None,
+        representative_relation: None,
     }
 }
 
@@ -201,6 +256,15 @@ pub async fn create_patient_for(
         .as_deref()
         .map(|g| text_field("gp_contact", g, 200))
         .transpose()?;
+    let departement = match body.departement.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d) => Some(admission::departement_of(d).ok_or_else(|| {
+            ApiError::invalid(
+                "departement",
+                "a French département (75, 2A, 971) or postcode",
+            )
+        })?),
+    };
     let patient = Patient {
         id: PatientId(Uuid::new_v4()),
         kine: kine.id,
@@ -210,6 +274,11 @@ pub async fn create_patient_for(
         gp_contact,
     };
     app.store.create_patient(&patient, now).await?;
+    if let Some(d) = departement.as_deref() {
+        app.store
+            .set_patient_departement(patient.id, Some(d))
+            .await?;
+    }
     Ok(patient_json(&PatientRow {
         patient,
         created_at: now,
@@ -239,6 +308,15 @@ pub async fn patient_detail_for(
     let p = own_patient(app, kine.id, id).await?;
     let visits = app.store.visits(kine.id, p.patient.id).await?;
     let consents = app.store.consents(kine.id, p.patient.id).await?;
+    let mut consents_json = Vec::with_capacity(consents.len());
+    for c in &consents {
+        let mut json = consent_json(c);
+        if let Some(r) = app.store.consent_representative(c.id).await? {
+            json.representative_name = Some(r.name);
+            json.representative_relation = Some(r.relation);
+        }
+        consents_json.push(json);
+    }
     let prescriptions = app.store.prescriptions(p.patient.id).await?;
     Ok(rest::PatientDetail {
         patient: patient_json(&p),
@@ -251,7 +329,7 @@ pub async fn patient_detail_for(
                 kind: v.visit.kind.as_str().into(),
             })
             .collect(),
-        consents: consents.iter().map(consent_json).collect(),
+        consents: consents_json,
         prescriptions: prescriptions
             .iter()
             .map(|r| rest::Prescription {
@@ -331,6 +409,31 @@ pub async fn add_consent_for(
         return Err(ApiError::invalid("method", "oral or written"));
     }
     let text_version = text_field("text_version", &body.text_version, 40)?;
+    // A minor's consent is the legal representative's: the kiné names them.
+    let minor = p.patient.age_on(model::local_date(Utc::now())) < 18;
+    let representative = match (
+        minor,
+        body.representative_name.as_deref(),
+        body.representative_relation.as_deref(),
+    ) {
+        (true, Some(name), Some(relation)) => Some(telesoin_store::Representative {
+            name: text_field("representative_name", name, 120)?,
+            relation: text_field("representative_relation", relation, 40)?,
+        }),
+        (true, _, _) => {
+            return Err(ApiError::invalid(
+                "representative_name",
+                "the patient is a minor: name the legal representative who consents, and their relation",
+            ));
+        }
+        (false, None, None) => None,
+        (false, _, _) => {
+            return Err(ApiError::invalid(
+                "representative_name",
+                "an adult patient consents for themselves",
+            ));
+        }
+    };
     let consent = Consent {
         recorded_by: ConsentRecorder::Kine,
         method: body.method,
@@ -342,6 +445,9 @@ pub async fn add_consent_for(
     app.store
         .add_consent(kine.id, p.patient.id, cid, &consent)
         .await?;
+    if let Some(r) = &representative {
+        app.store.set_consent_representative(cid, r).await?;
+    }
     tracing::info!(patient = %p.patient.id, "consent recorded by the kiné");
     let recorded = DomainEvent::ConsentRecorded {
         kine: kine.id,
@@ -349,11 +455,16 @@ pub async fn add_consent_for(
         by: "kine",
     };
     app.hub.events().emit(consent.recorded_at, recorded).await;
-    Ok(consent_json(&ConsentRow {
+    let mut json = consent_json(&ConsentRow {
         id: cid,
         patient: p.patient.id,
         consent,
-    }))
+    });
+    if let Some(r) = representative {
+        json.representative_name = Some(r.name);
+        json.representative_relation = Some(r.relation);
+    }
+    Ok(json)
 }
 
 pub async fn withdraw_consent(
@@ -426,7 +537,13 @@ pub(crate) async fn session_json(
     patient_name: String,
 ) -> rest::Session {
     let s = &row.session;
-    let act = acts::find(&s.act_code);
+    let act = acts::of_session(&s.act_code, s.day());
+    let price = price_json(app, row).await.unwrap_or(PriceJson {
+        key_letter: None,
+        coefficient: None,
+        key_letter_value_cents: None,
+        amount_cents: None,
+    });
     rest::Session {
         id: s.id.0,
         patient: s.patient.0,
@@ -437,7 +554,14 @@ pub(crate) async fn session_json(
         act_code: s.act_code.clone(),
         act_label: act.map(|a| a.label.to_owned()).unwrap_or_default(),
         amk_coefficient: act.map(|a| a.amk_coefficient).unwrap_or_default(),
+        key_letter: price.key_letter,
+        coefficient: price.coefficient,
+        key_letter_value_cents: price.key_letter_value_cents,
+        amount_cents: price.amount_cents,
         status: s.status.as_str().into(),
+        outcome: model::outcome(s.status, row.billable_seconds)
+            .as_str()
+            .into(),
         auto_admit: s.auto_admit,
         patient_consent_on_join: s.patient_consent_on_join,
         billing_class: row.billing_class.clone(),
@@ -501,38 +625,39 @@ pub async fn create_session(
     Ok((StatusCode::CREATED, Json(s)))
 }
 
-/// Schedules a session; `platform` is the platform whose API asked for it, if any (it may then
-/// mint join tokens for it).
-pub async fn create_session_for(
+/// What scheduling checks before anything is written: the kiné's patient, the act, a start not
+/// in the past, the direct access, the price, privacy mode's TURN. Shared with the bulk route,
+/// which checks every session of a request before making any.
+pub async fn check_new_session(
     app: &AppState,
     kine: &Kine,
-    body: rest::NewSession,
-    platform: Option<Uuid>,
-) -> ApiResult<rest::Session> {
+    body: &rest::NewSession,
+    now: DateTime<Utc>,
+) -> ApiResult<(PatientRow, Option<DirectAccess>)> {
     let p = own_patient(app, kine.id, body.patient).await?;
-    if acts::find(&body.act_code).is_none() {
-        return Err(ApiError::invalid("act_code", "one of GET /api/acts"));
+    match acts::schedulable(&body.act_code, model::local_date(body.starts_at)) {
+        Ok(_) => {}
+        Err(RefusalCode::ActNotRemote) => {
+            return Err(ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                details: serde_json::json!({ "field": "act_code" }),
+                ..ApiError::refusal(RefusalCode::ActNotRemote)
+            });
+        }
+        Err(_) => {
+            return Err(ApiError::invalid(
+                "act_code",
+                "one of GET /api/acts, in the catalogue of the session day",
+            ));
+        }
     }
-    let now = Utc::now();
+    check_territory(app, kine.id, p.patient.id).await?;
     if body.starts_at + Duration::minutes(app.cfg.link_after_minutes) <= now {
         return Err(ApiError::invalid(
             "starts_at",
             "a session cannot be scheduled in the past",
         ));
     }
-    let (window_start, window_end) = Session::window_for(body.starts_at, app.cfg.window());
-    let session = Session {
-        id: SessionId(Uuid::new_v4()),
-        kine: kine.id,
-        patient: p.patient.id,
-        starts_at: body.starts_at,
-        window_start,
-        window_end,
-        act_code: body.act_code,
-        status: SessionStatus::Scheduled,
-        auto_admit: body.auto_admit,
-        patient_consent_on_join: body.patient_consent_on_join,
-    };
     let direct_access = match body.direct_access.as_deref() {
         None => None,
         Some(d) => Some(DirectAccess::parse(d).ok_or_else(|| {
@@ -554,6 +679,32 @@ pub async fn create_session_for(
             "privacy mode needs a TURN server (turn_urls and turn_secret in the configuration)",
         ));
     }
+    Ok((p, direct_access))
+}
+
+/// Schedules a session; `platform` is the platform whose API asked for it, if any (it may then
+/// mint join tokens for it).
+pub async fn create_session_for(
+    app: &AppState,
+    kine: &Kine,
+    body: rest::NewSession,
+    platform: Option<Uuid>,
+) -> ApiResult<rest::Session> {
+    let now = Utc::now();
+    let (p, direct_access) = check_new_session(app, kine, &body, now).await?;
+    let (window_start, window_end) = Session::window_for(body.starts_at, app.cfg.window());
+    let session = Session {
+        id: SessionId(Uuid::new_v4()),
+        kine: kine.id,
+        patient: p.patient.id,
+        starts_at: body.starts_at,
+        window_start,
+        window_end,
+        act_code: body.act_code,
+        status: SessionStatus::Scheduled,
+        auto_admit: body.auto_admit,
+        patient_consent_on_join: body.patient_consent_on_join,
+    };
     let mut row =
         crate::records::schedule(app, session, direct_access, body.hn_price_cents, now).await?;
     if body.relay_only {
@@ -572,6 +723,26 @@ pub async fn create_session_for(
     };
     app.hub.events().emit(now, scheduled).await;
     Ok(session_json(app, &row, p.patient.display_name).await)
+}
+
+/// The convention's territory condition, when configured: the practice's département is the
+/// patient's. A refusal names the convention.
+pub(crate) async fn check_territory(
+    app: &AppState,
+    kine: KineId,
+    patient: PatientId,
+) -> ApiResult<()> {
+    if app.cfg.territory_check == admission::TerritoryCheck::Off {
+        return Ok(());
+    }
+    let practice = app.store.practice_departement(kine).await?;
+    let theirs = app.store.patient_departement(patient).await?;
+    admission::territory(
+        app.cfg.territory_check,
+        practice.as_deref(),
+        theirs.as_deref(),
+    )
+    .map_err(ApiError::refusal)
 }
 
 pub(crate) async fn own_session(app: &AppState, kine: KineId, id: Uuid) -> ApiResult<SessionRow> {
@@ -781,20 +952,28 @@ pub async fn record_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult<rest
     let presence: Vec<_> = events.iter().map(|e| e.presence()).collect();
     let provisional = telesoin_core::billing::billable_seconds(
         &presence,
-        app.hub.grace(),
+        app.hub.billing_policy(),
         row.ended_at.unwrap_or(now),
     );
     let started_at = events
         .iter()
         .find(|e| e.kind == telesoin_core::billing::PresenceKind::Admitted)
         .map(|e| e.at);
-    let act = acts::find(&row.session.act_code);
+    let act = acts::of_session(&row.session.act_code, row.session.day());
+    let price = price_json(app, &row).await?;
     Ok(rest::Record {
         session: row.session.id.0,
         status: row.session.status.as_str().into(),
+        outcome: model::outcome(row.session.status, row.billable_seconds)
+            .as_str()
+            .into(),
         kine_rpps: kine.rpps.clone(),
         act_code: row.session.act_code.clone(),
         amk_coefficient: act.map(|a| a.amk_coefficient).unwrap_or_default(),
+        key_letter: price.key_letter,
+        coefficient: price.coefficient,
+        key_letter_value_cents: price.key_letter_value_cents,
+        amount_cents: price.amount_cents,
         billing_class: row.billing_class.clone(),
         started_at,
         ended_at: row.ended_at,
@@ -850,6 +1029,7 @@ pub async fn join_info(
             .into_iter()
             .map(|c| c.consent)
             .collect();
+        check_territory(&app, row.session.kine, row.session.patient).await?;
         let check_at = now.max(row.session.window_start);
         let decision = admission::decide(&AdmissionInput {
             now: check_at,
@@ -872,7 +1052,7 @@ pub async fn join_info(
         .kine(row.session.kine)
         .await?
         .ok_or_else(|| ApiError::refusal(RefusalCode::SessionNotFound))?;
-    let act = acts::find(&row.session.act_code);
+    let act = acts::of_session(&row.session.act_code, row.session.day());
     Ok(Json(wire::SessionInfo {
         session: row.session.id.0,
         kine_name: kine.name,

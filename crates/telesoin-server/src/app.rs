@@ -28,6 +28,10 @@ pub struct AppState {
     pub origins: Arc<Vec<String>>,
     /// The security headers, computed once.
     headers: Arc<SecurityHeaders>,
+    /// Failed-login counts (back-off and lockout).
+    pub logins: Arc<crate::throttle::LoginThrottle>,
+    /// Where webhooks may connect.
+    pub egress: Arc<crate::egress::Policy>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -84,7 +88,18 @@ impl AppState {
             hsts: (cfg.tls != TlsMode::Off || public_url.starts_with("https://"))
                 .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains")),
         };
+        let logins = crate::throttle::LoginThrottle::new(crate::throttle::Policy {
+            account_failures: cfg.login_max_failures,
+            address_failures: cfg.login_address_max_failures,
+            lockout: std::time::Duration::from_secs(cfg.login_lockout_seconds),
+        });
+        let egress = crate::egress::Policy {
+            allowed: crate::egress::Networks::parse(&cfg.webhook_allowed_networks)
+                .map_err(|bad| anyhow::anyhow!("webhook_allowed_networks: {bad:?}"))?,
+        };
         Ok(AppState {
+            logins: Arc::new(logins),
+            egress: Arc::new(egress),
             cfg,
             store,
             keys,
@@ -152,6 +167,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .merge(web::routes())
+        // Origin and CSRF token on state-changing dashboard requests (not `/api/v1`).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::csrf::guard,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security_headers,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use telesoin_core::admission::InPersonRule;
+use telesoin_core::admission::{InPersonRule, TerritoryCheck};
 
 /// How the server speaks TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -19,6 +19,20 @@ pub enum TlsMode {
     /// Plain HTTP, only behind a trusted TLS-terminating proxy.
     Off,
 }
+
+/// The default key-letter values (mainland France), by date of effect. AMK 2,15 EUR dates from
+/// before the first télésoin act (its exact earlier history is not encoded); the 2024-02-22
+/// lines are avenant 7's (ameli.fr, "entrée en vigueur de nouvelles mesures prévues à
+/// l'avenant 7"; Cofidoc, NGAP kiné 2024: 2,21 EUR mainland).
+pub const DEFAULT_KEY_LETTER_VALUES: &[&str] = &[
+    "AMK:2.15:2012-01-01",
+    "AMS:2.15:2012-01-01",
+    "AMC:2.15:2012-01-01",
+    "AMK:2.21:2024-02-22",
+    "AMS:2.21:2024-02-22",
+    "AMC:2.21:2024-02-22",
+    "TMK:2.15:2024-02-22",
+];
 
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -46,12 +60,24 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Which prior in-person rule applies: `arrete_2021` (default) or `convention`.
     pub in_person_rule: InPersonRule,
+    /// The convention's territory condition (the kiné practises in the patient's territory):
+    /// `off`, or `departement` (the practice's département, set in the kiné's settings, is the
+    /// patient's). When on, a télésoin session cannot be scheduled, nor a patient admitted,
+    /// outside it (`out_of_territory`). Default `off`.
+    pub territory_check: TerritoryCheck,
     /// Minutes before the start at which links open. Default 15.
     pub link_before_minutes: i64,
     /// Minutes after the start at which links close. Default 120.
     pub link_after_minutes: i64,
     /// Seconds a dropped participant keeps their seat. Default 30.
     pub grace_seconds: i64,
+    /// Seconds between two media heartbeats of a client (`welcome.heartbeat_seconds`): the
+    /// persisted evidence of an ongoing call; after a crash billing loses at most about one
+    /// period. Default 10.
+    pub heartbeat_seconds: i64,
+    /// Bill the time kiné and patient were connected without video both ways (audio only).
+    /// Default false: télésoin is a video act, audio-only time is shown, not billed.
+    pub bill_audio_only: bool,
     /// Seconds without any message before a socket is closed (clients ping every 20 s). Default 60.
     pub idle_timeout_seconds: u64,
     /// Seconds a new socket has to send `join`. Default 10.
@@ -82,9 +108,11 @@ pub struct Config {
     pub min_free_disk_mb: u64,
     /// Hours a dashboard login lasts. Default 12.
     pub login_hours: i64,
-    /// Values of the NGAP key letters, each `LETTER:EUROS:YYYY-MM-DD` (the date of effect); the
-    /// latest one in effect on the session day prices it. Default `AMK:2.15:2012-01-01`: check the
-    /// current convention value and set it here (it changes with the avenants).
+    /// Values of the NGAP key letters (AMK, AMS, AMC, TMK), each `LETTER:EUROS:YYYY-MM-DD` (the
+    /// date of effect); the latest one in effect on the session day prices it. A télésoin act is
+    /// priced TMK from 2024-02-22 on, AMK before. Default [`DEFAULT_KEY_LETTER_VALUES`]: AMK, AMS,
+    /// AMC 2,15 EUR, then 2,21 EUR from 2024-02-22 (mainland), TMK 2,15 EUR from 2024-02-22
+    /// (avenant 7; sources in the README). Overseas values (2,36 -> 2,43 EUR) are set here.
     pub key_letter_values: Vec<String>,
     /// Years a patient's data is kept after the last care (CNIL referential 2020-081). Default 20.
     pub retention_years: u32,
@@ -96,9 +124,13 @@ pub struct Config {
     /// a platform such as Kubernetes injects). They are ignored, and announced at start.
     #[serde(skip)]
     pub ignored_env: Vec<String>,
-    /// Requests per second allowed per platform API key on `/api/v1`. Default 10.
+    /// Requests per second allowed per platform API key on `/api/v1`. Default 50: a platform
+    /// scheduling one session at a time (a session and two links, three requests) makes about
+    /// 1,000 a minute; with the bulk route (200 sessions and their links a request) the limit is
+    /// not what bounds it.
     pub api_rate_per_second: u32,
-    /// Burst allowed per API key above the steady rate. Default 40.
+    /// Burst allowed per API key above the steady rate. Default 200 (e.g. 40,000 sessions in
+    /// bulk requests at once).
     pub api_burst: u32,
     /// Seconds before the first retry of a failed webhook delivery; doubles each time (at most
     /// one hour). Default 10.
@@ -110,6 +142,27 @@ pub struct Config {
     /// Accept `http://` webhook URLs (tests, a receiver on a private network). Default false:
     /// `https://` only.
     pub webhook_allow_http: bool,
+    /// Networks (CIDR, `10.0.0.0/8`, `::1/128`; a bare address is one host) where webhook
+    /// receivers may live although they are private. Default none: webhook URLs that are or
+    /// resolve to loopback, private (RFC 1918, unique-local), link-local, carrier-grade NAT,
+    /// multicast, unspecified, documentation or cloud-metadata addresses are refused, at
+    /// registration and at each connection.
+    pub webhook_allowed_networks: Vec<String>,
+    /// Consecutive failed logins that lock an account for `login_lockout_seconds` (the back-off
+    /// before: 1 s, 2 s, 4 s...). A browser that logged into the account before is counted
+    /// apart. Default 5.
+    pub login_max_failures: u32,
+    /// Failed logins from one client address (IPv6: its /64), across accounts, that lock it.
+    /// Default 20.
+    pub login_address_max_failures: u32,
+    /// Seconds a lock lasts (short: an attacker must not keep a kiné out). Default 300.
+    pub login_lockout_seconds: u64,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client (its last entry
+    /// not itself a trusted proxy), for login throttling by address. Default none: the TCP peer.
+    pub trusted_proxies: Vec<String>,
+    /// Seconds a write to a signaling socket may take (a client that stopped reading): then the
+    /// socket is closed and the seat falls into its grace period. Default 10.
+    pub ws_send_timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -124,9 +177,12 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             in_person_rule: InPersonRule::Arrete2021,
+            territory_check: TerritoryCheck::Off,
             link_before_minutes: 15,
             link_after_minutes: 120,
             grace_seconds: 30,
+            heartbeat_seconds: 10,
+            bill_audio_only: false,
             idle_timeout_seconds: 60,
             join_timeout_seconds: 10,
             max_message_bytes: telesoin_proto::MAX_MESSAGE_BYTES,
@@ -139,17 +195,26 @@ impl Default for Config {
             drain_seconds: 2,
             min_free_disk_mb: 100,
             login_hours: 12,
-            key_letter_values: vec!["AMK:2.15:2012-01-01".into()],
+            key_letter_values: DEFAULT_KEY_LETTER_VALUES
+                .iter()
+                .map(|v| (*v).to_owned())
+                .collect(),
             retention_years: telesoin_core::retention::DEFAULT_RETENTION_YEARS,
             share_cap_percent: telesoin_core::share::CONVENTION_SHARE_CAP_PERCENT,
             log: "info".into(),
             ignored_env: Vec::new(),
-            api_rate_per_second: 10,
-            api_burst: 40,
+            api_rate_per_second: 50,
+            api_burst: 200,
             webhook_retry_seconds: 10,
             webhook_retry_hours: 72,
             webhook_timeout_seconds: 10,
             webhook_allow_http: false,
+            webhook_allowed_networks: Vec::new(),
+            login_max_failures: 5,
+            login_address_max_failures: 20,
+            login_lockout_seconds: 300,
+            trusted_proxies: Vec::new(),
+            ws_send_timeout_seconds: 10,
         }
     }
 }
@@ -260,6 +325,13 @@ impl Config {
             }
             "tls_cert" => self.tls_cert = Some(PathBuf::from(value)),
             "tls_key" => self.tls_key = Some(PathBuf::from(value)),
+            "territory_check" => {
+                self.territory_check = TerritoryCheck::parse(value).ok_or_else(|| {
+                    ConfigError(format!(
+                        "TELESOIN_TERRITORY_CHECK must be off or departement, got {value:?}"
+                    ))
+                })?
+            }
             "in_person_rule" => {
                 self.in_person_rule = InPersonRule::parse(value).ok_or_else(|| {
                     ConfigError(format!(
@@ -274,6 +346,10 @@ impl Config {
                 self.link_after_minutes = parse(key, value, "a number of minutes")?
             }
             "grace_seconds" => self.grace_seconds = parse(key, value, "a number of seconds")?,
+            "heartbeat_seconds" => {
+                self.heartbeat_seconds = parse(key, value, "a number of seconds")?
+            }
+            "bill_audio_only" => self.bill_audio_only = parse(key, value, "true or false")?,
             "idle_timeout_seconds" => {
                 self.idle_timeout_seconds = parse(key, value, "a number of seconds")?
             }
@@ -310,6 +386,20 @@ impl Config {
                 self.webhook_timeout_seconds = parse(key, value, "a number of seconds")?
             }
             "webhook_allow_http" => self.webhook_allow_http = parse(key, value, "true or false")?,
+            "webhook_allowed_networks" => self.webhook_allowed_networks = list(value),
+            "login_max_failures" => {
+                self.login_max_failures = parse(key, value, "a number of failures")?
+            }
+            "login_address_max_failures" => {
+                self.login_address_max_failures = parse(key, value, "a number of failures")?
+            }
+            "login_lockout_seconds" => {
+                self.login_lockout_seconds = parse(key, value, "a number of seconds")?
+            }
+            "trusted_proxies" => self.trusted_proxies = list(value),
+            "ws_send_timeout_seconds" => {
+                self.ws_send_timeout_seconds = parse(key, value, "a number of seconds")?
+            }
             // Variables for other parts of the program (the demo password, the config path).
             "demo_password" | "new_password" | "config" => {}
             other => {
@@ -323,6 +413,33 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(bad) = crate::egress::Networks::parse(&self.webhook_allowed_networks) {
+            return Err(ConfigError(format!(
+                "webhook_allowed_networks: {bad:?} is not a network such as 10.0.0.0/8 or fd00::/8"
+            )));
+        }
+        if let Some(bad) = self
+            .trusted_proxies
+            .iter()
+            .find(|p| p.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(ConfigError(format!(
+                "trusted_proxies: {bad:?} is not an IP address"
+            )));
+        }
+        if self.login_max_failures < 2
+            || self.login_address_max_failures < 2
+            || !(1..=3600).contains(&self.login_lockout_seconds)
+        {
+            return Err(ConfigError(
+                "login_max_failures and login_address_max_failures must be at least 2, login_lockout_seconds between 1 and 3600".into(),
+            ));
+        }
+        if !(1..=300).contains(&self.ws_send_timeout_seconds) {
+            return Err(ConfigError(
+                "ws_send_timeout_seconds must be between 1 and 300".into(),
+            ));
+        }
         if let Some(url) = &self.database_url
             && telesoin_store::Backend::from_url(url).is_none()
         {
@@ -351,6 +468,11 @@ impl Config {
         if !(1..=600).contains(&self.grace_seconds) {
             return Err(ConfigError(
                 "grace_seconds must be between 1 and 600".into(),
+            ));
+        }
+        if !(2..=120).contains(&self.heartbeat_seconds) {
+            return Err(ConfigError(
+                "heartbeat_seconds must be between 2 and 120".into(),
             ));
         }
         if self.idle_timeout_seconds < 5 || self.join_timeout_seconds == 0 {

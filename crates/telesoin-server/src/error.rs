@@ -52,7 +52,7 @@ impl ApiError {
             Unauthenticated | BadCredentials => StatusCode::UNAUTHORIZED,
             NotFound | SessionNotFound => StatusCode::NOT_FOUND,
             Unavailable | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RateLimited | LoginThrottled => StatusCode::TOO_MANY_REQUESTS,
             InvalidInput | BadMessage => StatusCode::UNPROCESSABLE_ENTITY,
             Conflict | SessionCancelled | SessionEnded => StatusCode::CONFLICT,
             _ => StatusCode::FORBIDDEN,

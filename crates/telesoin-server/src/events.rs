@@ -20,6 +20,13 @@ pub enum DomainEvent {
         kine: KineId,
     },
     LoginFailed,
+    /// Failed logins locked an account (`kine` when it exists), a device or a client address
+    /// (never named: personal data) for `seconds`.
+    LoginLocked {
+        kine: Option<KineId>,
+        scope: &'static str,
+        seconds: u64,
+    },
     LinkIssued {
         kine: KineId,
         session: SessionId,
@@ -95,6 +102,7 @@ impl DomainEvent {
         match self {
             LoginSucceeded { .. } => "login.succeeded",
             LoginFailed => "login.failed",
+            LoginLocked { .. } => "login.locked",
             LinkIssued { .. } => "link.issued",
             LinkRevoked { .. } => "link.revoked",
             SessionScheduled { .. } => "session.scheduled",

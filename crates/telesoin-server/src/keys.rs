@@ -22,6 +22,9 @@ pub struct Keys {
     signing: EncodingKey,
     verifying: HashMap<String, DecodingKey>,
     jwks: serde_json::Value,
+    /// A secret derived from the signing key, for the server's own MACs (device cookies): the
+    /// same on every node sharing the keys.
+    derived: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -91,7 +94,21 @@ impl Keys {
             signing: EncodingKey::from_ed_der(der.as_bytes()),
             verifying,
             jwks: serde_json::json!({ "keys": jwks }),
+            derived: Sha256::new()
+                .chain_update(b"telesoin-derived-secret-v1:")
+                .chain_update(der.as_bytes())
+                .finalize()
+                .into(),
         })
+    }
+
+    /// A 32-byte secret for `label`, derived from the signing key (changes when it rotates).
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        Sha256::new()
+            .chain_update(self.derived)
+            .chain_update(label.as_bytes())
+            .finalize()
+            .into()
     }
 
     pub fn jwks(&self) -> &serde_json::Value {

@@ -27,7 +27,9 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod csrf;
 pub mod demo;
+pub mod egress;
 pub mod error;
 pub mod events;
 pub mod health;
@@ -37,6 +39,7 @@ pub mod platform;
 pub mod records;
 pub mod rooms;
 pub mod server;
+pub mod throttle;
 pub mod tls;
 pub mod turn;
 pub mod web;
@@ -115,6 +118,11 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
     events.listen(platform::webhooks::Outbox::new(store.clone()));
     let hub_cfg = hub::HubConfig {
         grace: Duration::seconds(cfg.grace_seconds),
+        billing: telesoin_core::billing::Policy::new(
+            Duration::seconds(cfg.grace_seconds),
+            Duration::seconds(cfg.heartbeat_seconds),
+            cfg.bill_audio_only,
+        ),
         in_person_rule: cfg.in_person_rule,
         ice,
         health: Arc::new(health::Health::new(

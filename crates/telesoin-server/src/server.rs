@@ -31,7 +31,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
     let mut notice_over: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(s) => s,
                 Err(e) => {
@@ -50,7 +50,15 @@ pub async fn serve(
             () = async { if let Some(s) = notice_over.as_mut() { s.await } }, if notice_over.is_some() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The peer address rides on each request (login throttling by address).
+        let service = TowerToHyperService::new(tower::util::MapRequest::new(
+            router.clone(),
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();

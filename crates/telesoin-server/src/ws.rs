@@ -122,8 +122,61 @@ enum Exit {
     Done,
 }
 
+/// Close codes for frames the protocol layer rejects (RFC 6455 §7.4.1).
+const INVALID_PAYLOAD: u16 = 1007;
+const PROTOCOL_ERROR: u16 = 1002;
+
+/// The close a read error calls for: 1009 too large, 1007 invalid UTF-8 in a text frame, 1002
+/// for any other protocol violation (a compressed frame never negotiated, bad opcode or
+/// masking...); None when the connection itself is gone.
+fn close_for(e: axum::Error) -> Option<Message> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match e.into_inner().downcast_ref::<WsError>() {
+        Some(WsError::Capacity(_)) => Some(close_frame(close::TOO_BIG, "message too large")),
+        Some(WsError::Utf8(_)) => Some(close_frame(INVALID_PAYLOAD, "invalid utf-8")),
+        Some(WsError::Protocol(_)) => Some(close_frame(PROTOCOL_ERROR, "protocol error")),
+        _ => None,
+    }
+}
+
+/// The writing half: every write has a deadline, so that a client that stopped reading (its
+/// TCP window shut, our buffers full) cannot hold the task, the seat or the idle timeout.
+struct Writer {
+    sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    limit: Duration,
+}
+
+impl Writer {
+    /// The deadline of the last frames before a close (a refusal, the idle notice, the close
+    /// frame itself): short, since the socket is going anyway.
+    fn goodbye(&self) -> Option<Instant> {
+        Some(Instant::now() + self.limit.min(Duration::from_secs(2)))
+    }
+
+    /// Sends within the send timeout and, when given, before `by` (the idle deadline); false
+    /// when the socket is gone or the write could not progress in time.
+    async fn send(&mut self, msg: Message, by: Option<Instant>) -> bool {
+        let mut until = Instant::now() + self.limit;
+        if let Some(by) = by {
+            until = until.min(by);
+        }
+        match tokio::time::timeout_at(until, self.sink.send(msg)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                tracing::info!("socket write stuck past its deadline: closing");
+                false
+            }
+        }
+    }
+}
+
 async fn run(app: AppState, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
+    let mut sink = Writer {
+        sink,
+        limit: Duration::from_secs(app.cfg.ws_send_timeout_seconds),
+    };
     let (tx, mut rx) = mpsc::channel::<Outbound>(QUEUE);
 
     // 1. The first message must be `join`, within the join timeout.
@@ -134,21 +187,26 @@ async fn run(app: AppState, socket: WebSocket) {
     .await;
     let text = match first {
         Ok(Some(Ok(Message::Text(t)))) => t,
-        Ok(Some(Err(_))) => {
-            let _ = sink
-                .send(close_frame(close::TOO_BIG, "message too large"))
-                .await;
+        Ok(Some(Err(e))) => {
+            if let Some(close) = close_for(e) {
+                let by = sink.goodbye();
+                sink.send(close, by).await;
+            }
             return;
         }
         Ok(Some(Ok(_))) => {
-            let _ = sink.send(refused(RefusalCode::JoinFirst)).await;
-            let _ = sink.send(close_frame(close::POLICY, "join first")).await;
+            let by = sink.goodbye();
+            sink.send(refused(RefusalCode::JoinFirst), by).await;
+            sink.send(close_frame(close::POLICY, "join first"), by)
+                .await;
             return;
         }
         Ok(None) => return,
         Err(_) => {
-            let _ = sink.send(refused(RefusalCode::JoinFirst)).await;
-            let _ = sink.send(close_frame(close::POLICY, "join timeout")).await;
+            let by = sink.goodbye();
+            sink.send(refused(RefusalCode::JoinFirst), by).await;
+            sink.send(close_frame(close::POLICY, "join timeout"), by)
+                .await;
             return;
         }
     };
@@ -158,12 +216,13 @@ async fn run(app: AppState, socket: WebSocket) {
             tracing::info!(code = code.code(), "join refused");
             let event = DomainEvent::JoinRefused { code: code.code() };
             app.hub.events().emit(Utc::now(), event).await;
-            let _ = sink.send(refused(code)).await;
-            let _ = sink.send(close_frame(close::REFUSED, "refused")).await;
+            let by = sink.goodbye();
+            sink.send(refused(code), by).await;
+            sink.send(close_frame(close::REFUSED, "refused"), by).await;
             return;
         }
     };
-    if sink.send(frame(&joined.welcome)).await.is_err() {
+    if !sink.send(frame(&joined.welcome), None).await {
         app.hub
             .socket_lost(joined.session, joined.attachment, Utc::now())
             .await;
@@ -174,20 +233,23 @@ async fn run(app: AppState, socket: WebSocket) {
         .after_join(joined.session, joined.attachment.participant, Utc::now())
         .await;
 
-    // 2. Read and write until the seat is over or the socket is gone.
+    // 2. Read and write until the seat is over or the socket is gone. Every write is bounded
+    // by the send timeout and by the idle deadline.
     let idle = Duration::from_secs(app.cfg.idle_timeout_seconds);
     let mut deadline = Instant::now() + idle;
     let mut rate = Rate::new(app.cfg.rate_per_second);
     let exit = loop {
+        let by = Some(deadline);
         tokio::select! {
             out = rx.recv() => match out {
                 Some(Outbound::Text(t)) => {
-                    if sink.send(Message::Text(Utf8Bytes::from(&*t))).await.is_err() {
+                    if !sink.send(Message::Text(Utf8Bytes::from(&*t)), by).await {
                         break Exit::Lost;
                     }
                 }
                 Some(Outbound::Close { code, reason }) => {
-                    let _ = sink.send(close_frame(code, reason)).await;
+                    let by = sink.goodbye().min(by);
+                    sink.send(close_frame(code, reason), by).await;
                     break if code == close::GOING_AWAY { Exit::Lost } else { Exit::Done };
                 }
                 None => break Exit::Lost,
@@ -195,60 +257,64 @@ async fn run(app: AppState, socket: WebSocket) {
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(t))) => {
                     deadline = Instant::now() + idle;
+                    let by = Some(deadline);
                     if t.len() > app.cfg.max_message_bytes {
-                        let _ = sink.send(close_frame(close::TOO_BIG, "message too large")).await;
+                        sink.send(close_frame(close::TOO_BIG, "message too large"), by).await;
                         break Exit::Lost;
                     }
                     if !rate.allow() {
                         if rate.strikes > 100 {
-                            let _ = sink.send(close_frame(close::POLICY, "rate limited")).await;
+                            sink.send(close_frame(close::POLICY, "rate limited"), by).await;
                             break Exit::Lost;
                         }
-                        let _ = sink.send(error(RefusalCode::RateLimited)).await;
+                        if !sink.send(error(RefusalCode::RateLimited), by).await {
+                            break Exit::Lost;
+                        }
                         continue;
                     }
-                    match handle(&app, &joined, t.as_str()).await {
-                        Ok(Some(reply)) => {
-                            if sink.send(frame(&reply)).await.is_err() {
-                                break Exit::Lost;
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(code) => {
-                            if sink.send(error(code)).await.is_err() {
-                                break Exit::Lost;
-                            }
-                        }
+                    let reply = match handle(&app, &joined, t.as_str()).await {
+                        Ok(Some(reply)) => frame(&reply),
+                        Ok(None) => continue,
+                        Err(code) => error(code),
+                    };
+                    if !sink.send(reply, by).await {
+                        break Exit::Lost;
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    let _ = sink.send(error(RefusalCode::BadMessage)).await;
+                    if !sink.send(error(RefusalCode::BadMessage), by).await {
+                        break Exit::Lost;
+                    }
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => deadline = Instant::now() + idle,
                 Some(Ok(Message::Close(_))) | None => break Exit::Lost,
                 Some(Err(e)) => {
-                    if matches!(e.into_inner().downcast_ref::<tokio_tungstenite::tungstenite::Error>(), Some(tokio_tungstenite::tungstenite::Error::Capacity(_))) {
-                        let _ = sink.send(close_frame(close::TOO_BIG, "message too large")).await;
+                    if let Some(close) = close_for(e) {
+                        let by = sink.goodbye().min(by);
+                        sink.send(close, by).await;
                     }
                     break Exit::Lost;
                 }
             },
             _ = tokio::time::sleep_until(deadline) => {
-                let _ = sink.send(error(RefusalCode::IdleTimeout)).await;
-                let _ = sink.send(close_frame(close::NORMAL, "idle")).await;
+                // The socket is idle: the notice gets a short goodbye deadline, not more.
+                let by = sink.goodbye();
+                sink.send(error(RefusalCode::IdleTimeout), by).await;
+                sink.send(close_frame(close::NORMAL, "idle"), by).await;
                 break Exit::Lost;
             }
         }
     };
-    // Drain what the hub queued (an `ended` frame and its close) before the socket goes.
+    // Drain what the hub queued (an `ended` frame and its close) before the socket goes, within
+    // the goodbye deadline in all.
+    let until = sink.goodbye();
     while let Ok(out) = rx.try_recv() {
-        match out {
-            Outbound::Text(t) => {
-                let _ = sink.send(Message::Text(Utf8Bytes::from(&*t))).await;
-            }
-            Outbound::Close { code, reason } => {
-                let _ = sink.send(close_frame(code, reason)).await;
-            }
+        let msg = match out {
+            Outbound::Text(t) => Message::Text(Utf8Bytes::from(&*t)),
+            Outbound::Close { code, reason } => close_frame(code, reason),
+        };
+        if !sink.send(msg, until).await {
+            break;
         }
     }
     match exit {

@@ -467,12 +467,14 @@ impl RecordStore for SqlStore {
         .await
         .map_err(unavailable)?;
         let p = patient.to_string();
-        let steps: [&str; 11] = [
+        let steps: [&str; 13] = [
             "UPDATE maintenance SET purging = 1 WHERE id = 1",
             "DELETE FROM presence_events WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM links WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM participants WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM reports WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
+            "DELETE FROM invoices WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
+            "DELETE FROM hn_price_acceptances WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM sessions WHERE patient_id = $1",
             "DELETE FROM consents WHERE patient_id = $1",
             "DELETE FROM in_person_visits WHERE patient_id = $1",

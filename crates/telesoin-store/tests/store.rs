@@ -481,7 +481,230 @@ on_both!(
     presence_events_are_append_only,
     finalize_is_exactly_once_under_concurrency,
     platforms_suite,
+    invoice_numbers_are_gapless_under_concurrency_and_restarts,
+    rules_suite,
 );
+
+/// Sessions of one kiné and patient, `n` of them, a minute apart.
+async fn sessions_of_one_kine(store: &dyn Store, n: i64) -> (KineId, PatientId, Vec<SessionId>) {
+    let first = scheduled_session(store).await;
+    let row = store.session(first).await.expect("ok").expect("row");
+    let mut ids = vec![first];
+    for i in 1..n {
+        let starts_at = t0() + Duration::minutes(i);
+        let (window_start, window_end) = Session::window_for(starts_at, Window::default());
+        let s = Session {
+            id: SessionId(Uuid::new_v4()),
+            starts_at,
+            window_start,
+            window_end,
+            ..row.session.clone()
+        };
+        store.create_session(&s, "hn", t0()).await.expect("session");
+        ids.push(s.id);
+    }
+    (row.session.kine, row.session.patient, ids)
+}
+
+/// Twelve invoices issued at once by two stores on the same database (two processes or nodes):
+/// the kiné's numbers are exactly 1..=12, one per session, in issue order; issuing again returns
+/// the same invoice; after a restart the sequence goes on; another kiné has their own sequence.
+async fn invoice_numbers_are_gapless_under_concurrency_and_restarts(url: String) {
+    let a = Arc::new(SqlStore::connect(&url).await.expect("connect a"));
+    let b = Arc::new(SqlStore::connect(&url).await.expect("connect b"));
+    let (kine, _, sessions) = sessions_of_one_kine(a.as_ref(), 13).await;
+    let (issue_now, later) = sessions.split_at(12);
+    let barrier = Arc::new(tokio::sync::Barrier::new(issue_now.len()));
+    let calls = issue_now
+        .iter()
+        .enumerate()
+        .map(|(i, &session)| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .issue_invoice(kine, session, t0() + Duration::seconds(i as i64))
+                    .await
+                    .expect("issue")
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut issued = Vec::new();
+    for call in calls {
+        issued.push(call.await.expect("task"));
+    }
+    let mut seqs: Vec<i64> = issued.iter().map(|r| r.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=12).collect::<Vec<_>>(), "no gap, no duplicate");
+    let stored = a.invoices(kine).await.expect("list");
+    assert_eq!(stored.len(), 12);
+    let mut by_session: Vec<_> = stored.iter().map(|r| r.session).collect();
+    by_session.sort_unstable_by_key(|s| s.0);
+    by_session.dedup();
+    assert_eq!(by_session.len(), 12, "one invoice per session");
+    // Issuing again (a second click, a retry) gives the same number.
+    let again = b
+        .issue_invoice(kine, issue_now[3], t0() + Duration::hours(1))
+        .await
+        .expect("again");
+    let first = a.invoice(issue_now[3]).await.expect("ok").expect("row");
+    assert_eq!(again, first);
+    a.close().await;
+    b.close().await;
+
+    // A restart: the sequence continues.
+    let c = SqlStore::connect(&url).await.expect("reconnect");
+    let next = c
+        .issue_invoice(kine, later[0], t0() + Duration::hours(2))
+        .await
+        .expect("after restart");
+    assert_eq!(next.seq, 13);
+    // Another kiné starts at 1.
+    let other = Kine {
+        id: KineId(Uuid::new_v4()),
+        rpps: "10009999999".into(),
+        name: "Léa Roux".into(),
+        email: "lea@example.fr".into(),
+    };
+    c.create_kine(&other, "hash", t0()).await.expect("kine");
+    let row = c.session(later[0]).await.expect("ok").expect("row");
+    let theirs_patient = Patient {
+        id: PatientId(Uuid::new_v4()),
+        kine: other.id,
+        display_name: "Mme Roy".into(),
+        birth_date: NaiveDate::from_ymd_opt(1970, 1, 1).expect("date"),
+        loss_of_autonomy: false,
+        gp_contact: None,
+    };
+    c.create_patient(&theirs_patient, t0())
+        .await
+        .expect("patient");
+    let theirs_session = Session {
+        id: SessionId(Uuid::new_v4()),
+        kine: other.id,
+        patient: theirs_patient.id,
+        ..row.session
+    };
+    c.create_session(&theirs_session, "hn", t0())
+        .await
+        .expect("session");
+    let theirs = c
+        .issue_invoice(other.id, theirs_session.id, t0())
+        .await
+        .expect("other kiné");
+    assert_eq!(theirs.seq, 1);
+    c.close().await;
+}
+
+/// Territories, a minor's representative, an HN price acceptance, a hospital-discharge bilan.
+async fn rules_suite(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let (kine, patient, sessions) = sessions_of_one_kine(&store, 1).await;
+    assert_eq!(store.practice_departement(kine).await.expect("ok"), None);
+    store
+        .set_practice_departement(kine, Some("75"))
+        .await
+        .expect("set");
+    store
+        .set_patient_departement(patient, Some("92"))
+        .await
+        .expect("set");
+    assert_eq!(
+        store
+            .practice_departement(kine)
+            .await
+            .expect("ok")
+            .as_deref(),
+        Some("75")
+    );
+    assert_eq!(
+        store
+            .patient_departement(patient)
+            .await
+            .expect("ok")
+            .as_deref(),
+        Some("92")
+    );
+
+    let consent = Uuid::new_v4();
+    store
+        .add_consent(
+            kine,
+            patient,
+            consent,
+            &Consent {
+                recorded_by: ConsentRecorder::Patient,
+                method: "join_page".into(),
+                text_version: CONSENT_TEXT_VERSION.into(),
+                recorded_at: t0(),
+                withdrawn_at: None,
+            },
+        )
+        .await
+        .expect("consent");
+    assert_eq!(
+        store.consent_representative(consent).await.expect("ok"),
+        None
+    );
+    let mother = Representative {
+        name: "Sophie Petit".into(),
+        relation: "mère".into(),
+    };
+    store
+        .set_consent_representative(consent, &mother)
+        .await
+        .expect("representative");
+    assert_eq!(
+        store.consent_representative(consent).await.expect("ok"),
+        Some(mother)
+    );
+
+    assert_eq!(
+        store.hn_price_acceptance(sessions[0]).await.expect("ok"),
+        None
+    );
+    let accepted = PriceAcceptance {
+        session: sessions[0],
+        participant: telesoin_core::ParticipantId(Uuid::new_v4()),
+        price_cents: 4500,
+        accepted_at: t0(),
+    };
+    store.accept_hn_price(&accepted).await.expect("accept");
+    // Accepting again changes nothing: the first acceptance stands.
+    store
+        .accept_hn_price(&PriceAcceptance {
+            price_cents: 1,
+            accepted_at: t0() + Duration::minutes(1),
+            ..accepted.clone()
+        })
+        .await
+        .expect("again");
+    assert_eq!(
+        store.hn_price_acceptance(sessions[0]).await.expect("ok"),
+        Some(accepted)
+    );
+
+    let visit = InPersonVisit {
+        date: NaiveDate::from_ymd_opt(2026, 11, 15).expect("date"),
+        kind: VisitKind::HospitalBilan,
+    };
+    store
+        .add_visit(kine, patient, Uuid::new_v4(), visit, t0())
+        .await
+        .expect("the hospital-discharge bilan is a visit kind");
+    assert_eq!(
+        store
+            .visits(kine, patient)
+            .await
+            .expect("ok")
+            .into_iter()
+            .map(|v| v.visit)
+            .collect::<Vec<_>>(),
+        vec![visit]
+    );
+    store.close().await;
+}
 
 /// Reports are versioned, billing facts round-trip, the audit chain holds under concurrent
 /// appends, and a purge removes a patient's data (events included) without touching the chain.

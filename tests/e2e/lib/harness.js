@@ -122,21 +122,24 @@ export function watchPage(page) {
 /** A REST client logged in as the demo kiné. */
 export async function kineApi() {
   const s = server();
-  const api = await request.newContext({ baseURL: s.url, ignoreHTTPSErrors: true });
+  // Sent by browsers on every POST; the server refuses state changes from another origin.
+  const api = await request.newContext({ baseURL: s.url, ignoreHTTPSErrors: true, extraHTTPHeaders: { Origin: new URL(s.url).origin } });
   const res = await api.post('/api/login', { data: { email: s.email, password: s.password } });
   assert.equal(res.status(), 200, `login: ${await res.text()}`);
-  return new Api(api);
+  const csrf = res.headers()['x-csrf-token'] ?? '';
+  return new Api(api, csrf);
 }
 
 export class Api {
-  /** @param {APIRequestContext} ctx */
-  constructor(ctx) {
+  /** @param {APIRequestContext} ctx @param {string} csrf the session's CSRF token */
+  constructor(ctx, csrf) {
     this.ctx = ctx;
+    this.csrf = csrf;
   }
 
   /** @param {string} path @param {unknown} [body] */
   async post(path, body) {
-    const res = await this.ctx.post(path, { data: body ?? {} });
+    const res = await this.ctx.post(path, { data: body ?? {}, headers: { 'X-CSRF-Token': this.csrf } });
     const text = await res.text();
     assert.ok(res.ok(), `POST ${path} -> ${res.status()} ${text}`);
     return text ? JSON.parse(text) : null;

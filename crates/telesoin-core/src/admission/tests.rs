@@ -252,6 +252,45 @@ fn admission_table() {
             ],
             ..base("convention: last visit exactly 12 months ago")
         },
+        // The hospital-discharge exception.
+        Case {
+            rule: InPersonRule::Convention,
+            visits: vec![visit("2026-11-15", VisitKind::HospitalBilan)],
+            ..base("convention: bilan by a hospital kiné before discharge")
+        },
+        Case {
+            rule: InPersonRule::Convention,
+            visits: vec![
+                visit("2026-11-15", VisitKind::HospitalBilan),
+                visit("2026-11-18", VisitKind::Session),
+            ],
+            ..base("convention: hospital bilan, then a session in the cabinet")
+        },
+        Case {
+            rule: InPersonRule::Convention,
+            visits: vec![visit("2025-11-21", VisitKind::HospitalBilan)],
+            expect: Refuse(InPersonStale),
+            ..base("convention: hospital bilan 12 months and a day ago")
+        },
+        Case {
+            rule: InPersonRule::Convention,
+            visits: vec![visit("2026-11-23", VisitKind::HospitalBilan)],
+            expect: Refuse(InPersonMissing(InPersonRule::Convention)),
+            ..base("convention: a discharge bilan after the session day")
+        },
+        Case {
+            visits: vec![visit("2026-11-15", VisitKind::HospitalBilan)],
+            expect: Refuse(InPersonMissing(InPersonRule::Arrete2021)),
+            ..base("arrêté 2021: a hospital bilan is not a session with this kiné")
+        },
+        Case {
+            rule: InPersonRule::Convention,
+            visits: vec![
+                visit("2024-03-01", VisitKind::Bilan),
+                visit("2025-11-22", VisitKind::Session),
+            ],
+            ..base("convention: bilan long ago, a session exactly 12 months ago")
+        },
         // Consent.
         Case {
             consents: vec![],
@@ -382,6 +421,8 @@ fn every_refusal_has_both_messages_and_rule_refusals_name_the_rule() {
         RefusalCode::InPersonMissing(InPersonRule::Convention),
         RefusalCode::InPersonBilanMissing,
         RefusalCode::InPersonStale,
+        RefusalCode::OutOfTerritory,
+        RefusalCode::ActNotRemote,
         RefusalCode::ConsentMissing,
         RefusalCode::TokenInvalid,
         RefusalCode::Unavailable,
@@ -398,4 +439,83 @@ fn every_refusal_has_both_messages_and_rule_refusals_name_the_rule() {
         Some(InPersonRule::Arrete2021)
     );
     assert_eq!(RefusalCode::ConsentMissing.rule(), None);
+}
+
+#[test]
+fn territory_table() {
+    use TerritoryCheck::*;
+    for (check, practice, patient, want) in [
+        (Off, None, None, Ok(())),
+        (Off, Some("75"), Some("13"), Ok(())),
+        (Departement, Some("75"), Some("75"), Ok(())),
+        (Departement, Some("75011"), Some("75"), Ok(())),
+        (
+            Departement,
+            Some("75"),
+            Some("92"),
+            Err(RefusalCode::OutOfTerritory),
+        ),
+        (Departement, Some("2A"), Some("2a"), Ok(())),
+        (
+            Departement,
+            Some("2A"),
+            Some("2B"),
+            Err(RefusalCode::OutOfTerritory),
+        ),
+        (Departement, Some("97110"), Some("971"), Ok(())),
+        (
+            Departement,
+            Some("97110"),
+            Some("972"),
+            Err(RefusalCode::OutOfTerritory),
+        ),
+        (
+            Departement,
+            Some("75"),
+            None,
+            Err(RefusalCode::OutOfTerritory),
+        ),
+        (
+            Departement,
+            None,
+            Some("75"),
+            Err(RefusalCode::OutOfTerritory),
+        ),
+        (
+            Departement,
+            Some("Paris"),
+            Some("75"),
+            Err(RefusalCode::OutOfTerritory),
+        ),
+        (
+            Departement,
+            Some("20000"),
+            Some("20000"),
+            Err(RefusalCode::OutOfTerritory),
+        ),
+    ] {
+        assert_eq!(
+            territory(check, practice, patient),
+            want,
+            "{check:?} {practice:?} {patient:?}"
+        );
+    }
+    assert_eq!(
+        RefusalCode::OutOfTerritory.rule(),
+        Some(InPersonRule::Convention),
+        "the refusal names the convention"
+    );
+    assert_eq!(RefusalCode::OutOfTerritory.code(), "out_of_territory");
+    for (s, want) in [
+        ("75", Some("75")),
+        ("01", Some("01")),
+        ("00", None),
+        ("974", Some("974")),
+        ("2b", Some("2B")),
+        ("13008", Some("13")),
+        ("", None),
+        ("7", None),
+    ] {
+        assert_eq!(departement_of(s).as_deref(), want, "{s:?}");
+    }
 }

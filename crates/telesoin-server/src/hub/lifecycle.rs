@@ -30,7 +30,7 @@ impl Hub {
             .iter()
             .map(|e| e.presence())
             .collect();
-        Ok(billing::billable_seconds(&events, self.cfg.grace, now))
+        Ok(billing::billable_seconds(&events, &self.cfg.billing, now))
     }
 
     /// Ends the session: the `ended` event, then the single finalization, then everyone is told.
@@ -94,7 +94,7 @@ impl Hub {
             .map(|e| e.presence())
             .collect();
         let ended_at = billing::ended_at(&events).unwrap_or(now);
-        let billable = billing::billable_seconds(&events, self.cfg.grace, ended_at);
+        let billable = billing::billable_seconds(&events, &self.cfg.billing, ended_at);
         if self
             .store
             .finalize(session, ended_at, billable, now)

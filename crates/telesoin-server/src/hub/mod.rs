@@ -53,6 +53,8 @@ pub mod close {
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     pub grace: Duration,
+    /// How billing reads the evidence (grace, evidence gap, audio-only).
+    pub billing: telesoin_core::billing::Policy,
     pub in_person_rule: InPersonRule,
     pub ice: crate::turn::IceConfig,
     /// Whether the store takes writes (shared with /readyz and /metrics).
@@ -225,6 +227,10 @@ impl Hub {
 
     pub fn grace(&self) -> Duration {
         self.cfg.grace
+    }
+
+    pub fn billing_policy(&self) -> &telesoin_core::billing::Policy {
+        &self.cfg.billing
     }
 
     async fn event(

@@ -42,6 +42,7 @@ impl Modify for Security {
         v1::withdraw_consent,
         v1::list_sessions,
         v1::create_session,
+        v1::bulk_sessions,
         v1::get_session,
         v1::cancel_session,
         v1::end_session,

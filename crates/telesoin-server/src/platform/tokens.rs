@@ -32,7 +32,8 @@ use crate::platform::auth::{ApiCaller, Scope};
 use crate::platform::v1::{ApiJson, ApiPath, Errors};
 use crate::ws::JOIN_AUDIENCE;
 
-const LEEWAY_SECS: i64 = 5;
+/// Clock skew tolerated on `nbf` and `exp` of join tokens, in seconds.
+pub const LEEWAY_SECS: i64 = 5;
 
 fn store_down(e: StoreError) -> RefusalCode {
     tracing::warn!(error = %e, "store unavailable: refusing");

@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
             "/kines/{kine}/sessions",
             get(list_sessions).post(create_session),
         )
+        .route("/kines/{kine}/sessions/bulk", post(bulk_sessions))
         .route("/kines/{kine}/sessions/{session}", get(get_session))
         .route(
             "/kines/{kine}/sessions/{session}/cancel",
@@ -432,6 +433,99 @@ pub async fn create_session(
     Ok((StatusCode::CREATED, Json(s)))
 }
 
+/// Most sessions one bulk request may schedule (its answer, with two links per session, stays
+/// well under the 1 MiB an idempotent answer may hold).
+pub const BULK_MAX_SESSIONS: usize = 200;
+
+/// Several sessions of one kiné, and their links, in one request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkSessions {
+    /// 1 to 200 sessions, made in this order.
+    pub sessions: Vec<BulkSession>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkSession {
+    pub session: rest::NewSession,
+    /// The links to issue for it, in this order: `kine` and `patient` at most once each, and
+    /// at most 4 links (each `companion` link is a new seat). Needs `links:write`.
+    #[serde(default)]
+    pub links: Vec<wire::Role>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkScheduled {
+    /// One per requested session, in the request's order.
+    pub items: Vec<ScheduledSession>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduledSession {
+    pub session: rest::Session,
+    pub links: Vec<rest::Link>,
+}
+
+/// The refusal of one item of a bulk request: its index in `details`.
+fn at_index(mut e: ApiError, index: usize) -> ApiError {
+    match &mut e.details {
+        serde_json::Value::Object(m) => {
+            m.insert("index".into(), index.into());
+        }
+        d => *d = serde_json::json!({ "index": index }),
+    }
+    e
+}
+
+/// Schedules up to 200 sessions of a kiné and issues their links, in one request. Every
+/// session is checked before any is made: one that would be refused refuses the whole request
+/// (`details.index` names it) and nothing is written. Send an `Idempotency-Key`: a retry then
+/// returns the first answer instead of scheduling again. Counts as one request for the rate
+/// limit.
+#[utoipa::path(post, path = "/api/v1/kines/{kine}/sessions/bulk", tag = "sessions",
+    params(("kine" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    request_body = BulkSessions,
+    responses((status = 201, body = BulkScheduled), Errors))]
+pub async fn bulk_sessions(
+    State(app): State<AppState>,
+    caller: ApiCaller,
+    ApiPath(kine): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<BulkSessions>,
+) -> ApiResult<(StatusCode, Json<BulkScheduled>)> {
+    let kine = caller.kine(&app, kine, Scope::SessionsWrite).await?;
+    if body.sessions.iter().any(|s| !s.links.is_empty()) {
+        caller.require(Scope::LinksWrite)?;
+    }
+    if body.sessions.is_empty() || body.sessions.len() > BULK_MAX_SESSIONS {
+        return Err(ApiError::invalid("sessions", "1 to 200 sessions"));
+    }
+    let now = Utc::now();
+    for (i, s) in body.sessions.iter().enumerate() {
+        let once = |r: wire::Role| s.links.iter().filter(|l| **l == r).count() <= 1;
+        if s.links.len() > 4 || !once(wire::Role::Kine) || !once(wire::Role::Patient) {
+            return Err(at_index(
+                ApiError::invalid("links", "at most 4, kine and patient once each"),
+                i,
+            ));
+        }
+        api::check_new_session(&app, &kine, &s.session, now)
+            .await
+            .map_err(|e| at_index(e, i))?;
+    }
+    let mut items = Vec::with_capacity(body.sessions.len());
+    for s in body.sessions {
+        let session =
+            api::create_session_for(&app, &kine, s.session, Some(caller.platform)).await?;
+        let mut links = Vec::with_capacity(s.links.len());
+        for role in s.links {
+            links.push(api::issue_link_for(&app, &kine, session.id, rest::NewLink { role }).await?);
+        }
+        items.push(ScheduledSession { session, links });
+    }
+    Ok((StatusCode::CREATED, Json(BulkScheduled { items })))
+}
+
 #[utoipa::path(get, path = "/api/v1/kines/{kine}/sessions/{session}", tag = "sessions",
     params(("kine" = Uuid, Path), ("session" = Uuid, Path)),
     responses((status = 200, body = rest::Session), Errors))]
@@ -613,7 +707,11 @@ pub async fn export(
         format,
     )
     .await?;
-    let name: &'static str = if format == "csv" { "csv" } else { "fhir" };
+    let name: &'static str = match format {
+        "csv" => "csv",
+        "csv_fr" => "csv_fr",
+        _ => "fhir",
+    };
     let exported = crate::events::DomainEvent::Exported {
         kine: kine.id,
         format: name,

@@ -35,6 +35,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::egress::{Policy, Resolver};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{DomainEvent, Listener};
 use crate::hub::wire_role;
@@ -195,8 +196,9 @@ impl Listener for Outbox {
     }
 }
 
-/// The HTTP client of deliveries: rustls with ring and the webpki roots.
-fn client(timeout: StdDuration) -> anyhow::Result<reqwest::Client> {
+/// The HTTP client of deliveries: rustls with ring and the webpki roots, no proxy, no
+/// redirects, and a resolver that drops the addresses the egress policy forbids.
+fn client(timeout: StdDuration, policy: Arc<Policy>) -> anyhow::Result<reqwest::Client> {
     let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -208,6 +210,8 @@ fn client(timeout: StdDuration) -> anyhow::Result<reqwest::Client> {
         .use_preconfigured_tls(tls)
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(Resolver { policy }))
         .user_agent("telesoin-webhooks/1")
         .build()?)
 }
@@ -216,7 +220,7 @@ fn client(timeout: StdDuration) -> anyhow::Result<reqwest::Client> {
 pub fn spawn_worker(app: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let timeout = StdDuration::from_secs(app.cfg.webhook_timeout_seconds);
-        let http = match client(timeout) {
+        let http = match client(timeout, app.egress.clone()) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "webhook client unavailable: no deliveries");
@@ -252,17 +256,36 @@ pub fn spawn_worker(app: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// An IP-literal host the policy forbids (names are filtered by the resolver at connection).
+fn literal_forbidden(policy: &Policy, url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return true;
+    };
+    match url.host() {
+        Some(url::Host::Ipv4(v4)) => policy.refuse(v4.into()).is_some(),
+        Some(url::Host::Ipv6(v6)) => policy.refuse(v6.into()).is_some(),
+        Some(url::Host::Domain(_)) => false,
+        None => true,
+    }
+}
+
 async fn deliver(app: AppState, http: reqwest::Client, d: DueDelivery) {
     let t = Utc::now().timestamp();
-    let sent = http
-        .post(&d.url)
-        .header("content-type", "application/json")
-        .header("telesoin-signature", signature(&d.secret, t, &d.body))
-        .header("telesoin-event-id", d.event_id.to_string())
-        .header("telesoin-event-type", &d.event_type)
-        .body(d.body.clone())
-        .send()
-        .await;
+    let sent = if literal_forbidden(&app.egress, &d.url) {
+        // An endpoint stored before the policy, or an allowlist since narrowed: never connected.
+        tracing::info!(event_type = %d.event_type, "webhook delivery to a forbidden address not attempted");
+        Err(None)
+    } else {
+        http.post(&d.url)
+            .header("content-type", "application/json")
+            .header("telesoin-signature", signature(&d.secret, t, &d.body))
+            .header("telesoin-event-id", d.event_id.to_string())
+            .header("telesoin-event-type", &d.event_type)
+            .body(d.body.clone())
+            .send()
+            .await
+            .map_err(Some)
+    };
     let now = Utc::now();
     let status = match &sent {
         Ok(res) => Some(res.status().as_u16()),
@@ -337,15 +360,25 @@ pub async fn create(
     let scheme_ok = parsed.as_ref().is_some_and(|u| {
         u.scheme() == "https" || (u.scheme() == "http" && app.cfg.webhook_allow_http)
     });
-    if url.len() > 2000
-        || !scheme_ok
-        || parsed.as_ref().is_none_or(|u| {
-            u.host_str().is_none() || !u.username().is_empty() || u.password().is_some()
-        })
-    {
+    let Some(parsed) = parsed.filter(|u| {
+        url.len() <= 2000
+            && scheme_ok
+            && u.host_str().is_some()
+            && u.username().is_empty()
+            && u.password().is_none()
+    }) else {
         return Err(ApiError::invalid(
             "url",
             "an https:// URL with a host and no credentials",
+        ));
+    };
+    if let Err(why) = app.egress.check_url(&parsed).await {
+        tracing::info!(platform = %caller.platform, reason = why, "webhook URL refused by the egress policy");
+        return Err(ApiError::invalid(
+            "url",
+            &format!(
+                "a public address: this one is {why} (an operator may allow private receivers with webhook_allowed_networks)"
+            ),
         ));
     }
     let mut raw = [0u8; 32];

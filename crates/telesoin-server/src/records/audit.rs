@@ -25,6 +25,15 @@ fn describe(e: &DomainEvent) -> (String, String, String) {
     match e {
         LoginSucceeded { kine } => (format!("kine:{kine}"), String::new(), String::new()),
         LoginFailed => ("anonymous".into(), String::new(), String::new()),
+        LoginLocked {
+            kine,
+            scope,
+            seconds,
+        } => (
+            "anonymous".into(),
+            kine.map(|k| format!("kine:{k}")).unwrap_or_default(),
+            format!("scope={scope} seconds={seconds}"),
+        ),
         LinkIssued {
             kine,
             session,

@@ -1,18 +1,36 @@
-//! FHIR R4 JSON: a `collection` Bundle with, per finalized session, the Encounter (class VR,
-//! period, participants), the Practitioner (RPPS) and Patient it references, the Consents on
-//! record, and the compte rendu as a DocumentReference.
+//! FHIR R4 JSON: a `collection` Bundle with, per held session, the Encounter (class VR,
+//! period, participants, cotation), the Practitioner (RPPS) and Patient it references, the
+//! Consents on record (with the RelatedPerson who consented for a minor), and the compte rendu
+//! as a DocumentReference.
+//!
+//! The French profiles (FR Core, Interop'Santé, `hl7.fhir.fr.core`) are declared in
+//! `meta.profile` and their required elements are filled: `fr-core-encounter` (identifier with
+//! type, system and value; class system and code; at most one type; period), `fr-core-patient`
+//! (the `PI` identifier slice: use `usual`, type v2-0203 `PI`, system, value; a name; the birth
+//! date), `fr-core-consent` (patient and performer references to allowed targets, on top of
+//! R4's status, scope, category and policy rule).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use telesoin_core::acts;
 use telesoin_store::{ConsentRow, ReportRow};
 
 use super::BillingLine;
 
 /// The OID of the RPPS identifier system (ANS).
 const RPPS_SYSTEM: &str = "urn:oid:1.2.250.1.71.4.2.1";
+
+/// FR Core profile canonicals.
+pub const FR_CORE_ENCOUNTER: &str =
+    "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-encounter";
+pub const FR_CORE_PATIENT: &str = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient";
+pub const FR_CORE_CONSENT: &str = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-consent";
+
+/// Our identifier systems (the service's own ids).
+const PATIENT_ID_SYSTEM: &str = "https://telesoin.example/fhir/patient-id";
+const ENCOUNTER_ID_SYSTEM: &str = "https://telesoin.example/fhir/session-id";
+const V2_0203: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
 
 fn ts(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -22,6 +40,8 @@ fn ts(at: DateTime<Utc>) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Extras {
     pub consents: Vec<ConsentRow>,
+    /// Who consented for a minor, by consent id.
+    pub representatives: std::collections::HashMap<uuid::Uuid, telesoin_store::Representative>,
     pub report: Option<ReportRow>,
 }
 
@@ -48,15 +68,33 @@ pub fn bundle(lines: &[(BillingLine, Extras)], now: DateTime<Utc>) -> Value {
             }),
             &mut entries,
         );
-        push(
-            patient.clone(),
-            json!({ "resourceType": "Patient", "id": patient, "name": [{ "text": l.patient_name }] }),
-            &mut entries,
-        );
-        let act = acts::find(&s.act_code);
+        let mut pat = json!({
+            "resourceType": "Patient",
+            "id": patient,
+            "meta": { "profile": [FR_CORE_PATIENT] },
+            "identifier": [{
+                "use": "usual",
+                "type": { "coding": [{ "system": V2_0203, "code": "PI", "display": "Patient internal identifier" }] },
+                "system": PATIENT_ID_SYSTEM,
+                "value": patient
+            }],
+            "name": [{ "use": "usual", "text": l.patient_name }]
+        });
+        if let Some(b) = l.patient_birth_date {
+            pat["birthDate"] = json!(b.to_string());
+        }
+        push(patient.clone(), pat, &mut entries);
+        let act = l.act();
         let mut enc = json!({
             "resourceType": "Encounter",
             "id": encounter,
+            "meta": { "profile": [FR_CORE_ENCOUNTER] },
+            "identifier": [{
+                "use": "official",
+                "type": { "coding": [{ "system": V2_0203, "code": "VN", "display": "Visit number" }] },
+                "system": ENCOUNTER_ID_SYSTEM,
+                "value": encounter
+            }],
             "status": "finished",
             "class": { "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR", "display": "virtual" },
             "type": [{ "text": act.map(|a| a.label).unwrap_or_default() }],
@@ -69,19 +107,60 @@ pub fn bundle(lines: &[(BillingLine, Extras)], now: DateTime<Utc>) -> Value {
         if let Some(end) = l.row.ended_at {
             enc["period"]["end"] = json!(ts(end));
         }
+        if let Some(telesoin_core::tariff::Billed::Reimbursable {
+            letter,
+            coefficient_tenths,
+            value_cents,
+            cents,
+        }) = l.billed
+        {
+            let cotation = json!({
+                "url": "https://telesoin.example/fhir/cotation",
+                "extension": [
+                    { "url": "keyLetter", "valueCode": letter.as_str() },
+                    { "url": "coefficient", "valueDecimal": f64::from(coefficient_tenths) / 10.0 },
+                    { "url": "keyLetterValue", "valueMoney": { "value": value_cents as f64 / 100.0, "currency": "EUR" } },
+                    { "url": "amount", "valueMoney": { "value": cents as f64 / 100.0, "currency": "EUR" } }
+                ]
+            });
+            if let Some(ext) = enc["extension"].as_array_mut() {
+                ext.push(cotation);
+            }
+        }
         push(encounter.clone(), enc, &mut entries);
         for c in &extras.consents {
             let id = c.id.to_string();
+            let representative = extras.representatives.get(&c.id);
+            let performer = match (representative, c.consent.recorded_by.as_str()) {
+                (Some(r), _) => {
+                    let rp = format!("{id}-representative");
+                    push(
+                        rp.clone(),
+                        json!({
+                            "resourceType": "RelatedPerson",
+                            "id": rp,
+                            "patient": { "reference": format!("urn:uuid:{patient}") },
+                            "relationship": [{ "text": r.relation }],
+                            "name": [{ "text": r.name }]
+                        }),
+                        &mut entries,
+                    );
+                    rp
+                }
+                (None, "kine") => kine.clone(),
+                (None, _) => patient.clone(),
+            };
             let mut consent = json!({
                 "resourceType": "Consent",
                 "id": id,
+                "meta": { "profile": [FR_CORE_CONSENT] },
                 "status": if c.consent.withdrawn_at.is_some() { "inactive" } else { "active" },
                 "scope": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "treatment" }] },
                 "category": [{ "coding": [{ "system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent" }] }],
                 "patient": { "reference": format!("urn:uuid:{patient}") },
                 "dateTime": ts(c.consent.recorded_at),
                 "policyRule": { "text": format!("Consentement au télésoin (CSP L.6316-2), texte {}", c.consent.text_version) },
-                "performer": [{ "reference": format!("urn:uuid:{}", if c.consent.recorded_by.as_str() == "kine" { &kine } else { &patient }) }]
+                "performer": [{ "reference": format!("urn:uuid:{performer}") }]
             });
             if let Some(w) = c.consent.withdrawn_at {
                 consent["provision"] = json!({ "type": "deny", "period": { "start": ts(w) } });

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use telesoin_core::model::{Kine, local_date};
 use telesoin_core::reimbursement::BillingClass;
 use telesoin_core::tariff::{self, Billed};
-use telesoin_core::{KineId, acts, share};
+use telesoin_core::{KineId, share};
 use telesoin_store::{KineSettings, Store};
 use uuid::Uuid;
 
@@ -151,7 +151,7 @@ async fn line_of(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult<BillingLine
 /// The décret 2021-707 trace: date, time, professionals, act, incidents: nobody types it.
 async fn trace_lines(app: &AppState, l: &BillingLine) -> ApiResult<Vec<Line>> {
     let s = &l.row.session;
-    let act = acts::find(&s.act_code);
+    let act = l.act();
     let events = app.store.events(s.id).await?;
     let incidents: Vec<String> = events
         .iter()
@@ -190,6 +190,21 @@ async fn trace_lines(app: &AppState, l: &BillingLine) -> ApiResult<Vec<Line>> {
         )),
         Line::Text("Modalité : télésoin par vidéotransmission (CSP L.6316-2)".into()),
     ];
+    if let Some(Billed::Reimbursable {
+        letter,
+        coefficient_tenths,
+        value_cents,
+        cents,
+    }) = l.billed
+    {
+        out.push(Line::Text(format!(
+            "Cotation : {} {} (valeur de la lettre clé le jour de la séance : {}) = {}",
+            letter.as_str(),
+            tariff::format_coefficient(coefficient_tenths).replace('.', ","),
+            euros_fr(value_cents),
+            euros_fr(cents)
+        )));
+    }
     if incidents.is_empty() {
         out.push(Line::Text("Incidents techniques : aucun".into()));
     } else {
@@ -313,13 +328,27 @@ pub async fn export_body(
     let lines = billing_lines(store, kine, from, to, schedule).await?;
     match format {
         "csv" => Ok((csv(&lines), "text/csv; charset=utf-8")),
+        "csv_fr" => Ok((super::csv_fr(&lines), "text/csv; charset=utf-8")),
         "fhir" => {
             let mut with = Vec::new();
             for l in lines {
                 let s = &l.row.session;
                 let consents = store.consents(s.kine, s.patient).await?;
+                let mut representatives = std::collections::HashMap::new();
+                for c in &consents {
+                    if let Some(r) = store.consent_representative(c.id).await? {
+                        representatives.insert(c.id, r);
+                    }
+                }
                 let report = store.reports(s.id).await?.pop();
-                with.push((l, Extras { consents, report }));
+                with.push((
+                    l,
+                    Extras {
+                        consents,
+                        representatives,
+                        report,
+                    },
+                ));
             }
             let bundle = super::fhir::bundle(&with, Utc::now());
             Ok((
@@ -327,7 +356,7 @@ pub async fn export_body(
                 "application/fhir+json",
             ))
         }
-        _ => Err(ApiError::invalid("format", "csv or fhir")),
+        _ => Err(ApiError::invalid("format", "csv, csv_fr or fhir")),
     }
 }
 
@@ -348,7 +377,11 @@ pub async fn export(
         format,
     )
     .await?;
-    let name: &'static str = if format == "csv" { "csv" } else { "fhir" };
+    let name: &'static str = match format {
+        "csv" => "csv",
+        "csv_fr" => "csv_fr",
+        _ => "fhir",
+    };
     app.hub
         .events()
         .emit(
@@ -374,6 +407,8 @@ pub struct ShareJson {
     pub ratio: f64,
     pub cap_percent: u32,
     pub over_cap: bool,
+    /// Within the cap, but one more remote session would exceed it: warn before scheduling.
+    pub next_exceeds: bool,
 }
 
 /// The share of a kiné's sessions done remotely over a period (the convention caps it).
@@ -399,6 +434,7 @@ pub async fn share_of(
         ratio: s.ratio,
         cap_percent: cap,
         over_cap: s.over_cap,
+        next_exceeds: s.next_exceeds,
     })
 }
 
@@ -425,6 +461,9 @@ pub async fn share(
 pub struct Settings {
     pub cooperation_protocol: bool,
     pub hn_price_cents: i64,
+    /// The practice's département (`75`, `2A`, `971`), for the convention's territory check.
+    #[serde(default)]
+    pub practice_departement: Option<String>,
 }
 
 pub async fn get_settings(
@@ -435,6 +474,7 @@ pub async fn get_settings(
     Ok(Json(Settings {
         cooperation_protocol: s.cooperation_protocol,
         hn_price_cents: s.hn_price_cents,
+        practice_departement: app.store.practice_departement(kine.id).await?,
     }))
 }
 
@@ -449,12 +489,27 @@ pub async fn put_settings(
             "a price in cents, 0 to 1000000",
         ));
     }
+    let departement = match body.practice_departement.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d) => Some(telesoin_core::admission::departement_of(d).ok_or_else(|| {
+            ApiError::invalid(
+                "practice_departement",
+                "a French département (75, 2A, 971) or postcode",
+            )
+        })?),
+    };
     let s = KineSettings {
         cooperation_protocol: body.cooperation_protocol,
         hn_price_cents: body.hn_price_cents,
     };
     app.store.set_kine_settings(kine.id, s).await?;
-    Ok(Json(body))
+    app.store
+        .set_practice_departement(kine.id, departement.as_deref())
+        .await?;
+    Ok(Json(Settings {
+        practice_departement: departement,
+        ..body
+    }))
 }
 
 /// The amount a session bills, for the record view.
@@ -463,10 +518,12 @@ pub fn billed_json(b: Option<Billed>) -> serde_json::Value {
         Some(Billed::Reimbursable {
             letter,
             coefficient_tenths,
+            value_cents,
             cents,
         }) => serde_json::json!({
             "kind": "reimbursable", "key_letter": letter.as_str(),
-            "coefficient": tariff::format_coefficient(coefficient_tenths), "amount_cents": cents,
+            "coefficient": tariff::format_coefficient(coefficient_tenths),
+            "key_letter_value_cents": value_cents, "amount_cents": cents,
         }),
         Some(Billed::Hn { cents }) => serde_json::json!({ "kind": "hn", "amount_cents": cents }),
         None => serde_json::Value::Null,

@@ -19,6 +19,7 @@ use telesoin_core::model::Session;
 use telesoin_core::reimbursement::{self, BillingClass, ClassifyInput, DirectAccess};
 use telesoin_core::tariff::{self, Billed, KeyLetter, KeyLetterValue};
 use telesoin_core::{KineId, SessionId};
+use telesoin_store::KineSettings;
 use telesoin_store::{SessionBilling, SessionRow, Store, StoreError};
 
 /// Parses `LETTER:EUROS:YYYY-MM-DD` (for example `AMK:2.15:2019-07-01`), the configured value of
@@ -165,6 +166,32 @@ pub async fn fix_class(
         .await
 }
 
+/// What a session bills on its day (nothing if it was not held): the key letter in force, the act's coefficient and the
+/// letter's value that day (reimbursable), or the HN price. `None` when it cannot be priced (an
+/// unknown act, no value configured for the day).
+pub fn price(
+    row: &SessionRow,
+    billing: &SessionBilling,
+    settings: &KineSettings,
+    schedule: &[KeyLetterValue],
+) -> Option<Billed> {
+    // A session "non réalisée" bills nothing; an open one shows what it will bill.
+    if telesoin_core::model::outcome(row.session.status, row.billable_seconds)
+        == telesoin_core::model::Outcome::NotHeld
+    {
+        return None;
+    }
+    let day = row.session.day();
+    let class = if row.billing_class == "reimbursable" {
+        BillingClass::Reimbursable
+    } else {
+        BillingClass::Hn
+    };
+    let hn_price = billing.hn_price_cents.unwrap_or(settings.hn_price_cents);
+    let act = acts::of_session(&row.session.act_code, day)?;
+    tariff::billed_amount(class, act, schedule, day, hn_price).ok()
+}
+
 /// One line of the billing export.
 #[derive(Debug, Clone)]
 pub struct BillingLine {
@@ -173,11 +200,18 @@ pub struct BillingLine {
     pub kine_rpps: String,
     pub kine_name: String,
     pub patient_name: String,
+    pub patient_birth_date: Option<NaiveDate>,
     pub prescription: Option<NaiveDate>,
     pub billed: Option<Billed>,
 }
 
 impl BillingLine {
+    /// The act of the session, in the catalogue of its day.
+    pub fn act(&self) -> Option<&'static acts::Act> {
+        let s = &self.row.session;
+        acts::of_session(&s.act_code, s.day())
+    }
+
     pub fn class(&self) -> BillingClass {
         if self.row.billing_class == "reimbursable" {
             BillingClass::Reimbursable
@@ -187,7 +221,9 @@ impl BillingLine {
     }
 }
 
-/// The finalized sessions of a kiné (or everyone's) started in `[from, to]` (French days).
+/// The finalized sessions of a kiné (or everyone's) started in `[from, to]` (French days) that
+/// were held: a session "non réalisée" (ended or cancelled without a billable second) bills
+/// nothing and is left out.
 pub async fn billing_lines(
     store: &dyn Store,
     kine: Option<KineId>,
@@ -201,7 +237,10 @@ pub async fn billing_lines(
     let mut out = Vec::new();
     for row in store.finalized_sessions(kine, start, end).await? {
         let day = row.session.day();
-        if day < from || day > to {
+        if day < from
+            || day > to
+            || !telesoin_core::model::outcome(row.session.status, row.billable_seconds).billable()
+        {
             continue;
         }
         let k = store.kine(row.session.kine).await?;
@@ -215,18 +254,11 @@ pub async fn billing_lines(
             .map(|r| r.date)
             .filter(|d| reimbursement::prescription_valid(*d, day))
             .max();
-        let class = if row.billing_class == "reimbursable" {
-            BillingClass::Reimbursable
-        } else {
-            BillingClass::Hn
-        };
-        let hn_price = billing.hn_price_cents.unwrap_or(settings.hn_price_cents);
-        let billed = acts::find(&row.session.act_code).and_then(|act| {
-            tariff::billed_amount(class, act, schedule, KeyLetter::Amk, day, hn_price).ok()
-        });
+        let billed = price(&row, &billing, &settings, schedule);
         out.push(BillingLine {
             kine_rpps: k.as_ref().map(|k| k.rpps.clone()).unwrap_or_default(),
             kine_name: k.map(|k| k.name).unwrap_or_default(),
+            patient_birth_date: p.as_ref().map(|p| p.patient.birth_date),
             patient_name: p.map(|p| p.patient.display_name).unwrap_or_default(),
             row,
             billing,
@@ -248,27 +280,36 @@ fn csv_field(s: &str) -> String {
 /// The billing CSV: one row per finalized session.
 pub fn csv(lines: &[BillingLine]) -> String {
     let mut out = String::from(
-        "date,start,end,billable_seconds,kine_rpps,patient_reference,act_code,act_label,amk_coefficient,key_letter,amount_eur,hn_price_eur,class,class_reason,prescription_date\n",
+        "date,start,end,billable_seconds,kine_rpps,patient_reference,act_code,act_label,amk_coefficient,key_letter,amount_eur,hn_price_eur,class,class_reason,prescription_date,key_letter_value_eur\n",
     );
     for l in lines {
         let s = &l.row.session;
-        let act = acts::find(&s.act_code);
-        let (letter, amount, hn) = match l.billed {
-            Some(Billed::Reimbursable { letter, cents, .. }) => {
-                (letter.as_str().to_owned(), euros_dot(cents), String::new())
-            }
-            Some(Billed::Hn { cents }) => (String::new(), String::new(), euros_dot(cents)),
-            None => (String::new(), String::new(), String::new()),
-        };
-        let coefficient = match l.class() {
-            BillingClass::Reimbursable => act
-                .map(|a| tariff::format_coefficient(a.coefficient_tenths))
-                .unwrap_or_default(),
-            BillingClass::Hn => String::new(),
+        let act = l.act();
+        let (letter, coefficient, value, amount, hn) = match l.billed {
+            Some(Billed::Reimbursable {
+                letter,
+                coefficient_tenths,
+                value_cents,
+                cents,
+            }) => (
+                letter.as_str().to_owned(),
+                tariff::format_coefficient(coefficient_tenths),
+                euros_dot(value_cents),
+                euros_dot(cents),
+                String::new(),
+            ),
+            Some(Billed::Hn { cents }) => (
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                euros_dot(cents),
+            ),
+            None => Default::default(),
         };
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             s.day(),
             l.row
                 .session
@@ -290,7 +331,97 @@ pub fn csv(lines: &[BillingLine]) -> String {
             l.row.billing_class,
             l.billing.class_reason.as_deref().unwrap_or_default(),
             l.prescription.map(|d| d.to_string()).unwrap_or_default(),
+            value,
         );
+    }
+    out
+}
+
+/// Euros with a decimal comma, for French spreadsheets: `12,34`.
+pub fn euros_comma(cents: i64) -> String {
+    euros_dot(cents).replace('.', ",")
+}
+
+fn csv_fr_field(s: &str) -> String {
+    if s.contains([';', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The billing CSV for French spreadsheets (Excel, LibreOffice in a French locale): UTF-8 with a
+/// byte-order mark, `;` between fields, CRLF line ends, decimal commas, dates as `JJ/MM/AAAA`
+/// and times in French time. One row per held session; the patient by name and birth date.
+/// `audio_only_seconds` and `video_evidence` come from the media reports of the session (the
+/// evidence of issue 9.4): while a session has none, they read `0` and `non mesurée`.
+pub fn csv_fr(lines: &[BillingLine]) -> String {
+    let mut out = String::from("\u{feff}");
+    out.push_str(
+        "date;heure_debut;heure_fin;patient;date_naissance;ins;kine_rpps;acte_code;acte;lettre_cle;coefficient;valeur_lettre_eur;montant_eur;prix_hn_eur;classe;motif;secondes_facturables;secondes_audio_seules;preuve_video;ordonnance\r\n",
+    );
+    let time = |at: DateTime<Utc>| {
+        at.with_timezone(&chrono_tz::Europe::Paris)
+            .format("%H:%M:%S")
+            .to_string()
+    };
+    for l in lines {
+        let s = &l.row.session;
+        let act = l.act();
+        let (letter, coefficient, value, amount, hn) = match l.billed {
+            Some(Billed::Reimbursable {
+                letter,
+                coefficient_tenths,
+                value_cents,
+                cents,
+            }) => (
+                letter.as_str().to_owned(),
+                tariff::format_coefficient(coefficient_tenths).replace('.', ","),
+                euros_comma(value_cents),
+                euros_comma(cents),
+                String::new(),
+            ),
+            Some(Billed::Hn { cents }) => (
+                String::new(),
+                String::new(),
+                String::new(),
+                euros_comma(cents),
+                euros_comma(cents),
+            ),
+            None => Default::default(),
+        };
+        let class = match l.class() {
+            BillingClass::Reimbursable => "remboursable",
+            BillingClass::Hn => "hors nomenclature",
+        };
+        let fields = [
+            s.day().format("%d/%m/%Y").to_string(),
+            time(s.starts_at),
+            l.row.ended_at.map(time).unwrap_or_default(),
+            csv_fr_field(&l.patient_name),
+            l.patient_birth_date
+                .map(|d| d.format("%d/%m/%Y").to_string())
+                .unwrap_or_default(),
+            String::new(),
+            csv_fr_field(&l.kine_rpps),
+            s.act_code.clone(),
+            csv_fr_field(act.map(|a| a.label).unwrap_or_default()),
+            letter,
+            coefficient,
+            value,
+            amount,
+            hn,
+            class.to_owned(),
+            l.billing.class_reason.clone().unwrap_or_default(),
+            l.row.billable_seconds.unwrap_or(0).to_string(),
+            "0".to_owned(),
+            "non mesurée".to_owned(),
+            l.prescription
+                .map(|d| d.format("%d/%m/%Y").to_string())
+                .unwrap_or_default(),
+        ];
+        out.push_str(&fields.join(";"));
+        out.push_str("\r\n");
     }
     out
 }

@@ -672,6 +672,7 @@ async fn rest_is_scoped_to_the_logged_in_kine_and_validates_input() {
     );
     let res = http()
         .post(format!("{}/api/login", server.base))
+        .header("origin", &server.base)
         .json(&json!({"email": "a@example.fr", "password": "wrong"}))
         .send()
         .await

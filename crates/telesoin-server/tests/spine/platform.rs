@@ -780,6 +780,8 @@ async fn webhooks_are_signed_retried_in_order_and_survive_a_restart() {
     let tweak = move |c: &mut telesoin_server::Config| {
         c.data_dir = dir.clone();
         c.webhook_allow_http = true;
+        // The receiver is on loopback: allowed explicitly, as an operator would.
+        c.webhook_allowed_networks = vec!["127.0.0.1/32".into()];
         c.webhook_retry_seconds = 1;
         c.webhook_timeout_seconds = 1;
     };
@@ -867,4 +869,117 @@ async fn webhooks_are_signed_retried_in_order_and_survive_a_restart() {
         ("consent.withdrawn", &json!(patient))
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn bulk_scheduling_is_one_request_checked_whole_and_idempotent() {
+    let server = Server::start().await;
+    let a = server.kine("bulk@platform.test").await;
+    let ka = kine_id(&a).await;
+    let p = platform(&server, "agenda").await;
+    let v = V1::new(&server, &key(&server, p.id, &[ka], &Scope::ALL).await);
+    let patient = v.ready_patient(ka).await;
+    let one = |act: &str| {
+        json!({
+            "session": {"patient": patient, "starts_at": Utc::now(), "act_code": act,
+                        "auto_admit": true, "patient_consent_on_join": false},
+            "links": ["kine", "patient"],
+        })
+    };
+    let path = format!("/kines/{ka}/sessions/bulk");
+    let count = |v: V1| async move {
+        let (_, page) = v.get(&format!("/kines/{ka}/sessions?limit=100")).await;
+        page["items"].as_array().map(Vec::len).unwrap_or_default()
+    };
+
+    // One refused item refuses the request, names its index, and nothing is written.
+    let (s, refused) = v
+        .post(
+            &path,
+            json!({"sessions": [one("MEMBRE"), one("NOPE"), one("MEMBRE")]}),
+        )
+        .await;
+    assert_eq!(s, 422, "{refused}");
+    assert_refusal(&refused, "invalid_input");
+    assert_eq!(
+        (
+            refused["details"]["index"].as_u64(),
+            refused["details"]["field"].as_str()
+        ),
+        (Some(1), Some("act_code"))
+    );
+    let mut twice = one("MEMBRE");
+    twice["links"] = json!(["patient", "patient"]);
+    let (s, v2) = v.post(&path, json!({"sessions": [twice]})).await;
+    assert_eq!((s, v2["details"]["index"].as_u64()), (422, Some(0)), "{v2}");
+    let too_many: Vec<Value> = (0..201).map(|_| one("MEMBRE")).collect();
+    assert_eq!(v.post(&path, json!({"sessions": too_many})).await.0, 422);
+    assert_eq!(v.post(&path, json!({"sessions": []})).await.0, 422);
+    assert_eq!(count(v.clone()).await, 0, "nothing was scheduled");
+
+    // Three sessions and their links in one request; the retry with the same key gets the
+    // same answer and schedules nothing more.
+    let body = json!({"sessions": [one("MEMBRE"), one("MEMBRE"), one("MEMBRE")]});
+    let send = || {
+        v.http
+            .post(format!("{}{path}", v.base))
+            .header("idempotency-key", "bulk-2026-12-02")
+            .json(&body)
+    };
+    let (s, _, made) = v.send(send()).await;
+    assert_eq!(s, 201, "{made}");
+    let items = made["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3);
+    let (s, h, again) = v.send(send()).await;
+    assert_eq!((s, &again), (201, &made));
+    assert_eq!(
+        h.get("idempotent-replayed").map(|h| h.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(count(v.clone()).await, 3, "scheduled once");
+
+    // The links work: the kiné and the patient of the second session join and are admitted.
+    let links = items[1]["links"].as_array().expect("links");
+    assert_eq!(
+        links.iter().map(|l| l["role"].as_str()).collect::<Vec<_>>(),
+        [Some("kine"), Some("patient")]
+    );
+    let (mut kine_ws, w) = welcomed(server.port, links[0]["token"].as_str().expect("token")).await;
+    assert_eq!(w["session"]["session"], items[1]["session"]["id"]);
+    kine_ws.until("admitted").await;
+    let (mut patient_ws, _) =
+        welcomed(server.port, links[1]["token"].as_str().expect("token")).await;
+    patient_ws.until("admitted").await;
+
+    // Links need links:write; sessions alone need sessions:write only.
+    let no_links = V1::new(
+        &server,
+        &key(&server, p.id, &[ka], &[Scope::SessionsWrite]).await,
+    );
+    let (s, v3) = no_links
+        .post(&path, json!({"sessions": [one("MEMBRE")]}))
+        .await;
+    assert_eq!(
+        (s, v3["details"]["scope"].as_str()),
+        (403, Some("links:write"))
+    );
+    let mut bare = one("MEMBRE");
+    bare["links"] = json!([]);
+    let (s, v4) = no_links.post(&path, json!({"sessions": [bare]})).await;
+    assert_eq!(
+        (s, v4["items"][0]["links"].as_array().map(Vec::len)),
+        (201, Some(0))
+    );
+    server.stop().await;
+}
+
+#[test]
+fn rate_limit_defaults_let_a_platform_schedule_thousands_of_sessions() {
+    // 9,000 sessions with their links: 45 bulk requests, inside the default burst; one by one
+    // (3 requests each) about 9 minutes at the default rate, not 45.
+    let c = telesoin_server::Config::default();
+    let bulk_requests = 9_000usize.div_ceil(telesoin_server::platform::v1::BULK_MAX_SESSIONS);
+    assert!(bulk_requests as u32 <= c.api_burst, "{bulk_requests}");
+    let one_by_one_secs = 27_000 / c.api_rate_per_second;
+    assert!(one_by_one_secs <= 600, "{one_by_one_secs}");
 }

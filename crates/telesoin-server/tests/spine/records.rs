@@ -179,7 +179,7 @@ async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
     let hn = api.ready_patient().await;
     let done1 = finished_call(&api, port, reimbursed, json!({}), 1200).await;
     assert_eq!(done1, done1);
-    let s_hn = finished_call(&api, port, hn, json!({"hn_price_cents": 6000}), 300).await;
+    let s_hn = finished_call(&api, port, hn, json!({"hn_price_cents": 6000}), 1200).await;
     let (_, pid) = (s2, ());
     let _ = pid;
     api.post(
@@ -196,6 +196,39 @@ async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
             fixed["billing_reason"]["code"].as_str()
         ),
         (Some("reimbursable"), Some("prescription_and_in_person"))
+    );
+    // Ended without a second of call: "non réalisée", no amount (the 16,13 EUR row).
+    assert_eq!(
+        (fixed["status"].as_str(), fixed["outcome"].as_str()),
+        (Some("ended"), Some("not_held"))
+    );
+    assert!(fixed["amount_cents"].is_null(), "{fixed}");
+    // A held session shows its letter, coefficient and value: TMK 7.5 x 2.15 EUR = 16.13 EUR.
+    let held = api.get(&format!("/api/sessions/{done1}")).await;
+    assert_eq!(
+        (
+            held["outcome"].as_str(),
+            held["key_letter"].as_str(),
+            held["coefficient"].as_str(),
+            held["key_letter_value_cents"].as_i64(),
+            held["amount_cents"].as_i64()
+        ),
+        (
+            Some("held"),
+            Some("TMK"),
+            Some("7.5"),
+            Some(215),
+            Some(1613)
+        ),
+        "{held}"
+    );
+    let record = api.get(&format!("/api/sessions/{done1}/record")).await;
+    assert_eq!(
+        (
+            record["key_letter"].as_str(),
+            record["amount_cents"].as_i64()
+        ),
+        (Some("TMK"), Some(1613))
     );
 
     // The compte rendu: only after the session, versioned, as PDF with the décret trace.
@@ -277,7 +310,12 @@ async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
     assert!(
         rows[0].starts_with("date,start,end,billable_seconds,kine_rpps,patient_reference,act_code")
     );
-    assert_eq!(rows.len(), 4, "three finalized sessions:\n{csv}");
+    assert_eq!(
+        rows.len(),
+        3,
+        "two held sessions; the one never held is left out:\n{csv}"
+    );
+    assert!(!csv.contains(&s2.to_string()), "non réalisée: not exported");
     let row1 = rows
         .iter()
         .find(|r| r.contains(&reimbursed.to_string()))
@@ -285,14 +323,15 @@ async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
     let cols: Vec<&str> = row1.split(',').collect();
     let billable: i64 = cols[3].parse().expect("seconds");
     assert!((1..=2).contains(&billable), "{row1}");
-    // 7.5 x 2.15 EUR = 16.125, rounded half up to 16.13.
+    // Télésoin since 2024-02-22: TMK 7.5 x 2.15 EUR = 16.125, rounded half up to 16.13; the
+    // letter's value that day closes the row.
     assert!(
-        row1.contains(",7.5,AMK,16.13,,reimbursable,prescription_and_in_person,"),
+        row1.contains(",7.5,TMK,16.13,,reimbursable,prescription_and_in_person,"),
         "{row1}"
     );
     assert!(
-        row1.ends_with(&today_minus(200)),
-        "the prescription date: {row1}"
+        row1.ends_with(&format!("{},2.15", today_minus(200))),
+        "the prescription date, the value of TMK: {row1}"
     );
     let hn_row = rows
         .iter()
@@ -301,6 +340,68 @@ async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
     assert!(
         hn_row.contains(",,,,60.00,hn,no_valid_prescription,"),
         "HN: no coefficient, no key letter, the price: {hn_row}"
+    );
+
+    // The CSV for French spreadsheets: BOM, `;`, CRLF, decimal commas, the patient by name and
+    // birth date, letter, coefficient, value, amount, billable and audio-only seconds, video.
+    let (status, fr, _) = get_bytes(
+        &api,
+        &format!("/api/exports?from={today}&to={today}&format=csv_fr"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(fr.starts_with(b"\xEF\xBB\xBF"), "UTF-8 byte-order mark");
+    let fr = String::from_utf8(fr[3..].to_vec()).expect("utf-8");
+    assert!(fr.ends_with("\r\n"), "CRLF line ends");
+    let fr_rows: Vec<&str> = fr.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(fr_rows.len(), 3, "{fr}");
+    let header: Vec<&str> = fr_rows[0].split(';').collect();
+    for col in [
+        "patient",
+        "date_naissance",
+        "lettre_cle",
+        "coefficient",
+        "valeur_lettre_eur",
+        "montant_eur",
+        "secondes_facturables",
+        "secondes_audio_seules",
+        "preuve_video",
+    ] {
+        assert!(header.contains(&col), "{col} in {header:?}");
+    }
+    let col = |row: &str, name: &str| -> String {
+        let i = header.iter().position(|h| *h == name).expect("column");
+        row.split(';').nth(i).unwrap_or_default().to_owned()
+    };
+    let reimbursed_fr = fr_rows
+        .iter()
+        .find(|r| col(r, "lettre_cle") == "TMK")
+        .expect("the reimbursable row");
+    assert_eq!(
+        (
+            col(reimbursed_fr, "coefficient"),
+            col(reimbursed_fr, "valeur_lettre_eur"),
+            col(reimbursed_fr, "montant_eur"),
+            col(reimbursed_fr, "classe"),
+        ),
+        (
+            "7,5".into(),
+            "2,15".into(),
+            "16,13".into(),
+            "remboursable".into()
+        ),
+        "{reimbursed_fr}"
+    );
+    assert!(!col(reimbursed_fr, "patient").is_empty());
+    assert_eq!(col(reimbursed_fr, "date_naissance").len(), 10, "JJ/MM/AAAA");
+    assert_eq!(col(reimbursed_fr, "secondes_audio_seules"), "0");
+    let hn_fr = fr_rows
+        .iter()
+        .find(|r| col(r, "classe") == "hors nomenclature")
+        .expect("the HN row");
+    assert_eq!(
+        (col(hn_fr, "lettre_cle"), col(hn_fr, "montant_eur")),
+        (String::new(), "60,00".into())
     );
 
     // FHIR R4 Bundle, validated against the official JSON schema.
@@ -333,6 +434,92 @@ async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
         .find(|e| e["resource"]["id"] == done1.to_string())
         .expect("encounter");
     assert_eq!(enc["resource"]["class"]["code"], "VR");
+    // FR Core: the profiles in meta.profile and their required elements.
+    let fr_core =
+        |kind: &str| format!("https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-{kind}");
+    let resources: Vec<&Value> = bundle["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| &e["resource"])
+        .collect();
+    for (kind, profile) in [
+        ("Encounter", "encounter"),
+        ("Consent", "consent"),
+        ("Patient", "patient"),
+    ] {
+        let of_kind: Vec<&&Value> = resources
+            .iter()
+            .filter(|r| r["resourceType"] == kind)
+            .collect();
+        assert!(!of_kind.is_empty(), "{kind}");
+        for r in of_kind {
+            assert!(
+                r["meta"]["profile"]
+                    .as_array()
+                    .is_some_and(|p| p.contains(&json!(fr_core(profile)))),
+                "{kind} declares fr-core-{profile}: {r}"
+            );
+        }
+    }
+    for e in resources
+        .iter()
+        .filter(|r| r["resourceType"] == "Encounter")
+    {
+        let id = &e["identifier"][0];
+        assert!(
+            id["type"]["coding"][0]["code"].is_string()
+                && id["system"].is_string()
+                && id["value"].is_string(),
+            "fr-core-encounter: identifier with type, system, value: {e}"
+        );
+        assert!(e["class"]["system"].is_string() && e["class"]["code"].is_string());
+        assert!(
+            e["period"]["start"].is_string(),
+            "fr-core-encounter: period"
+        );
+        assert!(e["type"].as_array().is_some_and(|t| t.len() <= 1));
+    }
+    let cotation = enc["resource"]["extension"]
+        .as_array()
+        .and_then(|x| {
+            x.iter()
+                .find(|e| e["url"] == "https://telesoin.example/fhir/cotation")
+        })
+        .expect("the cotation extension");
+    assert_eq!(cotation["extension"][0]["valueCode"], "TMK");
+    for p in resources.iter().filter(|r| r["resourceType"] == "Patient") {
+        let pi = &p["identifier"][0];
+        assert_eq!(
+            (pi["use"].as_str(), pi["type"]["coding"][0]["code"].as_str()),
+            (Some("usual"), Some("PI")),
+            "fr-core-patient PI slice: {p}"
+        );
+        assert!(pi["system"].is_string() && pi["value"].is_string());
+        assert!(p["birthDate"].is_string(), "{p}");
+        assert!(p["name"][0]["text"].is_string());
+    }
+    for c in resources.iter().filter(|r| r["resourceType"] == "Consent") {
+        for field in [
+            "status",
+            "scope",
+            "category",
+            "patient",
+            "policyRule",
+            "performer",
+        ] {
+            assert!(!c[field].is_null(), "Consent.{field}: {c}");
+        }
+        let performer = c["performer"][0]["reference"].as_str().expect("reference");
+        assert!(
+            resources.iter().any(
+                |r| format!("urn:uuid:{}", r["id"].as_str().unwrap_or_default()) == performer
+                    && ["Practitioner", "Patient", "RelatedPerson"]
+                        .contains(&r["resourceType"].as_str().unwrap_or_default())
+            ),
+            "the performer is an allowed resource of the bundle: {performer}"
+        );
+    }
     if let Some(path) = fhir_schema() {
         let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("schema"))
             .expect("schema json");
@@ -354,8 +541,8 @@ async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
         );
     }
 
-    // The télésoin share: one remote session with connected time (the others had none), one
-    // in-person visit recorded today: 50 %, over the 20 % cap.
+    // The télésoin share: two remote sessions held (the one never held is not counted), one
+    // in-person visit recorded today: 67 %, over the 20 % cap.
     api.post(
         &format!("/api/patients/{hn}/visits"),
         json!({"date": today.to_string(), "kind": "session"}),
@@ -370,7 +557,7 @@ async fn class_up_front_fixed_at_the_end_reports_exports_and_share() {
             share["total_sessions"].as_u64(),
             share["over_cap"].as_bool()
         ),
-        (Some(1), Some(2), Some(true)),
+        (Some(2), Some(3), Some(true)),
         "{share}"
     );
     server.stop().await;
@@ -416,6 +603,7 @@ async fn the_audit_chain_names_the_first_tampered_row_and_survives_a_purge() {
     api.link(s, "patient").await;
     let bad = http()
         .post(format!("{}/api/login", server.base))
+        .header("origin", &server.base)
         .json(&json!({"email": "audit@example.fr", "password": "nope"}))
         .send()
         .await

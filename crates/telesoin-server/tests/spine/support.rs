@@ -96,6 +96,19 @@ impl Server {
     }
 }
 
+/// Session cookie -> CSRF token, for every client logged in by this test process.
+fn csrf_tokens() -> &'static parking_lot::Mutex<std::collections::HashMap<String, String>> {
+    static TOKENS: std::sync::OnceLock<
+        parking_lot::Mutex<std::collections::HashMap<String, String>>,
+    > = std::sync::OnceLock::new();
+    TOKENS.get_or_init(Default::default)
+}
+
+/// `scheme://host[:port]` of a URL.
+pub fn origin_of(url: &str) -> String {
+    telesoin_server::app::origin_of(url)
+}
+
 fn rand_digits() -> u32 {
     Uuid::new_v4().as_u128() as u32 % 10_000_000
 }
@@ -121,24 +134,53 @@ impl Api {
         let res = self
             .http
             .post(format!("{}/api/login", self.base))
+            .header("origin", origin_of(&self.base))
             .json(&json!({"email": email, "password": PASSWORD}))
             .send()
             .await
             .expect("login");
         assert_eq!(res.status(), 200, "login");
-        let set = res
+        let set: Vec<String> = res
             .headers()
-            .get("set-cookie")
-            .expect("cookie")
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect();
+        let session = set
+            .iter()
+            .find(|c| c.starts_with("telesoin_session="))
+            .expect("session cookie");
+        assert!(
+            session.contains("HttpOnly")
+                && session.contains("Secure")
+                && session.contains("SameSite=Strict"),
+            "{session}"
+        );
+        let token = res
+            .headers()
+            .get("x-csrf-token")
+            .expect("the login hands over the CSRF token")
             .to_str()
             .expect("ascii")
             .to_owned();
-        assert!(
-            set.contains("HttpOnly") && set.contains("Secure") && set.contains("SameSite=Strict"),
-            "{set}"
-        );
-        self.cookie = set.split(';').next().expect("pair").to_owned();
+        self.cookie = session.split(';').next().expect("pair").to_owned();
+        // Kept in memory, as the dashboard's script does, and echoed by `call`.
+        csrf_tokens().lock().insert(self.cookie.clone(), token);
         self
+    }
+
+    /// The CSRF token of this client's session (empty when logged out).
+    pub fn csrf(&self) -> String {
+        csrf_tokens()
+            .lock()
+            .get(&self.cookie)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The origin of the server, as a browser on its pages sends it.
+    pub fn origin(&self) -> String {
+        origin_of(&self.base)
     }
 
     pub async fn call(
@@ -150,7 +192,9 @@ impl Api {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
-            .header("cookie", &self.cookie);
+            .header("cookie", &self.cookie)
+            .header("origin", self.origin())
+            .header("x-csrf-token", self.csrf());
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -193,7 +237,16 @@ impl Api {
             .await;
         }
         if consent {
-            self.post(&format!("/api/patients/{id}/consents"), json!({"text_version": telesoin_core::model::CONSENT_TEXT_VERSION, "method": "oral"})).await;
+            let born = chrono::NaiveDate::parse_from_str(birth, "%Y-%m-%d").expect("birth date");
+            let today = telesoin_core::model::local_date(Utc::now());
+            let mut body = json!({"text_version": telesoin_core::model::CONSENT_TEXT_VERSION, "method": "oral"});
+            // A minor's consent is the legal representative's, named.
+            if telesoin_core::model::age_on(born, today) < 18 {
+                body["representative_name"] = json!("Sophie Dupont");
+                body["representative_relation"] = json!("mère");
+            }
+            self.post(&format!("/api/patients/{id}/consents"), body)
+                .await;
         }
         id
     }
