@@ -40,6 +40,9 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     if app.hub.is_draining() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
     }
+    if let Some(reason) = app.hub.health().not_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
+    }
     if let Err(e) = app.store.ping().await {
         tracing::warn!(error = %e, "not ready: store");
         return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response();
@@ -49,6 +52,47 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "bus unavailable").into_response();
     }
     (StatusCode::OK, "ready").into_response()
+}
+
+/// Prometheus text: what an operator watches before it goes wrong (disk, store writes).
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let health = app.hub.health();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: String| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
+    };
+    if let Some(free) = health.free_bytes() {
+        gauge(
+            "telesoin_data_dir_free_bytes",
+            "Free bytes of the data directory's filesystem.",
+            free.to_string(),
+        );
+    }
+    gauge(
+        "telesoin_data_dir_min_free_bytes",
+        "Below this much free space the node is not ready (min_free_disk_mb).",
+        health.min_free_bytes().to_string(),
+    );
+    gauge(
+        "telesoin_store_writable",
+        "1 while the store takes writes, 0 from a failed write until writing works again.",
+        u8::from(!health.writes_failing()).to_string(),
+    );
+    gauge(
+        "telesoin_draining",
+        "1 while the node is shutting down.",
+        u8::from(app.hub.is_draining()).to_string(),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
 }
 
 pub async fn jwks(State(app): State<AppState>) -> Json<serde_json::Value> {

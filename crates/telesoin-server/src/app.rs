@@ -175,6 +175,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(api::jwks))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
         .merge(web::routes())
         // Origin and CSRF token on state-changing dashboard requests (not `/api/v1`).
         .layer(middleware::from_fn_with_state(

@@ -102,6 +102,10 @@ pub struct Config {
     /// first. Then every client is told `shutting_down` (close 1001) and reconnects elsewhere.
     /// Default 2.
     pub drain_seconds: u64,
+    /// Free space (MB) the data directory's filesystem must keep: below it `/readyz` answers 503
+    /// (the disk fills before the database refuses a write). Also reported in `/metrics`.
+    /// Default 100.
+    pub min_free_disk_mb: u64,
     /// Hours a dashboard login lasts. Default 12.
     pub login_hours: i64,
     /// Values of the NGAP key letters (AMK, AMS, AMC, TMK), each `LETTER:EUROS:YYYY-MM-DD` (the
@@ -220,6 +224,7 @@ impl Default for Config {
             turn_urls: Vec::new(),
             turn_secret: None,
             drain_seconds: 2,
+            min_free_disk_mb: 100,
             login_hours: 12,
             key_letter_values: DEFAULT_KEY_LETTER_VALUES
                 .iter()
@@ -407,6 +412,9 @@ impl Config {
             "turn_urls" => self.turn_urls = list(value),
             "turn_secret" => self.turn_secret = Some(value.to_owned()).filter(|v| !v.is_empty()),
             "drain_seconds" => self.drain_seconds = parse(key, value, "a number of seconds")?,
+            "min_free_disk_mb" => {
+                self.min_free_disk_mb = parse(key, value, "a number of megabytes")?
+            }
             "login_hours" => self.login_hours = parse(key, value, "a number of hours")?,
             "key_letter_values" => self.key_letter_values = list(value),
             "retention_years" => self.retention_years = parse(key, value, "a number of years")?,

@@ -12,6 +12,7 @@
 //! - [`keys`]: Ed25519 join-token keys and JWT signing/verification.
 //! - [`events`]: domain events (audit trail, webhooks) and their listeners.
 //! - [`hub`]: rooms, seats, admission (asked of telesoin-core), relay, the session record.
+//! - [`health`]: whether the store takes writes and the data directory has room (readiness).
 //! - [`rooms`]: where the hub's rooms live: this process, or Redis shared by a cluster.
 //! - [`ws`]: one task per WebSocket, token in the first message, limits.
 //! - [`web`]: the embedded web client.
@@ -35,6 +36,7 @@ pub mod demo;
 pub mod egress;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod hub;
 pub mod keys;
 pub mod oidc;
@@ -131,7 +133,12 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
         heartbeat: Duration::seconds(cfg.heartbeat_seconds),
         in_person_rule: cfg.in_person_rule,
         ice,
+        health: Arc::new(health::Health::new(
+            cfg.data_dir.clone(),
+            cfg.min_free_disk_mb.saturating_mul(1_000_000),
+        )),
     };
+    hub_cfg.health.check_disk();
     // One node with the in-process bus, or a cluster node on Redis: chosen here, once.
     let hub = match &cfg.redis_url {
         None => hub::Hub::new(store.clone(), Arc::new(LocalBus::new()), hub_cfg, events),
@@ -189,10 +196,21 @@ pub async fn run(prepared: Prepared, shutdown: impl Future<Output = ()>) -> anyh
             }
         })
     };
+    let checker = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                hub.check_store(Utc::now()).await;
+            }
+        })
+    };
     let webhooks = platform::webhooks::spawn_worker(state.clone());
     let notice = std::time::Duration::from_secs(state.cfg.drain_seconds);
     let result = server::serve(listener, app::router(state), tls, hub, shutdown, notice).await;
     sweeper.abort();
+    checker.abort();
     webhooks.abort();
     result
 }

@@ -100,6 +100,18 @@ pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// The one row a write with `RETURNING` gave back.
+///
+/// Such writes are read with `fetch_all`, never `fetch_one`/`fetch_optional`: SQLite commits an
+/// autocommit statement when it is stepped to its end, and sqlx's SQLite driver stops stepping
+/// after the first row, then resets the statement and drops whatever that commit said. On a full
+/// disk the row was returned while its commit failed: the caller got a sequence number for an
+/// event that was never written. Stepping to the end surfaces the failed commit as an error.
+pub(crate) fn written(rows: &[AnyRow]) -> Result<&AnyRow> {
+    rows.first()
+        .ok_or_else(|| StoreError::Unavailable("the write returned no row".into()))
+}
+
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -506,14 +518,14 @@ impl PatientStore for SqlStore {
         id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<Option<ConsentRow>> {
-        let row = sqlx::query("UPDATE consents SET withdrawn_at = $1 WHERE id = $2 AND kine_id = $3 AND withdrawn_at IS NULL RETURNING *")
+        let rows = sqlx::query("UPDATE consents SET withdrawn_at = $1 WHERE id = $2 AND kine_id = $3 AND withdrawn_at IS NULL RETURNING *")
             .bind(ms(at))
             .bind(id.to_string())
             .bind(kine.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
-        row.map(|r| consent_row(&r)).transpose()
+        rows.first().map(consent_row).transpose()
     }
 
     async fn add_prescription(
@@ -718,13 +730,14 @@ impl SessionStore for SqlStore {
     }
 
     async fn revoke_link(&self, jti: Uuid, at: DateTime<Utc>) -> Result<Option<SessionId>> {
-        let row = sqlx::query("UPDATE links SET revoked_at = COALESCE(revoked_at, $1) WHERE jti = $2 RETURNING session_id")
+        let rows = sqlx::query("UPDATE links SET revoked_at = COALESCE(revoked_at, $1) WHERE jti = $2 RETURNING session_id")
             .bind(ms(at))
             .bind(jti.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
-        row.map(|r| Ok(SessionId(uuid(&get::<String>(&r, "session_id")?)?)))
+        rows.first()
+            .map(|r| Ok(SessionId(uuid(&get::<String>(r, "session_id")?)?)))
             .transpose()
     }
 
@@ -767,7 +780,7 @@ impl SessionStore for SqlStore {
 #[async_trait]
 impl EventStore for SqlStore {
     async fn append_event(&self, session: SessionId, e: &NewEvent) -> Result<i64> {
-        let row = sqlx::query(
+        let rows = sqlx::query(
             "INSERT INTO presence_events (session_id, at, participant_id, role, kind, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
         )
         .bind(session.to_string())
@@ -776,10 +789,10 @@ impl EventStore for SqlStore {
         .bind(e.role.map(Role::as_str))
         .bind(e.kind.as_str())
         .bind(&e.detail)
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        get(&row, "seq")
+        get(written(&rows)?, "seq")
     }
 
     async fn events(&self, session: SessionId) -> Result<Vec<EventRow>> {

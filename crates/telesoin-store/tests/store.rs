@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use sqlx::any::AnyPoolOptions;
 use telesoin_core::billing::PresenceKind;
 use telesoin_core::model::*;
-use telesoin_core::{KineId, PatientId, SessionId};
+use telesoin_core::{KineId, ParticipantId, PatientId, SessionId};
 use telesoin_store::*;
 use uuid::Uuid;
 
@@ -1349,5 +1349,125 @@ async fn identity_suite(url: String) {
         store.patient_ins(patient).await.expect("ok").is_none(),
         "the INS goes with the patient"
     );
+    store.close().await;
+}
+
+/// A tmpfs of its own, mounted for one test (needs root: `tests/run` runs as root in CI) and
+/// unmounted when dropped; `None` (with a note) where mounting is not allowed, except under
+/// `CI=true` where that fails the test.
+struct TinyFs {
+    dir: tempfile::TempDir,
+}
+
+impl TinyFs {
+    fn mount(size: &str) -> Option<TinyFs> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "mounting a tmpfs (root) is required under CI"
+            );
+            eprintln!("note: cannot mount a tmpfs here; full-disk test skipped");
+            return None;
+        }
+        Some(TinyFs { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Fills the filesystem with one file until the kernel says it is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path().join("filler");
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let block = vec![0u8; 64 * 1024];
+        loop {
+            match f.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+                Err(e) => panic!("filling: {e}"),
+            }
+        }
+        // The last bytes a partial write leaves.
+        while f.write(&block[..512]).is_ok_and(|n| n > 0) {}
+        filler
+    }
+}
+
+impl Drop for TinyFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A full disk makes every write fail, visibly: an appended presence event that was not
+/// committed is an error, never a sequence number for a row that does not exist. Writing works
+/// again once space is back, and what was refused is not in the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_on_a_full_disk_fails_every_write() {
+    let Some(fs) = TinyFs::mount("4m") else {
+        return;
+    };
+    let store = SqlStore::open_sqlite(&fs.path().join("telesoin.db"))
+        .await
+        .expect("open");
+    let session = scheduled_session(&store).await;
+    let event = |kind| NewEvent {
+        at: t0(),
+        participant: Some(ParticipantId(Uuid::new_v4())),
+        role: Some(Role::Companion),
+        kind,
+        detail: None,
+    };
+    let first = store
+        .append_event(session, &event(PresenceKind::Joined))
+        .await
+        .expect("room to write");
+    let filler = fs.fill();
+    let mut refused = 0;
+    // WAL pages already allocated may still take a write or two; then the disk is full.
+    for _ in 0..50 {
+        match store
+            .append_event(session, &event(PresenceKind::Admitted))
+            .await
+        {
+            Err(StoreError::Unavailable(e)) => {
+                assert!(e.contains("full"), "the reason names the disk: {e}");
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => {}
+        }
+    }
+    let persisted = store.events(session).await.expect("reads still work");
+    assert_eq!(
+        persisted.len(),
+        51 - refused,
+        "every append that said Ok is in the record, and only those"
+    );
+    assert!(refused > 0, "a full disk must refuse some appends");
+    assert!(
+        store.ping().await.is_ok(),
+        "reads still work while writes fail"
+    );
+    std::fs::remove_file(filler).expect("free the disk");
+    let back = store
+        .append_event(session, &event(PresenceKind::Left))
+        .await
+        .expect("writes work again");
+    assert!(back > first);
+    let persisted = store.events(session).await.expect("read");
+    assert_eq!(persisted.len(), 52 - refused);
+    assert_eq!(persisted.last().map(|e| e.seq), Some(back));
     store.close().await;
 }

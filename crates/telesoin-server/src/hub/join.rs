@@ -58,6 +58,10 @@ impl Hub {
         if self.draining.load(Ordering::Relaxed) {
             return Err(RefusalCode::ShuttingDown);
         }
+        if self.health().writes_failing() {
+            // Nobody is seated whose presence could not be recorded.
+            return Err(RefusalCode::Unavailable);
+        }
         let row = self.linked_session(claims, now).await?;
         admission::session_open(&row.session, now)?;
         let kine = self

@@ -111,7 +111,7 @@ impl Hub {
             .store
             .finalize(session, ended_at, billable, now)
             .await
-            .map_err(store_down)?
+            .map_err(|e| self.write_failed(Some(session), now, e))?
         {
             tracing::info!(session = %session, billable_seconds = billable, "session finalized");
             if let Err(e) =

@@ -62,6 +62,8 @@ pub struct HubConfig {
     pub heartbeat: Duration,
     pub in_person_rule: InPersonRule,
     pub ice: crate::turn::IceConfig,
+    /// Whether the store takes writes (shared with /readyz and /metrics).
+    pub health: Arc<crate::health::Health>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -261,7 +263,58 @@ impl Hub {
                 },
             )
             .await
-            .map_err(store_down)
+            .map_err(|e| self.write_failed(Some(session), at, e))
+    }
+
+    /// A write the record needs failed: from now on the node is not ready and admits nobody,
+    /// until [`Hub::check_store`] sees writing work again.
+    fn write_failed(
+        &self,
+        session: Option<SessionId>,
+        at: DateTime<Utc>,
+        e: telesoin_store::StoreError,
+    ) -> RefusalCode {
+        if let telesoin_store::StoreError::Unavailable(reason) = &e {
+            self.cfg.health.write_failed(session, at, reason);
+        }
+        store_down(e)
+    }
+
+    /// What the node knows of its store's writes and its disk.
+    pub fn health(&self) -> &Arc<crate::health::Health> {
+        &self.cfg.health
+    }
+
+    /// Measures the disk; while writes fail, tries to record the gap in every session that lost
+    /// an event (an `incident` `store_gap_{N}s`, N the seconds since the first failure). When
+    /// every one of them is written, writing works again: the node is ready and admits again.
+    pub async fn check_store(&self, now: DateTime<Utc>) {
+        let health = &self.cfg.health;
+        health.check_disk();
+        let Some(gap) = health.gap() else {
+            return;
+        };
+        let seconds = (now - gap.since).num_seconds().max(0);
+        for session in &gap.sessions {
+            let incident = NewEvent {
+                at: now,
+                participant: None,
+                role: None,
+                kind: PresenceKind::Incident,
+                detail: Some(format!("store_gap_{seconds}s")),
+            };
+            if let Err(e) = self.store.append_event(*session, &incident).await {
+                tracing::debug!(error = %e, "the store still refuses writes");
+                return;
+            }
+        }
+        if health.writes_back(&gap).is_some() {
+            tracing::warn!(
+                sessions = gap.sessions.len(),
+                seconds,
+                "writes failed for a while: the gap is recorded as an incident"
+            );
+        }
     }
 
     async fn send(&self, to: ParticipantId, frame: Outbound) {

@@ -5,6 +5,7 @@ mod call;
 mod cluster;
 mod evidence;
 mod identity;
+mod faults;
 mod platform;
 mod records;
 mod restart;
