@@ -55,6 +55,7 @@
  *   | {type: 'candidate', to: string, data: RTCIceCandidateInit}
  *   | {type: 'media', state: 'connected' | 'disconnected', incident?: string}
  *   | {type: 'hangup'}
+ *   | {type: 'leave'}
  *   | {type: 'ping'}} ClientMsg
  */
 

@@ -6,6 +6,7 @@ mod cluster;
 mod platform;
 mod records;
 mod restart;
+mod room;
 mod support;
 mod turn;
 
