@@ -234,7 +234,9 @@ test('h2) states, timer, camera switch, chat never through the server, screen sh
   await checkAxe(patient, 'patient seeing a shared screen');
   await shot(patient, 'patient-14-screen-shared');
   await shot(kine, 'dashboard-11-sharing');
-  await kine.locator('#call-layer').getByRole('button', { name: 'Arrêter le partage' }).click();
+  // A click event rather than a mouse click: while headless Chromium captures, its input acks can
+  // lag on a loaded machine (stopping needs no gesture).
+  await kine.locator('#call-layer').getByRole('button', { name: 'Arrêter le partage' }).dispatchEvent('click');
   await patient.locator('.call-screen').waitFor({ state: 'hidden', timeout: 10_000 });
   await kine.locator('#call-layer .call-sharing').waitFor({ state: 'hidden' });
 
