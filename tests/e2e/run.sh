@@ -7,6 +7,7 @@
 # the web client and these tests with tsc, starts `telesoin demo` on a free port with a temporary
 # data directory, runs the tests with node's test runner, and stops the server. Builds no Rust.
 # Env (not TELESOIN_*: the server refuses unknown TELESOIN_ settings): E2E_TELESOIN_BIN (default target/debug/telesoin), CHROMIUM (default /usr/bin/chromium),
+#      FIREFOX (default /usr/bin/firefox-esr, installed with apt when missing unless E2E_NO_FIREFOX=1),
 #      E2E_ONLY (a test file name filter, e.g. "a-call").
 set -euo pipefail
 
@@ -25,6 +26,13 @@ if [ ! -x "$CHROMIUM" ]; then
   echo "e2e: installing Debian chromium" >&2
   $apt_get update -qq
   DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq chromium >/dev/null
+fi
+# The cross-engine calls (k-engines) drive Debian's Firefox ESR over WebDriver BiDi.
+export FIREFOX="${FIREFOX:-/usr/bin/firefox-esr}"
+if [ ! -x "$FIREFOX" ] && [ "${E2E_NO_FIREFOX:-}" != 1 ]; then
+  echo "e2e: installing Debian firefox-esr" >&2
+  $apt_get update -qq
+  DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq firefox-esr >/dev/null || echo "e2e: firefox-esr could not be installed: the cross-engine calls are skipped" >&2
 fi
 
 cd "$here"

@@ -1,13 +1,16 @@
 // The kiné's side of a call, as a full-screen layer over the dashboard. The dashboard mints a kiné
 // link for the session (POST /api/sessions/{id}/links {role:'kine'}) and joins over the WebSocket
-// like any participant; the kiné is the offerer (see lib/call.js). Hanging up ends the session.
+// like any participant; the kiné is the offerer (see lib/call.js). The kiné may open the room at
+// any time, before the appointment too, and leave it ("Quitter la salle") without ending the
+// session; "Terminer la séance" ends it for everyone, after a confirmation.
 
 import { post } from '../lib/api.js';
 import { Call } from '../lib/call.js';
 import { createCallView } from '../lib/callview.js';
+import { wireRoom } from '../lib/roomwire.js';
 import { openDevices, playChime, stopStream } from '../lib/devices.js';
 import { h, replace } from '../lib/dom.js';
-import { fmtDuration, t } from '../lib/i18n.js';
+import { fmtDuration, fmtTime, t } from '../lib/i18n.js';
 import { go } from './state.js';
 import { errorAlert, handleError, refresh, refusalAlert } from './ui.js';
 
@@ -20,6 +23,7 @@ import { errorAlert, handleError, refresh, refusalAlert } from './ui.js';
  * @property {Call | null} call
  * @property {MediaStream | null} stream
  * @property {string | null} pendingAdmit a participant to let in as soon as the socket is up
+ * @property {import('../lib/callview.js').CallView | null} [view]
  */
 
 /** @type {Active | null} */
@@ -71,15 +75,27 @@ export async function openCall(session, admit) {
   // Without a camera the kiné can still see and hear the patient.
   current.stream = 'stream' in got ? got.stream : null;
 
+  /** @type {ReturnType<typeof wireRoom> | null} */
+  let room = null;
   const view = createCallView({
+    side: 'kine',
     remoteLabel: 'call.remote.patient',
-    hangupLabel: 'call.end',
     onHangup: () => void endSession(current),
+    onLeave: () => leaveRoom(current),
     onMic: (on) => current.call?.setMicrophone(on),
     onCam: (on) => current.call?.setCamera(on),
+    onSwitchCamera: () => room?.switchCamera() ?? Promise.resolve(),
+    onShare: async (on) => (on ? ((await current.call?.startShare()) ?? false) : ((await current.call?.stopShare()) ?? false)),
+    onChat: (text) => current.call?.sendChat(text) ?? false,
   });
+  current.view = view;
   view.setLocal(current.stream);
-  view.setNotice('call.waiting.patient');
+  // Before the window the patient cannot come in yet: say from when.
+  const waitingNotice = () =>
+    Date.now() < new Date(session.window_start).getTime()
+      ? view.setNotice('call.waiting.patient.early', { time: fmtTime(session.window_start) })
+      : view.setNotice('call.waiting.patient');
+  waitingNotice();
   replace(status);
   layer.append(view.el);
 
@@ -101,6 +117,7 @@ export async function openCall(session, admit) {
     token: link.token,
     localStream: current.stream,
     onEvent: (ev) => {
+      room?.handle(ev);
       switch (ev.type) {
         case 'admitted':
           peerHere = ev.peers.some((p) => p.role !== 'kine');
@@ -131,12 +148,10 @@ export async function openCall(session, admit) {
           if (ev.connected) view.setNotice(null);
           else if (peerHere) view.setNotice('call.connecting');
           break;
-        case 'quality':
-          view.setQuality(ev.quality);
-          break;
         case 'peer_left':
           peerHere = ev.reconnecting;
-          view.setNotice(ev.reconnecting ? 'call.peer.reconnecting' : 'call.patient.left');
+          // Next steps: the patient may come back with the same link; wait, or end the session.
+          view.setNotice(ev.reconnecting ? 'call.patient.reconnecting' : 'call.patient.left');
           if (!ev.reconnecting) view.setRemote(null);
           refresh();
           break;
@@ -159,7 +174,16 @@ export async function openCall(session, admit) {
     },
   });
   current.call = call;
+  room = wireRoom(view, () => current.call);
+  void room.refreshCameras();
   call.start();
+}
+
+/** Leaves the room; the session stays open (the patient may still come, the kiné may return). @param {Active} current */
+function leaveRoom(current) {
+  current.call?.leave();
+  finish(current);
+  closeLayer();
 }
 
 /** @param {Active} current */
@@ -211,6 +235,7 @@ function backButton() {
 
 /** @param {Active} current */
 function finish(current) {
+  current.view?.destroy();
   current.call?.stop();
   stopStream(current.stream);
   current.stream = null;

@@ -5,7 +5,7 @@ import { get, post, put } from '../lib/api.js';
 import { h, field, replace } from '../lib/dom.js';
 import { CONSENT_TEXT_VERSION, fmtDay, fmtDateTime, t } from '../lib/i18n.js';
 import { ageOn, go, ymd } from './state.js';
-import { errorAlert, handleError } from './ui.js';
+import { clearFieldErrors, errorAlert, handleError, showFormError } from './ui.js';
 
 /** @typedef {import('../lib/types.js').Patient} Patient */
 /** @typedef {import('../lib/types.js').PatientFile} PatientFile */
@@ -53,6 +53,7 @@ export async function renderPatients(main) {
   );
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
+    clearFieldErrors(form);
     try {
       /** @type {Patient} */
       const created = await post('/api/patients', {
@@ -64,7 +65,7 @@ export async function renderPatients(main) {
       });
       go(`/patients/${created.id}`);
     } catch (err) {
-      if (!handleError(err)) replace(error, errorAlert(err));
+      if (!handleError(err)) showFormError(form, error, err);
     }
   });
   replace(main, h('h1', { t: 'app.patients.title' }), patients.length ? list : h('p', { class: 'empty', t: 'app.patients.empty' }), form);
@@ -93,11 +94,12 @@ function miniForm(submitKey, fields, send, done) {
   const form = h('form', { class: 'mini-form' }, error, h('div', { class: 'row' }, ...fields, h('button', { class: 'btn btn-secondary', t: submitKey, attrs: { type: 'submit' } })));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
+    clearFieldErrors(form);
     try {
       await send();
       done();
     } catch (err) {
-      if (!handleError(err)) replace(error, errorAlert(err));
+      if (!handleError(err)) showFormError(form, error, err);
     }
   });
   return form;
@@ -117,10 +119,10 @@ export async function renderPatient(main, id) {
   yearAgo.setFullYear(yearAgo.getFullYear() - 1);
 
   // In-person visits.
-  const visitDate = h('input', { attrs: { type: 'date', required: true, value: today, max: today } });
+  const visitDate = h('input', { attrs: { type: 'date', required: true, value: today, max: today, name: 'date' } });
   const visitKind = h(
     'select',
-    {},
+    { attrs: { name: 'kind' } },
     h('option', { attrs: { value: 'bilan' }, t: 'app.patient.visit.bilan' }),
     h('option', { attrs: { value: 'session' }, t: 'app.patient.visit.session' }),
     h('option', { attrs: { value: 'hospital_bilan' }, t: 'app.patient.visit.hospital_bilan' }),
@@ -143,7 +145,7 @@ export async function renderPatient(main, id) {
   );
 
   // Consents.
-  const method = h('select', {}, h('option', { attrs: { value: 'oral' }, t: 'app.patient.consent.oral' }), h('option', { attrs: { value: 'written' }, t: 'app.patient.consent.written' }));
+  const method = h('select', { attrs: { name: 'method' } }, h('option', { attrs: { value: 'oral' }, t: 'app.patient.consent.oral' }), h('option', { attrs: { value: 'written' }, t: 'app.patient.consent.written' }));
   /** @type {Record<string, Key>} */
   const methods = { oral: 'app.patient.consent.oral', written: 'app.patient.consent.written', join_page: 'app.patient.consent.join_page' };
   const consents = h(
@@ -182,7 +184,7 @@ export async function renderPatient(main, id) {
   );
 
   // Prescriptions.
-  const rxDate = h('input', { attrs: { type: 'date', required: true, max: today } });
+  const rxDate = h('input', { attrs: { type: 'date', required: true, max: today, name: 'date' } });
   const prescriptions = h(
     'section',
     { class: 'card', attrs: { 'aria-labelledby': 'rx-h' } },

@@ -104,7 +104,12 @@ export function showFormError(form, fallback, e) {
   const control = name ? form.querySelector(`[name="${CSS.escape(name)}"]`) : null;
   if (e instanceof ApiError && control instanceof HTMLElement) {
     const r = e.refusal;
-    attachFieldError(control, bindPair(h('p', { class: 'field-error', attrs: { role: 'alert', 'data-code': r.code } }), r.message_fr, r.message_en));
+    const message = h('p', { class: 'field-error', attrs: { role: 'alert', 'data-code': r.code } });
+    // "Invalid data: check the form" says nothing the field does not: name the field instead.
+    const label = control.id ? document.querySelector(`label[for="${CSS.escape(control.id)}"]`)?.textContent?.trim() : '';
+    if (r.code === 'invalid_input' && label) bind(message, 'app.field.invalid', { field: label });
+    else bindPair(message, r.message_fr, r.message_en);
+    attachFieldError(control, message);
   } else {
     fallback.append(errorAlert(e));
   }

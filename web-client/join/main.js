@@ -44,4 +44,12 @@ function main() {
   runPatientFlow(root, { token });
 }
 
+// A new link pasted into a tab already on /j changes only the fragment: no navigation happens.
+// Take the new token and start over with it (the page reload drops the old call cleanly).
+window.addEventListener('hashchange', () => {
+  if (!location.hash.replace(/^#/, '').trim()) return;
+  takeToken();
+  location.reload();
+});
+
 main();

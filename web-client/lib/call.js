@@ -13,6 +13,7 @@
 // the server says how long ago the media ended (`join.media_lost_ago_ms`).
 
 import { Signaling } from './signaling.js';
+import { preferH264, parsePeerMessage, PEER_CHANNEL, screenMid } from './room.js';
 
 /** @typedef {import('./types.js').ServerMsg} ServerMsg */
 /** @typedef {import('./types.js').PeerInfo} PeerInfo */
@@ -37,7 +38,11 @@ import { Signaling } from './signaling.js';
  *   | {type: 'refused', refusal: Refusal}
  *   | {type: 'error', refusal: Refusal}
  *   | {type: 'ended', billable_seconds: number, reason: string}
- *   | {type: 'replaced'}} CallEvent
+ *   | {type: 'replaced'}
+ *   | {type: 'channel', participant: string, open: boolean}
+ *   | {type: 'peer_message', participant: string, msg: import('./room.js').PeerMessage}
+ *   | {type: 'remote_screen', participant: string, stream: MediaStream | null}
+ *   | {type: 'sharing', on: boolean}} CallEvent
  */
 
 /** A remote participant and our connection to it. */
@@ -54,6 +59,12 @@ class Peer {
     this.restartTimer = undefined;
     /** @type {{lost: number, received: number} | null} */
     this.lastStats = null;
+    /** @type {RTCDataChannel | null} peer-to-peer messages: chat, microphone/camera/screen states */
+    this.channel = null;
+    /** @type {RTCRtpSender | null} the kiné's screen-sharing sender */
+    this.screenSender = null;
+    /** @type {MediaStream | null} the remote shared screen, once its track arrived */
+    this.screenStream = null;
   }
 }
 
@@ -95,6 +106,8 @@ export class Call {
     this.ended = false;
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.statsTimer = undefined;
+    /** @type {MediaStreamTrack | null} the kiné's shared screen or tab */
+    this.screenTrack = null;
     this.signaling = new Signaling({
       token: opts.token,
       url: opts.socketUrl,
@@ -128,11 +141,13 @@ export class Call {
   /** @param {boolean} on */
   setMicrophone(on) {
     for (const track of this.localStream?.getAudioTracks() ?? []) track.enabled = on;
+    this.sendState();
   }
 
   /** @param {boolean} on */
   setCamera(on) {
     for (const track of this.localStream?.getVideoTracks() ?? []) track.enabled = on;
+    this.sendState();
   }
 
   /**
@@ -183,6 +198,8 @@ export class Call {
     this.signaling.close();
     for (const peer of this.peers.values()) this.closePeer(peer);
     this.peers.clear();
+    this.screenTrack?.stop();
+    this.screenTrack = null;
   }
 
   /** @param {import('./signaling.js').SocketState} state */
@@ -264,6 +281,7 @@ export class Call {
         this.onEvent({ type: 'replaced' });
         break;
       case 'pong':
+        this.onPong?.();
         break;
     }
   }
@@ -369,10 +387,12 @@ export class Call {
     // Receive even when we send nothing (audio-only patient, camera refused).
     if (!this.localStream?.getVideoTracks().length) pc.addTransceiver('video', { direction: 'recvonly' });
     if (!this.localStream?.getAudioTracks().length) pc.addTransceiver('audio', { direction: 'recvonly' });
+    this.attachRoom(peer);
     pc.onicecandidate = (e) => {
       if (e.candidate) this.signaling.send({ type: 'candidate', to: id, data: e.candidate.toJSON() });
     };
     pc.ontrack = (e) => {
+      if (this.onRoomTrack(peer, e)) return;
       const stream = e.streams[0] ?? peer.stream ?? new MediaStream();
       if (!e.streams[0]) stream.addTrack(e.track);
       if (peer.stream !== stream) {
@@ -495,6 +515,7 @@ export class Call {
   /** @param {Peer} peer */
   closePeer(peer) {
     clearTimeout(peer.restartTimer);
+    this.detachRoom(peer);
     peer.pc.onconnectionstatechange = null;
     peer.pc.onicecandidate = null;
     peer.pc.ontrack = null;
@@ -533,5 +554,204 @@ export class Call {
     if ((rtt !== null && rtt > 0.8) || loss > 0.1 || dRecv === 0) quality = 'poor';
     else if ((rtt !== null && rtt > 0.3) || loss > 0.03) quality = 'medium';
     this.onEvent({ type: 'quality', quality });
+  }
+
+  // --- The room: peer-to-peer channel, camera switch, screen sharing, leaving (lib/room.js). ---
+
+  /**
+   * Leaves the room without ending the session (any role; the kiné's way out before or during a
+   * session): `leave`, then the socket closes (a WebSocket sends what is queued before its close).
+   * A seat whose socket was already down is released by the server when its grace runs out.
+   */
+  leave() {
+    this.signaling.send({ type: 'leave' });
+    this.stop();
+  }
+
+  /**
+   * Per connection: the kiné (offerer) opens the data channel and a second video sender for
+   * screen sharing before its offer, so that sharing later needs no renegotiation; the other
+   * side picks the channel up.
+   * @param {Peer} peer
+   */
+  attachRoom(peer) {
+    const pc = peer.pc;
+    if (this.role === 'kine') {
+      this.wireChannel(peer, pc.createDataChannel(PEER_CHANNEL, { ordered: true }));
+      const t = pc.addTransceiver(this.screenTrack ?? 'video', { direction: 'sendonly' });
+      peer.screenSender = t.sender;
+    } else {
+      pc.ondatachannel = (e) => {
+        if (e.channel.label === PEER_CHANNEL) this.wireChannel(peer, e.channel);
+      };
+    }
+    for (const t of pc.getTransceivers()) preferH264(t);
+  }
+
+  /** @param {Peer} peer @param {RTCDataChannel} channel */
+  wireChannel(peer, channel) {
+    peer.channel?.close();
+    peer.channel = channel;
+    channel.onopen = () => {
+      this.onEvent({ type: 'channel', participant: peer.id, open: true });
+      this.sendState(peer);
+    };
+    channel.onclose = () => {
+      if (peer.channel === channel) this.onEvent({ type: 'channel', participant: peer.id, open: false });
+    };
+    channel.onmessage = (e) => {
+      const msg = parsePeerMessage(e.data);
+      if (!msg) return;
+      if (msg.t === 'state') this.showRemoteScreen(peer, msg.share);
+      this.onEvent({ type: 'peer_message', participant: peer.id, msg });
+    };
+  }
+
+  /** @param {Peer} peer */
+  detachRoom(peer) {
+    const channel = peer.channel;
+    peer.channel = null;
+    if (!channel) return;
+    channel.onopen = channel.onclose = channel.onmessage = null;
+    channel.close();
+  }
+
+  /**
+   * The kiné's second video m-line carries the shared screen: its track is kept apart from the
+   * camera's stream. Returns true when the track was handled here.
+   * @param {Peer} peer @param {RTCTrackEvent} e
+   */
+  onRoomTrack(peer, e) {
+    if (e.track.kind !== 'video' || !e.transceiver.mid || e.transceiver.mid !== screenMid(peer.pc.remoteDescription?.sdp)) return false;
+    peer.screenStream = new MediaStream([e.track]);
+    return true;
+  }
+
+  /** @param {Peer} peer @param {boolean} on */
+  showRemoteScreen(peer, on) {
+    this.onEvent({ type: 'remote_screen', participant: peer.id, stream: on ? peer.screenStream : null });
+  }
+
+  /** Sends one message to every peer whose channel is open. @param {import('./room.js').PeerMessage} msg @returns {boolean} whether anyone got it */
+  sendPeer(msg) {
+    let sent = false;
+    for (const peer of this.peers.values()) {
+      if (peer.channel?.readyState !== 'open') continue;
+      try {
+        peer.channel.send(JSON.stringify(msg));
+        sent = true;
+      } catch {
+        // Closing: the next state message will tell.
+      }
+    }
+    return sent;
+  }
+
+  /** Our microphone, camera and sharing state, to one peer or all. @param {Peer} [only] */
+  sendState(only) {
+    const audio = this.localStream?.getAudioTracks()[0];
+    const video = this.localStream?.getVideoTracks()[0];
+    /** @type {import('./room.js').PeerMessage} */
+    const msg = { t: 'state', mic: !!audio && audio.enabled, cam: !!video && video.enabled && video.readyState === 'live', share: !!this.screenTrack };
+    if (only) {
+      if (only.channel?.readyState === 'open') only.channel.send(JSON.stringify(msg));
+      return;
+    }
+    this.sendPeer(msg);
+  }
+
+  /** @param {string} text @returns {boolean} */
+  sendChat(text) {
+    return this.sendPeer({ t: 'chat', text: text.slice(0, 1000) });
+  }
+
+  /**
+   * Puts a new camera track in place of the current one (camera switch, camera re-acquired after
+   * the page comes back from the background), on every connection without renegotiation.
+   * @param {MediaStreamTrack} track
+   */
+  async replaceVideoTrack(track) {
+    const stream = this.localStream;
+    if (!stream) return;
+    const old = stream.getVideoTracks()[0] ?? null;
+    if (old && old !== track) {
+      stream.removeTrack(old);
+      old.stop();
+    }
+    stream.addTrack(track);
+    for (const peer of this.peers.values()) {
+      const sender = peer.pc.getSenders().find((s) => s !== peer.screenSender && (s.track === old || (s.track?.kind ?? '') === 'video'));
+      try {
+        if (sender) await sender.replaceTrack(track);
+      } catch {
+        if (this.role === 'kine') void this.offer(peer.id);
+      }
+    }
+    this.sendState();
+  }
+
+  /**
+   * The kiné shares a screen or a tab (an exercise video, a document). Resolves with whether
+   * sharing is on. Must be called from a click (browsers require a gesture).
+   * @returns {Promise<boolean>}
+   */
+  async startShare() {
+    if (this.screenTrack) return true;
+    /** @type {MediaStream} */
+    let display;
+    try {
+      display = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false });
+    } catch {
+      return false;
+    }
+    const track = display.getVideoTracks()[0];
+    if (!track) return false;
+    this.screenTrack = track;
+    track.addEventListener('ended', () => void this.stopShare());
+    for (const peer of this.peers.values()) await peer.screenSender?.replaceTrack(track).catch(() => {});
+    this.sendState();
+    this.onEvent({ type: 'sharing', on: true });
+    return true;
+  }
+
+  /** @returns {Promise<boolean>} false: sharing is off */
+  async stopShare() {
+    const track = this.screenTrack;
+    if (!track) return false;
+    this.screenTrack = null;
+    track.stop();
+    for (const peer of this.peers.values()) await peer.screenSender?.replaceTrack(null).catch(() => {});
+    this.sendState();
+    this.onEvent({ type: 'sharing', on: false });
+    return false;
+  }
+
+  /** @type {(() => void) | undefined} */
+  onPong = undefined;
+
+  /**
+   * Is our own way to the server fine? A ping answered quickly means that media trouble is on the
+   * other side (the network indicator then blames the right side). Resolves with the round trip
+   * in ms, or null (no answer within 2 s, or no socket).
+   * @returns {Promise<number | null>}
+   */
+  probeServer() {
+    return new Promise((resolve) => {
+      const sent = performance.now();
+      const timer = setTimeout(() => {
+        this.onPong = undefined;
+        resolve(null);
+      }, 2_000);
+      this.onPong = () => {
+        clearTimeout(timer);
+        this.onPong = undefined;
+        resolve(performance.now() - sent);
+      };
+      if (!this.signaling.send({ type: 'ping' })) {
+        clearTimeout(timer);
+        this.onPong = undefined;
+        resolve(null);
+      }
+    });
   }
 }

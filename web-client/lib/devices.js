@@ -1,7 +1,15 @@
 // Camera and microphone: ask once, explain a refusal in plain words, measure the microphone level,
 // play a test tone. Nothing here is downloaded: the tone is synthesized.
 
-/** @typedef {'denied' | 'nocamera' | 'busy' | 'unsupported' | 'other'} DeviceProblem */
+import { preferredCamera } from './room.js';
+
+/**
+ * Why the camera and microphone did not open, each with its own words on the page:
+ * NotAllowedError -> 'denied' (blocked: the padlock), NotFoundError -> 'nocamera' (a microphone
+ * but no camera: sound only is offered) or 'nodevice' (nothing at all), NotReadableError ->
+ * 'busy' (in use by another app).
+ * @typedef {'denied' | 'nocamera' | 'nodevice' | 'busy' | 'unsupported' | 'other'} DeviceProblem
+ */
 
 export function webrtcSupported() {
   return typeof RTCPeerConnection === 'function' && !!navigator.mediaDevices?.getUserMedia;
@@ -15,7 +23,9 @@ export function webrtcSupported() {
 export async function openDevices(opts = {}) {
   if (!webrtcSupported()) return { problem: 'unsupported' };
   const audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
-  const video = opts.audioOnly ? false : { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: 'user' };
+  // The camera chosen on this page before (front/back) when there is one, else the front one.
+  const chosen = preferredCamera();
+  const video = opts.audioOnly ? false : chosen ? { width: { ideal: 1280 }, height: { ideal: 720 }, deviceId: { ideal: chosen } } : { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: 'user' };
   try {
     return { stream: await navigator.mediaDevices.getUserMedia({ audio, video }) };
   } catch (e) {
@@ -23,9 +33,17 @@ export async function openDevices(opts = {}) {
     if (name === 'NotAllowedError' || name === 'SecurityError') return { problem: 'denied' };
     if (name === 'NotReadableError' || name === 'AbortError') return { problem: 'busy' };
     if (name === 'NotFoundError' || name === 'OverconstrainedError') {
-      if (video) return { problem: 'nocamera' };
+      return { problem: video && (await hasMicrophone()) ? 'nocamera' : 'nodevice' };
     }
     return { problem: 'other' };
+  }
+}
+
+async function hasMicrophone() {
+  try {
+    return (await navigator.mediaDevices.enumerateDevices()).some((d) => d.kind === 'audioinput');
+  } catch {
+    return false;
   }
 }
 

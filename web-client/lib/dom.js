@@ -84,3 +84,40 @@ export function focusHeading(root) {
     heading.focus({ preventScroll: false });
   }
 }
+
+/**
+ * Asks before an action that cannot be undone (hang up, end the session): a modal <dialog> with
+ * the safe choice focused first. Escape and the safe button answer no.
+ * @param {{title: Key, text: Key, yes: Key, no: Key, danger?: boolean, params?: Record<string, string | number>}} o
+ * @returns {Promise<boolean>}
+ */
+export function confirmDialog(o) {
+  const titleId = uid('dlg');
+  const yes = h('button', { class: `btn ${o.danger ? 'btn-danger' : 'btn-primary'}`, t: o.yes, attrs: { type: 'button', 'data-answer': 'yes' } });
+  const no = h('button', { class: 'btn btn-secondary', t: o.no, attrs: { type: 'button', 'data-answer': 'no' } });
+  const dialog = h(
+    'dialog',
+    { class: 'confirm', attrs: { 'aria-labelledby': titleId } },
+    h('h2', { t: o.title, tp: o.params, attrs: { id: titleId } }),
+    h('p', { t: o.text, tp: o.params }),
+    h('div', { class: 'row confirm-actions' }, no, yes),
+  );
+  // Inside a full-screen element when there is one, so that it shows there too.
+  (document.fullscreenElement ?? document.body).append(dialog);
+  return new Promise((resolve) => {
+    let answered = false;
+    /** @param {boolean} answer */
+    const done = (answer) => {
+      if (answered) return;
+      answered = true;
+      if (dialog.open) dialog.close();
+      dialog.remove();
+      resolve(answer);
+    };
+    yes.addEventListener('click', () => done(true));
+    no.addEventListener('click', () => done(false));
+    dialog.addEventListener('close', () => done(false));
+    dialog.showModal();
+    no.focus();
+  });
+}

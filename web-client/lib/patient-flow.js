@@ -8,6 +8,7 @@ import { post, ApiError } from './api.js';
 import { Call } from './call.js';
 import { createCallView, markJoinClick } from './callview.js';
 import { openDevices, playChime, stopStream, watchLevel, webrtcSupported } from './devices.js';
+import { wireRoom } from './roomwire.js';
 import { h, field, focusHeading, replace } from './dom.js';
 import { bind, bindPair, consentText, fmtDate, fmtDuration, fmtEuros, fmtTime, onLangChange } from './i18n.js';
 
@@ -46,6 +47,15 @@ export function runPatientFlow(root, opts) {
   let peerGone = false;
   /** The reason shown on the waiting screen (the flow may ask for consent first). */
   let lastWaiting = '';
+  /** What this page already answered: asked again after a hang-up and a return, it answers alone. */
+  /** @type {'parent' | 'aidant' | null} */
+  let attested = null;
+  /** @type {string | null} */
+  let consented = null;
+  /** @type {ReturnType<typeof wireRoom> | null} */
+  let room = null;
+  /** The other side left (not a drop): what the patient can do now is on screen. */
+  let kineLeft = false;
 
   /** @param {string} name @param {...import('./dom.js').Child} children */
   const show = (name, ...children) => {
@@ -161,15 +171,17 @@ export function runPatientFlow(root, opts) {
       bind(speakerNote, 'join.devices.speaker.playing');
     });
     const join = h('button', { class: 'btn btn-primary btn-block', t: 'join.devices.join', attrs: { type: 'button' } });
+    // The join button comes right after the picture and the meter: it stays above the fold on
+    // a phone, also with large text.
     show(
       'devices',
       h('h1', { t: 'join.devices.title' }),
       preview,
-      h('p', { t: 'join.devices.mic' }),
+      h('p', { class: 'mic-hint', t: 'join.devices.mic' }),
       meter,
+      join,
       h('div', { class: 'row' }, speaker),
       speakerNote,
-      join,
       browsers(),
     );
     stopLevel = watchLevel(stream, (level) => {
@@ -191,8 +203,9 @@ export function runPatientFlow(root, opts) {
     const texts = {
       denied: ['join.devices.denied.title', 'join.devices.denied.text'],
       nocamera: ['join.devices.nocamera.title', 'join.devices.nocamera.text'],
+      nodevice: ['join.devices.nodevice.title', 'join.devices.nodevice.text'],
       busy: ['join.devices.busy.title', 'join.devices.busy.text'],
-      other: ['join.devices.denied.title', 'join.devices.denied.text'],
+      other: ['join.devices.other.title', 'join.devices.other.text'],
     };
     const [title, text] = texts[problem];
     const retry = h('button', { class: 'btn btn-primary btn-block', t: 'common.retry', attrs: { type: 'button' } });
@@ -209,6 +222,7 @@ export function runPatientFlow(root, opts) {
       token: opts.token,
       localStream: stream,
       onEvent: (ev) => {
+        room?.handle(ev);
         switch (ev.type) {
           case 'welcome':
             session = ev.session;
@@ -231,16 +245,16 @@ export function runPatientFlow(root, opts) {
             if (ev.connected) view?.setNotice(null);
             else if (!peerGone) view?.setNotice('call.connecting');
             break;
-          case 'quality':
-            view?.setQuality(ev.quality);
-            break;
           case 'peer_left':
             peerGone = true;
-            view?.setNotice(ev.reconnecting ? 'call.peer.reconnecting' : 'call.peer.left');
+            kineLeft = !ev.reconnecting;
+            // Next steps: nothing to do but wait; the session goes on when the kiné is back.
+            view?.setNotice(ev.reconnecting ? 'call.kine.reconnecting' : 'call.kine.left');
             if (!ev.reconnecting) view?.setRemote(null);
             break;
           case 'peer_joined':
             peerGone = false;
+            kineLeft = false;
             view?.setNotice('call.connecting');
             break;
           case 'socket':
@@ -286,11 +300,25 @@ export function runPatientFlow(root, opts) {
   /** @param {import('./types.js').WaitReason} reason */
   function waiting(reason) {
     report('waiting', { reason });
-    if (reason === 'consent_required') return consent();
-    if (reason === 'attestation_parent' || reason === 'attestation_aidant') return attest(reason === 'attestation_parent' ? 'parent' : 'aidant');
+    if (reason === 'consent_required') {
+      // Given on this page before a hang-up: the same text, the same answer.
+      if (consented !== null && consented === (session?.consent_text_version ?? '')) {
+        call?.consent(consented);
+        return;
+      }
+      return consent();
+    }
+    if (reason === 'attestation_parent' || reason === 'attestation_aidant') {
+      const companion = reason === 'attestation_parent' ? 'parent' : 'aidant';
+      if (attested === companion) {
+        call?.attest(companion);
+        return;
+      }
+      return attest(companion);
+    }
     if (view) {
       // Already in the call (reconnected before the kiné let us back in): keep the video, say why.
-      view.setNotice(reason === 'kine_absent' ? 'join.waiting.kine_absent' : 'join.waiting.awaiting_admission');
+      view.setNotice(kineLeft ? 'call.kine.left' : reason === 'kine_absent' ? 'join.waiting.kine_absent' : 'join.waiting.awaiting_admission');
       return;
     }
     if (lastWaiting === reason && root.querySelector('[data-screen="waiting"]')) return;
@@ -329,6 +357,7 @@ export function runPatientFlow(root, opts) {
       }
       unsub();
       markJoinClick();
+      consented = version;
       call?.consent(version);
       show('connecting', h('p', { class: 'lead', attrs: { role: 'status' }, t: 'join.connecting' }));
     });
@@ -356,6 +385,7 @@ export function runPatientFlow(root, opts) {
         return;
       }
       markJoinClick();
+      attested = companion;
       call?.attest(companion);
       show('connecting', h('p', { class: 'lead', attrs: { role: 'status' }, t: 'join.connecting' }));
     });
@@ -368,43 +398,105 @@ export function runPatientFlow(root, opts) {
       view.setNotice(wasConnected ? null : 'call.connecting');
       return;
     }
-    view = createCallView({
-      remoteLabel: 'call.remote.kine',
-      hangupLabel: 'call.hangup',
+    // An embedded call may seat the kiné: then "end the session" and "leave the room".
+    const kineSeat = call?.role === 'kine';
+    const v = createCallView({
+      side: kineSeat ? 'kine' : 'patient',
+      remoteLabel: kineSeat ? 'call.remote.patient' : 'call.remote.kine',
       onHangup: () => {
         const c = call;
         if (!c) return;
         leaving = true;
         void c.hangup().then((e) => ended(e?.billable_seconds ?? null, 'self'));
       },
+      onLeave: kineSeat
+        ? () => {
+            leaving = true;
+            call?.leave();
+            ended(null, 'left');
+          }
+        : undefined,
       onMic: (on) => call?.setMicrophone(on),
       onCam: (on) => call?.setCamera(on),
+      onSwitchCamera: () => room?.switchCamera() ?? Promise.resolve(),
+      onShare: kineSeat ? async (on) => (on ? ((await call?.startShare()) ?? false) : ((await call?.stopShare()) ?? false)) : undefined,
+      onChat: (text) => call?.sendChat(text) ?? false,
     });
-    view.setLocal(stream);
-    const screen = show('call', view.el);
+    view = v;
+    room = wireRoom(v, () => call);
+    v.setLocal(stream);
+    const screen = show('call', v.el);
     screen.classList.add('screen-full');
-    for (const p of call?.peers.values() ?? []) if (p.stream) view.setRemote(p.stream);
+    for (const p of call?.peers.values() ?? []) {
+      if (p.stream) v.setRemote(p.stream);
+      if (p.channel?.readyState === 'open') v.setChatReady(true);
+    }
+    if (call?.isMediaConnected()) v.startTimer();
+    void room.refreshCameras();
   }
+
+  // iOS stops the camera while the page is in the background: take it back on return.
+  const onVisible = () => {
+    if (document.visibilityState === 'visible') void room?.reacquireCamera();
+  };
+  document.addEventListener('visibilitychange', onVisible);
 
   /** @param {number | null} billable @param {string} reason */
   function ended(billable, reason) {
-    if (root.querySelector('[data-screen="ended"]')) return;
+    if (root.querySelector('[data-screen="ended"], [data-screen="left"]')) return;
     call?.stop();
     stopStream(stream);
     stream = null;
+    view?.destroy();
     view = null;
+    room = null;
     report('ended', { billable_seconds: billable, reason });
-    const selfLeft = leaving || reason === 'self';
-    const back = selfLeft ? h('button', { class: 'btn btn-secondary btn-block', t: 'join.replaced.resume', attrs: { type: 'button' } }) : null;
-    back?.addEventListener('click', () => restart());
+    const selfLeft = leaving || reason === 'self' || reason === 'left';
+    if (selfLeft) {
+      // A hang-up by mistake is one tap from undone: the seat's admission, consent and
+      // attestation stand for the session, so coming back skips every check.
+      const back = h('button', { class: 'btn btn-primary btn-block', t: 'join.left.back', attrs: { type: 'button' } });
+      back.addEventListener('click', () => void comeBack());
+      show(
+        'left',
+        h('h1', { t: 'join.left.title' }),
+        h('p', { class: 'lead', t: 'join.left.text' }),
+        back,
+        billable !== null ? h('p', { class: 'duration', t: 'join.ended.duration', tp: { duration: fmtDuration(billable) } }) : null,
+        h('p', { class: 'hint', t: 'join.left.close' }),
+      );
+      return;
+    }
     show(
       'ended',
       h('h1', { t: 'join.ended.title' }),
-      selfLeft ? h('p', { class: 'lead', t: 'join.ended.left' }) : null,
       billable !== null ? h('p', { class: 'lead duration', t: 'join.ended.duration', tp: { duration: fmtDuration(billable) } }) : null,
       h('p', { t: 'join.ended.thanks' }),
-      back,
     );
+  }
+
+  /** Back into the session after a hang-up: camera again, then straight to the call. */
+  async function comeBack() {
+    leaving = false;
+    wasConnected = false;
+    peerGone = false;
+    kineLeft = false;
+    lastWaiting = '';
+    show('connecting', h('p', { class: 'lead', attrs: { role: 'status' }, t: 'join.connecting' }));
+    const got = await openDevices({ audioOnly: false });
+    if ('problem' in got) {
+      // Without a camera now (taken by another app?): the sound alone still works.
+      const audio = await openDevices({ audioOnly: true });
+      if ('problem' in audio) {
+        deviceProblem(got.problem);
+        return;
+      }
+      stream = audio.stream;
+    } else {
+      stream = got.stream;
+    }
+    markJoinClick();
+    connect();
   }
 
   /** @param {Refusal} refusal */
@@ -433,6 +525,7 @@ export function runPatientFlow(root, opts) {
 
   function lost() {
     call?.stop();
+    view?.destroy();
     view = null;
     report('reconnecting', { gave_up: true });
     const again = h('button', { class: 'btn btn-primary btn-block', t: 'common.retry', attrs: { type: 'button' } });
@@ -440,14 +533,17 @@ export function runPatientFlow(root, opts) {
       markJoinClick();
       connect();
     });
-    show('lost', h('h1', { t: 'join.lost.title' }), h('p', { class: 'lead', attrs: { role: 'alert' }, t: 'join.lost.text' }), again);
+    room = null;
+    show('lost', h('h1', { t: 'join.lost.title' }), h('p', { class: 'lead', attrs: { role: 'alert' }, t: 'join.lost.text' }), again, h('p', { class: 'hint', t: 'join.lost.next' }));
   }
 
   function restart() {
     leaving = false;
     call?.stop();
     call = null;
+    view?.destroy();
     view = null;
+    room = null;
     wasConnected = false;
     lastWaiting = '';
     void intro();

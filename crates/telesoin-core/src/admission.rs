@@ -532,7 +532,7 @@ pub struct AdmissionInput<'a> {
 
 /// The admission decision for one participant at `input.now`.
 pub fn decide(input: &AdmissionInput<'_>) -> Decision {
-    if let Err(code) = session_open(input.session, input.now) {
+    if let Err(code) = room_open(input.role, input.session, input.now) {
         return Decision::Refuse(code);
     }
     if input.role == Role::Kine {
@@ -578,6 +578,16 @@ pub fn session_open(session: &Session, now: DateTime<Utc>) -> Result<(), Refusal
         Err(RefusalCode::TooLate)
     } else {
         Ok(())
+    }
+}
+
+/// Is the session's room open to `role` at `now`? The kiné may open it at any time before the
+/// window closes, hours early included (to get ready, or to check the camera), and leave and
+/// come back; everybody else only inside the window ([`session_open`]).
+pub fn room_open(role: Role, session: &Session, now: DateTime<Utc>) -> Result<(), RefusalCode> {
+    match session_open(session, now) {
+        Err(RefusalCode::TooEarly) if role == Role::Kine => Ok(()),
+        other => other,
     }
 }
 

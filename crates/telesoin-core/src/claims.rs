@@ -93,6 +93,21 @@ pub fn check(
     Ok(VerifiedClaims { claims })
 }
 
+/// The `nbf` of a join link issued at `issued_at` for a session whose window opens at
+/// `window_start`. A patient's or companion's link opens with the window; the kiné's opens at
+/// once, so that the kiné may open the room early (see `admission::room_open`).
+pub fn link_not_before(
+    role: Role,
+    window_start: DateTime<Utc>,
+    issued_at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    if role == Role::Kine {
+        window_start.min(issued_at)
+    } else {
+        window_start
+    }
+}
+
 /// The seat a link was issued for, as the store knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IssuedSeat {
@@ -192,6 +207,24 @@ mod tests {
             ..e
         };
         assert!(check(claims(), &lenient, at(996)).is_ok());
+    }
+
+    #[test]
+    fn link_not_before_table() {
+        let cases = [
+            ("kiné, early", Role::Kine, 1_000, 400, 400),
+            ("kiné, in the window", Role::Kine, 1_000, 1_200, 1_000),
+            ("patient, early", Role::Patient, 1_000, 400, 1_000),
+            ("companion, early", Role::Companion, 1_000, 400, 1_000),
+            ("patient, in the window", Role::Patient, 1_000, 1_200, 1_000),
+        ];
+        for (name, role, window, issued, want) in cases {
+            assert_eq!(
+                link_not_before(role, at(window), at(issued)),
+                at(want),
+                "{name}"
+            );
+        }
     }
 
     #[test]

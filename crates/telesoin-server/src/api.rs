@@ -834,6 +834,7 @@ pub async fn mint(
 ) -> ApiResult<rest::Link> {
     let participant: ParticipantId = app.store.seat(row.session.id, role, now).await?;
     let jti = Uuid::new_v4();
+    let not_before = telesoin_core::claims::link_not_before(role, row.session.window_start, now);
     let claims = JoinClaims {
         iss: app.public_url.to_string(),
         aud: JOIN_AUDIENCE.into(),
@@ -841,7 +842,7 @@ pub async fn mint(
         sid: row.session.id.0,
         role,
         jti,
-        nbf: row.session.window_start.timestamp(),
+        nbf: not_before.timestamp(),
         exp: row.session.window_end.timestamp(),
         iat: now.timestamp(),
     };
@@ -852,7 +853,7 @@ pub async fn mint(
             participant,
             role,
             issued_at: now,
-            not_before: row.session.window_start,
+            not_before,
             expires_at: row.session.window_end,
         })
         .await?;
@@ -863,7 +864,7 @@ pub async fn mint(
         jti,
         url: format!("{}/j#{token}", app.public_url),
         token,
-        not_before: row.session.window_start,
+        not_before,
         expires_at: row.session.window_end,
     })
 }

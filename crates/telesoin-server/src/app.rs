@@ -47,6 +47,8 @@ impl std::fmt::Debug for AppState {
 struct SecurityHeaders {
     csp: HeaderValue,
     permissions: HeaderValue,
+    /// The dashboard (`/app`), where the kiné's call lives, may also share a screen or a tab.
+    permissions_kine: HeaderValue,
     hsts: Option<HeaderValue>,
 }
 
@@ -81,12 +83,17 @@ impl AppState {
             .chain(cfg.embed_origins.iter().map(|o| format!("\"{o}\"")))
             .collect::<Vec<_>>()
             .join(" ");
-        let permissions = format!(
-            "camera=({allow}), microphone=({allow}), display-capture=(), geolocation=(), payment=(), usb=()"
-        );
+        let permissions_for = |display: &str| {
+            format!(
+                "camera=({allow}), microphone=({allow}), display-capture=({display}), geolocation=(), payment=(), usb=()"
+            )
+        };
+        let permissions = permissions_for("");
+        let permissions_kine = permissions_for("self");
         let headers = SecurityHeaders {
             csp: HeaderValue::from_str(&csp)?,
             permissions: HeaderValue::from_str(&permissions)?,
+            permissions_kine: HeaderValue::from_str(&permissions_kine)?,
             hsts: (cfg.tls != TlsMode::Off || public_url.starts_with("https://"))
                 .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains")),
         };
@@ -197,6 +204,7 @@ async fn security_headers(State(app): State<AppState>, req: Request, next: Next)
         .map(|p| p.as_str().to_owned());
     let method = req.method().clone();
     let is_api = req.uri().path().starts_with("/api/");
+    let kine_page = matches!(req.uri().path(), "/app" | "/app/");
     // The embed script is loaded by platforms' pages, from their own origin.
     let corp = if req.uri().path() == "/embed.js" {
         "cross-origin"
@@ -206,7 +214,12 @@ async fn security_headers(State(app): State<AppState>, req: Request, next: Next)
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, app.headers.csp.clone());
-    h.insert("permissions-policy", app.headers.permissions.clone());
+    let permissions = if kine_page {
+        &app.headers.permissions_kine
+    } else {
+        &app.headers.permissions
+    };
+    h.insert("permissions-policy", permissions.clone());
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),

@@ -33,13 +33,19 @@ export function server() {
   return { ...ready, url, hostPort: Number(process.env.E2E_HOST_PORT ?? 0) };
 }
 
-export async function launch() {
+/**
+ * Debian Chromium, headless, with fake camera and microphone (and a fake screen to share).
+ * @param {{cameras?: number, fakeDevices?: boolean, fakeUi?: boolean}} [o] `cameras`: how many fake
+ *   cameras (2: a phone's front and back); `fakeDevices: false`: the machine's real devices (none here)
+ */
+export async function launch(o = {}) {
+  const fake = o.fakeDevices ?? true;
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     args: [
-      '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
+      ...(fake ? [o.cameras ? `--use-fake-device-for-media-stream=device-count=${o.cameras}` : '--use-fake-device-for-media-stream'] : []),
+      ...((o.fakeUi ?? true) ? ['--use-fake-ui-for-media-stream', '--auto-accept-this-tab-capture', '--auto-select-desktop-capture-source=Entire screen'] : []),
       '--headless',
       '--no-sandbox',
       '--disable-gpu',
@@ -103,15 +109,76 @@ export async function newContext(browser, who) {
   return ctx;
 }
 
+/**
+ * Every WebSocket frame a page sends or receives (the signaling socket), to show what never goes
+ * through the server. Attach before the page opens its socket.
+ * @param {Page} page
+ * @returns {string[]}
+ */
+export function recordSocketFrames(page) {
+  /** @type {string[]} */
+  const frames = [];
+  page.on('websocket', (ws) => {
+    ws.on('framesent', (f) => frames.push(String(f.payload)));
+    ws.on('framereceived', (f) => frames.push(String(f.payload)));
+  });
+  return frames;
+}
+
+/** Records every `data-screen` the patient flow shows, in order, in `window.__screens`. @param {Page} page */
+export async function recordScreens(page) {
+  await page.evaluate(() => {
+    const w = /** @type {any} */ (window);
+    w.__screens = [];
+    const note = () => {
+      const s = document.querySelector('[data-screen]')?.getAttribute('data-screen');
+      if (s && w.__screens[w.__screens.length - 1] !== s) w.__screens.push(s);
+    };
+    note();
+    new MutationObserver(note).observe(document.body, { childList: true, subtree: true });
+  });
+}
+
+/** Waits until the page's data channel (SCTP) is connected and the chat can send. @param {Page} page */
+export async function waitChannel(page, timeout = 15_000) {
+  await page.waitForFunction(() => /** @type {any} */ (window).__pcs.some((/** @type {RTCPeerConnection} */ pc) => pc.sctp?.state === 'connected'), null, { timeout, polling: 100 });
+}
+
+/**
+ * What overflows the viewport sideways, and whether the page scrolls sideways at all.
+ * @param {Page} page
+ * @returns {Promise<string[]>} descriptions of visible controls cut by the viewport's sides
+ */
+export async function overflow(page) {
+  return page.evaluate(() => {
+    const out = [];
+    const w = window.innerWidth;
+    if (document.documentElement.scrollWidth > w + 1) out.push(`page scrolls sideways: ${document.documentElement.scrollWidth} > ${w}`);
+    for (const el of document.querySelectorAll('button, a, input, select, textarea, h1, .ctl, .call-quality, .call-timer')) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      const style = getComputedStyle(el);
+      if (style.visibility === 'hidden') continue;
+      if (el.closest('.visually-hidden')) continue;
+      if (r.left < -1 || r.right > w + 1) out.push(`${el.tagName.toLowerCase()}.${el.className} [${Math.round(r.left)}, ${Math.round(r.right)}] (${(el.textContent ?? '').trim().slice(0, 40)})`);
+    }
+    return out;
+  });
+}
+
 /** Collects console errors and CSP violations of a page; `check()` fails on any CSP violation. @param {Page} page */
 export function watchPage(page) {
   /** @type {string[]} */
   const csp = [];
   page.on('console', (msg) => {
     const text = msg.text();
+    if (process.env.E2E_DEBUG) console.error(`[${page.url().slice(0, 40)}] ${msg.type()}: ${text}`);
     if (/Content Security Policy/i.test(text)) csp.push(text);
   });
-  page.on('pageerror', (err) => csp.push(`pageerror: ${err.message}`));
+  page.on('pageerror', (err) => {
+    if (process.env.E2E_DEBUG) console.error(`[${page.url().slice(0, 40)}] pageerror: ${err.message}`);
+    csp.push(`pageerror: ${err.message}`);
+  });
   return {
     check() {
       assert.deepEqual(csp, [], `no CSP violation or script error on ${page.url()}`);
@@ -165,12 +232,12 @@ export class Api {
     return patient;
   }
 
-  /** @param {string} patient @param {{autoAdmit?: boolean, consentOnJoin?: boolean}} [o] */
+  /** @param {string} patient @param {{autoAdmit?: boolean, consentOnJoin?: boolean, startsAt?: Date}} [o] */
   async session(patient, o = {}) {
     const acts = await this.get('/api/acts');
     return this.post('/api/sessions', {
       patient,
-      starts_at: new Date().toISOString(),
+      starts_at: (o.startsAt ?? new Date()).toISOString(),
       act_code: acts[0].code,
       auto_admit: o.autoAdmit ?? false,
       patient_consent_on_join: o.consentOnJoin ?? true,
@@ -283,4 +350,29 @@ export async function joinToFirstFrame(page, timeout = 20_000) {
     const frame = performance.getEntriesByName('telesoin:first-remote-frame')[0];
     return frame.startTime - click.startTime;
   });
+}
+
+/** The kiné ends the session: "Terminer la séance", then the confirmation. @param {Page} page */
+export async function kineEnds(page) {
+  await page.locator('#call-layer .ctl-hangup').click();
+  await page.locator('dialog.confirm[open] [data-answer="yes"]').click();
+}
+
+/** The patient hangs up: "Raccrocher", then the confirmation. @param {Page} page */
+export async function patientHangsUp(page) {
+  await page.locator('.ctl-hangup').click();
+  await page.locator('dialog.confirm[open] [data-answer="yes"]').click();
+}
+
+/** Waits (up to `timeout`) until remote video frames advance, e.g. after a camera switch. @param {Page} page @param {string} who */
+export async function waitFramesRise(page, who, timeout = 10_000) {
+  const start = await framesDecoded(page);
+  const until = Date.now() + timeout;
+  let now = start;
+  while (Date.now() < until) {
+    await page.waitForTimeout(300);
+    now = await framesDecoded(page);
+    if (now > start) return;
+  }
+  assert.fail(`${who}: framesDecoded stays at ${start} for ${timeout} ms (now ${now})`);
 }

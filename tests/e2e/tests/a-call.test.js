@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { assertFramesRise, checkAxe, daysAgo, launch, loginDashboard, newContext, patientToJoin, screen, server, shot, waitConnected, watchPage } from '../lib/harness.js';
+import { assertFramesRise, checkAxe, daysAgo, launch, loginDashboard, newContext, patientToJoin, screen, server, shot, waitConnected, watchPage, kineEnds } from '../lib/harness.js';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -93,7 +93,7 @@ test('a) schedule, copy the link, consent, admit, call, hang up, billable durati
   await patient.getByLabel('J’ai lu ce texte et je suis d’accord.').check();
   await patient.getByRole('button', { name: /Je suis d’accord/ }).click();
   await screen(patient, 'waiting');
-  await patient.getByText(/va vous faire entrer|n’est pas encore arrivé/).first().waitFor();
+  await patient.getByText(/va vous faire entrer|n’est pas encore là/).first().waitFor();
   await checkAxe(patient, 'patient waiting');
   await shot(patient, 'patient-03-waiting');
 
@@ -127,17 +127,28 @@ test('a) schedule, copy the link, consent, admit, call, hang up, billable durati
   await patient.keyboard.press('Space');
   await patient.getByRole('button', { name: 'Couper la caméra' }).waitFor();
   await patient.waitForTimeout(1_500); // let some billable time accrue with both connected
+  // Messages come between the camera and hanging up.
+  await patient.keyboard.press('Tab');
+  assert.equal(await patient.evaluate(() => document.activeElement?.classList.contains('ctl-chat')), true, 'messages are next in tab order');
   await patient.keyboard.press('Tab');
   assert.equal(await patient.evaluate(() => document.activeElement?.classList.contains('ctl-hangup')), true, 'hang up is next in tab order');
   await patient.keyboard.press('Enter');
-  await screen(patient, 'ended');
+  // Hanging up asks first; the safe answer has the focus, the other one is a Tab away.
+  await patient.getByRole('dialog', { name: 'Raccrocher ?' }).waitFor();
+  assert.equal(await patient.evaluate(() => document.activeElement?.getAttribute('data-answer')), 'no', 'the safe answer is focused');
+  await checkAxe(patient, 'patient hang-up confirmation');
+  await shot(patient, 'patient-05a-hangup-confirm');
+  await patient.keyboard.press('Tab');
+  await patient.keyboard.press('Enter');
+  await screen(patient, 'left');
   await patient.getByText(/Durée de la séance/).waitFor();
+  await patient.getByRole('button', { name: 'Revenir dans la séance' }).waitFor();
   await checkAxe(patient, 'patient end');
   await shot(patient, 'patient-05-ended');
 
   // The kiné ends the session and reads the billable duration.
-  await kine.getByText('Le patient a quitté l’appel.').waitFor({ timeout: 10_000 });
-  await kine.getByRole('button', { name: 'Terminer la séance' }).click();
+  await kine.getByText(/a quitté l’appel/).waitFor({ timeout: 10_000 });
+  await kineEnds(kine);
   await kine.getByText(/Durée facturable/).waitFor();
   await kine.locator('#call-layer').getByRole('button', { name: 'Dossier de séance', exact: true }).click();
   await kine.getByRole('heading', { name: 'Dossier de séance' }).waitFor();

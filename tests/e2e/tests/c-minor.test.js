@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { assertFramesRise, checkAxe, kineApi, kineJoins, launch, loginDashboard, newContext, patientToJoin, screen, shot, waitConnected, watchPage } from '../lib/harness.js';
+import { assertFramesRise, checkAxe, kineApi, kineJoins, launch, loginDashboard, newContext, patientToJoin, screen, shot, waitConnected, watchPage, kineEnds } from '../lib/harness.js';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -43,7 +43,7 @@ test('c) a minor: parent attestation first, then the call', async () => {
   await assertFramesRise(page, 'patient');
   await screen(page, 'call');
 
-  await kine.getByRole('button', { name: 'Terminer la séance' }).click();
+  await kineEnds(kine);
   await screen(page, 'ended');
   watch.check();
   await ctx.close();

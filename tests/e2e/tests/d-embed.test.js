@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
-import { kineApi, launch, loginDashboard, newContext, server, shot, waitConnected } from '../lib/harness.js';
+import { kineApi, launch, loginDashboard, newContext, server, shot, waitConnected, kineEnds } from '../lib/harness.js';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -81,7 +81,7 @@ test('d) embedded call on another origin reports admitted and ended', async () =
   await page.waitForFunction(() => /** @type {any} */ (window).__dom.some((/** @type {any} */ e) => e.event === 'connected'), null, { timeout: 20_000 });
   await shot(page, 'embed-01-call');
   await page.waitForTimeout(1_500);
-  await kine.getByRole('button', { name: 'Terminer la séance' }).click();
+  await kineEnds(kine);
   await page.waitForFunction(() => /** @type {any} */ (window).__dom.some((/** @type {any} */ e) => e.event === 'ended'), null, { timeout: 15_000 });
 
   /** @type {{dom: {event: string, detail: any}[], msg: {origin: string, event: string, data: any}[]}} */

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { assertFramesRise, kineApi, kineJoins, launch, loginDashboard, newContext, patientToJoin, screen, shot, waitConnected, watchPage } from '../lib/harness.js';
+import { assertFramesRise, kineApi, kineJoins, launch, loginDashboard, newContext, patientToJoin, screen, shot, waitConnected, watchPage, kineEnds } from '../lib/harness.js';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -47,7 +47,7 @@ test('e) the patient goes offline for a few seconds and the call recovers', asyn
   await assertFramesRise(kine, 'kiné after the drop');
   await shot(page, 'patient-10-recovered');
 
-  await kine.getByRole('button', { name: 'Terminer la séance' }).click();
+  await kineEnds(kine);
   await screen(page, 'ended');
   watch.check();
   await ctx.close();

@@ -3,7 +3,7 @@
 // Printed, not asserted: budgets are checked by benchmarks, never by timed tests (DESIGN.md).
 
 import { after, before, test } from 'node:test';
-import { joinToFirstFrame, kineApi, kineJoins, launch, loginDashboard, newContext, screen } from '../lib/harness.js';
+import { joinToFirstFrame, kineApi, kineJoins, launch, loginDashboard, newContext, screen, kineEnds } from '../lib/harness.js';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -36,7 +36,7 @@ test('timing: join click (after consent) to first remote frame', async () => {
     await page.getByLabel('J’ai lu ce texte et je suis d’accord.').check();
     await page.getByRole('button', { name: /Je suis d’accord/ }).click();
     times.push(await joinToFirstFrame(page));
-    await kine.getByRole('button', { name: 'Terminer la séance' }).click();
+    await kineEnds(kine);
     await kine.getByText(/Durée facturable/).waitFor();
     await kine.getByRole('button', { name: 'Retour aux séances' }).click();
     await ctx.close();

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { SCREENSHOTS, checkAxe, kineApi, launch, loginDashboard, newContext, patientToJoin, screen, server, shot, waitConnected, watchPage } from '../lib/harness.js';
+import { SCREENSHOTS, checkAxe, kineApi, launch, loginDashboard, newContext, patientToJoin, screen, server, shot, waitConnected, watchPage, kineEnds } from '../lib/harness.js';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -102,7 +102,7 @@ test('g) compte rendu with an amendment, report and invoice PDFs, billing page, 
   await patientPage.waitForTimeout(1_500); // some billable time with both connected
 
   // The kiné ends the call and opens the record.
-  await kine.locator('#call-layer').getByRole('button', { name: 'Terminer la séance' }).click();
+  await kineEnds(kine);
   await kine.locator('#call-layer').getByText(/Durée facturable/).waitFor();
   await screen(patientPage, 'ended');
   await kine.locator('#call-layer').getByRole('button', { name: 'Dossier de séance', exact: true }).click();

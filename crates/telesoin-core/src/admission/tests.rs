@@ -193,6 +193,29 @@ fn admission_table() {
             admitted: false,
             ..base("kiné joins")
         },
+        // The kiné may open the room early (hours before), never after the window.
+        Case {
+            role: Role::Kine,
+            now: "2026-11-22T08:44:59Z",
+            ..base("kiné, one second before the window")
+        },
+        Case {
+            role: Role::Kine,
+            now: "2026-11-22T05:00:00Z",
+            ..base("kiné, four hours early")
+        },
+        Case {
+            role: Role::Kine,
+            now: "2026-11-22T11:00:00Z",
+            expect: Refuse(TooLate),
+            ..base("kiné, window closed")
+        },
+        Case {
+            role: Role::Companion,
+            now: "2026-11-22T08:44:59Z",
+            expect: Refuse(TooEarly),
+            ..base("companion, early")
+        },
         Case {
             role: Role::Kine,
             status: SessionStatus::Cancelled,

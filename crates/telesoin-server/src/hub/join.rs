@@ -63,7 +63,7 @@ impl Hub {
             return Err(RefusalCode::Unavailable);
         }
         let row = self.linked_session(claims, now).await?;
-        admission::session_open(&row.session, now)?;
+        admission::room_open(claims.role(), &row.session, now)?;
         let kine = self
             .store
             .kine(row.session.kine)
@@ -309,7 +309,7 @@ impl Hub {
             return Ok(());
         };
         let decision = if role == Role::Kine {
-            match admission::session_open(&row.session, now) {
+            match admission::room_open(role, &row.session, now) {
                 Ok(()) => Decision::Admit,
                 Err(c) => Decision::Refuse(c),
             }

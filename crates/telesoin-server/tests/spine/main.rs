@@ -9,6 +9,7 @@ mod faults;
 mod platform;
 mod records;
 mod restart;
+mod room;
 mod support;
 mod turn;
 
