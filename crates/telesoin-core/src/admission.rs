@@ -107,6 +107,9 @@ pub enum RefusalCode {
     // The platform API.
     ScopeMissing,
     IdempotencyKeyReused,
+    // Reaching the patient.
+    ContactMissing,
+    ChannelNotConfigured,
 }
 
 impl RefusalCode {
@@ -150,6 +153,8 @@ impl RefusalCode {
             Conflict => "conflict",
             ScopeMissing => "scope_missing",
             IdempotencyKeyReused => "idempotency_key_reused",
+            ContactMissing => "contact_missing",
+            ChannelNotConfigured => "channel_not_configured",
         }
     }
 
@@ -225,6 +230,12 @@ impl RefusalCode {
             IdempotencyKeyReused => {
                 "Cette clé d'idempotence a déjà servi pour une autre requête : utilisez-en une nouvelle."
             }
+            ContactMissing => {
+                "Ce patient n'a ni e-mail ni téléphone mobile pour le canal choisi : ajoutez-les dans sa fiche."
+            }
+            ChannelNotConfigured => {
+                "L'envoi par ce canal n'est pas configuré sur ce serveur (relais SMTP ou passerelle SMS) : copiez le lien et envoyez-le vous-même."
+            }
         }
     }
 
@@ -296,6 +307,12 @@ impl RefusalCode {
             ScopeMissing => "This API key does not allow this operation.",
             IdempotencyKeyReused => {
                 "This idempotency key was already used for a different request: use a new one."
+            }
+            ContactMissing => {
+                "This patient has no e-mail address or mobile number for the chosen channel: add them to the patient's file."
+            }
+            ChannelNotConfigured => {
+                "Sending by this channel is not configured on this server (SMTP relay or SMS gateway): copy the link and send it yourself."
             }
         }
     }

@@ -86,6 +86,18 @@ pub enum DomainEvent {
         kine: KineId,
         format: &'static str,
     },
+    /// A message to the patient was sent, or given up (its delivery state). Never the address.
+    MessageDelivery {
+        session: SessionId,
+        message: Uuid,
+        /// `invitation`, `reminder`, `cancelled`, `moved`.
+        kind: &'static str,
+        /// `email`, `sms`.
+        channel: &'static str,
+        sent: bool,
+        /// Why it failed (the relay's or gateway's answer, recipient masked).
+        detail: Option<String>,
+    },
 }
 
 impl DomainEvent {
@@ -109,6 +121,8 @@ impl DomainEvent {
             ConsentWithdrawn { .. } => "consent.withdrawn",
             ReportWritten { .. } => "report.written",
             Exported { .. } => "export",
+            MessageDelivery { sent: true, .. } => "message.sent",
+            MessageDelivery { sent: false, .. } => "message.failed",
         }
     }
 
@@ -125,7 +139,8 @@ impl DomainEvent {
             | ParticipantAdmitted { session, .. }
             | AdmissionRefused { session, .. }
             | CallConnected { session }
-            | ReportWritten { session, .. } => Some(*session),
+            | ReportWritten { session, .. }
+            | MessageDelivery { session, .. } => Some(*session),
             _ => None,
         }
     }

@@ -22,15 +22,19 @@
 //! is billed, is `telesoin-core`'s answer, computed by the caller from what this crate returns.
 //! Presence events are append-only: no method changes one, and both schemas make the database
 //! refuse an `UPDATE`, and a `DELETE` except inside a retention purge ([`RecordStore::purge_patient`]).
+//! - [`reach`]: patient contact details, short link codes, reminder offsets and the message
+//!   outbox (claimed by lease, sent once).
 //! - [`records`]: billing facts, the versioned compte rendu, the hash-chained audit trail, retention. It never logs or puts in an
 //! error a database URL (it may hold a password) or a row's personal data.
 
 pub mod platform;
+pub mod reach;
 pub mod records;
 pub mod sql;
 mod types;
 
 pub use platform::*;
+pub use reach::*;
 pub use records::*;
 pub use sql::{Backend, SqlStore};
 pub use types::*;
@@ -179,7 +183,7 @@ pub trait EventStore: Send + Sync {
 /// Everything the server persists.
 #[async_trait]
 pub trait Store:
-    KineStore + PatientStore + SessionStore + EventStore + RecordStore + PlatformStore
+    KineStore + PatientStore + SessionStore + EventStore + RecordStore + PlatformStore + ReachStore
 {
     /// Cheap liveness probe of the backend, for /readyz and fail-closed admission.
     async fn ping(&self) -> Result<()>;

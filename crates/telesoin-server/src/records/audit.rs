@@ -109,6 +109,17 @@ fn describe(e: &DomainEvent) -> (String, String, String) {
             String::new(),
             format!("format={format}"),
         ),
+        MessageDelivery {
+            session,
+            message,
+            kind,
+            channel,
+            ..
+        } => (
+            "system".into(),
+            format!("session:{session}"),
+            format!("message={message} kind={kind} channel={channel}"),
+        ),
     }
 }
 
@@ -116,7 +127,9 @@ fn describe(e: &DomainEvent) -> (String, String, String) {
 fn is_security_event(e: &DomainEvent) -> bool {
     !matches!(
         e,
-        DomainEvent::ParticipantWaiting { .. } | DomainEvent::CallConnected { .. }
+        DomainEvent::ParticipantWaiting { .. }
+            | DomainEvent::CallConnected { .. }
+            | DomainEvent::MessageDelivery { .. }
     )
 }
 
