@@ -4,6 +4,7 @@
 mod call;
 mod cluster;
 mod platform;
+mod reach;
 mod records;
 mod restart;
 mod support;
