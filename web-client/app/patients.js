@@ -6,6 +6,7 @@ import { h, field, replace } from '../lib/dom.js';
 import { CONSENT_TEXT_VERSION, fmtDay, fmtDateTime, t } from '../lib/i18n.js';
 import { ageOn, go, ymd } from './state.js';
 import { clearFieldErrors, errorAlert, handleError, showFormError } from './ui.js';
+import { contactCard } from './reach.js';
 
 /** @typedef {import('../lib/types.js').Patient} Patient */
 /** @typedef {import('../lib/types.js').PatientFile} PatientFile */
@@ -219,6 +220,7 @@ export async function renderPatient(main, id) {
       h('p', { t: p.gp_contact ? 'app.patient.gp' : 'app.patient.gp.none', tp: { gp: p.gp_contact ?? '' } }),
     ),
     identity,
+    contactCard(p.id),
     h('div', { class: 'grid' }, visits, consents, prescriptions),
   );
 }

@@ -7,6 +7,7 @@ import { openCall, activeSessionId } from './call.js';
 import { shareView } from './billing.js';
 import { go, parseEuros, state, ymd } from './state.js';
 import { billingBadge, clearFieldErrors, handleError, hintedField, localFieldError, priceBadge, refresh, showFormError } from './ui.js';
+import { sendCard } from './reach.js';
 
 /** @typedef {import('../lib/types.js').Session} Session */
 /** @typedef {import('../lib/types.js').Patient} Patient */
@@ -273,7 +274,8 @@ export async function renderLink(main, sessionId) {
     link = /** @type {Link} */ (await post(`/api/sessions/${sessionId}/links`, { role: 'patient' }));
     state.links.set(sessionId, link);
   }
-  const url = link.url;
+  // The short link (`/j#CODE`) when there is one: it fits in an SMS.
+  const url = link.short_url ?? link.url;
   const input = h('input', { class: 'link-input', attrs: { type: 'text', readonly: true, value: url, spellcheck: 'false' } });
   input.addEventListener('focus', () => input.select());
   const status = h('p', { class: 'hint', attrs: { role: 'status' } });
@@ -308,6 +310,7 @@ export async function renderLink(main, sessionId) {
       h('div', { class: 'row' }, copy, mail),
       status,
     ),
+    sendCard(sessionId, session.patient),
     h('p', {}, h('a', { t: 'app.record.back', attrs: { href: '#/sessions' } })),
   );
 }

@@ -5,6 +5,7 @@
 import { h } from '../lib/dom.js';
 import { bind, langSwitch, t, onLangChange, translateTree } from '../lib/i18n.js';
 import { runPatientFlow } from '../lib/patient-flow.js';
+import { isCode, startFromCode } from './code.js';
 
 const STORAGE_KEY = 'telesoin.join-token';
 
@@ -41,7 +42,9 @@ function main() {
     root.replaceChildren(h('div', { class: 'screen', attrs: { 'data-screen': 'notoken' } }, h('h1', { t: 'join.notoken.title' }), bind(h('p', { class: 'lead' }), 'join.notoken.text')));
     return;
   }
-  runPatientFlow(root, { token });
+  // A short link (/j#CODE) is exchanged for its token first; a token link joins as it is.
+  if (isCode(token)) void startFromCode(root, token);
+  else runPatientFlow(root, { token });
 }
 
 // A new link pasted into a tab already on /j changes only the fragment: no navigation happens.

@@ -161,6 +161,7 @@
  * @property {string} jti
  * @property {string} url https://HOST/j#TOKEN
  * @property {string} token
+ * @property {string} [short_url] https://HOST/j#CODE (patients and companions)
  * @property {string} not_before
  * @property {string} expires_at
  */

@@ -197,6 +197,9 @@ pub enum RefusalCode {
     CrossSiteRequest,
     CsrfTokenInvalid,
     LoginThrottled,
+    // Reaching the patient.
+    ContactMissing,
+    ChannelNotConfigured,
 }
 
 impl RefusalCode {
@@ -257,6 +260,8 @@ impl RefusalCode {
             CrossSiteRequest => "cross_site_request",
             CsrfTokenInvalid => "csrf_token_invalid",
             LoginThrottled => "login_throttled",
+            ContactMissing => "contact_missing",
+            ChannelNotConfigured => "channel_not_configured",
         }
     }
 
@@ -381,6 +386,12 @@ impl RefusalCode {
             LoginThrottled => {
                 "Trop de tentatives de connexion. Patientez quelques minutes avant de réessayer."
             }
+            ContactMissing => {
+                "Ce patient n'a ni e-mail ni téléphone mobile pour le canal choisi : ajoutez-les dans sa fiche."
+            }
+            ChannelNotConfigured => {
+                "L'envoi par ce canal n'est pas configuré sur ce serveur (relais SMTP ou passerelle SMS) : copiez le lien et envoyez-le vous-même."
+            }
         }
     }
 
@@ -496,6 +507,12 @@ impl RefusalCode {
                 "Request refused: your page session has expired. Reload the page or log in again."
             }
             LoginThrottled => "Too many login attempts. Wait a few minutes before trying again.",
+            ContactMissing => {
+                "This patient has no e-mail address or mobile number for the chosen channel: add them to the patient's file."
+            }
+            ChannelNotConfigured => {
+                "Sending by this channel is not configured on this server (SMTP relay or SMS gateway): copy the link and send it yourself."
+            }
         }
     }
 

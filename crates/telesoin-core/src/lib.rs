@@ -17,6 +17,8 @@
 //! - [`share`]: the share of a kiné's sessions done remotely, against the convention cap.
 //! - [`retention`]: when a record may be purged (20 years after the last care by default).
 //! - [`audit`]: the hash chain of security events and its verification.
+//! - [`reach`]: the patient's contact details (phone in E.164), the invitation, reminder and
+//!   notice texts (one GSM-7 SMS segment), when reminders are due.
 //!
 //! Every function takes `now` (or a date) as an argument; money is integer cents, never a float.
 //! This crate never reads a clock, never spawns, never touches a socket, a file or a database:
@@ -30,6 +32,7 @@ pub mod claims;
 pub mod ids;
 pub mod ins;
 pub mod model;
+pub mod reach;
 pub mod reimbursement;
 pub mod retention;
 pub mod share;

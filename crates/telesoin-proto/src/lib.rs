@@ -5,12 +5,15 @@
 //!   protocol version [`PROTOCOL_VERSION`]. The full specification with examples is
 //!   `docs/protocol.md`.
 //! - [`rest`]: the JSON bodies of the REST API used by the dashboard, platforms and tests.
+//! - [`reach`]: contact details, sending the link, message states, reminder offsets, the short
+//!   link code exchange.
 //! - [`refusal`]: the one error shape every refusal takes: a stable code, a French and an
 //!   English message.
 //!
 //! This crate must never hold a rule or do IO: it only says how things look on the wire. Domain
 //! types live in `telesoin-core` and are converted explicitly at the server's edge.
 
+pub mod reach;
 pub mod refusal;
 pub mod rest;
 pub mod signal;

@@ -261,6 +261,10 @@ pub struct Link {
     pub jti: Uuid,
     pub url: String,
     pub token: String,
+    /// The short link for a patient or companion (`https://HOST/j#CODE`, a 22-character code
+    /// that the join page exchanges for `token`): what fits in an SMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_url: Option<String>,
     pub not_before: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }

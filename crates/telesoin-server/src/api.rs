@@ -734,6 +734,7 @@ pub async fn create_session_for(
         session: session.id,
     };
     app.hub.events().emit(now, scheduled).await;
+    crate::reach::outbox::after_schedule(app, &row, platform.is_some()).await;
     Ok(session_json(app, &row, p.patient.display_name).await)
 }
 
@@ -813,7 +814,11 @@ pub async fn issue_link_for(
         wire::Role::Patient => Role::Patient,
         wire::Role::Companion => Role::Companion,
     };
-    let link = mint(app, &row, role, now).await?;
+    // Patients and companions get a short link too (`/j#CODE`, for an SMS).
+    let link = match role {
+        Role::Kine => mint(app, &row, role, now).await?,
+        _ => crate::reach::codes::mint_short(app, &row, role, now).await?,
+    };
     tracing::info!(session = %row.session.id, role = role.as_str(), "link issued");
     let issued = DomainEvent::LinkIssued {
         kine: kine.id,
@@ -864,6 +869,7 @@ pub async fn mint(
         jti,
         url: format!("{}/j#{token}", app.public_url),
         token,
+        short_url: None,
         not_before,
         expires_at: row.session.window_end,
     })
@@ -882,6 +888,8 @@ pub async fn cancel_session_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiRes
     if row.session.status.is_closed() {
         return Err(ApiError::conflict("the session is already over"));
     }
+    // Reminders stop and the notice is queued first; it goes once the cancellation shows.
+    crate::reach::outbox::before_cancel(app, row.session.id, Utc::now()).await?;
     app.hub
         .cancel_session(row.session.id, Utc::now())
         .await

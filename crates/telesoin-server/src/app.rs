@@ -173,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .route("/join-info", post(api::join_info))
         .route("/join-price", post(api::join_price))
         .route("/join-price/accept", post(api::accept_join_price))
+        .merge(reach_routes())
         .route("/embed/config", get(api::embed_config))
         .fallback(api::not_found);
     Router::new()
@@ -194,6 +195,22 @@ pub fn router(state: AppState) -> Router {
             security_headers,
         ))
         .with_state(state)
+}
+
+/// Reaching the patient (`crate::reach`): contact, send, messages, reminder offsets, move, and
+/// the join page's code exchange.
+fn reach_routes() -> Router<AppState> {
+    use crate::reach::{codes, http};
+    Router::new()
+        .route(
+            "/patients/{id}/contact",
+            get(http::get_contact).put(http::put_contact),
+        )
+        .route("/sessions/{id}/send", post(http::send_link))
+        .route("/sessions/{id}/messages", get(http::messages))
+        .route("/sessions/{id}/move", post(http::move_session))
+        .route("/reach", get(http::get_settings).put(http::put_settings))
+        .route("/join-code", post(codes::exchange))
 }
 
 /// Security headers on every response, and a log line that names the route, never the URL.

@@ -194,6 +194,52 @@ pub struct Config {
     pub oidc_timeout_seconds: u64,
     /// Accept an `http://` issuer (tests on loopback). Default false: `https://` only.
     pub oidc_allow_http: bool,
+    /// The SMTP relay invitations and reminders are sent through (`smtp.example.fr`, or
+    /// `host:port`). Default none: nothing is sent by e-mail and the dashboard says so.
+    pub smtp_relay: Option<String>,
+    /// `starttls` (default, port 587), `tls` (implicit TLS, port 465) or `none` (plain text, only
+    /// to a loopback relay: tests, a local MTA).
+    pub smtp_security: SmtpSecurity,
+    /// SMTP login and password, when the relay asks for them. The password is never logged.
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
+    /// The sender of the e-mails (`Cabinet Martin <rdv@cabinet.example.fr>`); needed with
+    /// `smtp_relay`.
+    pub smtp_from: Option<String>,
+    /// The HTTP SMS gateway: invitations and reminders are POSTed there as JSON (see the README:
+    /// `{"to", "text", "sender", "id"}`). Default none: nothing is sent by SMS.
+    pub sms_gateway_url: Option<String>,
+    /// The header that authenticates to the gateway. Default `Authorization`.
+    pub sms_gateway_auth_header: String,
+    /// Its value (`Bearer ...`, an API key). Never logged.
+    pub sms_gateway_auth: Option<String>,
+    /// The sender name shown on the phone (11 letters at most, as French operators require).
+    /// Default `Telesoin`.
+    pub sms_sender: String,
+    /// Minutes before the start at which reminders go, comma-separated, when the kiné has not
+    /// chosen. Default `1440,60` (the day before, one hour before).
+    pub reminder_offsets_minutes: Vec<i64>,
+    /// Seconds a worker holds a message it is sending; a node that dies mid-send loses it after
+    /// this and another sends it. Longer than `message_timeout_seconds`. Default 60.
+    pub message_lease_seconds: i64,
+    /// Seconds the relay or gateway has to answer. Default 20.
+    pub message_timeout_seconds: u64,
+    /// Seconds before the first retry of a failed message; doubles each time (at most 30
+    /// minutes apart). Default 30.
+    pub message_retry_seconds: i64,
+    /// Hours a failing message is retried before it is given up (a reminder also stops at the
+    /// session's start). Default 12.
+    pub message_retry_hours: i64,
+}
+
+/// How the SMTP client secures its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    #[default]
+    Starttls,
+    Tls,
+    None,
 }
 
 impl Default for Config {
@@ -258,6 +304,20 @@ impl Default for Config {
             oidc_label: "Pro Santé Connect".into(),
             oidc_timeout_seconds: 10,
             oidc_allow_http: false,
+            smtp_relay: None,
+            smtp_security: SmtpSecurity::Starttls,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_from: None,
+            sms_gateway_url: None,
+            sms_gateway_auth_header: "Authorization".into(),
+            sms_gateway_auth: None,
+            sms_sender: "Telesoin".into(),
+            reminder_offsets_minutes: telesoin_core::reach::DEFAULT_REMINDER_MINUTES.to_vec(),
+            message_lease_seconds: 60,
+            message_timeout_seconds: 20,
+            message_retry_seconds: 30,
+            message_retry_hours: 12,
         }
     }
 }
@@ -278,6 +338,14 @@ impl std::fmt::Debug for Config {
             .field(
                 "oidc_client_secret",
                 &self.oidc_client_secret.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "smtp_password",
+                &self.smtp_password.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "sms_gateway_auth",
+                &self.sms_gateway_auth.as_ref().map(|_| "<set>"),
             )
             .finish_non_exhaustive()
     }
@@ -470,6 +538,54 @@ impl Config {
                 self.oidc_timeout_seconds = parse(key, value, "a number of seconds")?
             }
             "oidc_allow_http" => self.oidc_allow_http = parse(key, value, "true or false")?,
+            "smtp_relay" => self.smtp_relay = Some(value.trim().to_owned()).filter(|v| !v.is_empty()),
+            "smtp_security" => {
+                self.smtp_security = match value.trim() {
+                    "starttls" => SmtpSecurity::Starttls,
+                    "tls" => SmtpSecurity::Tls,
+                    "none" => SmtpSecurity::None,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "TELESOIN_SMTP_SECURITY must be starttls, tls or none, got {value:?}"
+                        )));
+                    }
+                }
+            }
+            "smtp_username" => {
+                self.smtp_username = Some(value.to_owned()).filter(|v| !v.is_empty())
+            }
+            "smtp_password" => {
+                self.smtp_password = Some(value.to_owned()).filter(|v| !v.is_empty())
+            }
+            "smtp_from" => self.smtp_from = Some(value.trim().to_owned()).filter(|v| !v.is_empty()),
+            "sms_gateway_url" => {
+                self.sms_gateway_url = Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+            }
+            "sms_gateway_auth_header" => self.sms_gateway_auth_header = value.trim().to_owned(),
+            "sms_gateway_auth" => {
+                self.sms_gateway_auth = Some(value.to_owned()).filter(|v| !v.is_empty())
+            }
+            "sms_sender" => self.sms_sender = value.trim().to_owned(),
+            "reminder_offsets_minutes" => {
+                self.reminder_offsets_minutes = telesoin_core::reach::parse_offsets(value)
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "TELESOIN_REMINDER_OFFSETS_MINUTES must be minutes before the start, comma-separated (1440,60), each 1 to 43200, at most 5; got {value:?}"
+                        ))
+                    })?
+            }
+            "message_lease_seconds" => {
+                self.message_lease_seconds = parse(key, value, "a number of seconds")?
+            }
+            "message_timeout_seconds" => {
+                self.message_timeout_seconds = parse(key, value, "a number of seconds")?
+            }
+            "message_retry_seconds" => {
+                self.message_retry_seconds = parse(key, value, "a number of seconds")?
+            }
+            "message_retry_hours" => {
+                self.message_retry_hours = parse(key, value, "a number of hours")?
+            }
             // Variables for other parts of the program (the demo password, the config path).
             "demo_password" | "new_password" | "config" => {}
             other => {
@@ -581,6 +697,7 @@ impl Config {
                 "webhook_retry_seconds must be at least 1, webhook_retry_hours between 1 and 720, webhook_timeout_seconds between 1 and 120".into(),
             ));
         }
+        self.validate_reach()?;
         if self.drain_seconds > 300 {
             return Err(ConfigError("drain_seconds must be at most 300".into()));
         }
@@ -657,6 +774,67 @@ impl Config {
         if !(1..=120).contains(&self.oidc_timeout_seconds) {
             return Err(ConfigError(
                 "oidc_timeout_seconds must be between 1 and 120".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The settings of e-mail, SMS and reminders.
+    fn validate_reach(&self) -> Result<(), ConfigError> {
+        if let Some(relay) = &self.smtp_relay {
+            if self.smtp_from.is_none() {
+                return Err(ConfigError(
+                    "smtp_relay needs smtp_from (the sender, `Cabinet <rdv@example.fr>`)".into(),
+                ));
+            }
+            let host = relay.rsplit_once(':').map_or(relay.as_str(), |(h, _)| h);
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if self.smtp_security == SmtpSecurity::None && !loopback {
+                return Err(ConfigError(
+                    "smtp_security = none sends in clear text: only to a loopback relay (127.0.0.1, localhost); use starttls or tls".into(),
+                ));
+            }
+            if self.smtp_username.is_some() != self.smtp_password.is_some() {
+                return Err(ConfigError(
+                    "set both smtp_username and smtp_password, or neither".into(),
+                ));
+            }
+        }
+        if let Some(url) = &self.sms_gateway_url
+            && !(url.starts_with("https://")
+                || url.starts_with("http://127.0.0.1")
+                || url.starts_with("http://localhost"))
+        {
+            return Err(ConfigError(
+                "sms_gateway_url must be an https:// URL (plain http only to a loopback address)"
+                    .into(),
+            ));
+        }
+        if self.sms_sender.is_empty()
+            || self.sms_sender.chars().count() > 11
+            || !self.sms_sender.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err(ConfigError(
+                "sms_sender must be 1 to 11 letters or digits".into(),
+            ));
+        }
+        if self.sms_gateway_auth_header.is_empty()
+            || axum::http::HeaderName::from_bytes(self.sms_gateway_auth_header.as_bytes()).is_err()
+        {
+            return Err(ConfigError(
+                "sms_gateway_auth_header must be a header name (Authorization, X-Api-Key)".into(),
+            ));
+        }
+        if self.message_timeout_seconds == 0
+            || self.message_lease_seconds <= self.message_timeout_seconds as i64
+            || self.message_retry_seconds < 1
+            || !(1..=72).contains(&self.message_retry_hours)
+        {
+            return Err(ConfigError(
+                "message_timeout_seconds must be at least 1 and below message_lease_seconds; message_retry_seconds at least 1; message_retry_hours 1 to 72".into(),
             ));
         }
         Ok(())

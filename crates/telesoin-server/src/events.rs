@@ -103,6 +103,18 @@ pub enum DomainEvent {
         patient: PatientId,
         status: &'static str,
     },
+    /// A message to the patient was sent, or given up (its delivery state). Never the address.
+    MessageDelivery {
+        session: SessionId,
+        message: Uuid,
+        /// `invitation`, `reminder`, `cancelled`, `moved`.
+        kind: &'static str,
+        /// `email`, `sms`.
+        channel: &'static str,
+        sent: bool,
+        /// Why it failed (the relay's or gateway's answer, recipient masked).
+        detail: Option<String>,
+    },
 }
 
 impl DomainEvent {
@@ -128,6 +140,8 @@ impl DomainEvent {
             ReportWritten { .. } => "report.written",
             Exported { .. } => "export",
             InsRecorded { .. } => "ins.recorded",
+            MessageDelivery { sent: true, .. } => "message.sent",
+            MessageDelivery { sent: false, .. } => "message.failed",
         }
     }
 
@@ -144,7 +158,8 @@ impl DomainEvent {
             | ParticipantAdmitted { session, .. }
             | AdmissionRefused { session, .. }
             | CallConnected { session }
-            | ReportWritten { session, .. } => Some(*session),
+            | ReportWritten { session, .. }
+            | MessageDelivery { session, .. } => Some(*session),
             _ => None,
         }
     }

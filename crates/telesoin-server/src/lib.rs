@@ -22,6 +22,8 @@
 //!   FHIR, PDF), télésoin share, retention.
 //! - [`platform`]: the platform API (`/api/v1`, API keys, OpenAPI), platform-minted join tokens
 //!   and signed webhooks.
+//! - [`reach`]: reaching the patient: contact details, the short link code, invitations by
+//!   e-mail and SMS, reminders and notices through a durable outbox.
 //! - [`demo`]: demo data for `telesoin demo`.
 //!
 //! This crate never writes a legal or billing rule (it asks `telesoin-core`), never logs a token,
@@ -42,6 +44,7 @@ pub mod keys;
 pub mod oidc;
 pub mod patient_ins;
 pub mod platform;
+pub mod reach;
 pub mod records;
 pub mod rooms;
 pub mod server;
@@ -207,10 +210,12 @@ pub async fn run(prepared: Prepared, shutdown: impl Future<Output = ()>) -> anyh
         })
     };
     let webhooks = platform::webhooks::spawn_worker(state.clone());
+    let messages = reach::outbox::spawn_worker(state.clone());
     let notice = std::time::Duration::from_secs(state.cfg.drain_seconds);
     let result = server::serve(listener, app::router(state), tls, hub, shutdown, notice).await;
     sweeper.abort();
     checker.abort();
     webhooks.abort();
+    messages.abort();
     result
 }

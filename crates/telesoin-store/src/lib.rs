@@ -25,11 +25,14 @@
 //! - [`rules`]: territories, a minor's representative, HN price acceptances, the per-kiné
 //!   invoice sequence.
 //! - [`identity`]: the patient's INS, the kiné by RPPS, the OpenID Connect login state.
+//! - [`reach`]: patient contact details, short link codes, reminder offsets and the message
+//!   outbox (claimed by lease, sent once).
 //! - [`records`]: billing facts, the versioned compte rendu, the hash-chained audit trail, retention. It never logs or puts in an
 //! error a database URL (it may hold a password) or a row's personal data.
 
 pub mod identity;
 pub mod platform;
+pub mod reach;
 pub mod records;
 pub mod rules;
 pub mod sql;
@@ -37,6 +40,7 @@ mod types;
 
 pub use identity::*;
 pub use platform::*;
+pub use reach::*;
 pub use records::*;
 pub use rules::*;
 pub use sql::{Backend, SqlStore};
@@ -194,6 +198,7 @@ pub trait Store:
     + PlatformStore
     + RulesStore
     + IdentityStore
+    + ReachStore
 {
     /// Cheap liveness probe of the backend, for /readyz and fail-closed admission.
     async fn ping(&self) -> Result<()>;

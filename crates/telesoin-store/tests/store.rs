@@ -1471,3 +1471,237 @@ async fn sqlite_on_a_full_disk_fails_every_write() {
     assert_eq!(persisted.last().map(|e| e.seq), Some(back));
     store.close().await;
 }
+
+/// Reaching the patient: contact details (and their purge), short link codes, reminder offsets,
+/// and the message outbox: queued once per dedupe key, claimed by one claimant at a time even
+/// under concurrency, a lapsed claim taken over, done only by its claimant, cancelled in one
+/// transaction with the notice that replaces it.
+async fn reach_suite(url: String) {
+    use telesoin_core::reach::{Channel, Contact, MessageKind, Preference};
+    let store = Arc::new(SqlStore::connect(&url).await.expect("connect"));
+    let session = scheduled_session(store.as_ref()).await;
+    let row = store.session(session).await.expect("ok").expect("row");
+    let (kine, patient) = (row.session.kine, row.session.patient);
+
+    assert_eq!(store.contact(patient).await.expect("ok"), None);
+    let contact = Contact {
+        phone: Some("+33612345678".into()),
+        email: Some("m.petit@example.fr".into()),
+        preference: Preference::Sms,
+    };
+    store
+        .set_contact(patient, &contact, t0())
+        .await
+        .expect("set");
+    assert_eq!(
+        store.contact(patient).await.expect("ok"),
+        Some(contact.clone())
+    );
+    let changed = Contact {
+        email: None,
+        preference: Preference::Both,
+        ..contact
+    };
+    store
+        .set_contact(patient, &changed, t0())
+        .await
+        .expect("replace");
+    assert_eq!(store.contact(patient).await.expect("ok"), Some(changed));
+
+    assert_eq!(store.reminder_offsets(kine).await.expect("ok"), None);
+    store
+        .set_reminder_offsets(kine, &[2880, 30])
+        .await
+        .expect("set");
+    assert_eq!(
+        store.reminder_offsets(kine).await.expect("ok"),
+        Some(vec![2880, 30])
+    );
+
+    let seat = store
+        .seat(session, Role::Patient, t0())
+        .await
+        .expect("seat");
+    let jti = Uuid::new_v4();
+    store
+        .issue_link(&LinkRow {
+            jti,
+            session,
+            participant: seat,
+            role: Role::Patient,
+            issued_at: t0(),
+            not_before: row.session.window_start,
+            expires_at: row.session.window_end,
+        })
+        .await
+        .expect("link");
+    store
+        .add_join_code("ab12", jti, session, t0())
+        .await
+        .expect("code");
+    assert_eq!(
+        store.join_code("ab12").await.expect("ok"),
+        Some((jti, session))
+    );
+    assert_eq!(store.join_code("ab13").await.expect("ok"), None);
+
+    let msg = |kind: MessageKind, channel: Channel, key: &str, due: DateTime<Utc>| NewMessage {
+        id: Uuid::new_v4(),
+        session,
+        kind,
+        channel,
+        dedupe_key: key.into(),
+        due_at: due,
+    };
+    let due = t0() - Duration::minutes(1);
+    let later = t0() + Duration::hours(1);
+    let queued = store
+        .enqueue_messages(
+            &[
+                msg(MessageKind::Reminder, Channel::Sms, "r:sms", due),
+                msg(MessageKind::Reminder, Channel::Email, "r:email", later),
+                msg(MessageKind::Reminder, Channel::Sms, "r:sms", due),
+            ],
+            t0(),
+        )
+        .await
+        .expect("enqueue");
+    assert_eq!(queued, 2, "a dedupe key is queued once");
+    assert_eq!(
+        store
+            .enqueue_messages(
+                &[msg(MessageKind::Reminder, Channel::Sms, "r:sms", due)],
+                t0()
+            )
+            .await
+            .expect("again"),
+        0
+    );
+
+    // Eight claimants at once: exactly one holds the due row; the later one is not due.
+    let lease = t0() + Duration::seconds(30);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .claim_message(&format!("node-{i}"), t0(), lease)
+                .await
+                .expect("claim")
+        }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        if let Some(m) = t.await.expect("join") {
+            claimed.push(m);
+        }
+    }
+    assert_eq!(claimed.len(), 1, "one claimant only");
+    let first = claimed.remove(0);
+    assert_eq!((first.dedupe_key.as_str(), first.attempts), ("r:sms", 1));
+    let holder = first.claimed_by.clone().expect("holder");
+    // Its claimant "dies": before the lease lapses nobody else gets it, after it someone does.
+    assert!(
+        store
+            .claim_message("other", t0() + Duration::seconds(10), lease)
+            .await
+            .expect("ok")
+            .is_none()
+    );
+    let after = lease + Duration::seconds(1);
+    let taken = store
+        .claim_message("other", after, after + Duration::seconds(30))
+        .await
+        .expect("ok")
+        .expect("the lapsed claim is taken over");
+    assert_eq!((taken.id, taken.attempts), (first.id, 2));
+    assert!(
+        !store
+            .message_done(first.id, &holder, MessageState::Sent, None, after)
+            .await
+            .expect("ok"),
+        "the first claimant no longer holds it"
+    );
+    assert!(
+        store
+            .message_retry(
+                first.id,
+                "other",
+                after + Duration::seconds(20),
+                "smtp: 451 try later"
+            )
+            .await
+            .expect("ok")
+    );
+    assert!(
+        store
+            .claim_message("other", after, after + Duration::seconds(30))
+            .await
+            .expect("ok")
+            .is_none(),
+        "not due before its retry"
+    );
+    let retried = store
+        .claim_message_id(
+            first.id,
+            "other",
+            after + Duration::seconds(20),
+            after + Duration::seconds(60),
+        )
+        .await
+        .expect("ok")
+        .expect("due again");
+    assert!(
+        store
+            .message_done(retried.id, "other", MessageState::Sent, None, after)
+            .await
+            .expect("ok")
+    );
+    assert!(
+        store
+            .claim_message_id(
+                first.id,
+                "x",
+                after + Duration::hours(9),
+                after + Duration::hours(10)
+            )
+            .await
+            .expect("ok")
+            .is_none(),
+        "a sent message is never claimed again"
+    );
+
+    // Cancelling stops the pending reminder and queues the notice, in one transaction.
+    let added = store
+        .replace_messages(
+            session,
+            &[MessageKind::Reminder],
+            &[msg(MessageKind::Cancelled, Channel::Sms, "c:sms", t0())],
+            t0(),
+        )
+        .await
+        .expect("replace");
+    assert_eq!(added, 1);
+    let all = store.messages(session).await.expect("messages");
+    let state = |key: &str| all.iter().find(|m| m.dedupe_key == key).map(|m| m.state);
+    assert_eq!(state("r:sms"), Some(MessageState::Sent));
+    assert_eq!(state("r:email"), Some(MessageState::Cancelled));
+    assert_eq!(state("c:sms"), Some(MessageState::Pending));
+    assert_eq!(
+        store
+            .reminder_candidates(t0() - Duration::hours(1), t0() + Duration::days(1))
+            .await
+            .expect("ok"),
+        vec![session],
+        "a scheduled session of the dashboard keeps its reminders"
+    );
+
+    // The purge takes contact details, codes and messages with the patient.
+    store.purge_patient(patient).await.expect("purge");
+    assert_eq!(store.contact(patient).await.expect("ok"), None);
+    assert_eq!(store.join_code("ab12").await.expect("ok"), None);
+    assert!(store.messages(session).await.expect("ok").is_empty());
+    store.close().await;
+}
+
+on_both!(reach_suite);

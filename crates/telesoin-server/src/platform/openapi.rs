@@ -60,6 +60,11 @@ impl Modify for Security {
         tokens::list,
         tokens::register,
         tokens::revoke,
+        crate::reach::v1::get_contact,
+        crate::reach::v1::put_contact,
+        crate::reach::v1::send_link,
+        crate::reach::v1::messages,
+        crate::reach::v1::move_session,
     )
 )]
 pub struct ApiDoc;

@@ -78,6 +78,7 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/{id}/delete", post(webhooks::delete))
         .route("/signing-keys", get(tokens::list).post(tokens::register))
         .route("/signing-keys/{kid}/revoke", post(tokens::revoke))
+        .merge(crate::reach::v1::routes())
 }
 
 /// `Json` whose rejections have the API's error shape.

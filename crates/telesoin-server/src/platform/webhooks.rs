@@ -51,7 +51,7 @@ use crate::platform::v1::{ApiJson, ApiPath, Errors};
 pub const REPLAY_WINDOW_SECS: i64 = 300;
 
 /// The event types sent to platforms.
-pub const TYPES: [&str; 9] = [
+pub const TYPES: [&str; 11] = [
     "session.scheduled",
     "participant.waiting",
     "participant.admitted",
@@ -61,6 +61,8 @@ pub const TYPES: [&str; 9] = [
     "consent.recorded",
     "consent.withdrawn",
     "report.written",
+    "message.sent",
+    "message.failed",
 ];
 
 /// `t=...,v1=...` for `body` at `t`.
@@ -187,6 +189,17 @@ impl Outbox {
             ReportWritten {
                 session, version, ..
             } => serde_json::json!({ "session": session.0, "version": version }),
+            MessageDelivery {
+                session,
+                message,
+                kind,
+                channel,
+                sent,
+                detail,
+            } => serde_json::json!({
+                "session": session.0, "message": message, "kind": kind, "channel": channel,
+                "state": if *sent { "sent" } else { "failed" }, "detail": detail,
+            }),
             _ => return Ok(None),
         };
         let Some(session) = event.session() else {

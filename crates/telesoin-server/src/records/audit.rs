@@ -190,6 +190,17 @@ fn describe(e: &DomainEvent) -> (String, String, String) {
             String::new(),
             format!("format={format}"),
         ),
+        MessageDelivery {
+            session,
+            message,
+            kind,
+            channel,
+            ..
+        } => (
+            "system".into(),
+            format!("session:{session}"),
+            format!("message={message} kind={kind} channel={channel}"),
+        ),
     }
 }
 
@@ -197,7 +208,9 @@ fn describe(e: &DomainEvent) -> (String, String, String) {
 fn is_security_event(e: &DomainEvent) -> bool {
     !matches!(
         e,
-        DomainEvent::ParticipantWaiting { .. } | DomainEvent::CallConnected { .. }
+        DomainEvent::ParticipantWaiting { .. }
+            | DomainEvent::CallConnected { .. }
+            | DomainEvent::MessageDelivery { .. }
     )
 }
 
@@ -278,7 +291,13 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let kine = KineId(Uuid::new_v4());
                 trail
-                    .on(Utc::now(), &DomainEvent::LoginSucceeded { kine })
+                    .on(
+                        Utc::now(),
+                        &DomainEvent::LoginSucceeded {
+                            kine,
+                            method: "password",
+                        },
+                    )
                     .await;
             }));
         }

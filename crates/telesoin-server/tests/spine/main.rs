@@ -4,9 +4,10 @@
 mod call;
 mod cluster;
 mod evidence;
-mod identity;
 mod faults;
+mod identity;
 mod platform;
+mod reach;
 mod records;
 mod restart;
 mod room;
