@@ -85,8 +85,13 @@ pub async fn serve(
     tracing::info!("shutting down: no new connections, telling clients to reconnect");
     drop(listener);
     hub.drain().await;
+    // Upgraded sockets left hyper's watch at the upgrade: without waiting for them too, the
+    // process exited before their goodbye went out (clients saw 1006, not 1001).
+    let all_closed = async {
+        tokio::join!(graceful.shutdown(), hub.sockets_closed());
+    };
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = all_closed => tracing::info!("all connections closed"),
         () = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s; exiting anyway"),
     }
     Ok(())

@@ -179,13 +179,21 @@ async fn run(app: AppState, socket: WebSocket) {
         limit: Duration::from_secs(app.cfg.ws_send_timeout_seconds),
     };
     let (tx, mut rx) = mpsc::channel::<Outbound>(QUEUE);
+    // The shutdown waits for this socket's goodbye (see `server::serve`).
+    let _open = app.hub.socket_opened();
+    let mut going_away = app.hub.going_away();
 
     // 1. The first message must be `join`, within the join timeout.
-    let first = tokio::time::timeout(
-        Duration::from_secs(app.cfg.join_timeout_seconds),
-        stream.next(),
-    )
-    .await;
+    let first = tokio::select! {
+        first = tokio::time::timeout(
+            Duration::from_secs(app.cfg.join_timeout_seconds),
+            stream.next(),
+        ) => first,
+        () = going(&mut going_away) => {
+            goodbye(&mut sink, &mut stream).await;
+            return;
+        }
+    };
     let text = match first {
         Ok(Some(Ok(Message::Text(t)))) => t,
         Ok(Some(Err(e))) => {
@@ -297,6 +305,12 @@ async fn run(app: AppState, socket: WebSocket) {
                     break Exit::Lost;
                 }
             },
+            () = going(&mut going_away) => {
+                // The node is stopping: this socket hears it from its own task, whatever the
+                // shared state knows of its seat.
+                goodbye(&mut sink, &mut stream).await;
+                break Exit::Lost;
+            }
             _ = tokio::time::sleep_until(deadline) => {
                 // The socket is idle: the notice gets a short goodbye deadline, not more.
                 let by = sink.goodbye();
@@ -325,6 +339,39 @@ async fn run(app: AppState, socket: WebSocket) {
                 .await
         }
         Exit::Done => app.hub.bus().detach(joined.attachment).await,
+    }
+}
+
+/// Returns once the node is going away (at once if it already is).
+async fn going(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            // The hub is gone: nothing will ever say so.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Tells the socket the node is stopping (`error{shutting_down}`, close 1001) and waits a moment
+/// for the client's close, so that the goodbye is not lost in a reset when the process exits.
+async fn goodbye(sink: &mut Writer, stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    let by = sink.goodbye();
+    if sink.send(error(RefusalCode::ShuttingDown), by).await
+        && sink
+            .send(close_frame(close::GOING_AWAY, "restarting"), by)
+            .await
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 

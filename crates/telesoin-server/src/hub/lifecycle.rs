@@ -257,40 +257,29 @@ impl Hub {
         self.draining.store(true, Ordering::Relaxed);
     }
 
-    /// Stop taking joins and tell every socket to reconnect (elsewhere or after the restart).
+    /// Stop taking joins and tell every socket of this node to reconnect (elsewhere or after
+    /// the restart): each socket task hears it and sends `error{shutting_down}` and close 1001
+    /// itself, seated or not, whatever the shared state still knows. The other nodes' sockets
+    /// stay where they are.
     pub async fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
-        // Only the sockets this node holds: the other nodes' stay where they are.
-        let node = self.bus.node();
-        let mut all: Vec<Attachment> = Vec::new();
-        for session in self.rooms.sessions().await.unwrap_or_default() {
-            let here = self
-                .rooms
-                .read(session, |r| {
-                    r.seats
-                        .values()
-                        .filter_map(|s| s.attachment)
-                        .filter(|a| a.node == node)
-                        .collect::<Vec<_>>()
-                })
-                .await
-                .unwrap_or_default();
-            all.extend(here);
-        }
-        let msg = text(&ServerMsg::Error(refusal_body(
-            RefusalCode::ShuttingDown,
-            serde_json::Value::Null,
-        )));
-        for a in all {
-            self.send_to(a, msg.clone()).await;
-            self.send_to(
-                a,
-                Outbound::Close {
-                    code: close::GOING_AWAY,
-                    reason: "restarting",
-                },
-            )
-            .await;
-        }
+        self.going_away.send_replace(true);
+    }
+
+    /// What a socket task watches to hear that the node is going away.
+    pub fn going_away(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.going_away.subscribe()
+    }
+
+    /// Counts a socket until the returned guard is dropped.
+    pub fn socket_opened(&self) -> super::SocketGuard {
+        self.sockets.send_modify(|n| *n += 1);
+        super::SocketGuard(self.sockets.clone())
+    }
+
+    /// Returns once no socket task of this node is left.
+    pub async fn sockets_closed(&self) {
+        let mut open = self.sockets.subscribe();
+        let _ = open.wait_for(|n| *n == 0).await;
     }
 }

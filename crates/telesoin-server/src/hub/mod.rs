@@ -169,7 +169,21 @@ pub struct Hub {
     /// In this process (one node) or shared by the cluster; see [`crate::rooms`].
     rooms: Rooms<Room>,
     draining: AtomicBool,
+    /// Flipped once by [`Hub::drain`]: every socket task of this node says goodbye.
+    going_away: tokio::sync::watch::Sender<bool>,
+    /// How many upgraded sockets this node still holds (the shutdown waits for none).
+    sockets: tokio::sync::watch::Sender<usize>,
     events: Arc<Events>,
+}
+
+/// Held by a socket's task while it runs; see [`Hub::socket_opened`].
+#[derive(Debug)]
+pub struct SocketGuard(tokio::sync::watch::Sender<usize>);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl std::fmt::Debug for Hub {
@@ -222,6 +236,8 @@ impl Hub {
             cfg,
             rooms,
             draining: AtomicBool::new(false),
+            going_away: tokio::sync::watch::channel(false).0,
+            sockets: tokio::sync::watch::channel(0).0,
             events,
         })
     }

@@ -199,3 +199,96 @@ async fn a_full_disk_fails_closed_and_the_gap_is_recorded() {
     k.until("ended").await;
     server.stop().await;
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The real binary on `dir`, listening on `port`, with no drain notice (the close is what is
+/// tested here; the notice has its own test in cluster.rs).
+async fn spawn_binary(dir: &Path, port: u16) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_telesoin"))
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("TELESOIN_DRAIN_SECONDS", "0")
+        .env("TELESOIN_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn telesoin");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            if line.contains("listening on") {
+                return;
+            }
+        }
+        panic!("telesoin exited before listening");
+    })
+    .await
+    .expect("server started in time");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+/// SIGTERM, ten times over: every socket, seated or still before its `join`, is told
+/// `shutting_down` and closed with 1001 before the process exits (it used to exit before the
+/// upgraded sockets' frames went out: an abrupt 1006 in most drains).
+#[tokio::test]
+async fn every_drain_tells_every_socket_before_exiting() {
+    let dir = tempfile::tempdir().expect("dir");
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_telesoin"))
+        .args(["add-kine", "--email", "drains@example.fr"])
+        .args([
+            "--name",
+            "Claire Martin",
+            "--rpps",
+            "10009999995",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("TELESOIN_NEW_PASSWORD", PASSWORD)
+        .status()
+        .await
+        .expect("add-kine");
+    assert!(status.success());
+    for round in 0..10 {
+        let port = free_port();
+        let mut child = spawn_binary(dir.path(), port).await;
+        let api = Api {
+            http: http(),
+            base: format!("https://localhost:{port}"),
+            cookie: String::new(),
+        }
+        .login("drains@example.fr")
+        .await;
+        let (mut k, mut p, _, _, _) = admitted_pair(&api, port).await;
+        // A socket that has not sent `join` yet.
+        let mut early = Ws::open(port, None).await.expect("open");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().expect("pid").to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+        for (who, ws) in [("kiné", &mut k), ("patient", &mut p)] {
+            let (err, _) = ws.until("error").await;
+            assert_eq!(err["code"], "shutting_down", "round {round}, {who}: {err}");
+            assert_eq!(ws.closed().await, 1001, "round {round}, {who}");
+        }
+        let first = early.recv().await;
+        assert_eq!(first["code"], "shutting_down", "round {round}: {first}");
+        assert_eq!(early.closed().await, 1001, "round {round}, before join");
+        let exit = tokio::time::timeout(Duration::from_secs(15), child.wait())
+            .await
+            .expect("exits in time")
+            .expect("status");
+        assert!(exit.success(), "round {round}: {exit}");
+    }
+}
