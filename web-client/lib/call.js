@@ -559,16 +559,6 @@ export class Call {
   // --- The room: peer-to-peer channel, camera switch, screen sharing, leaving (lib/room.js). ---
 
   /**
-   * Leaves the room without ending the session (any role; the kiné's way out before or during a
-   * session): `leave`, then the socket closes (a WebSocket sends what is queued before its close).
-   * A seat whose socket was already down is released by the server when its grace runs out.
-   */
-  leave() {
-    this.signaling.send({ type: 'leave' });
-    this.stop();
-  }
-
-  /**
    * Per connection: the kiné (offerer) opens the data channel and a second video sender for
    * screen sharing before its offer, so that sharing later needs no renegotiation; the other
    * side picks the channel up.

@@ -79,9 +79,18 @@ fn our_origins(app: &AppState, req: &Request) -> (String, Option<String>) {
     (public, addressed)
 }
 
-/// Routes a logged-out page posts to: the origin is checked, there is no session token yet.
+/// Routes a logged-out page posts to: the origin is checked, there is no session token yet
+/// (the join page's requests carry the join token or code in their body, whatever cookie the
+/// browser also holds).
 fn needs_no_token(path: &str) -> bool {
-    matches!(path, "/api/login" | "/api/join-info")
+    matches!(
+        path,
+        "/api/login"
+            | "/api/join-info"
+            | "/api/join-code"
+            | "/api/join-price"
+            | "/api/join-price/accept"
+    )
 }
 
 /// Whether `path` is the bearer-only platform API.

@@ -68,7 +68,23 @@ async fn documents_are_private_uncached_and_typed() {
     let b = server.kine("other@example.fr").await;
     let p = a.ready_patient().await;
     let s = a.session(p, json!({})).await;
-    a.post(&format!("/api/sessions/{s}/end"), json!({})).await;
+    // A held session (a never-held one has no documents): about 1.5 s of video both ways.
+    let (kt, _) = a.link(s, "kine").await;
+    let (pt, pid) = a.link(s, "patient").await;
+    let (mut k, _) = welcomed(server.port, &kt).await;
+    k.until("admitted").await;
+    let (mut pa, _) = welcomed(server.port, &pt).await;
+    k.until("lobby_waiting").await;
+    k.send(json!({"type": "admit", "participant": pid})).await;
+    pa.until("admitted").await;
+    let media = json!({"type": "media", "state": "connected", "video_in": true, "video_out": true});
+    k.send(media.clone()).await;
+    pa.send(media).await;
+    pa.send(json!({"type": "ping"})).await;
+    pa.until("pong").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    k.send(json!({"type": "hangup"})).await;
+    k.until("ended").await;
     a.post(
         &format!("/api/sessions/{s}/report"),
         json!({"text": "Séance à distance"}),

@@ -187,6 +187,7 @@ async fn exchange(api: &Api, link: &str) -> (u16, Value) {
     let res = api
         .http
         .post(format!("{}/api/join-code", api.base))
+        .header("origin", &api.base)
         .json(&json!({ "code": code }))
         .send()
         .await

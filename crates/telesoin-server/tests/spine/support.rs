@@ -169,6 +169,27 @@ impl Api {
         self
     }
 
+    /// Takes the CSRF token of a session opened elsewhere (an OpenID login) from `/api/me`,
+    /// as the dashboard does after a reload.
+    pub async fn adopt_csrf(self) -> Api {
+        let res = self
+            .http
+            .get(format!("{}/api/me", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("me");
+        let token = res
+            .headers()
+            .get("x-csrf-token")
+            .expect("/api/me hands over the CSRF token")
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        csrf_tokens().lock().insert(self.cookie.clone(), token);
+        self
+    }
+
     /// The CSRF token of this client's session (empty when logged out).
     pub fn csrf(&self) -> String {
         csrf_tokens()
