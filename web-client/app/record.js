@@ -219,13 +219,16 @@ function documents(r, id) {
     section.append(h('p', { class: 'hint', t: 'app.record.docs.notyet' }));
     return section;
   }
+  // A session never held has no documents: no act to trace, nothing to invoice.
+  const held = r.outcome !== 'not_held';
+  const invoiced = held && r.billing_class === 'hn';
   /** @param {Key} key @param {string} href @param {string} doc */
   const link = (key, href, doc) =>
     h('a', { class: 'btn btn-secondary', attrs: { href, target: '_blank', rel: 'noopener', 'data-doc': doc } }, h('span', { t: key }), ' ', h('span', { class: 'visually-hidden', t: 'app.record.docs.newtab' }));
   append(section, [
-    h('div', { class: 'row' }, link('app.record.docs.report', `/api/sessions/${id}/report.pdf`, 'report'), r.billing_class === 'hn' ? link('app.record.docs.invoice', `/api/sessions/${id}/invoice.pdf`, 'invoice') : null),
+    h('div', { class: 'row' }, held ? link('app.record.docs.report', `/api/sessions/${id}/report.pdf`, 'report') : null, invoiced ? link('app.record.docs.invoice', `/api/sessions/${id}/invoice.pdf`, 'invoice') : null),
     h('p', { class: 'hint', t: 'app.record.docs.trace' }),
-    r.billing_class === 'hn' ? h('p', { class: 'hint', t: 'app.record.docs.invoice.hint' }) : null,
+    invoiced ? h('p', { class: 'hint', t: 'app.record.docs.invoice.hint' }) : null,
   ]);
   return section;
 }

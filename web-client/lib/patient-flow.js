@@ -9,6 +9,7 @@ import { Call } from './call.js';
 import { createCallView, markJoinClick } from './callview.js';
 import { openDevices, playChime, stopStream, watchLevel, webrtcSupported } from './devices.js';
 import { wireRoom } from './roomwire.js';
+import { openCamera, preferredCamera } from './room.js';
 import { h, field, focusHeading, replace } from './dom.js';
 import { bind, bindPair, consentText, fmtDate, fmtDuration, fmtEuros, fmtTime, onLangChange } from './i18n.js';
 
@@ -494,9 +495,25 @@ export function runPatientFlow(root, opts) {
       stream = audio.stream;
     } else {
       stream = got.stream;
+      await keepChosenCamera(stream);
     }
     markJoinClick();
     connect();
+  }
+
+  /**
+   * The way back opens the default camera: put back the one chosen during the call (the back
+   * camera on a phone), stopping the other first (phones cannot open two at once).
+   * @param {MediaStream} s
+   */
+  async function keepChosenCamera(s) {
+    const preferred = preferredCamera();
+    const current = s.getVideoTracks()[0];
+    if (!preferred || !current || current.getSettings().deviceId === preferred) return;
+    current.stop();
+    s.removeTrack(current);
+    const chosen = (await openCamera(preferred)) ?? (await openCamera(null));
+    if (chosen) s.addTrack(chosen);
   }
 
   /** @param {Refusal} refusal */

@@ -222,12 +222,16 @@ export class Api {
 
   /**
    * A patient ready for télésoin unless told otherwise.
-   * @param {{name: string, birth?: string, autonomy?: boolean, inPerson?: boolean, consent?: boolean, prescription?: boolean}} p
+   * @param {{name: string, birth?: string, autonomy?: boolean, inPerson?: boolean, consent?: boolean, representative?: {name: string, relation: string}, prescription?: boolean}} p
+   *   `representative`: for a minor, the legal representative who consents (required then)
    */
   async patient(p) {
     const patient = await this.post('/api/patients', { display_name: p.name, birth_date: p.birth ?? '1958-03-14', loss_of_autonomy: p.autonomy ?? false, gp_contact: 'Dr Martin, Guéret' });
     if (p.inPerson ?? true) await this.post(`/api/patients/${patient.id}/visits`, { date: daysAgo(30), kind: 'bilan' });
-    if (p.consent ?? false) await this.post(`/api/patients/${patient.id}/consents`, { text_version: '2026-11-v1', method: 'oral' });
+    if (p.consent ?? false) {
+      const rep = p.representative ? { representative_name: p.representative.name, representative_relation: p.representative.relation } : {};
+      await this.post(`/api/patients/${patient.id}/consents`, { text_version: '2026-11-v1', method: 'oral', ...rep });
+    }
     if (p.prescription ?? true) await this.post(`/api/patients/${patient.id}/prescriptions`, { date: daysAgo(40) });
     return patient;
   }

@@ -15,7 +15,7 @@ after(async () => {
 
 test('c) a minor: parent attestation first, then the call', async () => {
   const api = await kineApi();
-  const p = await api.patient({ name: 'Léo Petit', birth: '2013-06-02', consent: true });
+  const p = await api.patient({ name: 'Léo Petit', birth: '2013-06-02', consent: true, representative: { name: 'Sophie Petit', relation: 'mère' } });
   const session = await api.session(p.id, { autoAdmit: true });
   const link = await api.link(session.id);
 

@@ -37,7 +37,7 @@ test('g) compte rendu with an amendment, report and invoice PDFs, billing page, 
   const stamp = Date.now() % 100000;
   const patient = await api.patient({ name: `M. Leroy ${stamp}`, consent: true });
   const hnPatient = await api.patient({ name: `Mme Garnier ${stamp}`, consent: true, prescription: false });
-  assert.deepEqual(await api.get('/api/settings'), { cooperation_protocol: false, hn_price_cents: 0 }, 'demo settings start empty');
+  assert.deepEqual(await api.get('/api/settings'), { cooperation_protocol: false, hn_price_cents: 0, practice_departement: null }, 'demo settings start empty');
 
   const kineCtx = await newContext(browser, 'kine');
   const kine = await kineCtx.newPage();
@@ -99,7 +99,9 @@ test('g) compte rendu with an amendment, report and invoice PDFs, billing page, 
   await announce.waitFor({ timeout: 10_000 });
   await announce.getByRole('button', { name: 'Faire entrer' }).click();
   await Promise.all([waitConnected(patientPage), waitConnected(kine)]);
-  await patientPage.waitForTimeout(1_500); // some billable time with both connected
+  // Some billable time: both connected and video flowing both ways (each side reports video_in
+  // once its decoded frames advance, within about 2 s).
+  await patientPage.waitForTimeout(4_000);
 
   // The kiné ends the call and opens the record.
   await kineEnds(kine);
@@ -149,15 +151,14 @@ test('g) compte rendu with an amendment, report and invoice PDFs, billing page, 
   await checkAxe(kine, 'session record with the compte rendu');
   await kine.screenshot({ path: join(SCREENSHOTS, 'dashboard-09-record-report.png'), fullPage: true });
 
-  // The HN session, ended without a call: its record has the invoice PDF.
+  // The HN session, ended without a call: "non réalisée", so no amount and no invoice.
   await api.post(`/api/sessions/${hnSession.id}/end`);
   await kine.goto(`${s.url}/app#/record/${hnSession.id}`);
   await kine.getByRole('heading', { name: 'Dossier de séance' }).waitFor();
-  const invoice = kine.locator('a[data-doc="invoice"]');
-  await invoice.waitFor();
-  const inv = await kine.request.get(`${s.url}${await invoice.getAttribute('href')}`);
-  assert.equal(inv.status(), 200, 'the invoice of an HN session with a price');
-  assert.match(inv.headers()['content-type'] ?? '', /^application\/pdf/);
+  await kine.locator('[data-outcome="not_held"]').waitFor();
+  assert.equal(await kine.locator('a[data-doc="invoice"]').count(), 0, 'no invoice for a session never held');
+  const inv = await kine.request.get(`${s.url}/api/sessions/${hnSession.id}/invoice.pdf`);
+  assert.equal(inv.status(), 409, 'the server refuses it too');
 
   // The billing page: share, exports, settings.
   await kine.getByRole('link', { name: 'Facturation' }).click();
@@ -196,7 +197,7 @@ test('g) compte rendu with an amendment, report and invoice PDFs, billing page, 
   await kine.getByRole('button', { name: 'Afficher' }).click();
   const toError = kine.locator('.field-error[data-for="to"]');
   await toError.waitFor();
-  assert.equal(await toError.textContent(), 'Donnée invalide : vérifiez le formulaire.');
+  assert.equal(await toError.textContent(), 'Au : cette valeur n’est pas acceptée. Vérifiez-la.', 'the field is named in the error');
   await kine.getByLabel('Au', { exact: true }).fill(to);
   await kine.getByRole('button', { name: 'Afficher' }).click();
   await line.waitFor();
@@ -208,14 +209,14 @@ test('g) compte rendu with an amendment, report and invoice PDFs, billing page, 
   await kine.getByRole('button', { name: 'Enregistrer les réglages' }).click();
   const priceError = kine.locator('.settings .field-error[data-for="hn_price_cents"]');
   await priceError.waitFor();
-  assert.equal(await priceError.textContent(), 'Donnée invalide : vérifiez le formulaire.');
+  assert.equal(await priceError.textContent(), 'Prix habituel d’une séance hors nomenclature, en euros : cette valeur n’est pas acceptée. Vérifiez-la.', 'the field is named in the error');
   assert.equal(await price.getAttribute('aria-invalid'), 'true');
   await kine.getByLabel('J’ai déclaré un protocole de coopération').check();
   await price.fill('32,50');
   await kine.getByRole('button', { name: 'Enregistrer les réglages' }).click();
   await kine.getByText('Réglages enregistrés.').waitFor();
   assert.equal(await priceError.count(), 0);
-  assert.deepEqual(await api.get('/api/settings'), { cooperation_protocol: true, hn_price_cents: 3250 });
+  assert.deepEqual(await api.get('/api/settings'), { cooperation_protocol: true, hn_price_cents: 3250, practice_departement: null });
   await checkAxe(kine, 'billing page');
   await kine.screenshot({ path: join(SCREENSHOTS, 'dashboard-10-billing.png'), fullPage: true });
 
