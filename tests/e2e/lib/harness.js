@@ -248,6 +248,25 @@ export class Api {
     });
   }
 
+  /**
+   * Waits until the server's record of `session` counts at least `seconds` billable seconds
+   * (both sides connected with video flowing both ways, as persisted by the server). Tests that
+   * end a call and expect it billed wait on this evidence, not on a fixed delay: on a loaded
+   * machine the clients' video reports may come a few seconds after the connection.
+   * @param {string} session @param {number} [seconds] @param {number} [timeout]
+   */
+  async billableAtLeast(session, seconds = 1, timeout = 30_000) {
+    const until = Date.now() + timeout;
+    /** @type {any} */
+    let record = null;
+    while (Date.now() < until) {
+      record = await this.get(`/api/sessions/${session}/record`);
+      if ((record.provisional_seconds ?? 0) >= seconds) return record;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.fail(`session ${session}: ${record?.provisional_seconds} billable seconds after ${timeout} ms, wanted ${seconds} (events: ${JSON.stringify(record?.events?.map((/** @type {any} */ e) => e.kind))})`);
+  }
+
   /** @param {string} session @returns {Promise<{url: string, token: string, participant: string}>} */
   async link(session) {
     const link = await this.post(`/api/sessions/${session}/links`, { role: 'patient' });

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { assertFramesRise, checkAxe, daysAgo, launch, loginDashboard, newContext, patientToJoin, screen, server, shot, waitConnected, watchPage, kineEnds } from '../lib/harness.js';
+import { assertFramesRise, checkAxe, daysAgo, kineApi, launch, loginDashboard, newContext, patientToJoin, screen, server, shot, waitConnected, watchPage, kineEnds } from '../lib/harness.js';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -126,7 +126,13 @@ test('a) schedule, copy the link, consent, admit, call, hang up, billable durati
   await patient.getByRole('button', { name: 'Rallumer la caméra' }).waitFor();
   await patient.keyboard.press('Space');
   await patient.getByRole('button', { name: 'Couper la caméra' }).waitFor();
-  await patient.waitForTimeout(1_500); // let some billable time accrue with both connected
+  // Some billable time, as the server records it (both connected, video flowing both ways).
+  {
+    const api = await kineApi();
+    const me = (await api.get('/api/patients')).find((/** @type {any} */ x) => x.display_name === name);
+    const session = (await api.get('/api/sessions')).find((/** @type {any} */ x) => x.patient === me.id);
+    await api.billableAtLeast(session.id, 2);
+  }
   // Messages come between the camera and hanging up.
   await patient.keyboard.press('Tab');
   assert.equal(await patient.evaluate(() => document.activeElement?.classList.contains('ctl-chat')), true, 'messages are next in tab order');

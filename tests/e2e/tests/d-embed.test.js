@@ -80,7 +80,7 @@ test('d) embedded call on another origin reports admitted and ended', async () =
   await waitConnected(kine);
   await page.waitForFunction(() => /** @type {any} */ (window).__dom.some((/** @type {any} */ e) => e.event === 'connected'), null, { timeout: 20_000 });
   await shot(page, 'embed-01-call');
-  await page.waitForTimeout(1_500);
+  await api.billableAtLeast(session.id, 2);
   await kineEnds(kine);
   await page.waitForFunction(() => /** @type {any} */ (window).__dom.some((/** @type {any} */ e) => e.event === 'ended'), null, { timeout: 15_000 });
 

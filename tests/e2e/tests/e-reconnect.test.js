@@ -47,6 +47,7 @@ test('e) the patient goes offline for a few seconds and the call recovers', asyn
   await assertFramesRise(kine, 'kiné after the drop');
   await shot(page, 'patient-10-recovered');
 
+  await api.billableAtLeast(session.id, 2);
   await kineEnds(kine);
   await screen(page, 'ended');
   watch.check();

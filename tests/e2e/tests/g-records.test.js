@@ -101,7 +101,7 @@ test('g) compte rendu with an amendment, report and invoice PDFs, billing page, 
   await Promise.all([waitConnected(patientPage), waitConnected(kine)]);
   // Some billable time: both connected and video flowing both ways (each side reports video_in
   // once its decoded frames advance, within about 2 s).
-  await patientPage.waitForTimeout(4_000);
+  await api.billableAtLeast(session.id, 2);
 
   // The kiné ends the call and opens the record.
   await kineEnds(kine);
