@@ -241,18 +241,18 @@ function insCard(file, done) {
   const opt = (value, key) => h('option', { attrs: { value }, t: key });
   const status = h(
     'select',
-    { attrs: { name: 'ins_status' } },
+    { attrs: { name: 'status' } },
     opt('provisoire', 'app.patient.ins.opt.provisoire'),
     opt('recuperee', 'app.patient.ins.opt.recuperee'),
     opt('validee', 'app.patient.ins.opt.validee'),
     opt('qualifiee', 'app.patient.ins.opt.qualifiee'),
   );
-  const matricule = h('input', { attrs: { type: 'text', name: 'ins_matricule', autocomplete: 'off', inputmode: 'text', maxlength: '21' } });
-  const oid = h('select', { attrs: { name: 'ins_oid' } }, opt('nir', 'app.patient.ins.oid.nir'), opt('nia', 'app.patient.ins.oid.nia'), opt('test', 'app.patient.ins.oid.test'), opt('demo', 'app.patient.ins.oid.demo'));
-  const names = h('input', { attrs: { type: 'text', name: 'ins_birth_names', autocomplete: 'off', required: true } });
-  const first = h('input', { attrs: { type: 'text', name: 'ins_first_names', autocomplete: 'off', required: true } });
-  const sex = h('select', { attrs: { name: 'ins_sex' } }, opt('F', 'app.patient.ins.sex.F'), opt('M', 'app.patient.ins.sex.M'), opt('I', 'app.patient.ins.sex.I'));
-  const place = h('input', { attrs: { type: 'text', name: 'ins_birth_place', autocomplete: 'off', required: true, maxlength: '5' } });
+  const matricule = h('input', { attrs: { type: 'text', name: 'matricule', autocomplete: 'off', inputmode: 'text', maxlength: '21' } });
+  const oid = h('select', { attrs: { name: 'oid' } }, opt('nir', 'app.patient.ins.oid.nir'), opt('nia', 'app.patient.ins.oid.nia'), opt('test', 'app.patient.ins.oid.test'), opt('demo', 'app.patient.ins.oid.demo'));
+  const names = h('input', { attrs: { type: 'text', name: 'birth_names', autocomplete: 'off', required: true } });
+  const first = h('input', { attrs: { type: 'text', name: 'first_names', autocomplete: 'off', required: true } });
+  const sex = h('select', { attrs: { name: 'sex' } }, opt('F', 'app.patient.ins.sex.F'), opt('M', 'app.patient.ins.sex.M'), opt('I', 'app.patient.ins.sex.I'));
+  const place = h('input', { attrs: { type: 'text', name: 'birth_place', autocomplete: 'off', required: true, maxlength: '5' } });
   if (ins) {
     status.value = ins.status;
     matricule.value = ins.matricule ?? '';
@@ -313,7 +313,7 @@ function insCard(file, done) {
       });
       done();
     } catch (err) {
-      if (!handleError(err)) replace(error, errorAlert(err));
+      if (!handleError(err)) showFormError(form, error, err);
     }
   });
   return h('section', { class: 'card', attrs: { 'aria-labelledby': 'ins-h' } }, h('h2', { t: 'app.patient.ins', attrs: { id: 'ins-h' } }), summary, form);

@@ -461,8 +461,9 @@ export function runPatientFlow(root, opts) {
       show(
         'left',
         h('h1', { t: 'join.left.title' }),
-        h('p', { class: 'lead', t: 'join.left.text' }),
+        // The way back first: at 200 % text on a phone it must be on screen without scrolling.
         back,
+        h('p', { class: 'lead', t: 'join.left.text' }),
         billable !== null ? h('p', { class: 'duration', t: 'join.ended.duration', tp: { duration: fmtDuration(billable) } }) : null,
         h('p', { class: 'hint', t: 'join.left.close' }),
       );

@@ -326,6 +326,21 @@ pub fn check(input: &IdentityInput<'_>) -> Result<PatientIdentity, RefusalCode> 
     })
 }
 
+/// Which field of the identity a refusal of [`check`] is about (the JSON names of the REST body:
+/// `status`, `matricule`, `oid`, `birth_names`, `first_names`, `birth_date`, `sex`, `birth_place`).
+pub fn refused_field(input: &IdentityInput<'_>, code: RefusalCode) -> &'static str {
+    match code {
+        RefusalCode::InsStatus => "status",
+        RefusalCode::InsOid => "oid",
+        RefusalCode::InsTraits if Sex::parse(input.sex).is_none() => "sex",
+        RefusalCode::InsTraits if !valid_name(input.birth_names) => "birth_names",
+        RefusalCode::InsTraits if !valid_name(input.first_names) => "first_names",
+        RefusalCode::InsTraits => "birth_place",
+        RefusalCode::InsMismatch if input.birth_date != input.record_birth_date => "birth_date",
+        _ => "matricule",
+    }
+}
+
 /// The matricule says the sex and the year (and month) of birth: they must match the traits.
 fn coherent(m: &Matricule, t: &Traits) -> Result<(), RefusalCode> {
     let v = m.value.as_bytes();
@@ -591,6 +606,69 @@ mod tests {
         ];
         for (name, i, expected) in cases {
             assert_eq!(check(&i).map(|p| p.status), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn refused_field_table() {
+        let good = "184127505612355";
+        let cases: Vec<(IdentityInput<'_>, &str)> = vec![
+            (input("verified", None), "status"),
+            (input("qualifiee", Some("184127505612354")), "matricule"),
+            (input("qualifiee", Some("18412750561")), "matricule"),
+            (
+                IdentityInput {
+                    oid: Some("1.2.3"),
+                    ..input("qualifiee", Some(good))
+                },
+                "oid",
+            ),
+            (
+                IdentityInput {
+                    sex: "F",
+                    ..input("qualifiee", Some(good))
+                },
+                "matricule",
+            ),
+            (
+                IdentityInput {
+                    record_birth_date: d("1984-12-04"),
+                    ..input("validee", None)
+                },
+                "birth_date",
+            ),
+            (
+                IdentityInput {
+                    sex: "X",
+                    ..input("validee", None)
+                },
+                "sex",
+            ),
+            (
+                IdentityInput {
+                    birth_names: " ",
+                    ..input("validee", None)
+                },
+                "birth_names",
+            ),
+            (
+                IdentityInput {
+                    first_names: "JEAN2",
+                    ..input("validee", None)
+                },
+                "first_names",
+            ),
+            (
+                IdentityInput {
+                    birth_place: "7505",
+                    ..input("validee", None)
+                },
+                "birth_place",
+            ),
+        ];
+        for (i, field) in cases {
+            let code = check(&i).expect_err(field);
+            assert_eq!(refused_field(&i, code), field, "{code:?}");
         }
     }
 

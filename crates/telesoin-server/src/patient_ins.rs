@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 
 /// The core's check of what was sent, against the birth date on the patient's record.
 pub fn check(body: &rest::PatientIns, record_birth_date: NaiveDate) -> ApiResult<PatientIdentity> {
-    telesoin_core::ins::check(&IdentityInput {
+    let input = IdentityInput {
         status: &body.status,
         matricule: body.matricule.as_deref(),
         oid: body.oid.as_deref(),
@@ -32,9 +32,10 @@ pub fn check(body: &rest::PatientIns, record_birth_date: NaiveDate) -> ApiResult
         sex: &body.sex,
         birth_place: &body.birth_place,
         record_birth_date,
-    })
-    .map_err(|code| ApiError {
-        details: serde_json::json!({ "field": "ins" }),
+    };
+    // `field` names the body field the refusal is about, so the dashboard shows it under that control.
+    telesoin_core::ins::check(&input).map_err(|code| ApiError {
+        details: serde_json::json!({ "field": telesoin_core::ins::refused_field(&input, code) }),
         ..ApiError::refusal(code)
     })
 }

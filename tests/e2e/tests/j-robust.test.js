@@ -115,6 +115,9 @@ test('j1) phone and dashboard at 200 % text and 200 % zoom', async () => {
     await page.locator('dialog.confirm [data-answer="yes"]').click();
     await screen(page, 'left');
     await noOverflow(page, `left ${mode}`);
+    // The way back is on screen without scrolling (a patient who hung up by mistake sees it at once).
+    const back = await page.getByRole('button', { name: 'Revenir dans la séance' }).boundingBox();
+    assert.ok(back && back.y >= 0 && back.y + back.height <= (mode === 'zoom' ? 422 : 844) + 1, `"Revenir dans la séance" above the fold (${JSON.stringify(back)})`);
     await shot(page, `patient-25-left-${mode}200`);
     await ctx.close();
   }
@@ -265,5 +268,33 @@ test('j4) a dashboard form error names its field', async () => {
   const error = await kine.locator(`[id="${describedBy?.split(' ')[0]}"]`).innerText();
   assert.ok(error.trim().length > 0 && !/^Donnée invalide\.?$/.test(error.trim()), `a field-level error, not just "Donnée invalide" (${error})`);
   await shot(kine, 'dashboard-23-field-error');
+  await ctx.close();
+});
+
+test('j5) an INS refused by the server is shown under the field it is about', async () => {
+  const api = await kineApi();
+  const p = await api.patient({ name: 'M. Identité', birth: '1984-12-03' });
+  const ctx = await newContext(browser, 'kine');
+  const kine = await ctx.newPage();
+  await loginDashboard(kine);
+  await kine.goto(`${server().url}/app#/patients/${p.id}`);
+  const ins = kine.locator('section[aria-labelledby="ins-h"]');
+  await ins.waitFor({ timeout: 10_000 });
+  await ins.getByLabel('Statut de l’identité').selectOption('qualifiee');
+  // A NIR whose key is wrong (the right one is 55).
+  await ins.getByLabel('Matricule INS (NIR ou NIA, 15 caractères)').fill('184127505612354');
+  await ins.getByLabel('Nom(s) de naissance', { exact: true }).fill('DUPONT');
+  await ins.getByLabel('Prénom(s) de naissance').fill('JEAN');
+  await ins.getByLabel('Sexe').selectOption('M');
+  await ins.getByLabel('Lieu de naissance (code INSEE)').fill('75056');
+  await ins.getByRole('button', { name: 'Enregistrer l’identité' }).click();
+  const matricule = ins.locator('input[name="matricule"]');
+  await kine.waitForFunction(() => document.querySelector('section[aria-labelledby="ins-h"] input[name="matricule"]')?.getAttribute('aria-invalid') === 'true', null, { timeout: 10_000 });
+  const error = ins.locator('.field-error[data-for="matricule"]');
+  assert.equal(await error.getAttribute('data-code'), 'ins_key', 'the refusal code rides on the message');
+  assert.ok((await error.innerText()).trim().length > 0, 'a message in words under the matricule');
+  assert.ok((await matricule.getAttribute('aria-describedby'))?.includes(/** @type {string} */ (await error.getAttribute('id'))), 'the field points at its error');
+  assert.equal(await kine.evaluate(() => document.activeElement?.getAttribute('name')), 'matricule', 'focus moves to the field');
+  await shot(kine, 'dashboard-24-ins-field-error');
   await ctx.close();
 });
