@@ -43,11 +43,20 @@ async fn ins_is_checked_stored_and_carried_only_when_qualified() {
     let nir = nir_1958();
 
     // Refusals: each with its code and both languages.
-    for (body, code) in [
-        (ins("qualifiee", Some("158037505612300")), "ins_key"),
-        (ins("qualifiee", Some("15803750561")), "ins_format"),
-        (ins("qualifiee", None), "ins_status"),
-        (ins("provisoire", Some(&nir)), "ins_status"),
+    // `details.field` names the control the dashboard shows the message under.
+    for (body, code, field) in [
+        (
+            ins("qualifiee", Some("158037505612300")),
+            "ins_key",
+            "matricule",
+        ),
+        (
+            ins("qualifiee", Some("15803750561")),
+            "ins_format",
+            "matricule",
+        ),
+        (ins("qualifiee", None), "ins_status", "status"),
+        (ins("provisoire", Some(&nir)), "ins_status", "status"),
     ] {
         let (status, v) = api
             .call(
@@ -57,6 +66,7 @@ async fn ins_is_checked_stored_and_carried_only_when_qualified() {
             )
             .await;
         assert_eq!((status, v["code"].as_str()), (422, Some(code)), "{v}");
+        assert_eq!(v["details"]["field"], field, "{v}");
         assert!(v["message_fr"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(v["message_en"].as_str().is_some_and(|m| !m.is_empty()));
     }
@@ -208,6 +218,7 @@ async fn ins_is_checked_stored_and_carried_only_when_qualified() {
         )
         .await;
     assert_eq!((status, v["code"].as_str()), (422, Some("ins_key")));
+    assert_eq!(v["details"]["field"], "ins.matricule", "{v}");
     assert_eq!(
         api.get("/api/patients").await.as_array().map(Vec::len),
         before
