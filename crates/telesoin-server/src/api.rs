@@ -269,15 +269,7 @@ pub async fn create_patient_for(
     let identity = body
         .ins
         .as_ref()
-        .map(|i| {
-            // Nested in the patient's body: the refused field is `ins.<field>`.
-            crate::patient_ins::check(i, body.birth_date).map_err(|mut e| {
-                if let Some(f) = e.details.get("field").and_then(|f| f.as_str()) {
-                    e.details = serde_json::json!({ "field": format!("ins.{f}") });
-                }
-                e
-            })
-        })
+        .map(|i| crate::patient_ins::check(i, body.birth_date, "ins."))
         .transpose()?;
     let patient = Patient {
         id: PatientId(Uuid::new_v4()),

@@ -20,8 +20,14 @@ use crate::app::AppState;
 use crate::auth::CurrentKine;
 use crate::error::{ApiError, ApiResult};
 
-/// The core's check of what was sent, against the birth date on the patient's record.
-pub fn check(body: &rest::PatientIns, record_birth_date: NaiveDate) -> ApiResult<PatientIdentity> {
+/// The core's check of what was sent, against the birth date on the patient's record. A refusal's
+/// `details.field` is the body field it is about, after `prefix` (`"ins."` when the identity is
+/// nested in a patient's body), so the dashboard shows it under that control.
+pub fn check(
+    body: &rest::PatientIns,
+    record_birth_date: NaiveDate,
+    prefix: &str,
+) -> ApiResult<PatientIdentity> {
     let input = IdentityInput {
         status: &body.status,
         matricule: body.matricule.as_deref(),
@@ -33,9 +39,10 @@ pub fn check(body: &rest::PatientIns, record_birth_date: NaiveDate) -> ApiResult
         birth_place: &body.birth_place,
         record_birth_date,
     };
-    // `field` names the body field the refusal is about, so the dashboard shows it under that control.
     telesoin_core::ins::check(&input).map_err(|code| ApiError {
-        details: serde_json::json!({ "field": telesoin_core::ins::refused_field(&input, code) }),
+        details: serde_json::json!({
+            "field": format!("{prefix}{}", telesoin_core::ins::refused_field(&input, code))
+        }),
         ..ApiError::refusal(code)
     })
 }
@@ -87,7 +94,7 @@ pub async fn set_ins_for(
     body: rest::PatientIns,
 ) -> ApiResult<rest::PatientIns> {
     let p = own_patient(app, kine.id, id).await?;
-    let identity = check(&body, p.patient.birth_date)?;
+    let identity = check(&body, p.patient.birth_date, "")?;
     store(app, kine.id, p.patient.id, &identity).await
 }
 
