@@ -16,7 +16,8 @@
 //! signaling; `evidence` records what billing counts (media reports and heartbeats, hang-ups and
 //! leaves, replayed or not, the loss a rejoin reports); `presence` follows lost sockets and their
 //! grace; `lifecycle` ends, finalizes,
-//! cancels, recovers, sweeps and drains.
+//! cancels, recovers, sweeps and drains; `restore` puts seats back from the record when the
+//! cluster's shared state lost them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ mod join;
 mod lifecycle;
 mod presence;
 mod relay;
+mod restore;
 
 /// WebSocket close codes used by the hub (4000-4999 are the application's own).
 pub mod close {
@@ -174,6 +176,11 @@ pub struct Hub {
     /// How many upgraded sockets this node still holds (the shutdown waits for none).
     sockets: tokio::sync::watch::Sender<usize>,
     events: Arc<Events>,
+    /// The sockets this node holds and the seats they stand for: what rebuilds the shared state
+    /// when it is lost (see `restore`).
+    local: parking_lot::Mutex<HashMap<ParticipantId, restore::LocalSocket>>,
+    /// Whether this node's marker in the shared state was written (see `restore`).
+    marked: AtomicBool,
 }
 
 /// Held by a socket's task while it runs; see [`Hub::socket_opened`].
@@ -239,6 +246,8 @@ impl Hub {
             going_away: tokio::sync::watch::channel(false).0,
             sockets: tokio::sync::watch::channel(0).0,
             events,
+            local: parking_lot::Mutex::new(HashMap::new()),
+            marked: AtomicBool::new(false),
         })
     }
 

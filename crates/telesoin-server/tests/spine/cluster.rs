@@ -41,14 +41,14 @@ fn required(what: &str) -> bool {
 }
 
 /// A redis-server of this test's own, without persistence, killed when dropped.
-struct Redis {
+pub(crate) struct Redis {
     child: Option<Child>,
     port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Redis {
-    async fn start() -> Option<Redis> {
+    pub(crate) async fn start() -> Option<Redis> {
         if !Path::new("/usr/bin/redis-server").exists() && which("redis-server").is_none() {
             required("redis-server");
             return None;
@@ -63,11 +63,11 @@ impl Redis {
         Some(r)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         let child = Command::new(which("redis-server").unwrap_or_else(|| "redis-server".into()))
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -89,7 +89,7 @@ impl Redis {
         }
     }
 
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().await.expect("kill redis-server");
         }

@@ -197,6 +197,17 @@ async fn a_full_disk_fails_closed_and_the_gap_is_recorded() {
     );
     k.send(json!({"type": "hangup"})).await;
     k.until("ended").await;
+    // Finalized once, and the audit chain kept whole through the refused writes.
+    let rec = api.record(s).await;
+    assert_eq!(rec["status"], "ended", "{rec}");
+    let events = rec["events"].as_array().expect("events");
+    assert_eq!(events.iter().filter(|e| e["kind"] == "ended").count(), 1);
+    assert!(
+        telesoin_server::records::cli::audit_verify(server.state.store.as_ref())
+            .await
+            .expect("audit verify"),
+        "the audit chain is intact"
+    );
     server.stop().await;
 }
 

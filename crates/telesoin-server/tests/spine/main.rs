@@ -11,6 +11,7 @@ mod reach;
 mod records;
 mod restart;
 mod room;
+mod standing;
 mod support;
 mod turn;
 

@@ -1,0 +1,542 @@
+//! The standing fault suite: real webrtc-rs peers (`telesoin-peer`, reconnecting by themselves as
+//! the web client does) in a call through the real binary, which is killed (`kill -9`) and
+//! started again at each step of the protocol (or drained with SIGTERM mid-call); and a cluster
+//! node whose Redis restarts empty mid-call. Every case asserts, from the record:
+//! - billed seconds against the call the peers observed (from their own connection states, the
+//!   instant both were connected to the instant the kiné hung up): never more than 1.5 s over
+//!   (whole seconds, reports a few hundred milliseconds apart), and not under by more than the
+//!   time the server was away plus 3 s (a call that connects while the server is down has no
+//!   evidence until it is back: billing then starts at the first persisted report);
+//! - exactly one `ended` event and one finalization (`finalized_at` unchanged by a restart);
+//! - `telesoin audit verify` passes (the binary's cases);
+//! - no admission without its persisted event: every participant that was told `admitted` has an
+//!   `admitted` event in the record, after its first `joined`, and nothing is recorded for a
+//!   seat after its `left` without a new `joined`/`reconnected`.
+//!
+//! Short mode (the default, in `tests/run`): one call of a few seconds per step. Long mode,
+//! `TELESOIN_STANDING=long`: five rounds per step with 20 s calls. Each case is bounded (90 s,
+//! 15 min in long mode).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use telesoin_peer::{Peer, PeerConfig};
+use telesoin_proto::signal::ServerMsg;
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+use crate::support::*;
+
+const T: Duration = Duration::from_secs(20);
+
+fn long() -> bool {
+    std::env::var("TELESOIN_STANDING").as_deref() == Ok("long")
+}
+
+/// (rounds, time in the call, bound of one case)
+fn mode() -> (usize, Duration, Duration) {
+    if long() {
+        (5, Duration::from_secs(20), Duration::from_secs(900))
+    } else {
+        (1, Duration::from_secs(3), Duration::from_secs(90))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The kiné joined (and is admitted), nobody else yet.
+    AfterJoin,
+    /// The patient was just admitted.
+    AfterAdmission,
+    /// The kiné's offer reached the patient.
+    AfterOffer,
+    /// Both peers connected, mid-call.
+    MediaConnected,
+    /// The kiné's hang-up was just sent.
+    HangUp,
+    /// `ended` reached the kiné.
+    Ended,
+    /// Mid-call, SIGTERM instead of `kill -9`: the drain tells every socket, the peers come back
+    /// to the restarted server.
+    Drained,
+}
+
+/// The binary on its own data directory and port, killed and started again at will.
+struct Binary {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+const ENV: [(&str, &str); 2] = [
+    ("TELESOIN_HEARTBEAT_SECONDS", "2"),
+    ("TELESOIN_DRAIN_SECONDS", "0"),
+];
+
+impl Binary {
+    async fn start(email: &str) -> Binary {
+        let dir = tempfile::tempdir().expect("dir");
+        let status = Command::new(env!("CARGO_BIN_EXE_telesoin"))
+            .args(["add-kine", "--email", email, "--name", "Claire Martin"])
+            .args(["--rpps", "10009999996", "--data-dir"])
+            .arg(dir.path())
+            .env("TELESOIN_NEW_PASSWORD", PASSWORD)
+            .status()
+            .await
+            .expect("add-kine");
+        assert!(status.success());
+        let port = crate::restart::free_port();
+        let child = crate::restart::spawn_with(dir.path(), port, &ENV).await;
+        Binary {
+            dir,
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    /// `kill -9`, then the binary again on the same directory and port; returns how long the
+    /// server was away.
+    async fn crash_and_restart(&mut self) -> Duration {
+        let away = Instant::now();
+        self.kill().await;
+        self.child = Some(crate::restart::spawn_with(self.dir.path(), self.port, &ENV).await);
+        away.elapsed()
+    }
+
+    /// SIGTERM, the drain to its end (bounded), then the binary again; how long it was away.
+    async fn drain_and_restart(&mut self) -> Duration {
+        let away = Instant::now();
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().expect("pid").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+        let exit = tokio::time::timeout(Duration::from_secs(15), child.wait())
+            .await
+            .expect("the drain ends in time")
+            .expect("status");
+        assert!(exit.success(), "{exit}");
+        self.child = Some(crate::restart::spawn_with(self.dir.path(), self.port, &ENV).await);
+        away.elapsed()
+    }
+
+    async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await.expect("kill -9");
+        }
+    }
+
+    fn audit_verify(&self) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_telesoin"))
+            .args(["audit", "verify", "--data-dir"])
+            .arg(self.dir.path())
+            .env("TELESOIN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("audit verify");
+        assert!(
+            out.status.success(),
+            "audit verify: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn peer_config(ca: &[u8], link: String, auto_admit: bool) -> PeerConfig {
+    PeerConfig {
+        ca_pem: Some(ca.to_vec()),
+        udp_bind: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))],
+        auto_admit_lobby: auto_admit,
+        consent: true,
+        ..PeerConfig::new(link)
+    }
+}
+
+async fn link_url(api: &Api, session: Uuid, role: &str) -> String {
+    api.post(
+        &format!("/api/sessions/{session}/links"),
+        json!({"role": role}),
+    )
+    .await["url"]
+        .as_str()
+        .expect("url")
+        .to_owned()
+}
+
+/// What a record must say after any fault: one end, billed against observed, every admission
+/// persisted, nothing after a seat's `left` without a new arrival.
+fn check_record(rec: &Value, observed: f64, away: f64, admitted: &[Uuid]) -> i64 {
+    assert_eq!(rec["status"], "ended", "{rec}");
+    let billed = rec["billable_seconds"].as_i64().expect("finalized");
+    assert!(
+        (billed as f64) <= observed + 1.5,
+        "over-billed: {billed} s for {observed:.1} s observed: {rec}"
+    );
+    assert!(
+        (billed as f64) >= observed - away - 3.0,
+        "billed {billed} s for {observed:.1} s observed, the server away {away:.1} s: {rec}"
+    );
+    let events = rec["events"].as_array().expect("events");
+    assert_eq!(
+        events.iter().filter(|e| e["kind"] == "ended").count(),
+        1,
+        "one end: {rec}"
+    );
+    for p in admitted {
+        let p = p.to_string();
+        let own: Vec<&Value> = events.iter().filter(|e| e["participant"] == p).collect();
+        let joined = own.iter().position(|e| e["kind"] == "joined");
+        let first_admitted = own.iter().position(|e| e["kind"] == "admitted");
+        assert!(
+            matches!((joined, first_admitted), (Some(j), Some(a)) if j < a),
+            "{p} was told admitted: its admission is persisted after its join: {own:?}"
+        );
+        // Nothing of a seat between its `left` and its next arrival.
+        let mut out = false;
+        for e in &own {
+            match e["kind"].as_str() {
+                Some("left") => out = true,
+                Some("joined" | "reconnected") => out = false,
+                Some(kind) => assert!(!out, "{kind} recorded for {p} after its left: {own:?}"),
+                None => {}
+            }
+        }
+    }
+    billed
+}
+
+async fn kill_at(step: Step, round: usize, stay: Duration) {
+    let email = format!("standing-{step:?}-{round}@example.fr").to_lowercase();
+    let mut node = Binary::start(&email).await;
+    let api = Api {
+        http: http(),
+        base: node.base(),
+        cookie: String::new(),
+    }
+    .login(&email)
+    .await;
+    let patient = api.ready_patient().await;
+    let session = api.session(patient, json!({})).await;
+    let kine_link = link_url(&api, session, "kine").await;
+    let patient_link = link_url(&api, session, "patient").await;
+    let ca = std::fs::read(node.dir.path().join("tls/cert.pem")).expect("certificate");
+    let mut away = Duration::ZERO;
+
+    let mut kine = Peer::join(peer_config(&ca, kine_link, true))
+        .await
+        .expect("kiné joins");
+    kine.admitted(T).await.expect("kiné admitted");
+    if step == Step::AfterJoin {
+        away += node.crash_and_restart().await;
+        kine.wait_rejoined(1, T)
+            .await
+            .expect("kiné rejoins by itself");
+        kine.admitted(T).await.expect("kiné admitted again");
+    }
+    let mut pat = Peer::join(peer_config(&ca, patient_link, false))
+        .await
+        .expect("patient joins");
+    match step {
+        Step::AfterAdmission => {
+            pat.admitted(T).await.expect("patient admitted");
+            away += node.crash_and_restart().await;
+        }
+        Step::AfterOffer => {
+            pat.wait_for("the kiné's offer", T, |m| {
+                matches!(m, ServerMsg::Offer { .. })
+            })
+            .await
+            .expect("offer");
+            away += node.crash_and_restart().await;
+        }
+        _ => {}
+    }
+    kine.wait_media_connected(T).await.expect("kiné connected");
+    pat.wait_media_connected(T)
+        .await
+        .expect("patient connected");
+    let connected = Instant::now();
+    if matches!(step, Step::AfterAdmission | Step::AfterOffer) {
+        // Both are back on the restarted server before the call goes on.
+        kine.wait_rejoined(1, T).await.expect("kiné rejoined");
+        pat.wait_rejoined(1, T).await.expect("patient rejoined");
+    }
+    if matches!(step, Step::MediaConnected | Step::Drained) {
+        tokio::time::sleep(stay / 2).await;
+        away += if step == Step::Drained {
+            node.drain_and_restart().await
+        } else {
+            node.crash_and_restart().await
+        };
+        kine.wait_rejoined(1, T).await.expect("kiné rejoined");
+        pat.wait_rejoined(1, T).await.expect("patient rejoined");
+        kine.admitted(T).await.expect("kiné admitted again");
+    }
+    tokio::time::sleep(stay).await;
+    assert!(
+        kine.state().connected_remote().is_some() && pat.state().connected_remote().is_some(),
+        "the media stayed up (peer to peer) through the restarts"
+    );
+    let hung_up = Instant::now();
+    match step {
+        Step::HangUp => {
+            kine.send_hangup().await.expect("hang-up sent");
+            away += node.crash_and_restart().await;
+            // Kept until acknowledged: replayed after the rejoin (or already done before the
+            // kill, then the rejoin is refused `session_ended`).
+            kine.wait_state("the hang-up acknowledged", T, |s| {
+                (s.ended.is_some() || s.refused.is_some()).then_some(Ok(()))
+            })
+            .await
+            .expect("the hang-up is acknowledged after the restart");
+            kine.shutdown().await;
+        }
+        _ => {
+            let billed = kine.hangup(T).await.expect("hangup");
+            assert!(billed.is_some(), "ended with billable seconds");
+        }
+    }
+    let observed = (hung_up - connected).as_secs_f64();
+    if step == Step::Ended {
+        away += node.crash_and_restart().await;
+    }
+    pat.wait_state("the end of the call", T, |s| {
+        (s.ended.is_some() || s.refused.is_some() || s.gone()).then_some(Ok(()))
+    })
+    .await
+    .expect("the patient hears of the end");
+    pat.shutdown().await;
+
+    let api = api.login(&email).await;
+    let rec = api.record(session).await;
+    let admitted = [kine.participant(), pat.participant()];
+    let billed = check_record(&rec, observed, away.as_secs_f64(), &admitted);
+    // Once more: the finalization is not repeated.
+    node.crash_and_restart().await;
+    let again = api.login(&email).await.record(session).await;
+    assert_eq!(
+        (again["billable_seconds"].as_i64(), &again["finalized_at"]),
+        (Some(billed), &rec["finalized_at"]),
+        "finalized once"
+    );
+    node.kill().await;
+    node.audit_verify();
+    eprintln!(
+        "standing {step:?} round {round}: billed {billed} s, observed {observed:.1} s, server away {:.1} s",
+        away.as_secs_f64()
+    );
+}
+
+async fn standing(step: Step) {
+    let (rounds, stay, bound) = mode();
+    for round in 0..rounds {
+        tokio::time::timeout(bound, kill_at(step, round, stay))
+            .await
+            .unwrap_or_else(|_| panic!("{step:?} round {round} took longer than {bound:?}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_kill_after_join() {
+    standing(Step::AfterJoin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_kill_after_admission() {
+    standing(Step::AfterAdmission).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_kill_after_offer() {
+    standing(Step::AfterOffer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_kill_mid_call() {
+    standing(Step::MediaConnected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_sigterm_mid_call() {
+    standing(Step::Drained).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_kill_after_hangup() {
+    standing(Step::HangUp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_kill_after_ended() {
+    standing(Step::Ended).await;
+}
+
+/// A cluster node (in-process, its own redis-server on a free port) whose Redis restarts empty
+/// mid-call: the seats, the admissions and the kiné's authority come back from the record, so a
+/// companion is still let in by the kiné and connected (admit and relay), and the kiné's hang-up
+/// ends the session (it used to be answered `error{not_allowed}`), billed as observed.
+async fn redis_restarted_empty(round: usize, stay: Duration) {
+    let Some(mut redis) = crate::cluster::Redis::start().await else {
+        return;
+    };
+    let url = redis.url();
+    let server = Server::start_with(|c| {
+        c.redis_url = Some(url);
+        c.heartbeat_seconds = 2;
+        c.grace_seconds = 20;
+    })
+    .await;
+    let api = server
+        .kine(&format!("redis-empty-{round}@example.fr"))
+        .await;
+    let patient = api.ready_patient().await;
+    let session = api.session(patient, json!({})).await;
+    let ca = std::fs::read(server.dir.path().join("tls/cert.pem")).expect("certificate");
+    let kine_link = link_url(&api, session, "kine").await;
+    let patient_link = link_url(&api, session, "patient").await;
+    let companion_link = link_url(&api, session, "companion").await;
+
+    let mut kine = Peer::join(peer_config(&ca, kine_link, true))
+        .await
+        .expect("kiné joins");
+    kine.admitted(T).await.expect("kiné admitted");
+    let mut pat = Peer::join(peer_config(&ca, patient_link, false))
+        .await
+        .expect("patient joins");
+    pat.admitted(T).await.expect("patient admitted");
+    kine.wait_media_connected(T).await.expect("kiné connected");
+    pat.wait_media_connected(T)
+        .await
+        .expect("patient connected");
+    let connected = Instant::now();
+    tokio::time::sleep(stay / 2).await;
+
+    // Redis restarts with nothing in it (no persistence): every room, lock and location is gone.
+    let away = Instant::now();
+    redis.stop().await;
+    redis.restart().await;
+    let deadline = Instant::now() + T;
+    while http()
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .expect("readyz")
+        .status()
+        != 200
+    {
+        assert!(Instant::now() < deadline, "ready again once Redis is back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let away = away.elapsed();
+
+    // Admit and relay: a companion joins, the kiné (auto-admitting) lets it in and offers.
+    let mut comp = Peer::join(peer_config(&ca, companion_link, false))
+        .await
+        .expect("companion joins");
+    comp.admitted(T)
+        .await
+        .expect("the kiné's authority survived: the companion is admitted");
+    comp.wait_media_connected(T)
+        .await
+        .expect("the kiné's offer was relayed to the companion");
+    tokio::time::sleep(stay / 2).await;
+
+    let hung_up = Instant::now();
+    let billed = kine
+        .hangup(T)
+        .await
+        .expect("hangup")
+        .expect("the kiné's hang-up ends the session");
+    let observed = (hung_up - connected).as_secs_f64();
+    for p in [&mut pat, &mut comp] {
+        p.wait_state("ended", T, |s| s.ended.is_some().then_some(Ok(())))
+            .await
+            .expect("everyone hears the end");
+        p.shutdown().await;
+    }
+    let rec = api.record(session).await;
+    assert_eq!(rec["billable_seconds"].as_i64(), Some(billed));
+    let admitted = [kine.participant(), pat.participant(), comp.participant()];
+    check_record(&rec, observed, away.as_secs_f64(), &admitted);
+    assert!(
+        rec["incidents"]
+            .as_array()
+            .expect("incidents")
+            .iter()
+            .any(|e| e["detail"] == "shared_state_lost"),
+        "the loss is in the record: {rec}"
+    );
+    assert!(
+        telesoin_server::records::cli::audit_verify(server.state.store.as_ref())
+            .await
+            .expect("audit verify"),
+        "the audit chain is intact"
+    );
+    eprintln!(
+        "standing redis-empty round {round}: billed {billed} s, observed {observed:.1} s, Redis away {:.1} s",
+        away.as_secs_f64()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_redis_restarted_empty_mid_call() {
+    let (rounds, stay, bound) = mode();
+    for round in 0..rounds {
+        tokio::time::timeout(
+            bound,
+            redis_restarted_empty(round, stay.max(Duration::from_secs(4))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("round {round} took longer than {bound:?}"));
+    }
+}
+
+/// `reconnect: false` (`--no-reconnect`): a peer whose server goes away stays away, while one
+/// left at the default is still trying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_told_not_to_reconnect_stays_away() {
+    let server = Server::start().await;
+    let api = server.kine("no-reconnect@example.fr").await;
+    let patient = api.ready_patient().await;
+    let session = api.session(patient, json!({})).await;
+    let ca = std::fs::read(server.dir.path().join("tls/cert.pem")).expect("certificate");
+    let kine_link = link_url(&api, session, "kine").await;
+    let patient_link = link_url(&api, session, "patient").await;
+    let mut kine = Peer::join(peer_config(&ca, kine_link, true))
+        .await
+        .expect("kiné joins");
+    kine.admitted(T).await.expect("kiné admitted");
+    let mut pat = Peer::join(PeerConfig {
+        reconnect: false,
+        ..peer_config(&ca, patient_link, false)
+    })
+    .await
+    .expect("patient joins");
+    pat.admitted(T).await.expect("patient admitted");
+    let _guard = server.stop().await;
+    pat.wait_state("the socket closed for good", T, |s| {
+        s.gone().then_some(Ok(()))
+    })
+    .await
+    .expect("no reconnection");
+    kine.wait_state("reconnecting", T, |s| {
+        (!s.socket_open && s.reconnecting).then_some(Ok(()))
+    })
+    .await
+    .expect("the default peer tries again");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(pat.state().rejoins, 0);
+    assert!(!pat.state().reconnecting);
+    kine.shutdown().await;
+    pat.shutdown().await;
+}
