@@ -752,13 +752,21 @@ impl CallTask {
                 // An offer still waiting for its answer, sent since the remote last left or
                 // we last rejoined, will be answered: a second one now would race it (the
                 // first answer would be applied to the second offer).
-                if !force
-                    && r.offered_in_epoch == Some(r.epoch)
-                    && r.endpoint.awaiting_answer().await
-                {
+                let awaiting = r.endpoint.awaiting_answer().await;
+                if !force && r.offered_in_epoch == Some(r.epoch) && awaiting {
                     return Ok(());
                 }
-                r.endpoint.remote_fingerprint().await.is_some()
+                let known = r.endpoint.remote_fingerprint().await.is_some();
+                if awaiting && !known {
+                    // An offer never answered, from an earlier epoch (lost with a socket or a
+                    // server that went away): the other side may have applied it. Begin again
+                    // on a new connection rather than offer again on this one (webrtc-rs then
+                    // loses the answerer's video).
+                    self.new_remote(to, Side::Offerer).await?;
+                    false
+                } else {
+                    known
+                }
             }
             _ => {
                 self.new_remote(to, Side::Offerer).await?;
