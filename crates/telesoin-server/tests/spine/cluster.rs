@@ -89,6 +89,21 @@ impl Redis {
         }
     }
 
+    /// Sends a signal to the redis-server (`STOP` pauses it: connections open, nothing answered;
+    /// `CONT` resumes it).
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(|c| c.id())
+            .expect("redis-server running");
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    }
+
     /// `FLUSHALL`: every key gone, connections kept (an eviction of everything, a failover to
     /// an empty replica).
     pub(crate) async fn flushall(&self) {

@@ -1,7 +1,9 @@
 //! The standing fault suite: real webrtc-rs peers (`telesoin-peer`, reconnecting by themselves as
 //! the web client does) in a call through the real binary, which is killed (`kill -9`) and
-//! started again at each step of the protocol (or drained with SIGTERM mid-call); and a cluster
-//! node whose Redis restarts empty mid-call. Every case asserts, from the record:
+//! started again at each step of the protocol (or drained with SIGTERM mid-call); a cluster
+//! node whose Redis restarts empty, or pauses, mid-call; a node whose store (a PostgreSQL of the
+//! test's own) crashes and restarts mid-call. The server is away 1.5 s per crash (5 s in long
+//! mode). Every case asserts, from the record:
 //! - billed seconds against the call the peers observed (from their own connection states, the
 //!   instant both were connected to the instant the kiné hung up): never more than 1.5 s over
 //!   (whole seconds, reports a few hundred milliseconds apart), and no more than 2 s under (the
@@ -9,6 +11,8 @@
 //!   part of a call that connected while the server was down is not counted as observed: it has
 //!   no evidence until the server is back and the peers have rejoined (billing then starts at
 //!   the first persisted report); a crash after the call was reported is bridged by the rejoin;
+//!   reports the store or Redis could not take are no evidence either (those cases lower the
+//!   bound by the outage);
 //! - exactly one `ended` event and one finalization (`finalized_at` unchanged by a restart);
 //! - `telesoin audit verify` passes (the binary's cases);
 //! - no admission without its persisted event: every participant that was told `admitted` has an
@@ -536,6 +540,359 @@ async fn standing_redis_restarted_empty_mid_call() {
         .await
         .unwrap_or_else(|_| panic!("round {round} took longer than {bound:?}"));
     }
+}
+
+/// A cluster node whose Redis is paused (SIGSTOP: connections open, nothing answered) for 4 s
+/// mid-call: the call goes on (media is peer to peer), nobody is admitted meanwhile, and once Redis
+/// answers again the kiné's hang-up ends the session. Billed never over what was observed; under by
+/// at most the pause plus its 2 s call timeouts and 2 s (reports that could not be handled are no
+/// evidence).
+async fn redis_paused(round: usize, stay: Duration) {
+    let Some(redis) = crate::cluster::Redis::start().await else {
+        return;
+    };
+    let url = redis.url();
+    let server = Server::start_with(|c| {
+        c.redis_url = Some(url);
+        c.heartbeat_seconds = 2;
+        c.grace_seconds = 20;
+    })
+    .await;
+    let api = server
+        .kine(&format!("redis-paused-{round}@example.fr"))
+        .await;
+    let patient = api.ready_patient().await;
+    let session = api.session(patient, json!({})).await;
+    let ca = std::fs::read(server.dir.path().join("tls/cert.pem")).expect("certificate");
+    let kine_link = link_url(&api, session, "kine").await;
+    let patient_link = link_url(&api, session, "patient").await;
+    let companion_link = link_url(&api, session, "companion").await;
+    let mut kine = Peer::join(peer_config(&ca, kine_link, true))
+        .await
+        .expect("kiné joins");
+    kine.admitted(T).await.expect("kiné admitted");
+    let mut pat = Peer::join(peer_config(&ca, patient_link, false))
+        .await
+        .expect("patient joins");
+    pat.admitted(T).await.expect("patient admitted");
+    kine.wait_media_connected(T).await.expect("kiné connected");
+    pat.wait_media_connected(T)
+        .await
+        .expect("patient connected");
+    let connected = Instant::now();
+    tokio::time::sleep(stay / 2).await;
+
+    let pause = Duration::from_secs(4);
+    redis.signal("STOP");
+    // Nobody is admitted while the shared state cannot answer.
+    let refused = Peer::join(PeerConfig {
+        reconnect: false,
+        ..peer_config(&ca, companion_link, false)
+    })
+    .await;
+    assert!(
+        matches!(&refused, Err(telesoin_peer::PeerError::Refused(r)) if r.code == "unavailable")
+            || matches!(&refused, Err(telesoin_peer::PeerError::Timeout { .. })),
+        "no join while Redis is paused: {refused:?}"
+    );
+    tokio::time::sleep(pause.saturating_sub(Duration::from_secs(2))).await;
+    redis.signal("CONT");
+    assert!(
+        kine.state().connected_remote().is_some() && pat.state().connected_remote().is_some(),
+        "the media stayed up"
+    );
+    tokio::time::sleep(stay / 2).await;
+    let hung_up = Instant::now();
+    let billed = kine
+        .hangup(T)
+        .await
+        .expect("hangup")
+        .expect("the kiné's hang-up ends the session");
+    let observed = (hung_up - connected).as_secs_f64();
+    pat.wait_state("ended", T, |s| s.ended.is_some().then_some(Ok(())))
+        .await
+        .expect("the patient hears the end");
+    pat.shutdown().await;
+    let rec = api.record(session).await;
+    let seen = observed - pause.as_secs_f64() - 2.0;
+    check_record(
+        &rec,
+        observed,
+        seen,
+        &[kine.participant(), pat.participant()],
+    );
+    assert_eq!(rec["billable_seconds"].as_i64(), Some(billed));
+    assert!(
+        telesoin_server::records::cli::audit_verify(server.state.store.as_ref())
+            .await
+            .expect("audit verify")
+    );
+    eprintln!(
+        "standing redis-paused round {round}: billed {billed} s, observed {observed:.1} s, Redis paused {:.0} s",
+        pause.as_secs_f64()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_redis_paused_mid_call() {
+    let (rounds, stay, bound) = mode();
+    for round in 0..rounds {
+        tokio::time::timeout(bound, redis_paused(round, stay.max(Duration::from_secs(4))))
+            .await
+            .unwrap_or_else(|_| panic!("round {round} took longer than {bound:?}"));
+    }
+}
+
+/// A PostgreSQL of this test's own (initdb in a temporary directory, a free port, run as the
+/// `postgres` user since it refuses root), stopped as a crash (`pg_ctl stop -m immediate`: recovery
+/// at the next start) and started again.
+struct Postgres {
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: std::path::PathBuf,
+    uid: u32,
+    gid: u32,
+    child: Option<Child>,
+}
+
+fn id_of(flag: &str, user: &str) -> Option<u32> {
+    let out = std::process::Command::new("id")
+        .args([flag, user])
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
+impl Postgres {
+    async fn start() -> Option<Postgres> {
+        let initdb = std::fs::canonicalize(
+            std::env::var_os("PATH")?
+                .to_str()?
+                .split(':')
+                .map(|d| std::path::Path::new(d).join("initdb"))
+                .find(|p| p.exists())?,
+        )
+        .ok()?;
+        let bin = initdb.parent()?.to_path_buf();
+        let (uid, gid) = (id_of("-u", "postgres")?, id_of("-g", "postgres")?);
+        let dir = tempfile::tempdir().ok()?;
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).ok()?;
+        let ok = Command::new(&initdb)
+            .arg("-D")
+            .arg(dir.path().join("data"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
+            .uid(uid)
+            .gid(gid)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+        let mut pg = Postgres {
+            dir,
+            port: crate::restart::free_port(),
+            bin,
+            uid,
+            gid,
+            child: None,
+        };
+        pg.run().await;
+        Some(pg)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    async fn run(&mut self) {
+        let child = Command::new(self.bin.join("postgres"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(self.dir.path())
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .uid(self.uid)
+            .gid(self.gid)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn postgres");
+        self.child = Some(child);
+        let deadline = Instant::now() + T;
+        loop {
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await
+                .is_ok_and(|s| s.success());
+            if ready {
+                return;
+            }
+            assert!(Instant::now() < deadline, "postgres did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// An immediate stop: no checkpoint, every connection cut, crash recovery at the next start.
+    async fn crash(&mut self) {
+        let ok = Command::new(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["stop", "-m", "immediate", "-w"])
+            .uid(self.uid)
+            .gid(self.gid)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+        assert!(ok, "pg_ctl stop -m immediate");
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait().await;
+        }
+    }
+}
+
+/// The store (Postgres, its own instance) crashes and restarts mid-call: the node stops being
+/// ready and admits nobody while writes fail, the call's media goes on, the gap is recorded once
+/// writing is back, and the kiné's hang-up ends the session, billed never over what was observed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_postgres_restarted_mid_call() {
+    let (rounds, stay, bound) = mode();
+    for round in 0..rounds {
+        tokio::time::timeout(
+            bound,
+            postgres_restarted(round, stay.max(Duration::from_secs(4))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("round {round} took longer than {bound:?}"));
+    }
+}
+
+async fn postgres_restarted(round: usize, stay: Duration) {
+    let Some(mut pg) = Postgres::start().await else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "initdb and a postgres user (tests/run runs as root) are required under CI"
+        );
+        eprintln!("NOTE: cannot run a PostgreSQL of the test's own; skipped outside CI");
+        return;
+    };
+    let url = pg.url();
+    let server = Server::start_with(|c| {
+        c.database_url = Some(url);
+        c.heartbeat_seconds = 2;
+        c.grace_seconds = 20;
+    })
+    .await;
+    let api = server.kine(&format!("pg-restart-{round}@example.fr")).await;
+    let patient = api.ready_patient().await;
+    let session = api.session(patient, json!({})).await;
+    let ca = std::fs::read(server.dir.path().join("tls/cert.pem")).expect("certificate");
+    let kine_link = link_url(&api, session, "kine").await;
+    let patient_link = link_url(&api, session, "patient").await;
+    let mut kine = Peer::join(peer_config(&ca, kine_link, true))
+        .await
+        .expect("kiné joins");
+    kine.admitted(T).await.expect("kiné admitted");
+    let mut pat = Peer::join(peer_config(&ca, patient_link, false))
+        .await
+        .expect("patient joins");
+    pat.admitted(T).await.expect("patient admitted");
+    kine.wait_media_connected(T).await.expect("kiné connected");
+    pat.wait_media_connected(T)
+        .await
+        .expect("patient connected");
+    let connected = Instant::now();
+    tokio::time::sleep(stay / 2).await;
+
+    let away = Instant::now();
+    pg.crash().await;
+    // Long enough for a heartbeat to be refused.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let readyz = || async {
+        http()
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .expect("readyz")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        readyz().await,
+        503,
+        "not ready while the store cannot write"
+    );
+    pg.run().await;
+    let deadline = Instant::now() + T;
+    while readyz().await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "ready again once the store writes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let away = away.elapsed();
+    assert!(
+        kine.state().connected_remote().is_some() && pat.state().connected_remote().is_some(),
+        "the media stayed up"
+    );
+    tokio::time::sleep(stay / 2).await;
+    let hung_up = Instant::now();
+    let billed = kine
+        .hangup(T)
+        .await
+        .expect("hangup")
+        .expect("the kiné's hang-up ends the session");
+    let observed = (hung_up - connected).as_secs_f64();
+    pat.wait_state("ended", T, |s| s.ended.is_some().then_some(Ok(())))
+        .await
+        .expect("the patient hears the end");
+    pat.shutdown().await;
+    let rec = api
+        .login(&format!("pg-restart-{round}@example.fr"))
+        .await
+        .record(session)
+        .await;
+    // Reports refused while the store was down are no evidence: under by at most that time.
+    let seen = observed - away.as_secs_f64();
+    check_record(
+        &rec,
+        observed,
+        seen,
+        &[kine.participant(), pat.participant()],
+    );
+    assert_eq!(rec["billable_seconds"].as_i64(), Some(billed));
+    let gaps = rec["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter(|e| {
+            e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("store_gap_"))
+        })
+        .count();
+    assert_eq!(gaps, 1, "the gap is recorded once: {rec}");
+    assert!(
+        telesoin_server::records::cli::audit_verify(server.state.store.as_ref())
+            .await
+            .expect("audit verify")
+    );
+    eprintln!(
+        "standing postgres-restart round {round}: billed {billed} s, observed {observed:.1} s, store away {:.1} s",
+        away.as_secs_f64()
+    );
+    server.stop().await;
+    pg.crash().await;
 }
 
 /// `reconnect: false` (`--no-reconnect`): a peer whose server goes away stays away, while one
