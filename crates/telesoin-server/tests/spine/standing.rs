@@ -934,3 +934,57 @@ async fn a_peer_told_not_to_reconnect_stays_away() {
     kine.shutdown().await;
     pat.shutdown().await;
 }
+
+/// After Redis lost the rooms, a seat comes back only as the record has it: a companion that was
+/// waiting in the lobby is not admitted by the restoration (its relays are refused
+/// `not_admitted`, nobody hears of it), until the kiné, put back with its authority, admits it.
+#[tokio::test]
+async fn a_restored_room_admits_nobody_the_record_did_not() {
+    let Some(redis) = crate::cluster::Redis::start().await else {
+        return;
+    };
+    let url = redis.url();
+    let server = Server::start_with(|c| c.redis_url = Some(url)).await;
+    let api = server.kine("restored-lobby@example.fr").await;
+    let (mut k, mut p, s, kid, _) = admitted_pair(&api, server.port).await;
+    let (ct, cid) = api.link(s, "companion").await;
+    let (mut c, _) = welcomed(server.port, &ct).await;
+    let (w, _) = c.until("waiting").await;
+    assert_eq!(w["reason"], "awaiting_admission");
+    k.until("lobby_waiting").await;
+
+    redis.flushall().await;
+    // The companion's first message after the loss: its seat comes back, in the lobby.
+    c.send(json!({"type": "candidate", "to": kid, "data": {"candidate": ""}}))
+        .await;
+    let (err, _) = c.until("error").await;
+    assert_eq!(err["code"], "not_admitted", "{err}");
+    assert_eq!(
+        k.silent_for(Duration::from_millis(300))
+            .await
+            .filter(|m| m["type"] == "candidate"),
+        None,
+        "nothing relayed from a seat the record does not admit"
+    );
+    // The kiné's authority comes back from the record: it admits the companion.
+    k.send(json!({"type": "admit", "participant": cid})).await;
+    c.until("admitted").await;
+    let (joined, _) = k.until("peer_joined").await;
+    assert_eq!(joined["peer"]["participant"], cid.to_string());
+    c.send(json!({"type": "candidate", "to": kid, "data": {"candidate": ""}}))
+        .await;
+    k.until("candidate").await;
+    k.send(json!({"type": "hangup"})).await;
+    k.until("ended").await;
+    p.until("ended").await;
+    c.until("ended").await;
+    let rec = api.record(s).await;
+    assert_eq!(rec["status"], "ended");
+    let events = rec["events"].as_array().expect("events");
+    let admitted: Vec<_> = events
+        .iter()
+        .filter(|e| e["participant"] == cid.to_string() && e["kind"] == "admitted")
+        .collect();
+    assert_eq!(admitted.len(), 1, "admitted once, by the kiné: {rec}");
+    server.stop().await;
+}
