@@ -666,14 +666,23 @@ fn id_of(flag: &str, user: &str) -> Option<u32> {
 
 impl Postgres {
     async fn start() -> Option<Postgres> {
-        let initdb = std::fs::canonicalize(
-            std::env::var_os("PATH")?
-                .to_str()?
-                .split(':')
-                .map(|d| std::path::Path::new(d).join("initdb"))
-                .find(|p| p.exists())?,
-        )
-        .ok()?;
+        // On PATH, or where Debian's server packages put it.
+        let on_path = std::env::var_os("PATH")
+            .and_then(|p| p.into_string().ok())
+            .unwrap_or_default()
+            .split(':')
+            .map(|d| std::path::Path::new(d).join("initdb"))
+            .find(|p| p.exists());
+        let debian = || {
+            let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .filter_map(|e| Some(e.ok()?.path().join("bin/initdb")))
+                .filter(|p| p.exists())
+                .collect();
+            found.sort();
+            found.pop()
+        };
+        let initdb = std::fs::canonicalize(on_path.or_else(debian)?).ok()?;
         let bin = initdb.parent()?.to_path_buf();
         let (uid, gid) = (id_of("-u", "postgres")?, id_of("-g", "postgres")?);
         let dir = tempfile::tempdir().ok()?;
