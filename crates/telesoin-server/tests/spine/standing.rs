@@ -871,8 +871,9 @@ async fn postgres_restarted(round: usize, stay: Duration) {
         .await
         .record(session)
         .await;
-    // Reports refused while the store was down are no evidence: under by at most that time.
-    let seen = observed - away.as_secs_f64();
+    // Reports refused while the store was down are no evidence: under by at most that time and
+    // one heartbeat period (2 s) before it, back to the last persisted report.
+    let seen = observed - away.as_secs_f64() - 2.0;
     check_record(
         &rec,
         observed,
