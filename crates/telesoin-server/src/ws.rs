@@ -241,6 +241,9 @@ async fn run(app: AppState, socket: WebSocket) {
         return;
     }
     tracing::info!(session = %joined.session, role = joined.role.as_str(), resumed = joined.resumed, "participant joined");
+    // A cluster whose shared state lost this room: the other seats this node holds come back
+    // first, so that they hear of this one (one read of the room per join).
+    app.hub.restore_seat(&joined, Utc::now()).await;
     app.hub
         .after_join(joined.session, joined.attachment.participant, Utc::now())
         .await;

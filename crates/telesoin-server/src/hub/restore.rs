@@ -6,9 +6,11 @@
 //! `refused`, in a session that is still open, and it is admitted only if its last `admitted`
 //! stands (the rule `join` applies to a seat it does not know).
 //!
-//! Two triggers, both only in a cluster (a single node's rooms live as long as its sockets):
+//! Three triggers, all only in a cluster (a single node's rooms live as long as its sockets):
 //! - lazily, when a socket's message is refused for want of its seat (or of its target's, on
 //!   this node), [`Hub::restore_seat`] restores the room and the message is handled once more;
+//! - at each join, before the seat is announced, so that the seats this node holds hear of it
+//!   (a seat on another node is put back by that node's check, without hearing of the join);
 //! - eagerly, every 2 s, [`Hub::check_shared_state`] looks for this node's marker key
 //!   (`ts:mark:{node}`, written at the first check); gone means the shared state was lost, and
 //!   every room with a socket here is restored and every socket's location recorded again

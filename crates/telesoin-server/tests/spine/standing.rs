@@ -998,3 +998,31 @@ async fn a_restored_room_admits_nobody_the_record_did_not() {
     assert_eq!(admitted.len(), 1, "admitted once, by the kiné: {rec}");
     server.stop().await;
 }
+
+/// A rejoin after Redis lost the rooms and before anything else put them back: the joining seat
+/// is found admitted in the record, and the other seats of its room held by the same node come
+/// back with it, so the kiné hears `peer_joined` (and re-offers) instead of never learning of
+/// the return.
+#[tokio::test]
+async fn a_rejoin_after_the_shared_state_was_lost_is_announced_to_the_kine() {
+    let Some(redis) = crate::cluster::Redis::start().await else {
+        return;
+    };
+    let url = redis.url();
+    let server = Server::start_with(|c| c.redis_url = Some(url)).await;
+    let api = server.kine("lost-rejoin@example.fr").await;
+    let (mut k, p, s, _, pid) = admitted_pair(&api, server.port).await;
+    let (pt, _) = api.link(s, "patient").await;
+
+    redis.flushall().await;
+    drop(p);
+    let (mut p, w) = welcomed(server.port, &pt).await;
+    assert_eq!(w["resumed"], true, "admitted in the record: {w}");
+    p.until("admitted").await;
+    let (joined, _) = k.until("peer_joined").await;
+    assert_eq!(joined["peer"]["participant"], pid.to_string());
+    k.send(json!({"type": "hangup"})).await;
+    k.until("ended").await;
+    p.until("ended").await;
+    server.stop().await;
+}
