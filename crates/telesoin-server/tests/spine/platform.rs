@@ -1254,3 +1254,136 @@ async fn a_cancellation_announced_before_a_kill_9_is_delivered_after_the_restart
     );
     server.kill().await.expect("kill");
 }
+
+/// A platform that asks telesoin to send: `POST /api/v1/.../send` sends the invitation by SMS
+/// (a local HTTP receiver plays the gateway), and every delivery state reaches the platform's
+/// webhook: `message.sent` for the invitation; after the cancellation, `message.cancelled` for
+/// each pending reminder, `message.sent` for the SMS notice and `message.skipped` for the e-mail
+/// one (no relay configured).
+#[tokio::test]
+async fn a_platform_that_asks_us_to_send_gets_a_webhook_per_delivery_state() {
+    let inbox = Arc::new(Inbox::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let receiver = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+    let sms: Arc<parking_lot::Mutex<Vec<Value>>> = Arc::default();
+    async fn gateway(
+        State(got): State<Arc<parking_lot::Mutex<Vec<Value>>>>,
+        body: String,
+    ) -> StatusCode {
+        got.lock()
+            .push(serde_json::from_str(&body).unwrap_or(Value::Null));
+        StatusCode::OK
+    }
+    let app = axum::Router::new()
+        .route("/hooks", axum::routing::post(receive))
+        .with_state(inbox.clone())
+        .merge(
+            axum::Router::new()
+                .route("/sms", axum::routing::post(gateway))
+                .with_state(sms.clone()),
+        );
+    let gateway_url = format!("http://{}/sms", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = Server::start_with(|c| {
+        c.webhook_allow_http = true;
+        c.webhook_allowed_networks = vec!["127.0.0.1/32".into()];
+        c.webhook_retry_seconds = 1;
+        c.sms_gateway_url = Some(gateway_url.clone());
+    })
+    .await;
+    let a = server.kine("sends@platform.test").await;
+    let ka = kine_id(&a).await;
+    let p = platform(&server, "agenda").await;
+    let key = key(&server, p.id, &[ka], &Scope::ALL).await;
+    let v = V1::new(&server, &key);
+    let (_, hook) = v.post("/webhooks", json!({"url": receiver})).await;
+    *inbox.secret.lock() = hook["secret"].as_str().expect("secret").to_owned();
+    let patient = v.ready_patient(ka).await;
+    let (s, _, c) = v
+        .send(
+            v.http
+                .put(format!("{}/kines/{ka}/patients/{patient}/contact", v.base))
+                .json(&json!({"phone": "06 12 34 56 78", "email": "p@example.fr", "preferred_channel": "both"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    let session: Uuid = v
+        .ok(
+            &format!("/kines/{ka}/sessions"),
+            json!({"patient": patient, "starts_at": Utc::now() + chrono::Duration::days(2), "act_code": "MEMBRE", "patient_consent_on_join": false}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let (s, sent) = v
+        .post(
+            &format!("/kines/{ka}/sessions/{session}/send"),
+            json!({"channels": ["sms"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{sent}");
+    assert_eq!(sent[0]["state"], "sent", "{sent}");
+    assert_eq!(sms.lock().len(), 1, "the gateway got the invitation");
+    let message = sent[0]["id"].clone();
+    wait_for(&inbox, |d| {
+        d.iter()
+            .any(|(_, t, data)| t == "message.sent" && data["message"] == message)
+    })
+    .await;
+
+    v.ok(&format!("/kines/{ka}/sessions/{session}/cancel"), json!({}))
+        .await;
+    // The notices go by the worker; the reminders were stopped with the cancellation.
+    wait_for(&inbox, |d| {
+        let of = |t: &str, kind: &str| {
+            d.iter()
+                .filter(|(_, ty, data)| ty == t && data["kind"] == kind)
+                .count()
+        };
+        of("message.sent", "cancelled") == 1 && of("message.skipped", "cancelled") == 1
+    })
+    .await;
+    let got = inbox.delivered.lock().clone();
+    let cancelled: Vec<_> = got
+        .iter()
+        .filter(|(_, t, _)| t == "message.cancelled")
+        .map(|(_, _, d)| d.clone())
+        .collect();
+    assert_eq!(cancelled.len(), 4, "two reminders by two channels: {got:?}");
+    assert!(
+        cancelled
+            .iter()
+            .all(|d| d["kind"] == "reminder" && d["detail"] == "session_cancelled"),
+        "{cancelled:?}"
+    );
+    let skipped = got
+        .iter()
+        .find(|(_, t, _)| t == "message.skipped")
+        .expect("skipped");
+    assert_eq!(
+        (&skipped.2["channel"], &skipped.2["detail"]),
+        (&json!("email"), &json!("not_configured"))
+    );
+    let order: Vec<&str> = got
+        .iter()
+        .filter(|(_, _, d)| d["session"] == session.to_string())
+        .map(|(_, t, _)| t.as_str())
+        .collect();
+    assert_eq!(order.first(), Some(&"session.scheduled"), "{order:?}");
+    let cancel_at = order
+        .iter()
+        .position(|t| *t == "session.cancelled")
+        .expect("session.cancelled");
+    assert!(
+        order[cancel_at + 1..cancel_at + 5]
+            .iter()
+            .all(|t| *t == "message.cancelled"),
+        "the stopped reminders follow the cancellation: {order:?}"
+    );
+    assert_eq!(sms.lock().len(), 2, "the invitation and the notice by SMS");
+    server.stop().await;
+}
