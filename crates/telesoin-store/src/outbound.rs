@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 use telesoin_core::SessionId;
+use telesoin_core::billing::PresenceKind;
 use telesoin_core::reach::MessageKind;
 use uuid::Uuid;
 
@@ -163,8 +164,8 @@ pub(crate) async fn stop_messages(
 
 #[async_trait]
 pub trait OutboundStore: Send + Sync {
-    /// Cancels a `scheduled` or `live` session, in one transaction with: its links revoked, its
-    /// pending messages of `stop` kinds cancelled, `notices` queued (the patient's notice of the
+    /// Cancels a `scheduled` or `live` session, in one transaction with: its `cancelled`
+    /// presence event, its links revoked, its pending messages of `stop` kinds cancelled, `notices` queued (the patient's notice of the
     /// cancellation) and the webhooks `session.cancelled` and `message.cancelled` (one per
     /// stopped message). False, and nothing written, when the session was already closed.
     async fn cancel_announced(
@@ -214,6 +215,16 @@ impl OutboundStore for SqlStore {
         )
         .bind(ms(now))
         .bind(session.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        // The record's own `cancelled` presence event, with the rest.
+        sqlx::query(
+            "INSERT INTO presence_events (session_id, at, participant_id, role, kind, detail) VALUES ($1, $2, NULL, NULL, $3, NULL)",
+        )
+        .bind(session.to_string())
+        .bind(ms(now))
+        .bind(PresenceKind::Cancelled.as_str())
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;

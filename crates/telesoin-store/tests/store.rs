@@ -1810,6 +1810,7 @@ async fn outbound_suite(url: String) {
             .status,
         SessionStatus::Scheduled
     );
+    assert!(store.events(session).await.expect("events").is_empty());
     assert!(
         store
             .messages(session)
@@ -1850,6 +1851,18 @@ async fn outbound_suite(url: String) {
         Some((MessageState::Cancelled, Some("session_cancelled".into())))
     );
     assert_eq!(state("o:c:sms"), Some((MessageState::Pending, None)));
+    let kinds: Vec<PresenceKind> = store
+        .events(session)
+        .await
+        .expect("events")
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [PresenceKind::Cancelled],
+        "the record's event with it"
+    );
     let hooks = webhook_rows(&url).await;
     let types: Vec<&str> = hooks.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(

@@ -159,23 +159,21 @@ impl Hub {
     }
 
     /// Cancels a session: its links die at once and anyone connected, lobby included, is refused.
-    /// The cancellation, the links' revocation, the reminders stopped, `notices` (the patient's
-    /// notice) and the webhooks are one transaction (`OutboundStore::cancel_announced`).
+    /// The cancellation, its presence event, the links' revocation, the reminders stopped,
+    /// `notices` (the patient's notice) and the webhooks are one transaction
+    /// (`OutboundStore::cancel_announced`).
     pub async fn cancel_session(
         &self,
         session: SessionId,
         notices: &[NewMessage],
         now: DateTime<Utc>,
     ) -> HubResult<bool> {
+        // The `cancelled` presence event is written in the same transaction.
         let moved = self
             .store
             .cancel_announced(session, &STOPPED_BY_CLOSE, notices, now)
             .await
-            .map_err(store_down)?;
-        if moved {
-            self.event(session, now, None, PresenceKind::Cancelled, None)
-                .await?;
-        }
+            .map_err(|e| self.write_failed(Some(session), now, e))?;
         self.store
             .revoke_session_links(session, now)
             .await
