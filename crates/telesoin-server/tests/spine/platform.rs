@@ -1152,11 +1152,11 @@ async fn spawn_binary(dir: &std::path::Path, port: u16) -> tokio::process::Child
     child
 }
 
-/// `kill -9` right after a cancellation answered: `session.cancelled` was written with the
-/// cancellation itself, so the restarted server delivers it (the receiver refused everything
-/// before the kill, so nothing had gone yet).
+/// `kill -9` right after a cancellation and an end answered: `session.cancelled` and
+/// `session.ended` were written with the change itself, so the restarted server delivers them
+/// (the receiver refused everything before the kill, so nothing had gone yet).
 #[tokio::test]
-async fn a_cancellation_announced_before_a_kill_9_is_delivered_after_the_restart() {
+async fn a_cancellation_and_an_end_announced_before_a_kill_9_are_delivered_after_the_restart() {
     let inbox = Arc::new(Inbox::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -1227,7 +1227,10 @@ async fn a_cancellation_announced_before_a_kill_9_is_delivered_after_the_restart
     let session = api
         .session_at(patient, Utc::now() + chrono::Duration::hours(2), json!({}))
         .await;
+    let ended = api.session(patient, json!({})).await;
     api.post(&format!("/api/sessions/{session}/cancel"), json!({}))
+        .await;
+    api.post(&format!("/api/sessions/{ended}/end"), json!({}))
         .await;
     server.kill().await.expect("kill -9");
     assert!(
@@ -1238,20 +1241,23 @@ async fn a_cancellation_announced_before_a_kill_9_is_delivered_after_the_restart
     inbox.fail_first.store(0, Ordering::SeqCst);
     let mut server = spawn_binary(dir.path(), port).await;
     wait_for(&inbox, |d| {
-        types(d).contains(&"session.cancelled".to_owned())
+        let t = types(d);
+        t.contains(&"session.cancelled".to_owned()) && t.contains(&"session.ended".to_owned())
     })
     .await;
     let got = inbox.delivered.lock().clone();
-    let of_session: Vec<_> = got
-        .iter()
-        .filter(|(_, _, d)| d["session"] == session.to_string())
-        .map(|(_, t, _)| t.as_str())
-        .collect();
+    let of = |s: Uuid| -> Vec<&str> {
+        got.iter()
+            .filter(|(_, _, d)| d["session"] == s.to_string())
+            .map(|(_, t, _)| t.as_str())
+            .collect()
+    };
     assert_eq!(
-        of_session,
+        of(session),
         ["session.scheduled", "session.cancelled"],
         "{got:?}"
     );
+    assert_eq!(of(ended), ["session.scheduled", "session.ended"], "{got:?}");
     server.kill().await.expect("kill");
 }
 
