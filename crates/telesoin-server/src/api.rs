@@ -888,10 +888,10 @@ pub async fn cancel_session_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiRes
     if row.session.status.is_closed() {
         return Err(ApiError::conflict("the session is already over"));
     }
-    // Reminders stop and the notice is queued first; it goes once the cancellation shows.
-    crate::reach::outbox::before_cancel(app, row.session.id, Utc::now()).await?;
+    // The notice (if the patient had been told) is written with the cancellation itself.
+    let notices = crate::reach::outbox::cancel_notices(app, row.session.id, Utc::now()).await?;
     app.hub
-        .cancel_session(row.session.id, Utc::now())
+        .cancel_session(row.session.id, &notices, Utc::now())
         .await
         .map_err(ApiError::refusal)?;
     tracing::info!(session = %row.session.id, "session cancelled, links revoked");

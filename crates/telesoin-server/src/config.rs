@@ -200,6 +200,10 @@ pub struct Config {
     /// `starttls` (default, port 587), `tls` (implicit TLS, port 465) or `none` (plain text, only
     /// to a loopback relay: tests, a local MTA).
     pub smtp_security: SmtpSecurity,
+    /// A PEM file of CA certificates trusted for the relay's certificate, in addition to the
+    /// public roots (webpki): a relay with a certificate from a private CA (a hospital's, a
+    /// group practice's). Default none: the public roots only.
+    pub smtp_ca_file: Option<PathBuf>,
     /// SMTP login and password, when the relay asks for them. The password is never logged.
     pub smtp_username: Option<String>,
     pub smtp_password: Option<String>,
@@ -306,6 +310,7 @@ impl Default for Config {
             oidc_allow_http: false,
             smtp_relay: None,
             smtp_security: SmtpSecurity::Starttls,
+            smtp_ca_file: None,
             smtp_username: None,
             smtp_password: None,
             smtp_from: None,
@@ -550,6 +555,9 @@ impl Config {
                         )));
                     }
                 }
+            }
+            "smtp_ca_file" => {
+                self.smtp_ca_file = Some(PathBuf::from(value.trim())).filter(|p| !p.as_os_str().is_empty())
             }
             "smtp_username" => {
                 self.smtp_username = Some(value.to_owned()).filter(|v| !v.is_empty())
@@ -796,6 +804,25 @@ impl Config {
                 return Err(ConfigError(
                     "smtp_security = none sends in clear text: only to a loopback relay (127.0.0.1, localhost); use starttls or tls".into(),
                 ));
+            }
+            if let Some(path) = &self.smtp_ca_file {
+                if self.smtp_security == SmtpSecurity::None {
+                    return Err(ConfigError(
+                        "smtp_ca_file is for a TLS relay: set smtp_security to starttls or tls"
+                            .into(),
+                    ));
+                }
+                let pem = std::fs::read(path)
+                    .map_err(|e| ConfigError(format!("smtp_ca_file {}: {e}", path.display())))?;
+                let certs = rustls_pemfile::certs(&mut pem.as_slice())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| ConfigError(format!("smtp_ca_file {}: {e}", path.display())))?;
+                if certs.is_empty() {
+                    return Err(ConfigError(format!(
+                        "smtp_ca_file {} holds no PEM certificate",
+                        path.display()
+                    )));
+                }
             }
             if self.smtp_username.is_some() != self.smtp_password.is_some() {
                 return Err(ConfigError(

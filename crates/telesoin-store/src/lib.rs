@@ -27,10 +27,13 @@
 //! - [`identity`]: the patient's INS, the kiné by RPPS, the OpenID Connect login state.
 //! - [`reach`]: patient contact details, short link codes, reminder offsets and the message
 //!   outbox (claimed by lease, sent once).
+//! - [`outbound`]: what announces a change (webhook rows, the patient's notices, the reminders
+//!   it stops) written in the change's own transaction: cancel, move, finalize, message done.
 //! - [`records`]: billing facts, the versioned compte rendu, the hash-chained audit trail, retention. It never logs or puts in an
 //! error a database URL (it may hold a password) or a row's personal data.
 
 pub mod identity;
+pub mod outbound;
 pub mod platform;
 pub mod reach;
 pub mod records;
@@ -39,6 +42,7 @@ pub mod sql;
 mod types;
 
 pub use identity::*;
+pub use outbound::*;
 pub use platform::*;
 pub use reach::*;
 pub use records::*;
@@ -199,6 +203,7 @@ pub trait Store:
     + RulesStore
     + IdentityStore
     + ReachStore
+    + OutboundStore
 {
     /// Cheap liveness probe of the backend, for /readyz and fail-closed admission.
     async fn ping(&self) -> Result<()>;

@@ -1705,3 +1705,367 @@ async fn reach_suite(url: String) {
 }
 
 on_both!(reach_suite);
+
+/// The webhook rows of the outbox, oldest first: (type, body).
+async fn webhook_rows(url: &str) -> Vec<(String, serde_json::Value)> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("raw pool");
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT event_type, body FROM webhook_outbox ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .expect("webhook rows");
+    pool.close().await;
+    rows.into_iter()
+        .map(|(t, b)| (t, serde_json::from_str(&b).expect("json body")))
+        .collect()
+}
+
+/// Cancel, move, finalize and a message's end write their announcements (webhook rows, the
+/// patient's notice, the reminders stopped) in the change's own transaction: the rows are there
+/// as soon as the change is, a change refused writes none, and a failure inside the
+/// transaction keeps neither the change nor its announcement.
+async fn outbound_suite(url: String) {
+    use telesoin_core::reach::{Channel, MessageKind};
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let session = scheduled_session(&store).await;
+    let row = store.session(session).await.expect("ok").expect("row");
+    let kine = row.session.kine;
+    let platform = PlatformRow {
+        id: Uuid::new_v4(),
+        name: "Agenda".into(),
+        issuer: "https://agenda.example".into(),
+        created_at: t0(),
+    };
+    store.create_platform(&platform).await.expect("platform");
+    store
+        .create_api_key(&ApiKeyRow {
+            id: Uuid::new_v4(),
+            platform: platform.id,
+            key_hash: "cd".repeat(32),
+            prefix: "tsk_cdef".into(),
+            kines: vec![kine],
+            scopes: vec!["sessions:write".into()],
+            created_at: t0(),
+            revoked_at: None,
+        })
+        .await
+        .expect("key");
+    let endpoint = Uuid::new_v4();
+    store
+        .create_webhook(&WebhookEndpointRow {
+            id: endpoint,
+            platform: platform.id,
+            url: "https://agenda.example/hook".into(),
+            secret: "whsec_test".into(),
+            created_at: t0(),
+        })
+        .await
+        .expect("endpoint");
+    let msg = |session: SessionId, kind: MessageKind, channel: Channel, key: &str| NewMessage {
+        id: Uuid::new_v4(),
+        session,
+        kind,
+        channel,
+        dedupe_key: key.into(),
+        due_at: t0() + Duration::hours(1),
+    };
+    store
+        .enqueue_messages(
+            &[
+                msg(session, MessageKind::Reminder, Channel::Sms, "o:r:sms"),
+                msg(session, MessageKind::Reminder, Channel::Email, "o:r:email"),
+            ],
+            t0(),
+        )
+        .await
+        .expect("reminders");
+
+    // A failure inside the transaction (here a notice for a session that does not exist, which
+    // the foreign key refuses) keeps nothing: the session is still scheduled, its reminders
+    // pending, and no webhook row was written.
+    let stop = [MessageKind::Invitation, MessageKind::Reminder];
+    let bad = msg(
+        SessionId(Uuid::new_v4()),
+        MessageKind::Cancelled,
+        Channel::Sms,
+        "o:bad",
+    );
+    assert!(
+        store
+            .cancel_announced(session, &stop, &[bad], t0())
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store
+            .session(session)
+            .await
+            .expect("ok")
+            .expect("row")
+            .session
+            .status,
+        SessionStatus::Scheduled
+    );
+    assert!(store.events(session).await.expect("events").is_empty());
+    assert!(
+        store
+            .messages(session)
+            .await
+            .expect("ok")
+            .iter()
+            .all(|m| m.state == MessageState::Pending)
+    );
+    assert!(webhook_rows(&url).await.is_empty());
+
+    // The cancellation and everything that announces it, at once.
+    let notice = msg(session, MessageKind::Cancelled, Channel::Sms, "o:c:sms");
+    assert!(
+        store
+            .cancel_announced(session, &stop, std::slice::from_ref(&notice), t0())
+            .await
+            .expect("cancel")
+    );
+    assert_eq!(
+        store
+            .session(session)
+            .await
+            .expect("ok")
+            .expect("row")
+            .session
+            .status,
+        SessionStatus::Cancelled
+    );
+    let messages = store.messages(session).await.expect("messages");
+    let state = |key: &str| {
+        messages
+            .iter()
+            .find(|m| m.dedupe_key == key)
+            .map(|m| (m.state, m.detail.clone()))
+    };
+    assert_eq!(
+        state("o:r:sms"),
+        Some((MessageState::Cancelled, Some("session_cancelled".into())))
+    );
+    assert_eq!(state("o:c:sms"), Some((MessageState::Pending, None)));
+    let kinds: Vec<PresenceKind> = store
+        .events(session)
+        .await
+        .expect("events")
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [PresenceKind::Cancelled],
+        "the record's event with it"
+    );
+    let hooks = webhook_rows(&url).await;
+    let types: Vec<&str> = hooks.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "session.cancelled",
+            "message.cancelled",
+            "message.cancelled"
+        ]
+    );
+    let (_, body) = &hooks[0];
+    assert_eq!(body["type"], "session.cancelled");
+    assert_eq!(body["data"]["session"], serde_json::json!(session.0));
+    assert_eq!(body["data"]["kine"], serde_json::json!(kine.0));
+    assert_eq!(hooks[1].1["data"]["state"], "cancelled");
+    assert_eq!(hooks[1].1["data"]["kind"], "reminder");
+    // Cancelling again changes nothing and announces nothing.
+    assert!(
+        !store
+            .cancel_announced(session, &stop, &[], t0())
+            .await
+            .expect("again")
+    );
+    assert_eq!(webhook_rows(&url).await.len(), 3);
+
+    // A message done is announced with its state, once.
+    let m = store
+        .claim_message_id(notice.id, "node", t0(), t0() + Duration::minutes(1))
+        .await
+        .expect("ok");
+    assert!(m.is_none(), "the notice is not due yet");
+    let due = t0() + Duration::hours(2);
+    let m = store
+        .claim_message_id(notice.id, "node", due, due + Duration::minutes(1))
+        .await
+        .expect("ok")
+        .expect("claimed");
+    assert!(
+        store
+            .message_done(m.id, "node", MessageState::Skipped, Some("no_address"), due)
+            .await
+            .expect("done")
+    );
+    assert!(
+        !store
+            .message_done(m.id, "node", MessageState::Sent, None, due)
+            .await
+            .expect("done twice")
+    );
+    let hooks = webhook_rows(&url).await;
+    assert_eq!(hooks.len(), 4);
+    let (t, body) = &hooks[3];
+    assert_eq!(t, "message.skipped");
+    assert_eq!(body["data"]["message"], serde_json::json!(notice.id));
+    assert_eq!(body["data"]["detail"], "no_address");
+    assert_eq!(body["data"]["channel"], "sms");
+
+    // A move: the new time, the pending reminders stopped, `session.moved`, in one transaction.
+    let other = {
+        let starts_at = t0() + Duration::days(1);
+        let (window_start, window_end) = Session::window_for(starts_at, Window::default());
+        let s = Session {
+            id: SessionId(Uuid::new_v4()),
+            starts_at,
+            window_start,
+            window_end,
+            status: SessionStatus::Scheduled,
+            ..row.session.clone()
+        };
+        store.create_session(&s, "hn", t0()).await.expect("session");
+        s
+    };
+    store
+        .enqueue_messages(
+            &[msg(
+                other.id,
+                MessageKind::Reminder,
+                Channel::Email,
+                "o:m:r",
+            )],
+            t0(),
+        )
+        .await
+        .expect("reminder");
+    let to = other.starts_at + Duration::hours(3);
+    let (ws, we) = Session::window_for(to, Window::default());
+    assert!(
+        store
+            .move_session(other.id, to, ws, we, &stop, &[], t0())
+            .await
+            .expect("move")
+    );
+    let hooks = webhook_rows(&url).await;
+    let moved: Vec<_> = hooks
+        .iter()
+        .filter(|(_, b)| b["data"]["session"] == serde_json::json!(other.id.0))
+        .collect();
+    assert_eq!(
+        moved.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        ["session.moved", "message.cancelled"]
+    );
+    assert_eq!(
+        moved[0].1["data"]["starts_at"],
+        serde_json::json!(to),
+        "the new start"
+    );
+
+    // Finalization: exactly once, and `session.ended` with it.
+    let ended = Announcement::new(
+        "session.ended",
+        t0(),
+        serde_json::json!({ "billable_seconds": 600, "reason": "ended_by_kine" }),
+    );
+    let end = other.starts_at + Duration::minutes(10);
+    assert!(
+        store
+            .finalize_announced(other.id, end, 600, &ended, end)
+            .await
+            .expect("finalize")
+    );
+    assert!(
+        !store
+            .finalize_announced(other.id, end, 600, &ended, end)
+            .await
+            .expect("finalize twice")
+    );
+    let hooks = webhook_rows(&url).await;
+    let ends: Vec<_> = hooks.iter().filter(|(t, _)| t == "session.ended").collect();
+    assert_eq!(ends.len(), 1, "announced once");
+    assert_eq!(ends[0].1["data"]["billable_seconds"], 600);
+    let row = store.session(other.id).await.expect("ok").expect("row");
+    assert_eq!(
+        (row.session.status, row.billable_seconds),
+        (SessionStatus::Ended, Some(600))
+    );
+    // A cancelled session is never finalized, and nothing is announced for it.
+    assert!(
+        !store
+            .finalize_announced(session, end, 600, &ended, end)
+            .await
+            .expect("ok")
+    );
+    assert_eq!(webhook_rows(&url).await.len(), hooks.len());
+    store.close().await;
+}
+
+on_both!(outbound_suite);
+
+/// Changing the kiné's offsets stops the pending reminders at other offsets of their scheduled
+/// sessions (announced), keeps the others, and frees the stopped keys so that going back to an
+/// offset queues its reminder again.
+async fn reminder_offsets_change(url: String) {
+    use telesoin_core::reach::{Channel, MessageKind};
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let session = scheduled_session(&store).await;
+    let kine = store
+        .session(session)
+        .await
+        .expect("ok")
+        .expect("row")
+        .session
+        .kine;
+    let reminder = |offset: i64| NewMessage {
+        id: Uuid::new_v4(),
+        session,
+        kind: MessageKind::Reminder,
+        channel: Channel::Email,
+        dedupe_key: format!("reminder:{session}:0:{offset}:email"),
+        due_at: t0() + Duration::hours(1),
+    };
+    let (day, hour) = (reminder(1440), reminder(60));
+    store
+        .enqueue_messages(&[day.clone(), hour.clone()], t0())
+        .await
+        .expect("queue");
+    let touched = store
+        .change_reminder_offsets(kine, &[60, 30], t0())
+        .await
+        .expect("change");
+    assert_eq!(touched, vec![session]);
+    assert_eq!(
+        store.reminder_offsets(kine).await.expect("ok"),
+        Some(vec![60, 30])
+    );
+    let state = |id: Uuid, all: &[MessageRow]| {
+        all.iter()
+            .find(|m| m.id == id)
+            .map(|m| (m.state, m.detail.clone()))
+    };
+    let all = store.messages(session).await.expect("messages");
+    assert_eq!(
+        state(day.id, &all),
+        Some((MessageState::Cancelled, Some("reminders_changed".into())))
+    );
+    assert_eq!(state(hour.id, &all), Some((MessageState::Pending, None)));
+    // Back to the day before: queued again under the same key.
+    let again = reminder(1440);
+    assert_eq!(
+        store.enqueue_messages(&[again], t0()).await.expect("again"),
+        1,
+        "the stopped key was freed"
+    );
+    store.close().await;
+}
+
+on_both!(reminder_offsets_change);

@@ -7,9 +7,9 @@
 //! - [`schedule_reminders`]: at the kiné's offsets (`telesoin_core::reach::reminder_due`), on
 //!   scheduling and again by the reconciler every minute (so a crash between the session's
 //!   insert and the reminders' loses nothing: the same keys are queued once);
-//! - [`before_cancel`], [`move_session`]: the session's pending messages are cancelled and the
-//!   notice queued in one transaction (the move also changes the session in it); the notice is
-//!   sent only once the cancellation is visible.
+//! - [`cancel_notices`], [`move_session`]: the session's pending messages are cancelled and the
+//!   notice queued in the one transaction that cancels or moves the session, with the webhooks
+//!   (`telesoin_store::outbound`); a crash cannot keep one without the other.
 //!
 //! [`spawn_worker`] claims due rows one `UPDATE` at a time (lease `message_lease_seconds`, a
 //! fresh claim id each time), re-reads the session and the contact, sends, and marks the row
@@ -119,28 +119,25 @@ fn notice_rows(
         .collect()
 }
 
-const STOPPED_BY_CLOSE: [MessageKind; 3] = [
+/// The kinds of pending messages a cancellation or a move stops.
+pub const STOPPED_BY_CLOSE: [MessageKind; 3] = [
     MessageKind::Invitation,
     MessageKind::Reminder,
     MessageKind::Moved,
 ];
 
-/// Before a cancellation: the pending messages stop and, if the patient had been told, the
-/// notice is queued, in one transaction. It goes once the session reads `cancelled`.
-pub async fn before_cancel(
+/// The notice of a cancellation, if the patient had been told of the session: written in the
+/// cancellation's own transaction (`Hub::cancel_session`), with the reminders stopped.
+pub async fn cancel_notices(
     app: &AppState,
     session: SessionId,
     now: DateTime<Utc>,
-) -> StoreResult<()> {
-    let notice = if patient_was_told(app, session).await? {
+) -> StoreResult<Vec<NewMessage>> {
+    Ok(if patient_was_told(app, session).await? {
         notice_rows(session, MessageKind::Cancelled, 0, now)
     } else {
         Vec::new()
-    };
-    app.store
-        .replace_messages(session, &STOPPED_BY_CLOSE, &notice, now)
-        .await?;
-    Ok(())
+    })
 }
 
 /// Moves a scheduled session: in one transaction, the new time, the pending messages stopped,
@@ -394,7 +391,8 @@ async fn attempt(app: &AppState, m: &MessageRow, now: DateTime<Utc>) -> StoreRes
     })
 }
 
-/// The delivery state, for the audit trail and platforms' webhooks.
+/// The delivery state, for the audit trail (the webhook was written with the state itself, by
+/// `message_done`).
 async fn announce(app: &AppState, m: &MessageRow, state: MessageState, detail: Option<&str>) {
     if !matches!(state, MessageState::Sent | MessageState::Failed) {
         return;
