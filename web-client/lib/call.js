@@ -148,6 +148,9 @@ export class Call {
   setCamera(on) {
     for (const track of this.localStream?.getVideoTracks() ?? []) track.enabled = on;
     this.sendState();
+    // A camera turned off still sends black frames (the far side keeps decoding): say at once
+    // that our video is off (video_out=false), not at the next sample.
+    void this.sampleVideo();
   }
 
   /**
