@@ -42,7 +42,7 @@ test('c) a minor: parent attestation first, by name, then the call', async () =>
   // The companion is named: a ticked box alone is not an attestation.
   await page.getByLabel('Je confirme qu’un parent ou un adulte autorisé est présent.').check();
   await page.getByRole('button', { name: 'Confirmer' }).click();
-  await page.getByText('Indiquez le nom de la personne présente et son lien avec le patient.').waitFor();
+  await page.locator('#attest-error').getByText('Indiquez le nom de la personne présente et son lien avec le patient.').waitFor();
   await screen(page, 'attest-parent');
   await page.getByLabel('Nom et prénom de la personne présente').fill('Sophie Petit');
   await page.getByLabel('Son lien avec le patient (mère, fils, aidant…)').fill('mère');
@@ -86,7 +86,7 @@ test('c) a minor without a recorded consent: the parent consents on the join pag
   const tick = page.getByLabel('Je suis son parent ou son représentant légal, j’ai lu ce texte et je suis d’accord.');
   await tick.check();
   await page.getByRole('button', { name: 'Je suis d’accord : rejoindre la séance' }).click();
-  await page.getByText('Indiquez votre nom et votre lien avec le patient.').waitFor();
+  await page.locator('#consent-error').getByText('Indiquez votre nom et votre lien avec le patient.').waitFor();
   await page.getByLabel('Votre nom et prénom (parent ou représentant légal)').fill('Karim Martin');
   await page.getByLabel('Votre lien avec le patient (mère, père, tuteur…)').fill('père');
   await page.getByRole('button', { name: 'Je suis d’accord : rejoindre la séance' }).click();
