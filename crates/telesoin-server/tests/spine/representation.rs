@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::records::{get_bytes, pdf_text};
+use crate::records::{fhir_schema, get_bytes, pdf_text};
 use crate::support::*;
 
 /// Both sides report video for about `ms`, then the kiné hangs up.
@@ -199,6 +199,20 @@ async fn a_minor_consents_through_the_named_representative_and_the_parent_is_att
         ),
         (Some("RelatedPerson"), Some("Sophie Petit"), Some("mère"))
     );
+    if let Some(path) = fhir_schema() {
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("schema"))
+            .expect("schema json");
+        let validator = jsonschema::draft6::new(&schema).expect("compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(&bundle)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .take(5)
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "the bundle breaks the FHIR R4 schema: {errors:#?}"
+        );
+    }
     server.stop().await;
 }
 
