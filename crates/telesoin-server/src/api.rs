@@ -1026,7 +1026,7 @@ pub async fn record_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult<rest
             .map(|a| a.accepted_at),
         incidents: events
             .iter()
-            .filter(|e| e.kind.is_incident())
+            .filter(|e| crate::records::is_incident(e))
             .map(event_json)
             .collect(),
         events: events.iter().map(event_json).collect(),

@@ -155,7 +155,7 @@ async fn trace_lines(app: &AppState, l: &BillingLine) -> ApiResult<Vec<Line>> {
     let events = app.store.events(s.id).await?;
     let incidents: Vec<String> = events
         .iter()
-        .filter(|e| e.kind.is_incident())
+        .filter(|e| super::is_incident(e))
         .map(|e| {
             format!(
                 "{} : {}{}",
@@ -221,6 +221,21 @@ async fn trace_lines(app: &AppState, l: &BillingLine) -> ApiResult<Vec<Line>> {
     }
     for a in super::attested_of(app.store.as_ref(), s.id).await? {
         out.push(Line::Text(super::attestation_words(&a)));
+    }
+    // Recorded before attestations were named: the presence, without a name.
+    let legacy: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(super::legacy_attestation)
+        .collect();
+    for companion in legacy {
+        out.push(Line::Text(format!(
+            "En présence d'un {} (attestée, nom non enregistré)",
+            if companion == "parent" {
+                "parent"
+            } else {
+                "aidant"
+            }
+        )));
     }
     if incidents.is_empty() {
         out.push(Line::Text("Incidents techniques : aucun".into()));

@@ -254,6 +254,21 @@ pub async fn attested_of(
         .collect())
 }
 
+/// An event for the record's incident list. A presence attested before attestations were named
+/// (an `incident` `attested_parent` / `attested_aidant`) is no incident either.
+pub fn is_incident(e: &telesoin_store::EventRow) -> bool {
+    e.kind.is_incident() && legacy_attestation(e).is_none()
+}
+
+/// The companion of a presence attested before attestations were named, if `e` is one.
+pub fn legacy_attestation(e: &telesoin_store::EventRow) -> Option<&'static str> {
+    match (e.kind, e.detail.as_deref()) {
+        (telesoin_core::billing::PresenceKind::Incident, Some("attested_parent")) => Some("parent"),
+        (telesoin_core::billing::PresenceKind::Incident, Some("attested_aidant")) => Some("aidant"),
+        _ => None,
+    }
+}
+
 /// "En présence de Sophie Petit (mère)", the words of the record, report, invoice and FHIR.
 pub fn attestation_words(a: &AttestationRow) -> String {
     Attestation {
@@ -561,4 +576,41 @@ pub fn paris(at: DateTime<Utc>) -> String {
     at.with_timezone(&chrono_tz::Europe::Paris)
         .format("%d/%m/%Y %H:%M")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telesoin_core::billing::PresenceKind;
+    use telesoin_store::EventRow;
+
+    fn ev(kind: PresenceKind, detail: Option<&str>) -> EventRow {
+        EventRow {
+            seq: 1,
+            at: Utc::now(),
+            participant: None,
+            role: None,
+            kind,
+            detail: detail.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn an_attested_presence_is_never_an_incident() {
+        #[rustfmt::skip]
+        let cases = [
+            ("a named attestation", ev(PresenceKind::Attested, Some("parent")), false, None),
+            ("recorded before names: a parent", ev(PresenceKind::Incident, Some("attested_parent")), false, Some("parent")),
+            ("recorded before names: an aidant", ev(PresenceKind::Incident, Some("attested_aidant")), false, Some("aidant")),
+            ("a client incident", ev(PresenceKind::Incident, Some("ice_failed")), true, None),
+            ("a lost socket", ev(PresenceKind::SocketLost, None), true, None),
+        ];
+        for (name, e, incident, legacy) in cases {
+            assert_eq!(
+                (is_incident(&e), legacy_attestation(&e)),
+                (incident, legacy),
+                "{name}"
+            );
+        }
+    }
 }
