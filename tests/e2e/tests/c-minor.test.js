@@ -118,3 +118,29 @@ test('c) a minor without a recorded consent: the parent consents on the join pag
   await ctx.close();
   await kineCtx.close();
 });
+
+test('c) the kiné records a minor\'s consent: the legal representative is named, or it is refused under the field', async () => {
+  const api = await kineApi();
+  const p = await api.patient({ name: 'Tom Girard', birth: '2015-02-20', consent: false });
+  const kineCtx = await newContext(browser, 'kine');
+  const kine = await kineCtx.newPage();
+  const watch = watchPage(kine);
+  await loginDashboard(kine);
+  await kine.goto(`${server().url}/app#/patients/${p.id}`);
+  await kine.getByRole('heading', { name: 'Consentements au télésoin' }).waitFor();
+  const name = kine.getByLabel('Nom du représentant légal qui consent');
+  const relation = kine.getByLabel('Son lien avec le patient (mère, père, tuteur…)');
+  await kine.getByRole('button', { name: 'Enregistrer le consentement' }).click();
+  const error = kine.locator('.field-error[data-code="representative_required"]');
+  await error.waitFor();
+  assert.match((await error.textContent()) ?? '', /Le patient est mineur : le consentement est celui de son représentant légal/);
+  await checkAxe(kine, 'minor consent form with its refusal');
+  await name.fill('Nadia Girard');
+  await relation.fill('mère');
+  await kine.getByRole('button', { name: 'Enregistrer le consentement' }).click();
+  await kine.getByText('Donné par Nadia Girard (mère), représentant légal').waitFor();
+  const file = await api.get(`/api/patients/${p.id}`);
+  assert.deepEqual([file.consents[0].representative_name, file.consents[0].representative_relation], ['Nadia Girard', 'mère']);
+  watch.check();
+  await kineCtx.close();
+});
