@@ -60,6 +60,10 @@ impl ApiError {
             Unavailable | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             RateLimited | LoginThrottled => StatusCode::TOO_MANY_REQUESTS,
             InvalidInput | BadMessage => StatusCode::UNPROCESSABLE_ENTITY,
+            RepresentativeRequired
+            | RepresentativeConsentRequired
+            | RepresentativeUnexpected
+            | CompanionUnnamed => StatusCode::UNPROCESSABLE_ENTITY,
             Conflict | SessionCancelled | SessionEnded => StatusCode::CONFLICT,
             _ => StatusCode::FORBIDDEN,
         };

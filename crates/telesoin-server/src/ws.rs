@@ -407,17 +407,32 @@ async fn handle(
     match msg {
         ClientMsg::Join { .. } => Err(RefusalCode::AlreadyJoined),
         ClientMsg::Ping => Ok(Some(ServerMsg::Pong)),
-        ClientMsg::Attest { companion } => {
+        ClientMsg::Attest {
+            companion,
+            name,
+            relation,
+        } => {
             let c = match companion {
                 wire::Companion::Parent => Companion::Parent,
                 wire::Companion::Aidant => Companion::Aidant,
             };
-            hub.attest(session, me, c, now).await.map(|()| None)
+            hub.attest(session, me, c, name.as_deref(), relation.as_deref(), now)
+                .await
+                .map(|()| None)
         }
-        ClientMsg::Consent { text_version } => hub
-            .consent(session, me, &text_version, now)
-            .await
-            .map(|()| None),
+        ClientMsg::Consent {
+            text_version,
+            representative_name,
+            representative_relation,
+        } => {
+            let representative = (
+                representative_name.as_deref(),
+                representative_relation.as_deref(),
+            );
+            hub.consent(session, me, &text_version, representative, now)
+                .await
+                .map(|()| None)
+        }
         ClientMsg::Admit { participant } => hub
             .admit(session, me, participant.into(), now)
             .await

@@ -153,7 +153,7 @@ proptest! {
             if matches!(parsed, ClientMsg::Ping) {
                 return Ok(());
             }
-            let known = ["type", "token", "device", "companion", "text_version", "participant", "to", "data", "state", "incident", "ago_ms", "video_in", "video_out", "media_lost_ago_ms"];
+            let known = ["type", "token", "device", "companion", "text_version", "participant", "to", "data", "state", "incident", "ago_ms", "video_in", "video_out", "media_lost_ago_ms", "name", "relation", "representative_name", "representative_relation"];
             for k in msg.as_object().expect("object").keys() {
                 prop_assert!(known.contains(&k.as_str()), "accepted an unknown field {}: {}", k, text);
             }

@@ -487,7 +487,7 @@ impl RecordStore for SqlStore {
         .await
         .map_err(unavailable)?;
         let p = patient.to_string();
-        let steps: [&str; 16] = [
+        let steps: [&str; 17] = [
             "UPDATE maintenance SET purging = 1 WHERE id = 1",
             "DELETE FROM join_codes WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM message_outbox WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
@@ -498,6 +498,7 @@ impl RecordStore for SqlStore {
             "DELETE FROM reports WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM invoices WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM hn_price_acceptances WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
+            "DELETE FROM attestations WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM sessions WHERE patient_id = $1",
             "DELETE FROM consents WHERE patient_id = $1",
             "DELETE FROM in_person_visits WHERE patient_id = $1",

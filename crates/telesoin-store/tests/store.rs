@@ -601,7 +601,8 @@ async fn invoice_numbers_are_gapless_under_concurrency_and_restarts(url: String)
     c.close().await;
 }
 
-/// Territories, a minor's representative, an HN price acceptance, a hospital-discharge bilan.
+/// Territories, a minor's representative, an HN price acceptance (and a changed price), named
+/// attestations, a hospital-discharge bilan.
 async fn rules_suite(url: String) {
     let store = SqlStore::connect(&url).await.expect("connect");
     let (kine, patient, sessions) = sessions_of_one_kine(&store, 1).await;
@@ -675,10 +676,9 @@ async fn rules_suite(url: String) {
         accepted_at: t0(),
     };
     store.accept_hn_price(&accepted).await.expect("accept");
-    // Accepting again changes nothing: the first acceptance stands.
+    // The same price accepted again changes nothing: the first acceptance stands.
     store
         .accept_hn_price(&PriceAcceptance {
-            price_cents: 1,
             accepted_at: t0() + Duration::minutes(1),
             ..accepted.clone()
         })
@@ -686,7 +686,44 @@ async fn rules_suite(url: String) {
         .expect("again");
     assert_eq!(
         store.hn_price_acceptance(sessions[0]).await.expect("ok"),
-        Some(accepted)
+        Some(accepted.clone())
+    );
+    // The kiné changed the price: the new one, accepted later, is the one that counts.
+    let changed = PriceAcceptance {
+        price_cents: 5000,
+        accepted_at: t0() + Duration::minutes(2),
+        ..accepted.clone()
+    };
+    store.accept_hn_price(&changed).await.expect("new price");
+    assert_eq!(
+        store.hn_price_acceptance(sessions[0]).await.expect("ok"),
+        Some(changed)
+    );
+
+    // Attested presences: named, kept in order, per session.
+    assert_eq!(store.attestations(sessions[0]).await.expect("ok"), vec![]);
+    let seat = telesoin_core::ParticipantId(Uuid::new_v4());
+    let parent = AttestationRow {
+        session: sessions[0],
+        participant: seat,
+        companion: Companion::Parent,
+        name: "Sophie Petit".into(),
+        relation: "mère".into(),
+        attested_at: t0() + Duration::minutes(3),
+    };
+    let aidant = AttestationRow {
+        companion: Companion::Aidant,
+        name: "Marc Petit".into(),
+        relation: "oncle".into(),
+        attested_at: t0() + Duration::minutes(1),
+        ..parent.clone()
+    };
+    store.add_attestation(&parent).await.expect("parent");
+    store.add_attestation(&aidant).await.expect("aidant");
+    assert_eq!(
+        store.attestations(sessions[0]).await.expect("ok"),
+        vec![aidant, parent],
+        "oldest first, name and relation kept"
     );
 
     let visit = InPersonVisit {

@@ -9,6 +9,7 @@ use telesoin_core::admission::{self, AdmissionInput, Decision};
 use telesoin_core::billing::PresenceKind;
 use telesoin_core::claims::VerifiedClaims;
 use telesoin_core::model::{Companion, Consent, ConsentRecorder, Role, SessionStatus};
+use telesoin_core::representation::{self, ConsentChannel, ConsentGiver};
 use telesoin_core::{ParticipantId, PatientId, RefusalCode, SessionId, acts};
 use telesoin_proto::signal::{self as wire, ServerMsg};
 use telesoin_store::SessionRow;
@@ -73,6 +74,16 @@ impl Hub {
         let act = acts::find(&row.session.act_code);
         let participant = claims.participant();
         let role = claims.role();
+        // A minor's side is asked for the representative's consent and a named parent.
+        let minor = match role {
+            Role::Kine => false,
+            _ => self
+                .store
+                .patient(row.session.kine, row.session.patient)
+                .await
+                .map_err(store_down)?
+                .is_some_and(|p| representation::is_minor(&p.patient, row.session.day())),
+        };
 
         // A seat this node does not hold may still be admitted: the server restarted, or another
         // node held it. The persisted events say so (admitted, and not left or refused since).
@@ -219,6 +230,7 @@ impl Hub {
                 act_label: act.map(|a| a.label.to_owned()).unwrap_or_default(),
                 billing_class: row.billing_class.clone(),
                 consent_text_version: telesoin_core::model::CONSENT_TEXT_VERSION.to_owned(),
+                minor,
             },
             // TURN credentials expire with the link: never later than the appointment window.
             ice_servers: self
@@ -336,6 +348,19 @@ impl Hub {
                 .into_iter()
                 .map(|c| c.consent)
                 .collect();
+            // HN: the price shown on the join page, accepted there before admission.
+            let to_accept = crate::records::hn_price_to_accept(self.store.as_ref(), &row)
+                .await
+                .map_err(store_down)?;
+            let accepted = match to_accept {
+                Some(_) => self
+                    .store
+                    .hn_price_acceptance(session)
+                    .await
+                    .map_err(store_down)?
+                    .map(|a| a.price_cents),
+                None => None,
+            };
             admission::decide(&AdmissionInput {
                 now,
                 role,
@@ -345,6 +370,10 @@ impl Hub {
                 consents: &consents,
                 rule: self.cfg.in_person_rule,
                 attested,
+                price: admission::PriceAcceptance {
+                    to_accept_cents: to_accept,
+                    accepted_cents: accepted,
+                },
                 kine_present,
                 admitted_by_kine,
             })
@@ -645,14 +674,32 @@ impl Hub {
         self.peer_left(&notify, participant, false).await;
     }
 
-    /// The patient attests who is present next to them.
+    /// The patient attests who is present next to them, by name and relation (telesoin-core
+    /// refuses an unnamed attestation). Traced as an attestation, never as an incident.
     pub async fn attest(
         &self,
         session: SessionId,
         participant: ParticipantId,
         companion: Companion,
+        name: Option<&str>,
+        relation: Option<&str>,
         now: DateTime<Utc>,
     ) -> HubResult<()> {
+        let attestation = representation::attestation(companion, name, relation)?;
+        if self.role_of(session, participant).await? != Some(Role::Patient) {
+            return Err(RefusalCode::NotAllowed);
+        }
+        self.store
+            .add_attestation(&telesoin_store::AttestationRow {
+                session,
+                participant,
+                companion,
+                name: attestation.person.name,
+                relation: attestation.person.relation,
+                attested_at: now,
+            })
+            .await
+            .map_err(store_down)?;
         self.rooms
             .update(session, |r| {
                 let seat = r
@@ -675,20 +722,22 @@ impl Hub {
             session,
             now,
             Some((participant, Role::Patient)),
-            PresenceKind::Incident,
-            Some(format!("attested_{detail}")),
+            PresenceKind::Attested,
+            Some(detail.to_owned()),
         )
         .await?;
         self.evaluate(session, participant, now).await;
         Ok(())
     }
 
-    /// The patient consents on the join page (traced: by the patient, join_page, text version).
+    /// The patient consents on the join page (traced: by the patient, join_page, text version);
+    /// for a minor, the legal representative does, named (telesoin-core's rule).
     pub async fn consent(
         &self,
         session: SessionId,
         participant: ParticipantId,
         text_version: &str,
+        representative: (Option<&str>, Option<&str>),
         now: DateTime<Utc>,
     ) -> HubResult<()> {
         if text_version != telesoin_core::model::CONSENT_TEXT_VERSION {
@@ -710,6 +759,19 @@ impl Hub {
         if !row.session.patient_consent_on_join {
             return Err(RefusalCode::NotAllowed);
         }
+        let patient = self
+            .store
+            .patient(row.session.kine, row.session.patient)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
+        let giver = representation::consent_giver(
+            &patient.patient,
+            row.session.day(),
+            ConsentChannel::JoinPage,
+            representative.0,
+            representative.1,
+        )?;
         let consent = Consent {
             recorded_by: ConsentRecorder::Patient,
             method: "join_page".into(),
@@ -717,15 +779,21 @@ impl Hub {
             recorded_at: now,
             withdrawn_at: None,
         };
+        let id = uuid::Uuid::new_v4();
         self.store
-            .add_consent(
-                row.session.kine,
-                row.session.patient,
-                uuid::Uuid::new_v4(),
-                &consent,
-            )
+            .add_consent(row.session.kine, row.session.patient, id, &consent)
             .await
             .map_err(store_down)?;
+        if let ConsentGiver::Representative(p) = giver {
+            let who = telesoin_store::Representative {
+                name: p.name,
+                relation: p.relation,
+            };
+            self.store
+                .set_consent_representative(id, &who)
+                .await
+                .map_err(store_down)?;
+        }
         let recorded = DomainEvent::ConsentRecorded {
             kine: row.session.kine,
             patient: row.session.patient,
