@@ -86,6 +86,12 @@ pub trait Bus: Send + Sync {
     /// Delivers one frame to this attachment only, if it is still attached (on any node): how a
     /// socket on another node is told it was replaced.
     async fn deliver_to(&self, to: Attachment, frame: Outbound) -> Result<Delivered, BusError>;
+    /// Records again where this attachment is, if it is still this node's current one: after
+    /// the shared state was lost (Redis restarted empty), nobody else could find the socket. The
+    /// in-process bus has nothing to record.
+    async fn refresh(&self, _attachment: Attachment) -> Result<(), BusError> {
+        Ok(())
+    }
     /// Whether a node is alive (its liveness key is fresh).
     async fn node_alive(&self, node: u64) -> Result<bool, BusError>;
     /// Health of the backend, for /readyz and fail-closed admission.

@@ -326,6 +326,16 @@ impl Bus for RedisBus {
         .await
     }
 
+    async fn refresh(&self, a: Attachment) -> Result<(), BusError> {
+        if !self.local.is_current(a) {
+            return Ok(());
+        }
+        let key = format!("ts:loc:{}", a.participant);
+        let value = format!("{}:{}", a.node, a.connection);
+        self.call(|mut c| async move { c.set_ex::<_, _, ()>(key, value, LOC_TTL_SECONDS).await })
+            .await
+    }
+
     async fn node_alive(&self, node: u64) -> Result<bool, BusError> {
         if node == self.node {
             return Ok(true);

@@ -21,6 +21,11 @@
 //!   session is over); a reconnection replays it with `ago_ms`, and its `join` says with
 //!   `media_lost_ago_ms` when the media ended (at the hang-up, or when the connection was lost).
 //! - The kiné restarts ICE when a connection fails, or stays disconnected for 2.5 s.
+//! - A lost socket is reopened by itself (unless [`PeerConfig::reconnect`] is off), with the same
+//!   token, after [`RETRY_DELAYS`] (the web client's), for [`PeerConfig::reconnect_for`]; not
+//!   after `ended`, `refused` or `replaced`, nor after a socket dropped on purpose
+//!   ([`Command::DropSocket`], held closed until an explicit reconnection). A refusal of the
+//!   rejoin (the session ended meanwhile) is final.
 //! - Nothing secret is logged: no token, no SDP, no candidate, no name from `welcome`.
 
 use std::collections::HashMap;
@@ -51,6 +56,25 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long a kiné's connection may stay `disconnected` before it restarts ICE.
 const DISCONNECTED_GRACE: Duration = Duration::from_millis(2500);
+
+/// The pauses before each attempt to reopen a lost socket (then the last one, again), as in
+/// `web-client/lib/signaling.js`.
+pub(crate) const RETRY_DELAYS: [Duration; 6] = [
+    Duration::ZERO,
+    Duration::from_millis(300),
+    Duration::from_millis(700),
+    Duration::from_millis(1500),
+    Duration::from_millis(2500),
+    Duration::from_millis(4000),
+];
+
+/// A lost socket being reopened: since when, how many attempts failed, when the next one is.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    since: tokio::time::Instant,
+    failed: usize,
+    at: tokio::time::Instant,
+}
 
 /// Opens the signaling socket, sends `join` and reads the answer: `welcome`, or the refusal.
 pub(crate) async fn connect_and_join(
@@ -241,6 +265,12 @@ pub(crate) struct CallTask {
     /// When the aggregate media connection was last lost (None: connected, or never was).
     media_lost_at: Option<tokio::time::Instant>,
     was_connected: bool,
+    /// A `refused` was received: the call is over here.
+    refused: bool,
+    /// The socket was dropped on purpose ([`Command::DropSocket`]): no reconnection by itself.
+    held: bool,
+    /// The reconnection under way, if the socket was lost.
+    retry: Option<Retry>,
 }
 
 impl CallTask {
@@ -274,6 +304,9 @@ impl CallTask {
             pending_hangup: None,
             media_lost_at: None,
             was_connected: false,
+            refused: false,
+            held: false,
+            retry: None,
         };
         tokio::spawn(task.run(commands, internal_rx))
     }
@@ -292,6 +325,7 @@ impl CallTask {
             i
         });
         loop {
+            let retry_at = self.retry.map(|r| r.at);
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => {
@@ -304,6 +338,7 @@ impl CallTask {
                 frame = next_frame(&mut self.ws) => self.on_frame(frame).await,
                 Some(event) = internal.recv() => self.on_internal(event).await,
                 _ = tick(&mut media_tick) => self.report_media(false, None).await,
+                () = due(retry_at) => self.retry_reconnect().await,
                 _ = tick(&mut ping) => {
                     if self.ws.is_some() && self.send(ClientMsg::Ping).await.is_ok() {
                         self.keepalive_pending += 1;
@@ -358,15 +393,20 @@ impl CallTask {
                 // Dropping the stream closes the TCP connection without a closing handshake,
                 // the way a lost network does. The endpoints keep running.
                 self.ws = None;
-                self.publish(|s| s.socket_open = false);
+                self.held = true;
+                self.retry = None;
+                self.publish(|s| {
+                    s.socket_open = false;
+                    s.reconnecting = false;
+                });
                 let _ = reply.send(());
             }
             Command::Reconnect(reply) => {
-                let _ = reply.send(self.reconnect().await);
+                let _ = reply.send(self.explicit_reconnect().await);
             }
             Command::ReconnectVia(link, reply) => {
                 self.link = *link;
-                let _ = reply.send(self.reconnect().await);
+                let _ = reply.send(self.explicit_reconnect().await);
             }
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
@@ -374,6 +414,62 @@ impl CallTask {
             }
         }
         false
+    }
+
+    /// A reconnection the handle asked for: whatever was under way is replaced by it.
+    async fn explicit_reconnect(&mut self) -> Result<Welcome> {
+        self.held = false;
+        self.retry = None;
+        self.publish(|s| s.reconnecting = false);
+        let welcome = self.reconnect().await?;
+        self.publish(|s| s.last_welcome = Some(welcome.clone()));
+        Ok(welcome)
+    }
+
+    /// One attempt of a reconnection by itself; the next is scheduled if it fails.
+    async fn retry_reconnect(&mut self) {
+        let Some(mut retry) = self.retry.take() else {
+            return;
+        };
+        match self.reconnect().await {
+            Ok(welcome) => {
+                tracing::info!(
+                    attempts = retry.failed + 1,
+                    "reconnected by itself after losing the socket"
+                );
+                self.publish(|s| {
+                    s.reconnecting = false;
+                    s.rejoins += 1;
+                    s.last_welcome = Some(welcome);
+                });
+            }
+            Err(PeerError::Refused(refusal)) => {
+                // The seat is over (the session ended or was cancelled meanwhile): final.
+                tracing::info!(code = %refusal.code, "rejoin refused");
+                self.refused = true;
+                self.pending_hangup = None;
+                let _ = self.out.messages.send(ServerMsg::Refused(refusal.clone()));
+                self.publish(|s| {
+                    s.refused = Some(refusal);
+                    s.reconnecting = false;
+                });
+            }
+            Err(e) => {
+                retry.failed += 1;
+                if retry.since.elapsed() >= self.cfg.reconnect_for {
+                    tracing::warn!(attempts = retry.failed, "giving up reconnecting: {e}");
+                    self.publish(|s| s.reconnecting = false);
+                    return;
+                }
+                tracing::info!(
+                    attempts = retry.failed,
+                    "reconnection failed, trying again: {e}"
+                );
+                let pause = RETRY_DELAYS[retry.failed.min(RETRY_DELAYS.len() - 1)];
+                retry.at = tokio::time::Instant::now() + pause;
+                self.retry = Some(retry);
+            }
+        }
     }
 
     async fn reconnect(&mut self) -> Result<Welcome> {
@@ -456,7 +552,21 @@ impl CallTask {
         if self.ws.take().is_some() {
             tracing::info!(participant = %self.welcome.participant, "signaling socket closed");
         }
-        self.publish(|s| s.socket_open = false);
+        let again =
+            self.cfg.reconnect && !self.held && !self.ended && !self.replaced && !self.refused;
+        if again && self.retry.is_none() {
+            let now = tokio::time::Instant::now();
+            self.retry = Some(Retry {
+                since: now,
+                failed: 0,
+                at: now + RETRY_DELAYS[0],
+            });
+        }
+        let reconnecting = self.retry.is_some();
+        self.publish(|s| {
+            s.socket_open = false;
+            s.reconnecting = reconnecting;
+        });
     }
 
     async fn on_frame(
@@ -522,6 +632,7 @@ impl CallTask {
                 tracing::info!(code = %refusal.code, "refused");
                 // A refusal (the session is over) also settles a pending hang-up.
                 self.pending_hangup = None;
+                self.refused = true;
                 let refusal = refusal.clone();
                 self.publish(|s| s.refused = Some(refusal));
             }
@@ -650,13 +761,21 @@ impl CallTask {
                 // An offer still waiting for its answer, sent since the remote last left or
                 // we last rejoined, will be answered: a second one now would race it (the
                 // first answer would be applied to the second offer).
-                if !force
-                    && r.offered_in_epoch == Some(r.epoch)
-                    && r.endpoint.awaiting_answer().await
-                {
+                let awaiting = r.endpoint.awaiting_answer().await;
+                if !force && r.offered_in_epoch == Some(r.epoch) && awaiting {
                     return Ok(());
                 }
-                r.endpoint.remote_fingerprint().await.is_some()
+                let known = r.endpoint.remote_fingerprint().await.is_some();
+                if awaiting && !known {
+                    // An offer never answered, from an earlier epoch (lost with a socket or a
+                    // server that went away): the other side may have applied it. Begin again
+                    // on a new connection rather than offer again on this one (webrtc-rs then
+                    // loses the answerer's video).
+                    self.new_remote(to, Side::Offerer).await?;
+                    false
+                } else {
+                    known
+                }
             }
             _ => {
                 self.new_remote(to, Side::Offerer).await?;
@@ -941,6 +1060,14 @@ async fn next_frame(
 ) -> Option<std::result::Result<Message, tokio_tungstenite::tungstenite::Error>> {
     match ws {
         Some(ws) => ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Returns at `at`, never when there is none.
+async fn due(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

@@ -56,6 +56,20 @@ pub struct PeerConfig {
     /// Send a synthetic video track (VP8, 10 frames/s) so that both sides can report
     /// `video_in`/`video_out` truthfully: billing counts only video both ways. Default: true.
     pub video: bool,
+    /// Reconnect by itself when the signaling socket is lost (a server restart, a dropped
+    /// network), as the web client does: the same token, after 0, 0.3, 0.7, 1.5, 2.5 then every
+    /// 4 s, for as long as the server keeps the seat ([`PeerConfig::reconnect_for`]); the kiné
+    /// then re-offers with an ICE restart and a hang-up not yet acknowledged is replayed. Not
+    /// after `ended`, `refused` or `replaced`, nor after [`Peer::close_socket_abruptly`]
+    /// (which holds the socket closed until [`Peer::reconnect`]). Default: true
+    /// (`--no-reconnect` in the binary).
+    ///
+    /// [`Peer::close_socket_abruptly`]: crate::Peer::close_socket_abruptly
+    /// [`Peer::reconnect`]: crate::Peer::reconnect
+    pub reconnect: bool,
+    /// How long to keep trying to reconnect after the socket was lost. Default: 30 s (the
+    /// server's default grace period).
+    pub reconnect_for: Duration,
 }
 
 impl PeerConfig {
@@ -77,6 +91,8 @@ impl PeerConfig {
             connect_timeout: Duration::from_secs(10),
             ping_interval: Some(Duration::from_secs(20)),
             video: true,
+            reconnect: true,
+            reconnect_for: Duration::from_secs(30),
         }
     }
 }
@@ -101,6 +117,9 @@ impl std::fmt::Debug for PeerConfig {
             .field("udp_bind", &self.udp_bind)
             .field("connect_timeout", &self.connect_timeout)
             .field("ping_interval", &self.ping_interval)
+            .field("video", &self.video)
+            .field("reconnect", &self.reconnect)
+            .field("reconnect_for", &self.reconnect_for)
             .finish()
     }
 }

@@ -15,7 +15,9 @@
 //! - `call` (private): the background task that owns the socket and the endpoints and applies
 //!   the offer rule: the kiné always offers, with an ICE restart when a connection exists.
 //! - [`peer`]: [`Peer`], the handle tests use: join, wait for messages or states, send
-//!   data, hang up, drop the socket, reconnect.
+//!   data, hang up, drop the socket, reconnect. A lost socket is reopened by itself (same
+//!   token, the web client's backoff, ICE restart by the kiné) unless
+//!   [`PeerConfig::reconnect`] is off.
 //! - [`error`]: the one error type, [`PeerError`].
 //!
 //! What this crate must never do: log or print a token, an SDP, an ICE candidate, a TURN

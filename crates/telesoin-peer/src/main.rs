@@ -57,6 +57,10 @@ struct Cli {
     /// Local UDP address for ICE (default: every interface).
     #[arg(long, value_name = "ADDR")]
     bind: Option<SocketAddr>,
+    /// Do not reopen a lost signaling socket by itself (by default it does, as the web
+    /// client: same token, backoff, ICE restart).
+    #[arg(long)]
+    no_reconnect: bool,
     /// Send this text on the data channel once connected.
     #[arg(long, value_name = "TEXT")]
     send: Option<String>,
@@ -145,6 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     cfg.attest_relation = cli.attest_relation;
     cfg.auto_admit_lobby = cli.admit_all;
     cfg.relay_only = cli.relay_only;
+    cfg.reconnect = !cli.no_reconnect;
     if let Some(bind) = cli.bind {
         cfg.udp_bind = vec![bind];
     }

@@ -103,9 +103,20 @@ pub struct CallState {
     pub replaced: bool,
     /// The last `error`.
     pub last_error: Option<Refusal>,
+    /// The socket was lost and is being reopened by itself ([`PeerConfig::reconnect`]).
+    pub reconnecting: bool,
+    /// How many times the socket was reopened by itself.
+    pub rejoins: u32,
+    /// The `welcome` of the last reconnection (by itself or asked), if any.
+    pub last_welcome: Option<Welcome>,
 }
 
 impl CallState {
+    /// The socket is closed and nothing will reopen it by itself.
+    pub fn gone(&self) -> bool {
+        !self.socket_open && !self.reconnecting
+    }
+
     /// The first remote whose connection is ready (connected, data channel open).
     pub fn ready_remote(&self) -> Option<Uuid> {
         self.remotes
@@ -232,13 +243,13 @@ impl Peer {
         loop {
             // Read the socket state before draining: whatever arrived before a close is
             // already queued by the time the close is published.
-            let socket_open = self.state.borrow_and_update().socket_open;
+            let gone = self.state.borrow_and_update().gone();
             self.pull();
             if let Some(i) = self.inbox.iter().skip(scanned).position(&mut pred) {
                 return Ok(self.inbox.remove(scanned + i).expect("index is in range"));
             }
             scanned = self.inbox.len();
-            if !socket_open {
+            if gone {
                 return Err(PeerError::SocketClosed);
             }
             tokio::select! {
@@ -296,7 +307,7 @@ impl Peer {
             } else if let Some(refusal) = &s.refused {
                 Some(Err(PeerError::Refused(refusal.clone())))
             } else {
-                terminal(s).or_else(|| (!s.socket_open).then_some(Err(PeerError::SocketClosed)))
+                terminal(s).or_else(|| s.gone().then_some(Err(PeerError::SocketClosed)))
             }
         })
         .await
@@ -354,7 +365,7 @@ impl Peer {
         self.ask(Command::Hangup).await??;
         let outcome = self
             .wait_state("the end of the session", timeout, |s| {
-                (s.ended.is_some() || !s.socket_open).then_some(Ok(()))
+                (s.ended.is_some() || s.gone()).then_some(Ok(()))
             })
             .await;
         let ended = self
@@ -370,8 +381,16 @@ impl Peer {
         }
     }
 
+    /// Sends `hangup` and returns at once, without waiting for `ended`: the hang-up is kept until
+    /// the server acknowledges it and, if the socket is lost first, replayed after the
+    /// reconnection, dated when it was made (`ago_ms`).
+    pub async fn send_hangup(&self) -> Result<()> {
+        self.ask(Command::Hangup).await?
+    }
+
     /// Drops the signaling socket without a closing handshake or `hangup`, like a lost
-    /// network. The WebRTC connections stay up; [`Peer::reconnect`] opens a new socket.
+    /// network. The WebRTC connections stay up; the socket stays closed (no reconnection by
+    /// itself) until [`Peer::reconnect`] opens a new one.
     pub async fn close_socket_abruptly(&mut self) -> Result<()> {
         self.ask(Command::DropSocket).await
     }
@@ -396,6 +415,29 @@ impl Peer {
             .await??;
         self.welcome = welcome;
         Ok(&self.welcome)
+    }
+
+    /// The `welcome` of the socket open now: the last reconnection's (by itself or asked), else
+    /// the first.
+    pub fn current_welcome(&self) -> Welcome {
+        self.state
+            .borrow()
+            .last_welcome
+            .clone()
+            .unwrap_or_else(|| self.welcome.clone())
+    }
+
+    /// Waits until the socket was reopened by itself at least `n` times in all and is open.
+    pub async fn wait_rejoined(&mut self, n: u32, timeout: Duration) -> Result<Welcome> {
+        let first = self.welcome.clone();
+        self.wait_state("a reconnection by itself", timeout, |s| {
+            if s.rejoins >= n && s.socket_open {
+                Some(Ok(s.last_welcome.clone().unwrap_or_else(|| first.clone())))
+            } else {
+                terminal(s).or_else(|| s.gone().then_some(Err(PeerError::SocketClosed)))
+            }
+        })
+        .await
     }
 
     /// Stops the background task: closes the WebRTC connections and the socket (with a

@@ -206,6 +206,7 @@ pub async fn run(prepared: Prepared, shutdown: impl Future<Output = ()>) -> anyh
             loop {
                 tick.tick().await;
                 hub.check_store(Utc::now()).await;
+                hub.check_shared_state(Utc::now()).await;
             }
         })
     };

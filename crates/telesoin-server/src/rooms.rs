@@ -53,6 +53,14 @@ impl<R: RoomValue> Rooms<R> {
         Rooms::Shared(state)
     }
 
+    /// The cluster's shared state, when the rooms live there.
+    pub fn shared_state(&self) -> Option<&Arc<dyn SharedState>> {
+        match self {
+            Rooms::Local(_) => None,
+            Rooms::Shared(state) => Some(state),
+        }
+    }
+
     /// Changes a session's room atomically (an absent room is given as empty; an empty room is
     /// removed). `f` runs once; it must only change the room and compute its result: frames are
     /// sent after, from what it returns.

@@ -231,7 +231,10 @@ async fn run(app: AppState, socket: WebSocket) {
             return;
         }
     };
+    // What restores the seat if the shared state loses it (see `hub::restore`).
+    app.hub.socket_seated(&joined);
     if !sink.send(frame(&joined.welcome), None).await {
+        app.hub.socket_ended(joined.attachment);
         app.hub
             .socket_lost(joined.session, joined.attachment, Utc::now())
             .await;
@@ -281,7 +284,17 @@ async fn run(app: AppState, socket: WebSocket) {
                         }
                         continue;
                     }
-                    let reply = match handle(&app, &joined, t.as_str()).await {
+                    let mut handled = handle(&app, &joined, t.as_str()).await;
+                    // No seat where one should be: the shared state may have lost the room.
+                    // Restored from the record, the message is handled once more.
+                    if matches!(
+                        handled,
+                        Err(RefusalCode::NotAllowed | RefusalCode::NotAdmitted | RefusalCode::UnknownPeer)
+                    ) && app.hub.restore_seat(&joined, Utc::now()).await
+                    {
+                        handled = handle(&app, &joined, t.as_str()).await;
+                    }
+                    let reply = match handled {
                         Ok(Some(reply)) => frame(&reply),
                         Ok(None) => continue,
                         Err(code) => error(code),
@@ -332,6 +345,7 @@ async fn run(app: AppState, socket: WebSocket) {
             break;
         }
     }
+    app.hub.socket_ended(joined.attachment);
     match exit {
         Exit::Lost => {
             app.hub

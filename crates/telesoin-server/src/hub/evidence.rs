@@ -151,8 +151,15 @@ impl Hub {
             .await?
             .ok_or(RefusalCode::NotAllowed)?;
         if role == Role::Kine {
-            self.end_session_at(session, "hangup", at, now).await?;
-            return Ok(());
+            return match self.end_session_at(session, "hangup", at, now).await {
+                Ok(_) => Ok(()),
+                Err(RefusalCode::Unavailable) if self.health().writes_failing() => {
+                    // The store cannot write the end: kept, and applied as of `at` when it can.
+                    self.keep_pending_end(session, at);
+                    Err(RefusalCode::Unavailable)
+                }
+                Err(code) => Err(code),
+            };
         }
         self.depart(session, participant, role, "hangup", at, now)
             .await

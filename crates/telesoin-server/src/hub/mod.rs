@@ -16,7 +16,8 @@
 //! signaling; `evidence` records what billing counts (media reports and heartbeats, hang-ups and
 //! leaves, replayed or not, the loss a rejoin reports); `presence` follows lost sockets and their
 //! grace; `lifecycle` ends, finalizes,
-//! cancels, recovers, sweeps and drains.
+//! cancels, recovers, sweeps and drains; `restore` puts seats back from the record when the
+//! cluster's shared state lost them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ mod join;
 mod lifecycle;
 mod presence;
 mod relay;
+mod restore;
 
 /// WebSocket close codes used by the hub (4000-4999 are the application's own).
 pub mod close {
@@ -174,6 +176,14 @@ pub struct Hub {
     /// How many upgraded sockets this node still holds (the shutdown waits for none).
     sockets: tokio::sync::watch::Sender<usize>,
     events: Arc<Events>,
+    /// The sockets this node holds and the seats they stand for: what rebuilds the shared state
+    /// when it is lost (see `restore`).
+    local: parking_lot::Mutex<HashMap<ParticipantId, restore::LocalSocket>>,
+    /// Whether this node's marker in the shared state was written (see `restore`).
+    marked: AtomicBool,
+    /// Kiné hang-ups the store could not write (session, when it was made): applied by
+    /// [`Hub::check_store`] once writing works again.
+    pending_ends: parking_lot::Mutex<Vec<(SessionId, DateTime<Utc>)>>,
 }
 
 /// Held by a socket's task while it runs; see [`Hub::socket_opened`].
@@ -239,6 +249,9 @@ impl Hub {
             going_away: tokio::sync::watch::channel(false).0,
             sockets: tokio::sync::watch::channel(0).0,
             events,
+            local: parking_lot::Mutex::new(HashMap::new()),
+            marked: AtomicBool::new(false),
+            pending_ends: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
@@ -330,6 +343,33 @@ impl Hub {
                 seconds,
                 "writes failed for a while: the gap is recorded as an incident"
             );
+            self.apply_pending_ends(now).await;
+        }
+    }
+
+    /// A kiné's hang-up that could not be written: kept, to end the session as of `at` once the
+    /// store writes again (the kiné was told `unavailable`; everyone hears `ended` then).
+    fn keep_pending_end(&self, session: SessionId, at: DateTime<Utc>) {
+        let mut pending = self.pending_ends.lock();
+        if !pending.iter().any(|(s, _)| *s == session) {
+            pending.push((session, at));
+        }
+    }
+
+    async fn apply_pending_ends(&self, now: DateTime<Utc>) {
+        let pending = std::mem::take(&mut *self.pending_ends.lock());
+        for (session, at) in pending {
+            match self.end_session_at(session, "hangup", at, now).await {
+                Ok(billable) => tracing::info!(
+                    session = %session,
+                    billable_seconds = billable,
+                    "a hang-up kept while the store could not write ended the session"
+                ),
+                Err(RefusalCode::Unavailable) => self.keep_pending_end(session, at),
+                Err(code) => {
+                    tracing::info!(session = %session, code = code.code(), "kept hang-up dropped")
+                }
+            }
         }
     }
 

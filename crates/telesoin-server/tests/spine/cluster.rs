@@ -41,14 +41,14 @@ fn required(what: &str) -> bool {
 }
 
 /// A redis-server of this test's own, without persistence, killed when dropped.
-struct Redis {
+pub(crate) struct Redis {
     child: Option<Child>,
     port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Redis {
-    async fn start() -> Option<Redis> {
+    pub(crate) async fn start() -> Option<Redis> {
         if !Path::new("/usr/bin/redis-server").exists() && which("redis-server").is_none() {
             required("redis-server");
             return None;
@@ -63,11 +63,11 @@ impl Redis {
         Some(r)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         let child = Command::new(which("redis-server").unwrap_or_else(|| "redis-server".into()))
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -89,7 +89,35 @@ impl Redis {
         }
     }
 
-    async fn stop(&mut self) {
+    /// Sends a signal to the redis-server (`STOP` pauses it: connections open, nothing answered;
+    /// `CONT` resumes it).
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(|c| c.id())
+            .expect("redis-server running");
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    }
+
+    /// `FLUSHALL`: every key gone, connections kept (an eviction of everything, a failover to
+    /// an empty replica).
+    pub(crate) async fn flushall(&self) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to redis");
+        c.write_all(b"FLUSHALL\r\n").await.expect("FLUSHALL");
+        let mut reply = [0u8; 5];
+        c.read_exact(&mut reply).await.expect("reply");
+        assert_eq!(&reply, b"+OK\r\n");
+    }
+
+    pub(crate) async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().await.expect("kill redis-server");
         }
@@ -529,4 +557,112 @@ async fn sigterm_drains_readyz_first_then_tells_clients_to_reconnect() {
         .expect("exits in time")
         .expect("status");
     assert!(exit.success(), "{exit}");
+}
+
+/// Redis flushed mid-call under two nodes (the kiné on A, the patient on B): within the 2 s
+/// marker check each node puts its seats back from the record and records its sockets'
+/// locations again, so a companion joining on B is let in by the kiné on A and connected
+/// (admission and relay across nodes), and the kiné's hang-up on A reaches everyone on B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_flushed_under_two_nodes_the_rooms_come_back_from_the_record() {
+    let (Some(redis), Some(db)) = (Redis::start().await, postgres().await) else {
+        return;
+    };
+    let (a, b) = two_nodes(&redis, &db, "flushed@example.fr").await;
+    let api = api_on(&a.base()).login("flushed@example.fr").await;
+    let patient = api.ready_patient().await;
+    let session = api.session(patient, json!({})).await;
+    let link = |role: &'static str| {
+        let api = api.clone();
+        async move {
+            api.post(
+                &format!("/api/sessions/{session}/links"),
+                json!({"role": role}),
+            )
+            .await["url"]
+                .as_str()
+                .expect("url")
+                .to_owned()
+        }
+    };
+    let kine_link = link("kine").await;
+    let patient_link = via(&link("patient").await, &a, &b);
+    let companion_link = via(&link("companion").await, &a, &b);
+    let ca = std::fs::read(a.dir.path().join("tls/cert.pem")).expect("certificate");
+    let t = Duration::from_secs(20);
+
+    let mut kine = Peer::join(PeerConfig {
+        auto_admit_lobby: true,
+        ..peer_config(&ca, kine_link)
+    })
+    .await
+    .expect("kiné joins node A");
+    kine.admitted(t).await.expect("kiné admitted");
+    let mut pat = Peer::join(peer_config(&ca, patient_link))
+        .await
+        .expect("patient joins node B");
+    pat.admitted(t).await.expect("patient admitted");
+    kine.wait_media_connected(t).await.expect("kiné connected");
+    pat.wait_media_connected(t)
+        .await
+        .expect("patient connected");
+    let connected = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    redis.flushall().await;
+    // Both nodes' marker checks (every 2 s) see the loss.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let mut comp = Peer::join(peer_config(&ca, companion_link))
+        .await
+        .expect("companion joins node B");
+    // Within the marker checks, not at the next 10 s heartbeat.
+    comp.admitted(Duration::from_secs(6))
+        .await
+        .expect("the kiné on A, put back, lets the companion on B in");
+    comp.wait_media_connected(t)
+        .await
+        .expect("the kiné's offer crossed the nodes");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let hung_up = Instant::now();
+    let billed = kine
+        .hangup(t)
+        .await
+        .expect("hangup")
+        .expect("the kiné's hang-up ends the session");
+    let observed = (hung_up - connected).as_secs_f64();
+    for p in [&mut pat, &mut comp] {
+        p.wait_state("ended", t, |s| s.ended.is_some().then_some(Ok(())))
+            .await
+            .expect("everyone on node B hears the end");
+        p.shutdown().await;
+    }
+    // Never over; the evidence goes on through the flush (within the evidence gap).
+    assert!(
+        (billed as f64) <= observed + 1.5 && (billed as f64) >= observed - 2.0,
+        "billed {billed} s for {observed:.1} s observed"
+    );
+    let api_b = api_on(&b.base()).login("flushed@example.fr").await;
+    let rec = api_b.record(session).await;
+    assert_eq!(rec["status"], "ended");
+    assert_eq!(rec["billable_seconds"].as_i64(), Some(billed));
+    let events = rec["events"].as_array().expect("events");
+    assert_eq!(events.iter().filter(|e| e["kind"] == "ended").count(), 1);
+    let restored: Vec<_> = events
+        .iter()
+        .filter(|e| e["detail"] == "shared_state_lost")
+        .map(|e| e["role"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        restored.contains(&"kine".to_owned()) && restored.contains(&"patient".to_owned()),
+        "each node put its own seat back: {restored:?}"
+    );
+    let comp_id = comp.participant().to_string();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["participant"] == comp_id && e["kind"] == "admitted"),
+        "the companion's admission is persisted"
+    );
 }

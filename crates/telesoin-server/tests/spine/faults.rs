@@ -197,6 +197,73 @@ async fn a_full_disk_fails_closed_and_the_gap_is_recorded() {
     );
     k.send(json!({"type": "hangup"})).await;
     k.until("ended").await;
+    // Finalized once, and the audit chain kept whole through the refused writes.
+    let rec = api.record(s).await;
+    assert_eq!(rec["status"], "ended", "{rec}");
+    let events = rec["events"].as_array().expect("events");
+    assert_eq!(events.iter().filter(|e| e["kind"] == "ended").count(), 1);
+    assert!(
+        telesoin_server::records::cli::audit_verify(server.state.store.as_ref())
+            .await
+            .expect("audit verify"),
+        "the audit chain is intact"
+    );
+    server.stop().await;
+}
+
+/// The kiné hangs up while the data directory is full: the `ended` event cannot be written, the
+/// kiné is told `unavailable`; the hang-up is kept by the node and applied, dated when it was made,
+/// as soon as writing works again (it used to leave the session live until the window closed).
+#[tokio::test]
+async fn a_hang_up_while_the_disk_is_full_ends_the_session_once_writing_is_back() {
+    let Some(fs) = TinyFs::mount("16m") else {
+        return;
+    };
+    let data = fs.path().join("data");
+    let server = Server::start_with(|c| {
+        c.data_dir = data.clone();
+        c.min_free_disk_mb = 1;
+    })
+    .await;
+    let base = server.base.clone();
+    let api = server.kine("full-hangup@example.fr").await;
+    let (mut k, mut p, s, _, _) = admitted_pair(&api, server.port).await;
+    let video = json!({"type": "media", "state": "connected", "video_in": true, "video_out": true});
+    k.send(video.clone()).await;
+    p.send(video).await;
+    p.send(json!({"type": "ping"})).await;
+    p.until("pong").await;
+    let connected = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let filler = fs.fill();
+    until_ready(&base, 503, "the disk check sees the disk full").await;
+    let hung_up = chrono::Utc::now();
+    k.send(json!({"type": "hangup"})).await;
+    let (err, _) = k.until("error").await;
+    assert_eq!(err["code"], "unavailable", "{err}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    std::fs::remove_file(filler).expect("free the disk");
+    let (ended, _) = k.until("ended").await;
+    assert_eq!(ended["reason"], "hangup");
+    p.until("ended").await;
+    let rec = api.record(s).await;
+    assert_eq!(rec["status"], "ended", "{rec}");
+    let ended_at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(rec["ended_at"].clone()).expect("ended_at");
+    assert!(
+        (ended_at - hung_up).num_milliseconds().abs() < 500,
+        "the end is dated when the kiné hung up ({hung_up}), not when it was written: {rec}"
+    );
+    let billed = rec["billable_seconds"].as_i64().expect("billed");
+    let call = (hung_up - connected).num_milliseconds() as f64 / 1000.0;
+    assert!(
+        billed as f64 <= call + 1.0,
+        "billed {billed} s for a {call:.1} s call"
+    );
+    let events = rec["events"].as_array().expect("events");
+    assert_eq!(events.iter().filter(|e| e["kind"] == "ended").count(), 1);
     server.stop().await;
 }
 

@@ -12,6 +12,7 @@ mod records;
 mod representation;
 mod restart;
 mod room;
+mod standing;
 mod support;
 mod turn;
 
