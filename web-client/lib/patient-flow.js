@@ -23,7 +23,7 @@ import { bind, bindPair, consentText, fmtDate, fmtDuration, fmtEuros, fmtTime, o
  */
 
 /** Refusals that may go away by themselves: offer to try again. */
-const RETRIABLE = new Set(['too_early', 'token_not_yet_valid', 'unavailable', 'shutting_down', 'network', 'rate_limited']);
+const RETRIABLE = new Set(['too_early', 'token_not_yet_valid', 'unavailable', 'shutting_down', 'network', 'rate_limited', 'rejoin_too_frequent']);
 
 /**
  * @param {HTMLElement} root where screens are drawn

@@ -74,6 +74,15 @@ impl Hub {
             // Nobody is seated whose presence could not be recorded.
             return Err(RefusalCode::Unavailable);
         }
+        // Bounded per seat and per link, before any read or write: a client rejoining in a
+        // loop grows neither the record nor the load.
+        if self
+            .rejoins
+            .take(claims.participant(), claims.jti())
+            .is_err()
+        {
+            return Err(RefusalCode::RejoinTooFrequent);
+        }
         // The link, its session and the kiné's name: one read.
         let (seat, row, kine_name) = self
             .store

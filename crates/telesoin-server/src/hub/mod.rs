@@ -39,8 +39,11 @@ mod evidence;
 mod join;
 mod lifecycle;
 mod presence;
+mod rejoin;
 mod relay;
 mod writer;
+
+pub use rejoin::RejoinPolicy;
 
 /// WebSocket close codes used by the hub (4000-4999 are the application's own).
 pub mod close {
@@ -62,6 +65,8 @@ pub struct HubConfig {
     /// The clients' media heartbeat period (`welcome.heartbeat_seconds`).
     pub heartbeat: Duration,
     pub in_person_rule: InPersonRule,
+    /// How often a seat, or a link, may join again.
+    pub rejoin: RejoinPolicy,
     pub ice: crate::turn::IceConfig,
     /// Whether the store takes writes (shared with /readyz and /metrics).
     pub health: Arc<crate::health::Health>,
@@ -179,6 +184,8 @@ pub struct Hub {
     events: Arc<Events>,
     /// Every presence event of this node, in order, in batches; see [`writer`].
     writer: writer::PresenceWriter,
+    /// Joins per seat and per link; see [`rejoin`].
+    rejoins: rejoin::Rejoins,
 }
 
 /// Held by a socket's task while it runs; see [`Hub::socket_opened`].
@@ -254,8 +261,10 @@ impl Hub {
         events: Arc<Events>,
     ) -> Arc<Self> {
         let writer = writer::PresenceWriter::new(store.clone(), cfg.health.clone());
+        let rejoins = rejoin::Rejoins::new(cfg.rejoin);
         Arc::new(Hub {
             writer,
+            rejoins,
             store,
             bus,
             cfg,

@@ -1,6 +1,6 @@
 //! Bursts and loops (issues 10 and 15): a thousand sockets closing at once while the store
-//! cannot take a write loses no presence event; nothing of a seat is recorded after its `left`
-//! but a new `joined`.
+//! cannot take a write loses no presence event; a seat that rejoins in a loop is refused
+//! `rejoin_too_frequent`; nothing of a seat is recorded after its `left` but a new `joined`.
 
 use std::time::{Duration, Instant};
 
@@ -122,6 +122,71 @@ async fn a_thousand_sockets_closing_while_the_store_is_locked_lose_no_event() {
     )
     .await;
     assert_eq!(late, 0, "losses dated at the close, not at the write");
+    server.stop().await;
+}
+
+async fn kinds(api: &Api, session: uuid::Uuid) -> Vec<String> {
+    api.record(session).await["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A seat that rejoins in a loop is bounded whatever link it uses: past its burst, the join is
+/// refused `rejoin_too_frequent` (French and English) before anything is written, and the
+/// record stops growing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_rejoining_in_a_loop_is_refused_rejoin_too_frequent() {
+    let server = Server::start_with(|c| {
+        c.rejoin_burst = 3;
+        c.rejoins_per_minute = 1;
+    })
+    .await;
+    let api = server.kine("boucle@example.fr").await;
+    let patient = api.ready_patient().await;
+    let session = api.session(patient, json!({})).await;
+    let (first, _) = api.link(session, "kine").await;
+    // A second link of the same seat (the kiné's): the bound is the seat's too.
+    let (second, _) = api.link(session, "kine").await;
+    for _ in 0..3 {
+        let (mut ws, _) = welcomed(server.port, &first).await;
+        ws.until("admitted").await;
+        ws.inner.close(None).await.expect("close");
+    }
+    let grown = kinds(&api, session).await.len();
+    for token in [&first, &second] {
+        let mut ws = Ws::join(server.port, token).await;
+        let m = ws.recv().await;
+        assert_eq!(
+            (m["type"].as_str(), m["code"].as_str()),
+            (Some("refused"), Some("rejoin_too_frequent")),
+            "{m}"
+        );
+        assert!(
+            m["message_fr"]
+                .as_str()
+                .is_some_and(|s| s.contains("reconnexions"))
+                && m["message_en"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("reconnections")),
+            "{m}"
+        );
+        assert_eq!(ws.closed().await, 4001);
+    }
+    // Let the last close be written, then nothing more comes from the refused joins.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = kinds(&api, session).await;
+    assert_eq!(
+        after
+            .iter()
+            .filter(|k| *k == "joined" || *k == "reconnected")
+            .count(),
+        3,
+        "{after:?}"
+    );
+    assert!(after.len() <= grown + 1, "{after:?}");
     server.stop().await;
 }
 
