@@ -23,7 +23,7 @@ import { bind, bindPair, consentText, fmtDate, fmtDuration, fmtEuros, fmtTime, o
  */
 
 /** Refusals that may go away by themselves: offer to try again. */
-const RETRIABLE = new Set(['too_early', 'token_not_yet_valid', 'unavailable', 'shutting_down', 'network', 'rate_limited', 'price_acceptance_required']);
+const RETRIABLE = new Set(['too_early', 'token_not_yet_valid', 'unavailable', 'shutting_down', 'network', 'rate_limited', 'price_acceptance_required', 'rejoin_too_frequent']);
 
 /** What the server says about a named person typed on the page: shown under the form. */
 const NAME_ERRORS = new Set(['representative_consent_required', 'representative_unexpected', 'companion_unnamed']);

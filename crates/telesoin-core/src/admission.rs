@@ -172,6 +172,8 @@ pub enum RefusalCode {
     BadMessage,
     MessageTooLarge,
     RateLimited,
+    /// A seat (or a link) joined too often in a short time (`rejoin_burst`, `rejoins_per_minute`).
+    RejoinTooFrequent,
     NotAdmitted,
     NotAllowed,
     UnknownPeer,
@@ -245,6 +247,7 @@ impl RefusalCode {
             BadMessage => "bad_message",
             MessageTooLarge => "message_too_large",
             RateLimited => "rate_limited",
+            RejoinTooFrequent => "rejoin_too_frequent",
             NotAdmitted => "not_admitted",
             NotAllowed => "not_allowed",
             UnknownPeer => "unknown_peer",
@@ -348,6 +351,9 @@ impl RefusalCode {
             BadMessage => "Message incompréhensible reçu. Rechargez la page.",
             MessageTooLarge => "Message trop volumineux. Rechargez la page.",
             RateLimited => "Trop de messages en peu de temps. Patientez quelques secondes.",
+            RejoinTooFrequent => {
+                "Trop de reconnexions en peu de temps. Patientez quelques secondes, puis rejoignez la séance."
+            }
             NotAdmitted => {
                 "Vous n'êtes pas encore entré dans la séance. Patientez, votre kinésithérapeute va vous faire entrer."
             }
@@ -492,6 +498,9 @@ impl RefusalCode {
             BadMessage => "An unreadable message was received. Reload the page.",
             MessageTooLarge => "Message too large. Reload the page.",
             RateLimited => "Too many messages in a short time. Wait a few seconds.",
+            RejoinTooFrequent => {
+                "Too many reconnections in a short time. Wait a few seconds, then join the session again."
+            }
             NotAdmitted => {
                 "You have not entered the session yet. Please wait, your physiotherapist will let you in."
             }

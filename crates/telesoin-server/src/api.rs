@@ -82,6 +82,11 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         u8::from(!health.writes_failing()).to_string(),
     );
     gauge(
+        "telesoin_presence_events_queued",
+        "Presence events waiting for the store (kept and retried, never dropped).",
+        app.hub.presence_queued().to_string(),
+    );
+    gauge(
         "telesoin_draining",
         "1 while the node is shutting down.",
         u8::from(app.hub.is_draining()).to_string(),

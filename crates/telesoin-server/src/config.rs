@@ -86,6 +86,11 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Messages per second allowed per socket (burst: 4x). Default 50.
     pub rate_per_second: u32,
+    /// Joins a seat (or a link) may make at once, then `rejoins_per_minute`; past them a join
+    /// is refused `rejoin_too_frequent` (issue 10: the per-socket rate limit does not bound a
+    /// client that reconnects in a loop).
+    pub rejoin_burst: u32,
+    pub rejoins_per_minute: u32,
     /// Extra origins allowed to open the WebSocket (the public URL's origin always is).
     pub allowed_origins: Vec<String>,
     /// Origins allowed to embed the call (frame-ancestors, postMessage targets).
@@ -268,6 +273,8 @@ impl Default for Config {
             join_timeout_seconds: 10,
             max_message_bytes: telesoin_proto::MAX_MESSAGE_BYTES,
             rate_per_second: 50,
+            rejoin_burst: 10,
+            rejoins_per_minute: 6,
             allowed_origins: Vec::new(),
             embed_origins: Vec::new(),
             ice_urls: Vec::new(),
@@ -479,6 +486,10 @@ impl Config {
             }
             "max_message_bytes" => self.max_message_bytes = parse(key, value, "a number of bytes")?,
             "rate_per_second" => self.rate_per_second = parse(key, value, "a number of messages")?,
+            "rejoin_burst" => self.rejoin_burst = parse(key, value, "a number of joins")?,
+            "rejoins_per_minute" => {
+                self.rejoins_per_minute = parse(key, value, "a number of joins")?
+            }
             "allowed_origins" => self.allowed_origins = list(value),
             "embed_origins" => self.embed_origins = list(value),
             "ice_urls" => self.ice_urls = list(value),
@@ -708,6 +719,11 @@ impl Config {
         self.validate_reach()?;
         if self.drain_seconds > 300 {
             return Err(ConfigError("drain_seconds must be at most 300".into()));
+        }
+        if self.rejoin_burst == 0 || self.rejoins_per_minute == 0 {
+            return Err(ConfigError(
+                "rejoin_burst and rejoins_per_minute must be at least 1".into(),
+            ));
         }
         if self.rate_per_second == 0 {
             return Err(ConfigError("rate_per_second must be at least 1".into()));

@@ -241,9 +241,7 @@ async fn run(app: AppState, socket: WebSocket) {
         return;
     }
     tracing::info!(session = %joined.session, role = joined.role.as_str(), resumed = joined.resumed, "participant joined");
-    app.hub
-        .after_join(joined.session, joined.attachment.participant, Utc::now())
-        .await;
+    app.hub.after_join(&joined, Utc::now()).await;
 
     // 2. Read and write until the seat is over or the socket is gone. Every write is bounded
     // by the send timeout and by the idle deadline.

@@ -479,6 +479,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    seat_events_are_ordered_and_their_state_is_one_row,
     records_suite,
     store_suite,
     presence_events_are_append_only,
@@ -488,6 +489,126 @@ on_both!(
     rules_suite,
     identity_suite,
 );
+
+/// A seat's last state is one row kept with its events (what a join reads), and the append
+/// refuses anything after a seat's `left` but a new `joined`, alone or in a batch, on both
+/// backends; a batch writes the others in order, in one go.
+async fn seat_events_are_ordered_and_their_state_is_one_row(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let session = scheduled_session(&store).await;
+    let seat = ParticipantId(Uuid::new_v4());
+    let other = ParticipantId(Uuid::new_v4());
+    let at = |s: i64| t0() + Duration::seconds(s);
+    let ev = |who: ParticipantId, s: i64, kind: PresenceKind, detail: Option<&str>| NewEvent {
+        at: at(s),
+        participant: Some(who),
+        role: Some(Role::Companion),
+        kind,
+        detail: detail.map(str::to_owned),
+    };
+    let state = |who| {
+        let store = &store;
+        async move { store.seat_state(session, who).await.expect("state") }
+    };
+    assert_eq!(state(seat).await, None, "no event, no state");
+    store
+        .append_event(session, &ev(seat, 0, PresenceKind::Joined, None))
+        .await
+        .expect("joined");
+    let admitted = store
+        .append_event(session, &ev(seat, 1, PresenceKind::Admitted, None))
+        .await
+        .expect("admitted");
+    let s = state(seat).await.expect("state");
+    assert_eq!(
+        (s.last_seq, s.last_kind, s.admitted),
+        (admitted, PresenceKind::Admitted, true)
+    );
+    // A hang-up keeps the admission for a return in the session.
+    store
+        .append_event(session, &ev(seat, 2, PresenceKind::Left, Some("hangup")))
+        .await
+        .expect("left");
+    let s = state(seat).await.expect("state");
+    assert_eq!((s.last_kind, s.admitted), (PresenceKind::Left, true));
+    // After `left`: nothing but a new `joined` (the admission that raced a hang-up is refused).
+    for kind in [
+        PresenceKind::Admitted,
+        PresenceKind::MediaConnected,
+        PresenceKind::SocketLost,
+        PresenceKind::Left,
+        PresenceKind::Refused,
+    ] {
+        let err = store
+            .append_event(session, &ev(seat, 3, kind, None))
+            .await
+            .expect_err("refused after left");
+        assert!(matches!(err, StoreError::SeatLeft), "{kind:?}: {err}");
+    }
+    // Session events and other seats are not concerned.
+    store
+        .append_event(
+            session,
+            &NewEvent {
+                at: at(3),
+                participant: None,
+                role: None,
+                kind: PresenceKind::Incident,
+                detail: Some("note".into()),
+            },
+        )
+        .await
+        .expect("session event");
+    // A batch: refused ones are said so, the others written in order, in one transaction.
+    let batch = vec![
+        (session, ev(other, 4, PresenceKind::Joined, None)),
+        (session, ev(seat, 4, PresenceKind::MediaConnected, None)),
+        (session, ev(seat, 5, PresenceKind::Joined, None)),
+        (session, ev(other, 5, PresenceKind::Admitted, None)),
+        (
+            session,
+            ev(other, 6, PresenceKind::Left, Some("grace_expired")),
+        ),
+        (session, ev(other, 7, PresenceKind::Admitted, None)),
+        (session, ev(seat, 7, PresenceKind::SocketLost, None)),
+    ];
+    let out = store.append_events(&batch).await.expect("batch");
+    assert_eq!(out.len(), batch.len());
+    assert_eq!(out[1], Appended::SeatLeft);
+    assert_eq!(out[5], Appended::SeatLeft);
+    let seqs: Vec<i64> = out
+        .iter()
+        .filter_map(|a| match a {
+            Appended::Written(s) => Some(*s),
+            Appended::SeatLeft => None,
+        })
+        .collect();
+    assert_eq!(seqs.len(), 5);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    let s = state(seat).await.expect("state");
+    assert_eq!((s.last_kind, s.admitted), (PresenceKind::SocketLost, true));
+    // A `left` other than a hang-up or a leave ends the admission.
+    let s = state(other).await.expect("state");
+    assert_eq!((s.last_kind, s.admitted), (PresenceKind::Left, false));
+    let kinds: Vec<(Option<ParticipantId>, PresenceKind)> = store
+        .events(session)
+        .await
+        .expect("events")
+        .iter()
+        .map(|e| (e.participant, e.kind))
+        .collect();
+    assert_eq!(
+        kinds[kinds.len() - 5..],
+        [
+            (Some(other), PresenceKind::Joined),
+            (Some(seat), PresenceKind::Joined),
+            (Some(other), PresenceKind::Admitted),
+            (Some(other), PresenceKind::Left),
+            (Some(seat), PresenceKind::SocketLost),
+        ]
+    );
+    store.close().await;
+}
 
 /// Sessions of one kiné and patient, `n` of them, a minute apart.
 async fn sessions_of_one_kine(store: &dyn Store, n: i64) -> (KineId, PatientId, Vec<SessionId>) {

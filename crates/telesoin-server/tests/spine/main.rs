@@ -1,6 +1,7 @@
 //! The spine, end to end: a real server (port 0, temporary SQLite file) driven over HTTPS and
 //! WebSocket by real clients.
 
+mod burst;
 mod call;
 mod cluster;
 mod evidence;
