@@ -1,9 +1,9 @@
 //! The outbound rows of a change, written in the change's own transaction.
 //!
-//! A change that platforms or the patient must hear of (a session scheduled, cancelled, moved or
-//! ended, a message to the patient done) writes what announces it — the webhook deliveries of every
-//! endpoint concerned, the patient's notice, the reminders it stops — in the one database
-//! transaction that makes the change. Either both are there or neither: a crash (kill -9, the
+//! A change that platforms or the patient must hear of (a session scheduled, cancelled, moved
+//! or ended, a message to the patient done) writes what announces it — the webhook deliveries of
+//! every endpoint concerned, the patient's notice, the reminders it queues or stops — in the one
+//! database transaction that makes the change. Either both are there or neither: a crash (kill -9, the
 //! node lost) between the change and its announcement cannot lose the event, and a change that
 //! failed never announces anything. The delivery workers (webhooks, messages) then send what is
 //! queued, after a restart too.
