@@ -3,7 +3,7 @@
 
 import { get, post, put } from '../lib/api.js';
 import { h, field, replace } from '../lib/dom.js';
-import { bind, fmtDateTime, t } from '../lib/i18n.js';
+import { bind, fmtDateTime, getLang, t } from '../lib/i18n.js';
 import { clearFieldErrors, errorAlert, handleError, hintedField, localFieldError, showFormError } from './ui.js';
 
 /** @typedef {import('../lib/i18n.js').Key} Key */
@@ -87,7 +87,7 @@ export function contactCard(patientId) {
 
 /** @param {number} minutes */
 function offsetWords(minutes) {
-  if (minutes % 1440 === 0) return `${minutes / 1440} j`;
+  if (minutes % 1440 === 0) return `${minutes / 1440} ${getLang() === 'en' ? 'd' : 'j'}`;
   if (minutes % 60 === 0) return `${minutes / 60} h`;
   return `${minutes} min`;
 }

@@ -723,24 +723,23 @@ pub async fn create_session_for(
         auto_admit: body.auto_admit,
         patient_consent_on_join: body.patient_consent_on_join,
     };
-    let mut row =
-        crate::records::schedule(app, session, direct_access, body.hn_price_cents, now).await?;
-    if body.relay_only {
-        app.store.set_relay_only(row.session.id, true).await?;
-        row.relay_only = true;
-    }
+    // The session, its reminders and `session.scheduled` for platforms: one transaction.
+    let row = crate::records::schedule(
+        app,
+        session,
+        direct_access,
+        body.hn_price_cents,
+        body.relay_only,
+        platform,
+        now,
+    )
+    .await?;
     let session = &row.session;
-    if let Some(platform) = platform {
-        app.store
-            .record_platform_session(session.id, platform)
-            .await?;
-    }
     let scheduled = DomainEvent::SessionScheduled {
         kine: kine.id,
         session: session.id,
     };
     app.hub.events().emit(now, scheduled).await;
-    crate::reach::outbox::after_schedule(app, &row, platform.is_some()).await;
     Ok(session_json(app, &row, p.patient.display_name).await)
 }
 

@@ -1062,4 +1062,46 @@ mod tests {
         .expect_err("http issuer");
         assert!(err.to_string().contains("oidc_allow_http"), "{err}");
     }
+
+    #[test]
+    fn smtp_ca_file_is_checked_at_start() {
+        let dir = tempfile::tempdir().expect("dir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        let ca = dir.path().join("ca.pem");
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["relay.example".to_owned()]).expect("cert");
+        std::fs::write(&ca, cert.cert.pem()).expect("write");
+        let with = |file: &Path, security: &str| {
+            Config::load(
+                None,
+                env(&[
+                    ("TELESOIN_SMTP_RELAY", "relay.example:587"),
+                    ("TELESOIN_SMTP_FROM", "rdv@cabinet.example.fr"),
+                    ("TELESOIN_SMTP_SECURITY", security),
+                    ("TELESOIN_SMTP_CA_FILE", &file.display().to_string()),
+                ]),
+            )
+        };
+        let cfg = with(&ca, "starttls").expect("a PEM CA");
+        assert_eq!(cfg.smtp_ca_file.as_deref(), Some(ca.as_path()));
+        let err = with(&empty, "tls").expect_err("no certificate");
+        assert!(
+            err.to_string().contains("holds no PEM certificate"),
+            "{err}"
+        );
+        let err = with(&dir.path().join("missing.pem"), "tls").expect_err("missing");
+        assert!(err.to_string().contains("smtp_ca_file"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[
+                ("TELESOIN_SMTP_RELAY", "127.0.0.1:2525"),
+                ("TELESOIN_SMTP_FROM", "rdv@cabinet.example.fr"),
+                ("TELESOIN_SMTP_SECURITY", "none"),
+                ("TELESOIN_SMTP_CA_FILE", &ca.display().to_string()),
+            ]),
+        )
+        .expect_err("clear text");
+        assert!(err.to_string().contains("starttls or tls"), "{err}");
+    }
 }

@@ -1,9 +1,9 @@
 //! The outbound rows of a change, written in the change's own transaction.
 //!
-//! A change that platforms or the patient must hear of (a session cancelled, moved or ended, a
-//! message to the patient done) writes what announces it — the webhook deliveries of every
-//! endpoint concerned, the patient's notice, the reminders it stops — in the one database
-//! transaction that makes the change. Either both are there or neither: a crash (kill -9, the
+//! A change that platforms or the patient must hear of (a session scheduled, cancelled, moved
+//! or ended, a message to the patient done) writes what announces it — the webhook deliveries of
+//! every endpoint concerned, the patient's notice, the reminders it queues or stops — in the one
+//! database transaction that makes the change. Either both are there or neither: a crash (kill -9, the
 //! node lost) between the change and its announcement cannot lose the event, and a change that
 //! failed never announces anything. The delivery workers (webhooks, messages) then send what is
 //! queued, after a restart too.
@@ -20,12 +20,13 @@ use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 use telesoin_core::SessionId;
 use telesoin_core::billing::PresenceKind;
+use telesoin_core::model::Session;
 use telesoin_core::reach::MessageKind;
 use uuid::Uuid;
 
 use crate::reach::{MessageState, NewMessage, insert_messages};
-use crate::sql::{get, ms, unavailable, uuid};
-use crate::{Result, SqlStore};
+use crate::sql::{get, insert_session, ms, unavailable, uuid};
+use crate::{Result, SessionBilling, SqlStore};
 
 /// An event about a session, for the platforms' webhooks.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,8 +163,28 @@ pub(crate) async fn stop_messages(
     Ok(out)
 }
 
+/// A session to schedule and what comes with it, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewSchedule<'a> {
+    pub session: &'a Session,
+    pub billing_class: &'a str,
+    pub billing: &'a SessionBilling,
+    /// Privacy mode (media through TURN only).
+    pub relay_only: bool,
+    /// The platform whose API scheduled it, if any.
+    pub platform: Option<Uuid>,
+    /// Its reminders (none for a platform that sends its own).
+    pub reminders: &'a [NewMessage],
+    /// `session.scheduled`.
+    pub scheduled: &'a Announcement,
+}
+
 #[async_trait]
 pub trait OutboundStore: Send + Sync {
+    /// Schedules a session: the session with its billing facts, its privacy mode, the platform
+    /// that scheduled it, its reminders and the webhook `session.scheduled`, in one transaction.
+    async fn schedule_announced(&self, s: &NewSchedule<'_>, now: DateTime<Utc>) -> Result<()>;
+
     /// Cancels a `scheduled` or `live` session, in one transaction with: its `cancelled`
     /// presence event, its links revoked, its pending messages of `stop` kinds cancelled, `notices` queued (the patient's notice of the
     /// cancellation) and the webhooks `session.cancelled` and `message.cancelled` (one per
@@ -191,6 +212,35 @@ pub trait OutboundStore: Send + Sync {
 
 #[async_trait]
 impl OutboundStore for SqlStore {
+    async fn schedule_announced(&self, s: &NewSchedule<'_>, now: DateTime<Utc>) -> Result<()> {
+        let id = s.session.id;
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        insert_session(&mut tx, s.session, s.billing_class, now).await?;
+        sqlx::query(
+            "UPDATE sessions SET direct_access = $1, hn_price_cents = $2, class_reason = $3, relay_only = $4 WHERE id = $5",
+        )
+        .bind(&s.billing.direct_access)
+        .bind(s.billing.hn_price_cents)
+        .bind(&s.billing.class_reason)
+        .bind(i64::from(s.relay_only))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if let Some(platform) = s.platform {
+            sqlx::query("INSERT INTO platform_sessions (session_id, platform_id) VALUES ($1, $2)")
+                .bind(id.to_string())
+                .bind(platform.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        insert_messages(&mut tx, s.reminders, now).await?;
+        queue_webhooks(&mut tx, id, std::slice::from_ref(s.scheduled), now).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn cancel_announced(
         &self,
         session: SessionId,

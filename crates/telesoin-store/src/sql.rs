@@ -574,26 +574,8 @@ impl SessionStore for SqlStore {
         billing_class: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, kine_id, patient_id, starts_at, window_start, window_end, act_code, status, auto_admit, patient_consent_on_join, billing_class, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(s.id.to_string())
-        .bind(s.kine.to_string())
-        .bind(s.patient.to_string())
-        .bind(ms(s.starts_at))
-        .bind(ms(s.window_start))
-        .bind(ms(s.window_end))
-        .bind(&s.act_code)
-        .bind(s.status.as_str())
-        .bind(i64::from(s.auto_admit))
-        .bind(i64::from(s.patient_consent_on_join))
-        .bind(billing_class)
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        insert_session(&mut conn, s, billing_class, now).await
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<SessionRow>> {
@@ -957,4 +939,34 @@ impl Store for SqlStore {
             .map_err(unavailable)?;
         Ok(())
     }
+}
+
+/// Inserts a session row (`SessionStore::create_session`), on `conn` (a transaction's, for
+/// `OutboundStore::schedule_announced`).
+pub(crate) async fn insert_session(
+    conn: &mut sqlx::AnyConnection,
+    s: &Session,
+    billing_class: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id, kine_id, patient_id, starts_at, window_start, window_end, act_code, status, auto_admit, patient_consent_on_join, billing_class, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(s.id.to_string())
+    .bind(s.kine.to_string())
+    .bind(s.patient.to_string())
+    .bind(ms(s.starts_at))
+    .bind(ms(s.window_start))
+    .bind(ms(s.window_end))
+    .bind(&s.act_code)
+    .bind(s.status.as_str())
+    .bind(i64::from(s.auto_admit))
+    .bind(i64::from(s.patient_consent_on_join))
+    .bind(billing_class)
+    .bind(ms(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    Ok(())
 }

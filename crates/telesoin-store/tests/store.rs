@@ -2227,3 +2227,115 @@ async fn reminder_offsets_change(url: String) {
 }
 
 on_both!(reminder_offsets_change);
+
+/// Scheduling writes the session, its billing facts, its privacy mode, the platform that asked,
+/// its reminders and `session.scheduled` at once; a failure inside keeps none of them.
+async fn schedule_is_one_transaction(url: String) {
+    use telesoin_core::reach::{Channel, MessageKind};
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let first = scheduled_session(&store).await;
+    let base = store
+        .session(first)
+        .await
+        .expect("ok")
+        .expect("row")
+        .session;
+    let platform = PlatformRow {
+        id: Uuid::new_v4(),
+        name: "Agenda".into(),
+        issuer: "https://agenda.example".into(),
+        created_at: t0(),
+    };
+    store.create_platform(&platform).await.expect("platform");
+    store
+        .create_api_key(&ApiKeyRow {
+            id: Uuid::new_v4(),
+            platform: platform.id,
+            key_hash: "ef".repeat(32),
+            prefix: "tsk_efgh".into(),
+            kines: vec![base.kine],
+            scopes: vec!["sessions:write".into()],
+            created_at: t0(),
+            revoked_at: None,
+        })
+        .await
+        .expect("key");
+    store
+        .create_webhook(&WebhookEndpointRow {
+            id: Uuid::new_v4(),
+            platform: platform.id,
+            url: "https://agenda.example/hook".into(),
+            secret: "whsec_test".into(),
+            created_at: t0(),
+        })
+        .await
+        .expect("endpoint");
+    let session = Session {
+        id: SessionId(Uuid::new_v4()),
+        ..base.clone()
+    };
+    let billing = SessionBilling {
+        direct_access: Some("ankle_sprain".into()),
+        hn_price_cents: Some(3500),
+        class_reason: Some("direct_access".into()),
+    };
+    let reminder = |s: SessionId, key: &str| NewMessage {
+        id: Uuid::new_v4(),
+        session: s,
+        kind: MessageKind::Reminder,
+        channel: Channel::Sms,
+        dedupe_key: key.into(),
+        due_at: t0() + Duration::hours(1),
+    };
+    let scheduled = Announcement::new("session.scheduled", t0(), serde_json::json!({}));
+    // A reminder for a session that does not exist fails the transaction: nothing is kept.
+    let bad = [reminder(SessionId(Uuid::new_v4()), "s:bad")];
+    let attempt = NewSchedule {
+        session: &session,
+        billing_class: "reimbursable",
+        billing: &billing,
+        relay_only: true,
+        platform: Some(platform.id),
+        reminders: &bad,
+        scheduled: &scheduled,
+    };
+    assert!(store.schedule_announced(&attempt, t0()).await.is_err());
+    assert!(store.session(session.id).await.expect("ok").is_none());
+    assert!(webhook_rows(&url).await.is_empty());
+
+    let good = [reminder(session.id, "s:ok")];
+    store
+        .schedule_announced(
+            &NewSchedule {
+                reminders: &good,
+                ..attempt
+            },
+            t0(),
+        )
+        .await
+        .expect("schedule");
+    let row = store.session(session.id).await.expect("ok").expect("row");
+    assert_eq!(
+        (row.billing_class.as_str(), row.relay_only),
+        ("reimbursable", true)
+    );
+    assert_eq!(
+        store.session_billing(session.id).await.expect("billing"),
+        billing
+    );
+    assert_eq!(
+        store.session_platform(session.id).await.expect("ok"),
+        Some(platform.id)
+    );
+    assert_eq!(store.messages(session.id).await.expect("messages").len(), 1);
+    let hooks = webhook_rows(&url).await;
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].0, "session.scheduled");
+    assert_eq!(
+        hooks[0].1["data"]["session"],
+        serde_json::json!(session.id.0)
+    );
+    store.close().await;
+}
+
+on_both!(schedule_is_one_transaction);

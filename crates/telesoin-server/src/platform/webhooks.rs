@@ -3,8 +3,8 @@
 //! - [`Outbox`] listens to `events::Events` and, for each event a platform may receive, writes
 //!   one outbox row per endpoint of every platform the kiné gave access to. It runs before the
 //!   emitter goes on (the REST handler answers after it), so an event announced is an event
-//!   queued; it is a separate write from the change itself. The events of a cancellation, a
-//!   move, a finalization and a message's delivery state ([`IN_TRANSACTION`]) are not the
+//!   queued; it is a separate write from the change itself. The events of a scheduling, a
+//!   cancellation, a move, a finalization and a message's delivery state ([`IN_TRANSACTION`]) are not the
 //!   listener's: their rows are written in the change's own transaction
 //!   (`telesoin_store::outbound`), so a crash in between cannot lose them. On a
 //!   single node it knows without a query when no endpoint exists at all (until one is added
@@ -75,7 +75,8 @@ pub const TYPES: [&str; 15] = [
 /// The types whose rows are written in the transaction of the change itself
 /// (`telesoin_store::outbound`), not by the listener: a crash between the change and the
 /// announcement cannot lose them.
-pub const IN_TRANSACTION: [&str; 7] = [
+pub const IN_TRANSACTION: [&str; 8] = [
+    "session.scheduled",
     "session.cancelled",
     "session.moved",
     "session.ended",
@@ -154,7 +155,7 @@ impl Outbox {
             return Ok(None);
         }
         let data = match event {
-            SessionScheduled { session, .. } | CallConnected { session } => {
+            CallConnected { session } => {
                 serde_json::json!({ "session": session.0 })
             }
             ParticipantWaiting {

@@ -4,9 +4,10 @@
 //! that scheduling twice queues once:
 //! - [`send_link`] ("Envoyer le lien"): an invitation per channel, sent at once by the request
 //!   itself (claimed like any row: if the request dies, the worker sends it after the lease);
-//! - [`schedule_reminders`]: at the kiné's offsets (`telesoin_core::reach::reminder_due`), on
-//!   scheduling and again by the reconciler every minute (so a crash between the session's
-//!   insert and the reminders' loses nothing: the same keys are queued once);
+//! - [`reminder_rows`], [`schedule_reminders`]: at the kiné's offsets
+//!   (`telesoin_core::reach::reminder_due`), written with the session itself when it is
+//!   scheduled (`records::schedule`), and kept queued by the reconciler every minute (after a
+//!   move, a change of offsets; the same keys are queued once);
 //! - [`cancel_notices`], [`move_session`]: the session's pending messages are cancelled and the
 //!   notice queued in the one transaction that cancels or moves the session, with the webhooks
 //!   (`telesoin_store::outbound`); a crash cannot keep one without the other.
@@ -40,7 +41,7 @@ pub async fn offsets(app: &AppState, kine: telesoin_core::KineId) -> StoreResult
 }
 
 /// The reminder rows of a session at its current start time.
-async fn reminder_rows(
+pub async fn reminder_rows(
     app: &AppState,
     row: &SessionRow,
     now: DateTime<Utc>,
@@ -76,18 +77,6 @@ pub async fn schedule_reminders(
 ) -> StoreResult<u64> {
     let rows = reminder_rows(app, row, now).await?;
     app.store.enqueue_messages(&rows, now).await
-}
-
-/// After a session is scheduled: its reminders, unless a platform scheduled it (platforms that
-/// send themselves keep doing so; one that asks us to send gets them with its first send).
-pub async fn after_schedule(app: &AppState, row: &SessionRow, by_platform: bool) {
-    if by_platform {
-        return;
-    }
-    if let Err(e) = schedule_reminders(app, row, Utc::now()).await {
-        // The reconciler queues them within a minute.
-        tracing::warn!(error = %e, "reminders not queued yet");
-    }
 }
 
 /// Whether the patient was told of the session (a message with the link went out).

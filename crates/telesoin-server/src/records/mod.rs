@@ -90,13 +90,18 @@ pub async fn classify(
     }))
 }
 
-/// Schedules a session: classifies it (shown up front) and stores it with its billing facts. The
-/// one way a session is created (dashboard, API, demo); the caller announces it.
+/// Schedules a session: classifies it (shown up front) and stores it with its billing facts,
+/// its privacy mode, the platform that asked (if any), its reminders (unless a platform asked:
+/// platforms that send themselves keep doing so; one that asks us to send gets them with its
+/// first send) and the webhook `session.scheduled`, in one transaction. The one way a session is
+/// created (dashboard, API, demo); the caller emits the domain event (audit trail).
 pub async fn schedule(
     app: &crate::AppState,
     session: Session,
     direct_access: Option<DirectAccess>,
     hn_price_cents: Option<i64>,
+    relay_only: bool,
+    platform: Option<uuid::Uuid>,
     now: DateTime<Utc>,
 ) -> Result<SessionRow, StoreError> {
     let c = classify(
@@ -106,26 +111,42 @@ pub async fn schedule(
         direct_access,
     )
     .await?;
-    app.store
-        .create_session(&session, c.class.as_str(), now)
-        .await?;
     let billing = SessionBilling {
         direct_access: direct_access.map(|d| d.as_str().to_owned()),
         hn_price_cents,
         class_reason: Some(c.reason.code().to_owned()),
     };
-    app.store
-        .set_session_billing(session.id, &billing, c.class.as_str())
-        .await?;
-    Ok(SessionRow {
+    let row = SessionRow {
         session,
         billing_class: c.class.as_str().into(),
-        class_reason: billing.class_reason,
-        relay_only: false,
+        class_reason: billing.class_reason.clone(),
+        relay_only,
         ended_at: None,
         billable_seconds: None,
         finalized_at: None,
-    })
+    };
+    let reminders = if platform.is_none() {
+        crate::reach::outbox::reminder_rows(app, &row, now).await?
+    } else {
+        Vec::new()
+    };
+    let scheduled =
+        telesoin_store::Announcement::new("session.scheduled", now, serde_json::json!({}));
+    app.store
+        .schedule_announced(
+            &telesoin_store::NewSchedule {
+                session: &row.session,
+                billing_class: c.class.as_str(),
+                billing: &billing,
+                relay_only,
+                platform,
+                reminders: &reminders,
+                scheduled: &scheduled,
+            },
+            now,
+        )
+        .await?;
+    Ok(row)
 }
 
 /// The plain words of a stored class reason.
