@@ -124,10 +124,16 @@ if [ -n "${E2E_ONLY:-}" ]; then
   for f in tests/*"$E2E_ONLY"*.test.js; do files+=("$f"); done
 fi
 status=0
-node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || status=$?
+set +e
+node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" 2>&1 | tee "$data/tests.out"
+status="${PIPESTATUS[0]}"
+set -e
 if [ "$status" != 0 ]; then
   echo "e2e: server log (last 60 lines, join links left out):" >&2
   grep -v -e '/j#' -e '^TELESOIN_READY' "$log" | tail -n 60 >&2
+  # Last, so that a log cut to its tail still names what failed.
+  echo "e2e: failed (the spec reporter's summary):" >&2
+  sed -n '/failing tests:/,$p' "$data/tests.out" | head -n 80 >&2
 fi
 echo "e2e: screenshots in $here/screenshots" >&2
 exit "$status"

@@ -1,12 +1,14 @@
 // Billing ("Facturation"): the télésoin share of a period against the convention cap, the CSV and
 // FHIR exports of that period, and the kiné's billing settings (cooperation protocol, usual HN
-// price). Downloads go through fetch + Blob so that the cookie stays on the same origin.
+// price), and when the reminders go to the patient. Downloads go through fetch + Blob so that the
+// cookie stays on the same origin.
 
 import { download, get, put } from '../lib/api.js';
 import { bind, fmtPercent } from '../lib/i18n.js';
 import { h, field, replace } from '../lib/dom.js';
 import { currentMonth, eurosInput, parseEuros } from './state.js';
 import { clearFieldErrors, handleError, hintedField, localFieldError, showFormError } from './ui.js';
+import { remindersForm } from './reach.js';
 
 /** @typedef {import('../lib/types.js').Share} Share */
 /** @typedef {import('../lib/types.js').Settings} Settings */
@@ -22,6 +24,8 @@ export async function renderBilling(main, from, to) {
   const range = { from: from ?? month.from, to: to ?? month.to };
   /** @type {Settings} */
   const settings = await get('/api/settings');
+  /** @type {import('./reach.js').ReachSettings} */
+  const reach = await get('/api/reach');
 
   // The period, the share and the exports.
   const fromInput = h('input', { attrs: { type: 'date', name: 'from', required: true, value: range.from } });
@@ -94,6 +98,7 @@ export async function renderBilling(main, from, to) {
       exportStatus,
     ),
     settingsForm(settings),
+    remindersForm(reach),
   );
   await load();
 }

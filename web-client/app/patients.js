@@ -145,7 +145,10 @@ export async function renderPatient(main, id) {
     miniForm('app.patient.visit.add', [field(visitDate, 'app.patient.visit.date'), field(visitKind, 'app.patient.visit.kind')], () => post(`/api/patients/${id}/visits`, { date: visitDate.value, kind: visitKind.value }), redraw),
   );
 
-  // Consents.
+  // Consents. A minor's is the legal representative's: the kiné names them.
+  const minor = ageOn(p.birth_date) < 18;
+  const repName = h('input', { attrs: { type: 'text', name: 'representative_name', maxlength: 120 } });
+  const repRelation = h('input', { attrs: { type: 'text', name: 'representative_relation', maxlength: 40 } });
   const method = h('select', { attrs: { name: 'method' } }, h('option', { attrs: { value: 'oral' }, t: 'app.patient.consent.oral' }), h('option', { attrs: { value: 'written' }, t: 'app.patient.consent.written' }));
   /** @type {Record<string, Key>} */
   const methods = { oral: 'app.patient.consent.oral', written: 'app.patient.consent.written', join_page: 'app.patient.consent.join_page' };
@@ -171,7 +174,10 @@ export async function renderPatient(main, id) {
             return h(
               'li',
               { class: c.withdrawn_at ? 'withdrawn' : '' },
-              h('span', { t: c.recorded_by === 'patient' ? 'app.patient.consent.by.patient' : 'app.patient.consent.by.kine' }),
+              // A minor's consent is the legal representative's: say who, by name.
+              c.representative_name
+                ? h('span', { class: 'consent-by', t: 'app.patient.consent.by.representative', tp: { name: c.representative_name, relation: c.representative_relation ?? '' } })
+                : h('span', { t: c.recorded_by === 'patient' ? 'app.patient.consent.by.patient' : 'app.patient.consent.by.kine' }),
               ' — ',
               h('span', { t: 'app.patient.consent.line', tp: { method: methods[c.method] ? t(methods[c.method]) : c.method, date: fmtDateTime(c.recorded_at), version: c.text_version } }),
               c.withdrawn_at ? h('span', { class: 'badge badge-warn', t: 'app.patient.consent.withdrawn', tp: { date: fmtDateTime(c.withdrawn_at) } }) : null,
@@ -181,7 +187,17 @@ export async function renderPatient(main, id) {
           }),
         )
       : h('p', { class: 'hint', t: 'app.patient.consents.empty' }),
-    miniForm('app.patient.consent.add', [field(method, 'app.patient.consent.method')], () => post(`/api/patients/${id}/consents`, { text_version: CONSENT_TEXT_VERSION, method: method.value }), redraw),
+    miniForm(
+      'app.patient.consent.add',
+      [field(method, 'app.patient.consent.method'), ...(minor ? [field(repName, 'app.patient.consent.rep.name'), field(repRelation, 'app.patient.consent.rep.relation')] : [])],
+      () =>
+        post(`/api/patients/${id}/consents`, {
+          text_version: CONSENT_TEXT_VERSION,
+          method: method.value,
+          ...(minor ? { representative_name: repName.value.trim(), representative_relation: repRelation.value.trim() } : {}),
+        }),
+      redraw,
+    ),
   );
 
   // Prescriptions.

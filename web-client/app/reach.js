@@ -3,8 +3,8 @@
 
 import { get, post, put } from '../lib/api.js';
 import { h, field, replace } from '../lib/dom.js';
-import { bind, fmtDateTime, t } from '../lib/i18n.js';
-import { errorAlert, handleError, hintedField, showFormError } from './ui.js';
+import { bind, fmtDateTime, getLang, t } from '../lib/i18n.js';
+import { clearFieldErrors, errorAlert, handleError, hintedField, localFieldError, showFormError } from './ui.js';
 
 /** @typedef {import('../lib/i18n.js').Key} Key */
 /**
@@ -87,9 +87,71 @@ export function contactCard(patientId) {
 
 /** @param {number} minutes */
 function offsetWords(minutes) {
-  if (minutes % 1440 === 0) return `${minutes / 1440} j`;
+  if (minutes % 1440 === 0) return `${minutes / 1440} ${getLang() === 'en' ? 'd' : 'j'}`;
   if (minutes % 60 === 0) return `${minutes / 60} h`;
   return `${minutes} min`;
+}
+
+/**
+ * Reads what the kiné typed for reminders ("1 j, 1 h", "2 h, 30 min", minutes alone): the
+ * minutes before the session, or null when a part is not understood. Empty: no reminder.
+ * @param {string} text
+ * @returns {number[] | null}
+ */
+export function parseOffsets(text) {
+  /** @type {number[]} */
+  const out = [];
+  for (const part of text.split(/[,;]/).map((p) => p.trim()).filter(Boolean)) {
+    const m = /^(\d{1,5})\s*(j|jours?|d|days?|h|heures?|hours?|min|minutes?|m)?$/i.exec(part);
+    if (!m) return null;
+    const n = Number(m[1]);
+    const unit = (m[2] ?? 'min').toLowerCase();
+    out.push(/^(j|d)/.test(unit) ? n * 1440 : /^h/.test(unit) ? n * 60 : n);
+  }
+  return out;
+}
+
+/**
+ * The kiné's reminder settings (Facturation page): when reminders go before each session.
+ * @param {ReachSettings} settings
+ * @returns {HTMLElement}
+ */
+export function remindersForm(settings) {
+  const input = h('input', { attrs: { type: 'text', name: 'reminder_offsets_minutes', autocomplete: 'off', spellcheck: 'false', value: settings.reminder_offsets_minutes.map(offsetWords).join(', ') } });
+  const error = h('div', { attrs: { 'aria-live': 'polite' } });
+  const status = h('p', { class: 'hint', attrs: { role: 'status' } });
+  const channels = h('p', { class: 'hint' });
+  bind(channels, settings.email_configured || settings.sms_configured ? 'app.reminders.channels' : 'app.reminders.unconfigured');
+  const form = h(
+    'form',
+    { class: 'card form', attrs: { 'aria-labelledby': 'reminders-h', 'data-card': 'reminders' } },
+    h('h2', { t: 'app.reminders.title', attrs: { id: 'reminders-h' } }),
+    channels,
+    error,
+    hintedField(input, 'app.reminders.field', 'app.reminders.hint'),
+    h('button', { class: 'btn btn-primary', t: 'app.reminders.save', attrs: { type: 'submit', 'data-action': 'save-reminders' } }),
+    status,
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearFieldErrors(form);
+    error.replaceChildren();
+    status.replaceChildren();
+    const offsets = parseOffsets(input.value);
+    if (offsets === null) {
+      localFieldError(input, 'app.reminders.invalid');
+      return;
+    }
+    try {
+      /** @type {ReachSettings} */
+      const saved = await put('/api/reach', { reminder_offsets_minutes: offsets });
+      input.value = saved.reminder_offsets_minutes.map(offsetWords).join(', ');
+      bind(status, saved.reminder_offsets_minutes.length ? 'app.reminders.saved' : 'app.reminders.saved.none');
+    } catch (err) {
+      if (!handleError(err)) showFormError(form, error, err);
+    }
+  });
+  return form;
 }
 
 /** @param {Message} m */

@@ -81,6 +81,10 @@ function content(r, session, report, id, redraw) {
     ...fact('app.record.ended', r.ended_at ? fmtDateTime(r.ended_at) : '—'),
     ...(r.finalized_at ? fact('app.record.finalized', fmtDateTime(r.finalized_at)) : []),
     ...fact('app.record.rpps', r.kine_rpps),
+    // Who consented and who was next to the patient, in words (French, as in the record).
+    ...(r.consent ? fact('app.record.consent', h('span', { class: 'record-consent' }, r.consent)) : []),
+    ...(r.attestations?.length ? fact('app.record.presence', h('span', { class: 'record-presence' }, r.attestations.map((a) => a.words).join(' ; '))) : []),
+    ...(r.price_accepted_at ? fact('app.record.price_accepted', fmtDateTime(r.price_accepted_at)) : []),
   );
   const end = r.status === 'live' ? h('button', { class: 'btn btn-danger', t: 'app.record.end', attrs: { type: 'button', 'data-action': 'end' } }) : null;
   end?.addEventListener('click', async () => {

@@ -107,7 +107,10 @@ export function showFormError(form, fallback, e) {
     const message = h('p', { class: 'field-error', attrs: { role: 'alert', 'data-code': r.code } });
     // "Invalid data: check the form" says nothing the field does not: name the field instead.
     const label = control.id ? document.querySelector(`label[for="${CSS.escape(control.id)}"]`)?.textContent?.trim() : '';
-    if (r.code === 'invalid_input' && label) bind(message, 'app.field.invalid', { field: label });
+    const d = /** @type {Record<string, unknown>} */ (typeof r.details === 'object' && r.details !== null ? r.details : {});
+    // A refusal that says what is wrong in both languages is shown as it says it.
+    if (typeof d.problem_fr === 'string' && typeof d.problem === 'string') bindPair(message, label ? `${label} : ${d.problem_fr}` : d.problem_fr, label ? `${label}: ${d.problem}` : d.problem);
+    else if (r.code === 'invalid_input' && label) bind(message, 'app.field.invalid', { field: label });
     else bindPair(message, r.message_fr, r.message_en);
     attachFieldError(control, message);
   } else {

@@ -123,14 +123,22 @@ export class Call {
     this.videoTimer = setInterval(() => void this.sampleVideo(), 1_000);
   }
 
-  /** @param {'parent' | 'aidant'} companion */
-  attest(companion) {
-    this.signaling.send({ type: 'attest', companion });
+  /**
+   * Attests who is present next to the patient, by name and relation (the server refuses an
+   * unnamed attestation: `companion_unnamed`).
+   * @param {'parent' | 'aidant'} companion @param {{name: string, relation: string}} who
+   */
+  attest(companion, who) {
+    this.signaling.send({ type: 'attest', companion, name: who.name, relation: who.relation });
   }
 
-  /** @param {string} textVersion */
-  consent(textVersion) {
-    this.signaling.send({ type: 'consent', text_version: textVersion });
+  /**
+   * Consents to the text of this version; for a minor, the legal representative does, named.
+   * @param {string} textVersion @param {{name: string, relation: string} | null} [representative]
+   */
+  consent(textVersion, representative = null) {
+    const rep = representative ? { representative_name: representative.name, representative_relation: representative.relation } : {};
+    this.signaling.send({ type: 'consent', text_version: textVersion, ...rep });
   }
 
   /** Kiné only. @param {string} participant */
@@ -148,6 +156,9 @@ export class Call {
   setCamera(on) {
     for (const track of this.localStream?.getVideoTracks() ?? []) track.enabled = on;
     this.sendState();
+    // A camera turned off still sends black frames (the far side keeps decoding): say at once
+    // that our video is off (video_out=false), not at the next sample.
+    void this.sampleVideo();
   }
 
   /**

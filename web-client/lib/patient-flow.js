@@ -23,7 +23,10 @@ import { bind, bindPair, consentText, fmtDate, fmtDuration, fmtEuros, fmtTime, o
  */
 
 /** Refusals that may go away by themselves: offer to try again. */
-const RETRIABLE = new Set(['too_early', 'token_not_yet_valid', 'unavailable', 'shutting_down', 'network', 'rate_limited']);
+const RETRIABLE = new Set(['too_early', 'token_not_yet_valid', 'unavailable', 'shutting_down', 'network', 'rate_limited', 'price_acceptance_required', 'rejoin_too_frequent']);
+
+/** What the server says about a named person typed on the page: shown under the form. */
+const NAME_ERRORS = new Set(['representative_consent_required', 'representative_unexpected', 'companion_unnamed']);
 
 /**
  * @param {HTMLElement} root where screens are drawn
@@ -51,8 +54,19 @@ export function runPatientFlow(root, opts) {
   /** What this page already answered: asked again after a hang-up and a return, it answers alone. */
   /** @type {'parent' | 'aidant' | null} */
   let attested = null;
+  /** Who was attested present (name, relation), sent again with a repeated attestation. */
+  /** @type {{name: string, relation: string} | null} */
+  let companionWho = null;
   /** @type {string | null} */
   let consented = null;
+  /** A minor's legal representative who consented on this page. */
+  /** @type {{name: string, relation: string} | null} */
+  let representative = null;
+  /** The error element of the form on screen, for a refusal of what it sent. */
+  /** @type {HTMLElement | null} */
+  let formError = null;
+  /** @type {(() => void) | null} */
+  let redrawForm = null;
   /** @type {ReturnType<typeof wireRoom> | null} */
   let room = null;
   /** The other side left (not a drop): what the patient can do now is on screen. */
@@ -273,6 +287,11 @@ export function runPatientFlow(root, opts) {
             break;
           case 'error':
             console.warn('server error', ev.refusal.code);
+            // A name or relation the server refused: back to the form, with its words.
+            if (NAME_ERRORS.has(ev.refusal.code) && redrawForm) {
+              redrawForm();
+              if (formError) bindPair(formError, ev.refusal.message_fr, ev.refusal.message_en);
+            }
             break;
           case 'ended':
             ended(ev.billable_seconds, ev.reason);
@@ -304,15 +323,15 @@ export function runPatientFlow(root, opts) {
     if (reason === 'consent_required') {
       // Given on this page before a hang-up: the same text, the same answer.
       if (consented !== null && consented === (session?.consent_text_version ?? '')) {
-        call?.consent(consented);
+        call?.consent(consented, representative);
         return;
       }
       return consent();
     }
     if (reason === 'attestation_parent' || reason === 'attestation_aidant') {
       const companion = reason === 'attestation_parent' ? 'parent' : 'aidant';
-      if (attested === companion) {
-        call?.attest(companion);
+      if (attested === companion && companionWho) {
+        call?.attest(companion, companionWho);
         return;
       }
       return attest(companion);
@@ -339,8 +358,31 @@ export function runPatientFlow(root, opts) {
     );
   }
 
+  /**
+   * A name and a relation, typed: the inputs, and a check that says what is missing.
+   * @param {string} prefix `rep` or `companion`
+   * @param {{name: string, relation: string} | null} initial
+   * @param {Key} nameLabel @param {Key} relationLabel
+   */
+  function personFields(prefix, initial, nameLabel, relationLabel) {
+    const name = h('input', { attrs: { type: 'text', name: `${prefix}_name`, autocomplete: 'name', maxlength: 120, required: true, value: initial?.name ?? '' } });
+    const relation = h('input', { attrs: { type: 'text', name: `${prefix}_relation`, maxlength: 40, required: true, value: initial?.relation ?? '' } });
+    return {
+      fields: [field(name, nameLabel), field(relation, relationLabel)],
+      /** @returns {{name: string, relation: string} | null} */
+      value: () => {
+        const n = /** @type {HTMLInputElement} */ (name).value.trim();
+        const r = /** @type {HTMLInputElement} */ (relation).value.trim();
+        return n && r ? { name: n, relation: r } : null;
+      },
+      focus: () => (/** @type {HTMLInputElement} */ (name).value.trim() ? relation : name).focus(),
+    };
+  }
+
   function consent() {
     const version = session?.consent_text_version ?? '';
+    // A minor does not consent herself: her parent or legal representative does, named.
+    const minor = Boolean(session?.minor);
     const text = h('div', { class: 'consent-text card', attrs: { tabindex: 0 } });
     const renderText = () => replace(text, ...consentText(version).map((p) => h('p', {}, p)));
     renderText();
@@ -348,21 +390,44 @@ export function runPatientFlow(root, opts) {
     const box = h('input', { attrs: { type: 'checkbox', 'aria-describedby': 'consent-error' } });
     const error = h('p', { class: 'field-error', attrs: { id: 'consent-error', role: 'alert' } });
     const submit = h('button', { class: 'btn btn-primary btn-block', t: 'join.consent.submit', attrs: { type: 'submit' } });
-    const form = h('form', { class: 'stack' }, text, h('p', { class: 'hint', t: 'join.consent.version', tp: { version } }), field(box, 'join.consent.check'), error, submit);
+    const rep = minor ? personFields('representative', representative, 'join.consent.rep.name', 'join.consent.rep.relation') : null;
+    const form = h(
+      'form',
+      { class: 'stack', attrs: { novalidate: true } },
+      minor ? h('p', { class: 'lead', t: 'join.consent.minor' }) : null,
+      text,
+      h('p', { class: 'hint', t: 'join.consent.version', tp: { version } }),
+      ...(rep?.fields ?? []),
+      field(box, minor ? 'join.consent.rep.check' : 'join.consent.check'),
+      error,
+      submit,
+    );
     form.addEventListener('submit', (e) => {
       e.preventDefault();
+      const who = rep?.value() ?? null;
+      if (rep && !who) {
+        bind(error, 'join.consent.rep.required');
+        rep.focus();
+        return;
+      }
       if (!box.checked) {
-        bind(error, 'join.consent.required');
+        bind(error, minor ? 'join.consent.rep.tick' : 'join.consent.required');
         box.focus();
         return;
       }
       unsub();
       markJoinClick();
       consented = version;
-      call?.consent(version);
+      representative = who;
+      call?.consent(version, who);
       show('connecting', h('p', { class: 'lead', attrs: { role: 'status' }, t: 'join.connecting' }));
     });
-    show('consent', h('h1', { t: 'join.consent.title' }), form);
+    formError = error;
+    redrawForm = () => {
+      consented = null;
+      consent();
+    };
+    show('consent', h('h1', { t: minor ? 'join.consent.minor.title' : 'join.consent.title' }), form);
   }
 
   /** @param {'parent' | 'aidant'} companion */
@@ -370,16 +435,25 @@ export function runPatientFlow(root, opts) {
     const box = h('input', { attrs: { type: 'checkbox', 'aria-describedby': 'attest-error' } });
     const error = h('p', { class: 'field-error', attrs: { id: 'attest-error', role: 'alert' } });
     const submit = h('button', { class: 'btn btn-primary btn-block', t: 'join.attest.submit', attrs: { type: 'submit' } });
+    // The parent who consented is, most often, the one next to the patient.
+    const who = personFields('companion', companionWho ?? (companion === 'parent' ? representative : null), 'join.attest.name', 'join.attest.relation');
     const form = h(
       'form',
-      { class: 'stack' },
+      { class: 'stack', attrs: { novalidate: true } },
       h('p', { class: 'lead', t: companion === 'parent' ? 'join.attest.parent.text' : 'join.attest.aidant.text' }),
+      ...who.fields,
       field(box, companion === 'parent' ? 'join.attest.parent.check' : 'join.attest.aidant.check'),
       error,
       submit,
     );
     form.addEventListener('submit', (e) => {
       e.preventDefault();
+      const person = who.value();
+      if (!person) {
+        bind(error, 'join.attest.named');
+        who.focus();
+        return;
+      }
       if (!box.checked) {
         bind(error, 'join.attest.required');
         box.focus();
@@ -387,9 +461,15 @@ export function runPatientFlow(root, opts) {
       }
       markJoinClick();
       attested = companion;
-      call?.attest(companion);
+      companionWho = person;
+      call?.attest(companion, person);
       show('connecting', h('p', { class: 'lead', attrs: { role: 'status' }, t: 'join.connecting' }));
     });
+    formError = error;
+    redrawForm = () => {
+      attested = null;
+      attest(companion);
+    };
     show(`attest-${companion}`, h('h1', { t: companion === 'parent' ? 'join.attest.parent.title' : 'join.attest.aidant.title' }), form);
   }
 

@@ -21,6 +21,7 @@
  * @property {string} act_label
  * @property {'reimbursable' | 'hn' | string} billing_class
  * @property {string} consent_text_version
+ * @property {boolean} [minor] the patient is a minor: the legal representative consents, named
  */
 
 /**
@@ -48,8 +49,8 @@
 
 /**
  * @typedef {{type: 'join', token: string, device: {kind: string}, media_lost_ago_ms?: number}
- *   | {type: 'attest', companion: 'parent' | 'aidant'}
- *   | {type: 'consent', text_version: string}
+ *   | {type: 'attest', companion: 'parent' | 'aidant', name: string, relation: string}
+ *   | {type: 'consent', text_version: string, representative_name?: string, representative_relation?: string}
  *   | {type: 'admit', participant: string}
  *   | {type: 'offer' | 'answer', to: string, data: RTCSessionDescriptionInit}
  *   | {type: 'candidate', to: string, data: RTCIceCandidateInit}
@@ -90,7 +91,7 @@
  */
 
 /** @typedef {{id: string, patient: string, date: string, kind: 'bilan' | 'session' | string}} Visit */
-/** @typedef {{id: string, patient: string, recorded_by: string, method: string, text_version: string, recorded_at: string, withdrawn_at: string | null}} Consent */
+/** @typedef {{id: string, patient: string, recorded_by: string, method: string, text_version: string, recorded_at: string, withdrawn_at: string | null, representative_name?: string | null, representative_relation?: string | null}} Consent */
 /** @typedef {{id: string, patient: string, date: string}} Prescription */
 /**
  * The patient's INS and its reference traits; documents carry it only when `qualifiee`.
@@ -186,6 +187,9 @@
  * @property {number | null} billable_seconds
  * @property {number | null} [provisional_seconds]
  * @property {string | null} finalized_at
+ * @property {string} [consent] who consented, in words (a minor's named legal representative)
+ * @property {{companion: string, name: string, relation: string, attested_at: string, words: string}[]} [attestations] companions attested present
+ * @property {string} [price_accepted_at] HN: when the price shown on the join page was accepted
  * @property {SessionEvent[]} incidents
  * @property {SessionEvent[]} events
  */

@@ -140,6 +140,16 @@ pub enum RefusalCode {
     OutOfTerritory,
     ConsentMissing,
     ConsentWithdrawn,
+    /// A minor's consent recorded by the kiné must name the legal representative.
+    RepresentativeRequired,
+    /// On the join page, a minor cannot consent herself: her legal representative does, named.
+    RepresentativeConsentRequired,
+    /// A representative named for an adult patient, who consents for themselves.
+    RepresentativeUnexpected,
+    /// An attested presence (parent, aidant) without the companion's name and relation.
+    CompanionUnnamed,
+    /// An HN session's price, shown on the join page, was not accepted before admission.
+    PriceAcceptanceRequired,
     // The act.
     /// The act needs direct contact or equipment: it cannot be scheduled in télésoin.
     ActNotRemote,
@@ -162,6 +172,8 @@ pub enum RefusalCode {
     BadMessage,
     MessageTooLarge,
     RateLimited,
+    /// A seat (or a link) joined too often in a short time (`rejoin_burst`, `rejoins_per_minute`).
+    RejoinTooFrequent,
     NotAdmitted,
     NotAllowed,
     UnknownPeer,
@@ -213,6 +225,11 @@ impl RefusalCode {
             OutOfTerritory => "out_of_territory",
             ConsentMissing => "consent_missing",
             ConsentWithdrawn => "consent_withdrawn",
+            RepresentativeRequired => "representative_required",
+            RepresentativeConsentRequired => "representative_consent_required",
+            RepresentativeUnexpected => "representative_unexpected",
+            CompanionUnnamed => "companion_unnamed",
+            PriceAcceptanceRequired => "price_acceptance_required",
             ActNotRemote => "act_not_remote",
             SessionNotFound => "session_not_found",
             SessionCancelled => "session_cancelled",
@@ -230,6 +247,7 @@ impl RefusalCode {
             BadMessage => "bad_message",
             MessageTooLarge => "message_too_large",
             RateLimited => "rate_limited",
+            RejoinTooFrequent => "rejoin_too_frequent",
             NotAdmitted => "not_admitted",
             NotAllowed => "not_allowed",
             UnknownPeer => "unknown_peer",
@@ -287,6 +305,21 @@ impl RefusalCode {
             ConsentWithdrawn => {
                 "Vous avez retiré votre consentement au télésoin : la séance ne peut pas avoir lieu à distance. Contactez votre cabinet si vous changez d'avis."
             }
+            RepresentativeRequired => {
+                "Le patient est mineur : le consentement est celui de son représentant légal. Indiquez son nom et son lien avec le patient (mère, père, tuteur...)."
+            }
+            RepresentativeConsentRequired => {
+                "Pour une personne de moins de 18 ans, c'est le parent ou le représentant légal qui donne son accord : indiquez son nom et son lien avec le patient."
+            }
+            RepresentativeUnexpected => {
+                "Le patient est majeur : il consent lui-même, sans représentant légal. Retirez le nom du représentant."
+            }
+            CompanionUnnamed => {
+                "Indiquez le nom de la personne présente à côté du patient et son lien avec lui (mère, fils, aidant...)."
+            }
+            PriceAcceptanceRequired => {
+                "Cette séance n'est pas remboursée : acceptez d'abord son prix, affiché sur la page de connexion, pour entrer dans la séance."
+            }
             ActNotRemote => {
                 "Cet acte ne peut pas être fait en télésoin : il demande un contact direct ou un équipement (désencombrement urgent, balnéothérapie...). Programmez-le au cabinet."
             }
@@ -318,6 +351,9 @@ impl RefusalCode {
             BadMessage => "Message incompréhensible reçu. Rechargez la page.",
             MessageTooLarge => "Message trop volumineux. Rechargez la page.",
             RateLimited => "Trop de messages en peu de temps. Patientez quelques secondes.",
+            RejoinTooFrequent => {
+                "Trop de reconnexions en peu de temps. Patientez quelques secondes, puis rejoignez la séance."
+            }
             NotAdmitted => {
                 "Vous n'êtes pas encore entré dans la séance. Patientez, votre kinésithérapeute va vous faire entrer."
             }
@@ -416,6 +452,21 @@ impl RefusalCode {
             ConsentWithdrawn => {
                 "You withdrew your consent to telehealth, so this session cannot take place remotely. Contact the practice if you change your mind."
             }
+            RepresentativeRequired => {
+                "The patient is a minor: the consent is their legal representative's. Enter the representative's name and relation to the patient (mother, father, guardian...)."
+            }
+            RepresentativeConsentRequired => {
+                "For a person under 18, the parent or legal representative gives the consent: enter their name and relation to the patient."
+            }
+            RepresentativeUnexpected => {
+                "The patient is an adult and consents for themselves, without a legal representative. Remove the representative's name."
+            }
+            CompanionUnnamed => {
+                "Enter the name of the person present next to the patient and their relation to them (mother, son, caregiver...)."
+            }
+            PriceAcceptanceRequired => {
+                "This session is not reimbursed: first accept its price, shown on the join page, to enter the session."
+            }
             ActNotRemote => {
                 "This act cannot be done by telehealth: it needs direct contact or equipment (urgent airway clearance, hydrotherapy...). Schedule it at the practice."
             }
@@ -447,6 +498,9 @@ impl RefusalCode {
             BadMessage => "An unreadable message was received. Reload the page.",
             MessageTooLarge => "Message too large. Reload the page.",
             RateLimited => "Too many messages in a short time. Wait a few seconds.",
+            RejoinTooFrequent => {
+                "Too many reconnections in a short time. Wait a few seconds, then join the session again."
+            }
             NotAdmitted => {
                 "You have not entered the session yet. Please wait, your physiotherapist will let you in."
             }
@@ -541,6 +595,9 @@ pub struct AdmissionInput<'a> {
     pub rule: InPersonRule,
     /// What the joining device attested, if anything.
     pub attested: Option<Companion>,
+    /// An HN session's price to accept (positive cents), and the price accepted, if any
+    /// ([`price_accepted`]).
+    pub price: PriceAcceptance,
     /// The kiné of the session is connected and admitted.
     pub kine_present: bool,
     /// The kiné clicked "admit" for this participant.
@@ -556,6 +613,9 @@ pub fn decide(input: &AdmissionInput<'_>) -> Decision {
         return Decision::Admit;
     }
     if let Err(code) = in_person(input.rule, input.visits, input.session) {
+        return Decision::Refuse(code);
+    }
+    if let Err(code) = price_accepted(input.price) {
         return Decision::Refuse(code);
     }
     match consent(input.consents, input.now) {
@@ -579,6 +639,28 @@ pub fn decide(input: &AdmissionInput<'_>) -> Decision {
         Decision::Admit
     } else {
         Decision::Wait(WaitReason::AwaitingAdmission)
+    }
+}
+
+/// The price side of an admission: what there is to accept, and what was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PriceAcceptance {
+    /// The HN price the join page shows, when the session is hors nomenclature with a price
+    /// above zero; `None` for a reimbursable session (or a free one): nothing to accept.
+    pub to_accept_cents: Option<i64>,
+    /// The price the patient's side accepted on the join page, if it did.
+    pub accepted_cents: Option<i64>,
+}
+
+/// An HN session's price is shown to the patient before the call and accepted, traced like a
+/// consent, before anyone of the patient's side is admitted. An acceptance of another price
+/// (the kiné changed it since) does not count: the new price is shown again.
+pub fn price_accepted(p: PriceAcceptance) -> Result<(), RefusalCode> {
+    match p.to_accept_cents {
+        Some(price) if price > 0 && p.accepted_cents != Some(price) => {
+            Err(RefusalCode::PriceAcceptanceRequired)
+        }
+        _ => Ok(()),
     }
 }
 

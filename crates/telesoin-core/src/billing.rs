@@ -34,10 +34,12 @@
 //!    provisional figure). A companion's media never counts.
 //!
 //! Then, per role, the union over its participants; **billable** = the instants at which the kiné
-//! and the patient both count as connected with video received (`video_in` true on both sides:
-//! video flows both ways, télésoin being a video act). **Audio-only** = the instants at which both
-//! are connected without that: shown, not billed, unless [`Policy::bill_audio_only`]. An unknown
-//! `video_in` (a client that does not report it) is not video.
+//! and the patient both count as connected with video ([`MediaReport::has_video`] on both sides:
+//! `video_in` true and `video_out` not false, so video flows both ways and a camera turned off,
+//! whose black frames keep the far side's `video_in` true, is not video; télésoin being a video
+//! act). **Audio-only** = the instants at which both are connected without that: shown, not
+//! billed, unless [`Policy::bill_audio_only`]. An unknown `video_in` (a client that does not
+//! report it) is not video.
 //!
 //! Events may arrive duplicated or out of order: they are ordered by (time, seq), duplicates of
 //! one seq count once, and the result depends only on the set of events.
@@ -68,6 +70,9 @@ pub enum PresenceKind {
     Reconnected,
     Left,
     Incident,
+    /// The patient attested a companion's presence (a parent, an aidant, named in the record):
+    /// an attestation, never an incident.
+    Attested,
     NodeRestart,
     Ended,
     Cancelled,
@@ -89,6 +94,7 @@ impl PresenceKind {
             Reconnected => "reconnected",
             Left => "left",
             Incident => "incident",
+            Attested => "attested",
             NodeRestart => "node_restart",
             Ended => "ended",
             Cancelled => "cancelled",
@@ -110,6 +116,7 @@ impl PresenceKind {
             "reconnected" => Reconnected,
             "left" => Left,
             "incident" => Incident,
+            "attested" => Attested,
             "node_restart" => NodeRestart,
             "ended" => Ended,
             "cancelled" => Cancelled,
@@ -151,6 +158,14 @@ pub struct MediaReport {
 }
 
 impl MediaReport {
+    /// Video both ways as this side sees it: remote video decoded and advancing, and our own
+    /// camera not reported off. A camera turned off still sends black frames, so the far side's
+    /// `video_in` alone stays true: the sender's `video_out == false` is what says it is off.
+    /// An unknown `video_out` (a client that does not report it) does not veto.
+    pub fn has_video(&self) -> bool {
+        self.video_in == Some(true) && self.video_out != Some(false)
+    }
+
     /// The `detail` of the persisted event: `connected,video_in,no_video_out`; an unknown flag
     /// is left out.
     pub fn to_detail(&self) -> String {
@@ -390,7 +405,7 @@ fn counted_spans(
             b.kind.is_claim() && b.at <= anchor + policy.grace
         });
         if (continuous || claimed) && end > a.at {
-            out.push((Interval { start: a.at, end }, state.video_in == Some(true)));
+            out.push((Interval { start: a.at, end }, state.has_video()));
         }
     }
     out
@@ -505,6 +520,8 @@ mod tests {
         A,
         /// Connected, video unknown (an older client).
         U,
+        /// Connected, the far side's video received, our own camera turned off (black frames).
+        CamOff,
         /// Heartbeat: still connected with video.
         Hb,
         Off,
@@ -513,21 +530,22 @@ mod tests {
     }
 
     fn ev(seq: i64, s: i64, who: ParticipantId, w: W) -> PresenceEvent {
-        let report = |kind, connected, video_in| {
+        let report = |kind, connected, video_in, video_out| {
             let mut e = PresenceEvent::new(seq, t(s), Some((who, role(who))), kind);
             e.media = Some(MediaReport {
                 connected,
                 video_in,
-                video_out: video_in,
+                video_out,
             });
             e
         };
         match w {
-            W::V => report(PresenceKind::MediaConnected, true, Some(true)),
-            W::A => report(PresenceKind::MediaConnected, true, Some(false)),
-            W::U => report(PresenceKind::MediaConnected, true, None),
-            W::Hb => report(PresenceKind::MediaHeartbeat, true, Some(true)),
-            W::Off => report(PresenceKind::MediaDisconnected, false, None),
+            W::V => report(PresenceKind::MediaConnected, true, Some(true), Some(true)),
+            W::A => report(PresenceKind::MediaConnected, true, Some(false), Some(false)),
+            W::U => report(PresenceKind::MediaConnected, true, None, None),
+            W::CamOff => report(PresenceKind::MediaConnected, true, Some(true), Some(false)),
+            W::Hb => report(PresenceKind::MediaHeartbeat, true, Some(true), Some(true)),
+            W::Off => report(PresenceKind::MediaDisconnected, false, None, None),
             W::Lost => {
                 PresenceEvent::new(seq, t(s), Some((who, role(who))), PresenceKind::MediaLost)
             }
@@ -581,6 +599,8 @@ mod tests {
             ("the patient receives no video: audio only", vec![(K, 0, W::V), (P, 10, W::A), (P, 20, W::Off)], 0, 10),
             ("the kiné receives no video: audio only", vec![(K, 0, W::A), (P, 10, W::V), (P, 20, W::Off)], 0, 10),
             ("unknown video (older client) is not video", vec![(K, 0, W::U), (P, 10, W::V), (P, 20, W::Off)], 0, 10),
+            ("the patient's camera turned off (black frames still reach the kiné): audio only", vec![(K, 0, W::V), (P, 0, W::V), (P, 10, W::CamOff), (P, 20, W::Off)], 10, 10),
+            ("the kiné's camera turned off: audio only", vec![(K, 0, W::CamOff), (P, 10, W::V), (P, 20, W::Off)], 0, 10),
             ("video comes back: billed again", vec![(K, 0, W::V), (P, 0, W::V), (P, 10, W::A), (P, 15, W::V), (P, 20, W::Off)], 15, 5),
             ("a companion's media never counts", vec![(K, 0, W::V), (C, 0, W::V)], 0, 0),
         ];

@@ -12,6 +12,8 @@
 //! - [`billing`]: presence events -> billable intervals (kiné AND patient media-connected).
 //! - [`reimbursement`]: reimbursable or hors nomenclature, and why: prescription and in-person
 //!   care, or direct access under a cooperation protocol.
+//! - [`representation`]: who speaks for the patient (a minor's named legal representative
+//!   consents) and who is attested present next to them (a named parent or aidant).
 //! - [`tariff`]: money. The key letter's value on a date (configuration, never a constant), the
 //!   amount of an act in exact cents, what a session bills (key letter or HN price).
 //! - [`share`]: the share of a kiné's sessions done remotely, against the convention cap.
@@ -34,6 +36,7 @@ pub mod ins;
 pub mod model;
 pub mod reach;
 pub mod reimbursement;
+pub mod representation;
 pub mod retention;
 pub mod share;
 pub mod tariff;

@@ -17,7 +17,9 @@
 //!   in `(a, b]`, or after `a` when there is none;
 //! - nothing counts from the first `Ended` on, nor from `until` on, and nothing that happens
 //!   from then on (a restart included) changes what came before;
-//! - billable: both roles count with `video_in` true (or just count, billing audio-only);
+//! - billable: both roles count with `video_in` true and `video_out` not false (a camera turned
+//!   off sends black frames: the far side still receives "video"), or just count, billing
+//!   audio-only;
 //!   audio-only: both count, not billable-by-video.
 //!
 //! All times are whole seconds, so counting seconds on the grid is exact.
@@ -138,7 +140,10 @@ fn reference(events: &[PresenceEvent], p: &Params) -> (i64, i64) {
                 && secs(b.at) <= last_restart(secs(b.at)).unwrap_or(secs(a.at)) + p.grace
         });
         let counts = continuous || claimed;
-        (counts, counts && state.video_in == Some(true))
+        // Video: received, and the own camera not reported off (black frames from a camera
+        // turned off keep the far side's `video_in` true).
+        let video = state.video_in == Some(true) && state.video_out != Some(false);
+        (counts, counts && video)
     };
     let members = |role: Role| -> Vec<ParticipantId> {
         let mut v: Vec<ParticipantId> = events

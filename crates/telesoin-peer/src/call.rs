@@ -720,13 +720,22 @@ impl CallTask {
 
     async fn answer_waiting(&mut self, reason: WaitReason) {
         let reply = match reason {
-            WaitReason::ConsentRequired if self.cfg.consent => Some(ClientMsg::Consent {
-                text_version: self.welcome.session.consent_text_version.clone(),
-            }),
-            WaitReason::AttestationParent | WaitReason::AttestationAidant => self
-                .cfg
-                .attest
-                .map(|companion| ClientMsg::Attest { companion }),
+            WaitReason::ConsentRequired if self.cfg.consent => {
+                // A minor's consent is the legal representative's: the attested parent's.
+                let minor = self.welcome.session.minor;
+                Some(ClientMsg::Consent {
+                    text_version: self.welcome.session.consent_text_version.clone(),
+                    representative_name: self.cfg.attest_name.clone().filter(|_| minor),
+                    representative_relation: self.cfg.attest_relation.clone().filter(|_| minor),
+                })
+            }
+            WaitReason::AttestationParent | WaitReason::AttestationAidant => {
+                self.cfg.attest.map(|companion| ClientMsg::Attest {
+                    companion,
+                    name: self.cfg.attest_name.clone(),
+                    relation: self.cfg.attest_relation.clone(),
+                })
+            }
             _ => None,
         };
         if let Some(reply) = reply {

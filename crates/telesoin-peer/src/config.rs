@@ -33,6 +33,12 @@ pub struct PeerConfig {
     /// Answer `waiting{attestation_parent|attestation_aidant}` with this attestation.
     /// Default: none (keep waiting).
     pub attest: Option<Companion>,
+    /// The companion attested present, by name and relation to the patient ("mère"): the
+    /// server refuses an unnamed attestation (`companion_unnamed`). For a minor patient, the
+    /// consent given on `waiting{consent_required}` is in this person's name (the legal
+    /// representative). Default: none.
+    pub attest_name: Option<String>,
+    pub attest_relation: Option<String>,
     /// Kiné only: admit everyone announced by `lobby_waiting{reason: awaiting_admission}`.
     /// Default: false.
     pub auto_admit_lobby: bool,
@@ -76,6 +82,8 @@ impl PeerConfig {
             origin: None,
             consent: false,
             attest: None,
+            attest_name: None,
+            attest_relation: None,
             auto_admit_lobby: false,
             relay_only: false,
             device_kind: "telesoin-peer".to_owned(),
@@ -100,6 +108,9 @@ impl std::fmt::Debug for PeerConfig {
             .field("origin", &self.origin)
             .field("consent", &self.consent)
             .field("attest", &self.attest)
+            // Personal data: only whether it is set.
+            .field("attest_name", &self.attest_name.as_ref().map(|_| "<set>"))
+            .field("attest_relation", &self.attest_relation)
             .field("auto_admit_lobby", &self.auto_admit_lobby)
             .field("relay_only", &self.relay_only)
             .field("device_kind", &self.device_kind)

@@ -41,6 +41,13 @@ struct Cli {
     /// Attest that a parent or an aidant is present when the server asks for it.
     #[arg(long, value_enum)]
     attest: Option<AttestArg>,
+    /// The name of the companion attested present (required by the server with --attest); for
+    /// a minor, also the legal representative who consents.
+    #[arg(long, value_name = "NAME")]
+    attest_name: Option<String>,
+    /// The companion's relation to the patient ("mère", "fils"...).
+    #[arg(long, value_name = "RELATION")]
+    attest_relation: Option<String>,
     /// Kiné: admit everyone who waits in the lobby.
     #[arg(long)]
     admit_all: bool,
@@ -138,6 +145,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         AttestArg::Parent => Companion::Parent,
         AttestArg::Aidant => Companion::Aidant,
     });
+    cfg.attest_name = cli.attest_name;
+    cfg.attest_relation = cli.attest_relation;
     cfg.auto_admit_lobby = cli.admit_all;
     cfg.relay_only = cli.relay_only;
     cfg.reconnect = !cli.no_reconnect;

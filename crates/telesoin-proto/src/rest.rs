@@ -316,8 +316,32 @@ pub struct Record {
     /// While the session is live: billable seconds so far.
     pub provisional_seconds: i64,
     pub finalized_at: Option<DateTime<Utc>>,
+    /// Who consented, in words: "Consentement au télésoin donné par le patient", or "... par
+    /// Sophie Petit (mère), représentant légal du patient mineur". Absent: no consent on record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<String>,
+    /// Companions attested present next to the patient (never incidents).
+    #[serde(default)]
+    pub attestations: Vec<Attestation>,
+    /// HN: when the patient's side accepted the price shown on the join page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_accepted_at: Option<DateTime<Utc>>,
     pub incidents: Vec<Event>,
     pub events: Vec<Event>,
+}
+
+/// A companion attested present: a parent or an aidant, named.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Attestation {
+    /// `parent` or `aidant`.
+    pub companion: String,
+    pub name: String,
+    /// Their relation to the patient, as typed ("mère", "fils"...).
+    pub relation: String,
+    pub attested_at: DateTime<Utc>,
+    /// "En présence de Sophie Petit (mère)".
+    pub words: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -55,13 +55,25 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         media_lost_ago_ms: Option<u64>,
     },
-    /// The patient attests that a parent or an aidant is present.
+    /// The patient attests that a parent or an aidant is present, naming them: `name` and
+    /// `relation` to the patient ("mère", "fils"...). Without them: `error{companion_unnamed}`.
     Attest {
         companion: Companion,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        relation: Option<String>,
     },
-    /// The patient gives consent on the join page, to the text of this version.
+    /// The patient gives consent on the join page, to the text of this version. For a minor
+    /// patient the legal representative gives it, named: `representative_name` and
+    /// `representative_relation` (without them: `error{representative_consent_required}`; for an
+    /// adult: `error{representative_unexpected}`).
     Consent {
         text_version: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        representative_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        representative_relation: Option<String>,
     },
     /// The kiné lets a waiting participant in.
     Admit {
@@ -158,6 +170,10 @@ pub struct SessionInfo {
     pub billing_class: String,
     /// The consent text version the patient would agree to, when the session asks for it.
     pub consent_text_version: String,
+    /// The patient is a minor on the session day: the legal representative consents (named)
+    /// and a parent is attested present (named).
+    #[serde(default)]
+    pub minor: bool,
 }
 
 /// Messages from the server to a client.

@@ -10,10 +10,11 @@ use serde::Deserialize;
 use telesoin_core::admission::{self, AdmissionInput, Decision, session_open};
 use telesoin_core::claims::JoinClaims;
 use telesoin_core::model::{
-    self, Consent, ConsentRecorder, InPersonVisit, Kine, Patient, Role, Session, SessionStatus,
-    VisitKind,
+    self, Companion, Consent, ConsentRecorder, InPersonVisit, Kine, Patient, Role, Session,
+    SessionStatus, VisitKind,
 };
 use telesoin_core::reimbursement::DirectAccess;
+use telesoin_core::representation::{self, ConsentChannel, ConsentGiver};
 use telesoin_core::{KineId, ParticipantId, PatientId, RefusalCode, SessionId, acts};
 use telesoin_proto::rest;
 use telesoin_proto::signal as wire;
@@ -79,6 +80,11 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         "telesoin_store_writable",
         "1 while the store takes writes, 0 from a failed write until writing works again.",
         u8::from(!health.writes_failing()).to_string(),
+    );
+    gauge(
+        "telesoin_presence_events_queued",
+        "Presence events waiting for the store (kept and retried, never dropped).",
+        app.hub.presence_queued().to_string(),
     );
     gauge(
         "telesoin_draining",
@@ -420,30 +426,30 @@ pub async fn add_consent_for(
         return Err(ApiError::invalid("method", "oral or written"));
     }
     let text_version = text_field("text_version", &body.text_version, 40)?;
-    // A minor's consent is the legal representative's: the kiné names them.
-    let minor = p.patient.age_on(model::local_date(Utc::now())) < 18;
-    let representative = match (
-        minor,
+    // A minor's consent is the legal representative's: the kiné names them (telesoin-core).
+    let giver = representation::consent_giver(
+        &p.patient,
+        model::local_date(Utc::now()),
+        ConsentChannel::Kine,
         body.representative_name.as_deref(),
         body.representative_relation.as_deref(),
-    ) {
-        (true, Some(name), Some(relation)) => Some(telesoin_store::Representative {
-            name: text_field("representative_name", name, 120)?,
-            relation: text_field("representative_relation", relation, 40)?,
+    )
+    .map_err(|code| match code {
+        RefusalCode::InvalidInput => ApiError::invalid(
+            "representative_name",
+            "name: 1 to 120 printable characters; relation: 1 to 40",
+        ),
+        code => ApiError {
+            details: serde_json::json!({ "field": "representative_name" }),
+            ..ApiError::refusal(code)
+        },
+    })?;
+    let representative = match giver {
+        ConsentGiver::Patient => None,
+        ConsentGiver::Representative(p) => Some(telesoin_store::Representative {
+            name: p.name,
+            relation: p.relation,
         }),
-        (true, _, _) => {
-            return Err(ApiError::invalid(
-                "representative_name",
-                "the patient is a minor: name the legal representative who consents, and their relation",
-            ));
-        }
-        (false, None, None) => None,
-        (false, _, _) => {
-            return Err(ApiError::invalid(
-                "representative_name",
-                "an adult patient consents for themselves",
-            ));
-        }
     };
     let consent = Consent {
         recorded_by: ConsentRecorder::Kine,
@@ -717,24 +723,23 @@ pub async fn create_session_for(
         auto_admit: body.auto_admit,
         patient_consent_on_join: body.patient_consent_on_join,
     };
-    let mut row =
-        crate::records::schedule(app, session, direct_access, body.hn_price_cents, now).await?;
-    if body.relay_only {
-        app.store.set_relay_only(row.session.id, true).await?;
-        row.relay_only = true;
-    }
+    // The session, its reminders and `session.scheduled` for platforms: one transaction.
+    let row = crate::records::schedule(
+        app,
+        session,
+        direct_access,
+        body.hn_price_cents,
+        body.relay_only,
+        platform,
+        now,
+    )
+    .await?;
     let session = &row.session;
-    if let Some(platform) = platform {
-        app.store
-            .record_platform_session(session.id, platform)
-            .await?;
-    }
     let scheduled = DomainEvent::SessionScheduled {
         kine: kine.id,
         session: session.id,
     };
     app.hub.events().emit(now, scheduled).await;
-    crate::reach::outbox::after_schedule(app, &row, platform.is_some()).await;
     Ok(session_json(app, &row, p.patient.display_name).await)
 }
 
@@ -888,10 +893,10 @@ pub async fn cancel_session_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiRes
     if row.session.status.is_closed() {
         return Err(ApiError::conflict("the session is already over"));
     }
-    // Reminders stop and the notice is queued first; it goes once the cancellation shows.
-    crate::reach::outbox::before_cancel(app, row.session.id, Utc::now()).await?;
+    // The notice (if the patient had been told) is written with the cancellation itself.
+    let notices = crate::reach::outbox::cancel_notices(app, row.session.id, Utc::now()).await?;
     app.hub
-        .cancel_session(row.session.id, Utc::now())
+        .cancel_session(row.session.id, &notices, Utc::now())
         .await
         .map_err(ApiError::refusal)?;
     tracing::info!(session = %row.session.id, "session cancelled, links revoked");
@@ -1001,9 +1006,31 @@ pub async fn record_for(app: &AppState, kine: &Kine, id: Uuid) -> ApiResult<rest
         billable_seconds: row.billable_seconds,
         provisional_seconds: row.billable_seconds.unwrap_or(provisional),
         finalized_at: row.finalized_at,
+        consent: crate::records::consent_of(app.store.as_ref(), &row, now)
+            .await?
+            .map(|(giver, _)| giver.words_fr()),
+        attestations: crate::records::attested_of(app.store.as_ref(), row.session.id)
+            .await?
+            .iter()
+            .map(|a| rest::Attestation {
+                companion: match a.companion {
+                    Companion::Parent => "parent".into(),
+                    Companion::Aidant => "aidant".into(),
+                },
+                name: a.name.clone(),
+                relation: a.relation.clone(),
+                attested_at: a.attested_at,
+                words: crate::records::attestation_words(a),
+            })
+            .collect(),
+        price_accepted_at: app
+            .store
+            .hn_price_acceptance(row.session.id)
+            .await?
+            .map(|a| a.accepted_at),
         incidents: events
             .iter()
-            .filter(|e| e.kind.is_incident())
+            .filter(|e| crate::records::is_incident(e))
             .map(event_json)
             .collect(),
         events: events.iter().map(event_json).collect(),
@@ -1028,6 +1055,7 @@ pub async fn join_info(
     if row.session.status.is_closed() {
         session_open(&row.session, now).map_err(ApiError::refusal)?;
     }
+    let mut minor = false;
     if verified.role() != Role::Kine {
         // Tell a patient who cannot be admitted before their page asks for the camera. Only
         // refusals count here: the lobby and attestations are the join's business.
@@ -1061,12 +1089,15 @@ pub async fn join_info(
             consents: &consents,
             rule: app.cfg.in_person_rule,
             attested: admission::required_companion(&patient.patient, &row.session),
+            // The price is shown and accepted on this very page, after this answer.
+            price: admission::PriceAcceptance::default(),
             kine_present: true,
             admitted_by_kine: true,
         });
         if let Decision::Refuse(code) = decision {
             return Err(ApiError::refusal(code));
         }
+        minor = representation::is_minor(&patient.patient, row.session.day());
     }
     let kine = app
         .store
@@ -1082,6 +1113,7 @@ pub async fn join_info(
         act_label: act.map(|a| a.label.to_owned()).unwrap_or_default(),
         billing_class: row.billing_class,
         consent_text_version: model::CONSENT_TEXT_VERSION.into(),
+        minor,
     }))
 }
 
@@ -1106,7 +1138,7 @@ pub async fn accept_join_price(
     let shown = join_price_of(&app, &row).await?;
     let Some(price) = shown.price_cents else {
         return Err(ApiError::conflict(
-            "a reimbursable session has no price to accept",
+            "no price to accept: the session is reimbursable, or its HN price is 0",
         ));
     };
     if price != body.price_cents {
@@ -1148,16 +1180,15 @@ async fn join_seat(
 }
 
 async fn join_price_of(app: &AppState, row: &SessionRow) -> ApiResult<rest::JoinPrice> {
-    let price = price_json(app, row).await?;
+    // The very price admission asks to be accepted (none at 0 EUR or when reimbursable).
+    let to_accept = crate::records::hn_price_to_accept(app.store.as_ref(), row).await?;
     let accepted = app.store.hn_price_acceptance(row.session.id).await?;
-    let hn = row.billing_class == "hn";
     Ok(rest::JoinPrice {
         billing_class: row.billing_class.clone(),
-        price_cents: if hn { price.amount_cents } else { None },
-        accepted_at: if hn {
-            accepted.map(|a| a.accepted_at)
-        } else {
-            None
-        },
+        price_cents: to_accept,
+        // Only an acceptance of the price shown now counts.
+        accepted_at: accepted
+            .filter(|a| Some(a.price_cents) == to_accept)
+            .map(|a| a.accepted_at),
     })
 }

@@ -86,6 +86,11 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Messages per second allowed per socket (burst: 4x). Default 50.
     pub rate_per_second: u32,
+    /// Joins a seat (or a link) may make at once, then `rejoins_per_minute`; past them a join
+    /// is refused `rejoin_too_frequent` (issue 10: the per-socket rate limit does not bound a
+    /// client that reconnects in a loop).
+    pub rejoin_burst: u32,
+    pub rejoins_per_minute: u32,
     /// Extra origins allowed to open the WebSocket (the public URL's origin always is).
     pub allowed_origins: Vec<String>,
     /// Origins allowed to embed the call (frame-ancestors, postMessage targets).
@@ -200,6 +205,10 @@ pub struct Config {
     /// `starttls` (default, port 587), `tls` (implicit TLS, port 465) or `none` (plain text, only
     /// to a loopback relay: tests, a local MTA).
     pub smtp_security: SmtpSecurity,
+    /// A PEM file of CA certificates trusted for the relay's certificate, in addition to the
+    /// public roots (webpki): a relay with a certificate from a private CA (a hospital's, a
+    /// group practice's). Default none: the public roots only.
+    pub smtp_ca_file: Option<PathBuf>,
     /// SMTP login and password, when the relay asks for them. The password is never logged.
     pub smtp_username: Option<String>,
     pub smtp_password: Option<String>,
@@ -264,6 +273,8 @@ impl Default for Config {
             join_timeout_seconds: 10,
             max_message_bytes: telesoin_proto::MAX_MESSAGE_BYTES,
             rate_per_second: 50,
+            rejoin_burst: 10,
+            rejoins_per_minute: 6,
             allowed_origins: Vec::new(),
             embed_origins: Vec::new(),
             ice_urls: Vec::new(),
@@ -306,6 +317,7 @@ impl Default for Config {
             oidc_allow_http: false,
             smtp_relay: None,
             smtp_security: SmtpSecurity::Starttls,
+            smtp_ca_file: None,
             smtp_username: None,
             smtp_password: None,
             smtp_from: None,
@@ -474,6 +486,10 @@ impl Config {
             }
             "max_message_bytes" => self.max_message_bytes = parse(key, value, "a number of bytes")?,
             "rate_per_second" => self.rate_per_second = parse(key, value, "a number of messages")?,
+            "rejoin_burst" => self.rejoin_burst = parse(key, value, "a number of joins")?,
+            "rejoins_per_minute" => {
+                self.rejoins_per_minute = parse(key, value, "a number of joins")?
+            }
             "allowed_origins" => self.allowed_origins = list(value),
             "embed_origins" => self.embed_origins = list(value),
             "ice_urls" => self.ice_urls = list(value),
@@ -550,6 +566,9 @@ impl Config {
                         )));
                     }
                 }
+            }
+            "smtp_ca_file" => {
+                self.smtp_ca_file = Some(PathBuf::from(value.trim())).filter(|p| !p.as_os_str().is_empty())
             }
             "smtp_username" => {
                 self.smtp_username = Some(value.to_owned()).filter(|v| !v.is_empty())
@@ -701,6 +720,11 @@ impl Config {
         if self.drain_seconds > 300 {
             return Err(ConfigError("drain_seconds must be at most 300".into()));
         }
+        if self.rejoin_burst == 0 || self.rejoins_per_minute == 0 {
+            return Err(ConfigError(
+                "rejoin_burst and rejoins_per_minute must be at least 1".into(),
+            ));
+        }
         if self.rate_per_second == 0 {
             return Err(ConfigError("rate_per_second must be at least 1".into()));
         }
@@ -796,6 +820,25 @@ impl Config {
                 return Err(ConfigError(
                     "smtp_security = none sends in clear text: only to a loopback relay (127.0.0.1, localhost); use starttls or tls".into(),
                 ));
+            }
+            if let Some(path) = &self.smtp_ca_file {
+                if self.smtp_security == SmtpSecurity::None {
+                    return Err(ConfigError(
+                        "smtp_ca_file is for a TLS relay: set smtp_security to starttls or tls"
+                            .into(),
+                    ));
+                }
+                let pem = std::fs::read(path)
+                    .map_err(|e| ConfigError(format!("smtp_ca_file {}: {e}", path.display())))?;
+                let certs = rustls_pemfile::certs(&mut pem.as_slice())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| ConfigError(format!("smtp_ca_file {}: {e}", path.display())))?;
+                if certs.is_empty() {
+                    return Err(ConfigError(format!(
+                        "smtp_ca_file {} holds no PEM certificate",
+                        path.display()
+                    )));
+                }
             }
             if self.smtp_username.is_some() != self.smtp_password.is_some() {
                 return Err(ConfigError(
@@ -1018,5 +1061,47 @@ mod tests {
         )
         .expect_err("http issuer");
         assert!(err.to_string().contains("oidc_allow_http"), "{err}");
+    }
+
+    #[test]
+    fn smtp_ca_file_is_checked_at_start() {
+        let dir = tempfile::tempdir().expect("dir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        let ca = dir.path().join("ca.pem");
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["relay.example".to_owned()]).expect("cert");
+        std::fs::write(&ca, cert.cert.pem()).expect("write");
+        let with = |file: &Path, security: &str| {
+            Config::load(
+                None,
+                env(&[
+                    ("TELESOIN_SMTP_RELAY", "relay.example:587"),
+                    ("TELESOIN_SMTP_FROM", "rdv@cabinet.example.fr"),
+                    ("TELESOIN_SMTP_SECURITY", security),
+                    ("TELESOIN_SMTP_CA_FILE", &file.display().to_string()),
+                ]),
+            )
+        };
+        let cfg = with(&ca, "starttls").expect("a PEM CA");
+        assert_eq!(cfg.smtp_ca_file.as_deref(), Some(ca.as_path()));
+        let err = with(&empty, "tls").expect_err("no certificate");
+        assert!(
+            err.to_string().contains("holds no PEM certificate"),
+            "{err}"
+        );
+        let err = with(&dir.path().join("missing.pem"), "tls").expect_err("missing");
+        assert!(err.to_string().contains("smtp_ca_file"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[
+                ("TELESOIN_SMTP_RELAY", "127.0.0.1:2525"),
+                ("TELESOIN_SMTP_FROM", "rdv@cabinet.example.fr"),
+                ("TELESOIN_SMTP_SECURITY", "none"),
+                ("TELESOIN_SMTP_CA_FILE", &ca.display().to_string()),
+            ]),
+        )
+        .expect_err("clear text");
+        assert!(err.to_string().contains("starttls or tls"), "{err}");
     }
 }

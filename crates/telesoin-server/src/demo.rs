@@ -128,7 +128,7 @@ pub async fn seed(app: &AppState, password: Option<String>) -> anyhow::Result<De
         auto_admit: false,
         patient_consent_on_join: true,
     };
-    let row = crate::records::schedule(app, session, None, None, now).await?;
+    let row = crate::records::schedule(app, session, None, None, false, None, now).await?;
     let patient_link = crate::api::mint(app, &row, Role::Patient, now)
         .await
         .map_err(|e| anyhow::anyhow!("{:?}", e.code))?;

@@ -58,8 +58,12 @@ impl ApiError {
             }
             NotFound | SessionNotFound => StatusCode::NOT_FOUND,
             Unavailable | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            RateLimited | LoginThrottled => StatusCode::TOO_MANY_REQUESTS,
+            RateLimited | LoginThrottled | RejoinTooFrequent => StatusCode::TOO_MANY_REQUESTS,
             InvalidInput | BadMessage => StatusCode::UNPROCESSABLE_ENTITY,
+            RepresentativeRequired
+            | RepresentativeConsentRequired
+            | RepresentativeUnexpected
+            | CompanionUnnamed => StatusCode::UNPROCESSABLE_ENTITY,
             Conflict | SessionCancelled | SessionEnded => StatusCode::CONFLICT,
             _ => StatusCode::FORBIDDEN,
         };
@@ -123,3 +127,23 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_answer_429() {
+        for code in [
+            RefusalCode::RateLimited,
+            RefusalCode::LoginThrottled,
+            RefusalCode::RejoinTooFrequent,
+        ] {
+            assert_eq!(
+                ApiError::refusal(code).status,
+                StatusCode::TOO_MANY_REQUESTS,
+                "{code:?}"
+            );
+        }
+    }
+}

@@ -135,6 +135,10 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
         ),
         heartbeat: Duration::seconds(cfg.heartbeat_seconds),
         in_person_rule: cfg.in_person_rule,
+        rejoin: hub::RejoinPolicy {
+            burst: cfg.rejoin_burst,
+            per_minute: cfg.rejoins_per_minute,
+        },
         ice,
         health: Arc::new(health::Health::new(
             cfg.data_dir.clone(),

@@ -244,9 +244,7 @@ async fn run(app: AppState, socket: WebSocket) {
     // A cluster whose shared state lost this room: the other seats this node holds come back
     // first, so that they hear of this one (one read of the room per join).
     app.hub.restore_seat(&joined, Utc::now()).await;
-    app.hub
-        .after_join(joined.session, joined.attachment.participant, Utc::now())
-        .await;
+    app.hub.after_join(&joined, Utc::now()).await;
 
     // 2. Read and write until the seat is over or the socket is gone. Every write is bounded
     // by the send timeout and by the idle deadline.
@@ -424,17 +422,32 @@ async fn handle(
     match msg {
         ClientMsg::Join { .. } => Err(RefusalCode::AlreadyJoined),
         ClientMsg::Ping => Ok(Some(ServerMsg::Pong)),
-        ClientMsg::Attest { companion } => {
+        ClientMsg::Attest {
+            companion,
+            name,
+            relation,
+        } => {
             let c = match companion {
                 wire::Companion::Parent => Companion::Parent,
                 wire::Companion::Aidant => Companion::Aidant,
             };
-            hub.attest(session, me, c, now).await.map(|()| None)
+            hub.attest(session, me, c, name.as_deref(), relation.as_deref(), now)
+                .await
+                .map(|()| None)
         }
-        ClientMsg::Consent { text_version } => hub
-            .consent(session, me, &text_version, now)
-            .await
-            .map(|()| None),
+        ClientMsg::Consent {
+            text_version,
+            representative_name,
+            representative_relation,
+        } => {
+            let representative = (
+                representative_name.as_deref(),
+                representative_relation.as_deref(),
+            );
+            hub.consent(session, me, &text_version, representative, now)
+                .await
+                .map(|()| None)
+        }
         ClientMsg::Admit { participant } => hub
             .admit(session, me, participant.into(), now)
             .await

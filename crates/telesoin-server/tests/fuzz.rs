@@ -153,7 +153,7 @@ proptest! {
             if matches!(parsed, ClientMsg::Ping) {
                 return Ok(());
             }
-            let known = ["type", "token", "device", "companion", "text_version", "participant", "to", "data", "state", "incident", "ago_ms", "video_in", "video_out", "media_lost_ago_ms"];
+            let known = ["type", "token", "device", "companion", "text_version", "participant", "to", "data", "state", "incident", "ago_ms", "video_in", "video_out", "media_lost_ago_ms", "name", "relation", "representative_name", "representative_relation"];
             for k in msg.as_object().expect("object").keys() {
                 prop_assert!(known.contains(&k.as_str()), "accepted an unknown field {}: {}", k, text);
             }
@@ -199,6 +199,9 @@ fn live() -> &'static Live {
                 // Fuzzing sends bursts: the rate limit is not what is under test.
                 c.rate_per_second = 10_000;
                 c.login_max_failures = 1000;
+                // Every sequence rejoins the same kiné seat: the rejoin bound is not under test.
+                c.rejoin_burst = 1_000_000;
+                c.rejoins_per_minute = 1_000_000;
             })
             .await;
             let api = server.kine("fuzz@example.fr").await;

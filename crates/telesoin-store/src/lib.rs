@@ -27,10 +27,13 @@
 //! - [`identity`]: the patient's INS, the kiné by RPPS, the OpenID Connect login state.
 //! - [`reach`]: patient contact details, short link codes, reminder offsets and the message
 //!   outbox (claimed by lease, sent once).
+//! - [`outbound`]: what announces a change (webhook rows, the patient's notices, the reminders
+//!   it stops) written in the change's own transaction: cancel, move, finalize, message done.
 //! - [`records`]: billing facts, the versioned compte rendu, the hash-chained audit trail, retention. It never logs or puts in an
 //! error a database URL (it may hold a password) or a row's personal data.
 
 pub mod identity;
+pub mod outbound;
 pub mod platform;
 pub mod reach;
 pub mod records;
@@ -39,6 +42,7 @@ pub mod sql;
 mod types;
 
 pub use identity::*;
+pub use outbound::*;
 pub use platform::*;
 pub use reach::*;
 pub use records::*;
@@ -70,6 +74,10 @@ pub enum StoreError {
     /// A row could not be read back into a value (a corrupted or hand-edited database).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The append was refused: after a seat's `left`, only a new `joined` may be recorded for
+    /// it (the seat's events are ordered; see [`EventStore::append_events`]).
+    #[error("the seat left: only a new joined may follow")]
+    SeatLeft,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -167,6 +175,8 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<ParticipantId>;
     async fn issue_link(&self, link: &LinkRow) -> Result<()>;
     async fn link(&self, jti: Uuid) -> Result<Option<IssuedSeat>>;
+    /// What a join needs in one read: the link's seat, its session and the kiné's name.
+    async fn link_session(&self, jti: Uuid) -> Result<Option<(IssuedSeat, SessionRow, String)>>;
     async fn revoke_link(&self, jti: Uuid, at: DateTime<Utc>) -> Result<Option<SessionId>>;
     async fn revoke_session_links(&self, session: SessionId, at: DateTime<Utc>) -> Result<u64>;
     /// Ends the session and stores its billable time, exactly once: true for the one call that
@@ -183,8 +193,20 @@ pub trait SessionStore: Send + Sync {
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Appends one presence event with server time; returns its sequence number.
+    /// [`StoreError::SeatLeft`] when the seat's last event is `left` and this one is not a new
+    /// `joined`: a seat's events are ordered, nothing follows its `left` but a return.
     async fn append_event(&self, session: SessionId, event: &NewEvent) -> Result<i64>;
+    /// Appends events in order, in one transaction (one write for a burst of them); each one
+    /// the seat rule refuses is [`Appended::SeatLeft`] and the others are still written. An
+    /// error means that none was written.
+    async fn append_events(&self, batch: &[(SessionId, NewEvent)]) -> Result<Vec<Appended>>;
     async fn events(&self, session: SessionId) -> Result<Vec<EventRow>>;
+    /// The seat's last state (one row, kept with every event), None before its first event.
+    async fn seat_state(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+    ) -> Result<Option<SeatState>>;
 }
 
 /// Everything the server persists.
@@ -199,6 +221,7 @@ pub trait Store:
     + RulesStore
     + IdentityStore
     + ReachStore
+    + OutboundStore
 {
     /// Cheap liveness probe of the backend, for /readyz and fail-closed admission.
     async fn ping(&self) -> Result<()>;

@@ -19,6 +19,7 @@ use telesoin_core::reach::{Channel, Contact, MessageKind, Preference};
 use telesoin_core::{KineId, PatientId, SessionId};
 use uuid::Uuid;
 
+use crate::outbound::{Announcement, queue_webhooks, stop_messages};
 use crate::sql::{corrupt, get, instant, ms, opt_instant, unavailable, uuid};
 use crate::{Result, SqlStore};
 
@@ -102,6 +103,17 @@ pub trait ReachStore: Send + Sync {
     /// The kiné's reminder offsets (minutes before the start); None: the server's default.
     async fn reminder_offsets(&self, kine: KineId) -> Result<Option<Vec<i64>>>;
     async fn set_reminder_offsets(&self, kine: KineId, offsets: &[i64]) -> Result<()>;
+    /// Sets the kiné's offsets and, in the same transaction, stops the pending reminders of
+    /// their scheduled sessions due at other offsets (`cancelled`, detail `reminders_changed`,
+    /// with their `message.cancelled` webhooks); a stopped reminder's dedupe key is freed so
+    /// that going back to that offset queues it again. Returns the sessions whose reminders
+    /// were pending (the caller queues those the new offsets call for).
+    async fn change_reminder_offsets(
+        &self,
+        kine: KineId,
+        offsets: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionId>>;
 
     /// Records a short link code (its SHA-256, hex) for a link.
     async fn add_join_code(
@@ -118,7 +130,8 @@ pub trait ReachStore: Send + Sync {
     /// Returns how many rows were new.
     async fn enqueue_messages(&self, messages: &[NewMessage], now: DateTime<Utc>) -> Result<u64>;
     /// In one transaction: the session's pending messages of `stop` kinds become `cancelled`,
-    /// and `add` is queued (the notice of a cancellation or a move, the new reminders).
+    /// and `add` is queued (the notice of a cancellation or a move, the new reminders), with the
+    /// webhook `message.cancelled` of each stopped message.
     async fn replace_messages(
         &self,
         session: SessionId,
@@ -127,8 +140,9 @@ pub trait ReachStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<u64>;
     /// Moves a `scheduled` session to a new start and window, in one transaction with its
-    /// links' validity, the pending messages of `stop` kinds cancelled and `add` queued; false
-    /// (and nothing changed) when the session is no longer scheduled.
+    /// links' validity, the pending messages of `stop` kinds cancelled and `add` queued, and the
+    /// webhooks `session.moved` and `message.cancelled` (see [`crate::outbound`]); false (and
+    /// nothing changed) when the session is no longer scheduled.
     #[allow(clippy::too_many_arguments)]
     async fn move_session(
         &self,
@@ -155,8 +169,9 @@ pub trait ReachStore: Send + Sync {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Option<MessageRow>>;
-    /// Ends a claimed message (`sent`, `failed`, `skipped`, `cancelled`); false when `node` no
-    /// longer holds it.
+    /// Ends a claimed message (`sent`, `failed`, `skipped`, `cancelled`), in one transaction
+    /// with its webhook (`message.sent`, ...; see [`crate::outbound`]); false (and nothing
+    /// written) when `node` no longer holds it.
     async fn message_done(
         &self,
         id: Uuid,
@@ -206,7 +221,7 @@ fn message_row(r: &AnyRow) -> Result<MessageRow> {
 const INSERT_MESSAGE: &str = "INSERT INTO message_outbox (id, session_id, kind, channel, dedupe_key, due_at, state, attempts, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7) ON CONFLICT (dedupe_key) DO NOTHING";
 
-async fn insert_messages(
+pub(crate) async fn insert_messages(
     conn: &mut sqlx::AnyConnection,
     messages: &[NewMessage],
     now: DateTime<Utc>,
@@ -302,6 +317,75 @@ impl ReachStore for SqlStore {
         Ok(())
     }
 
+    async fn change_reminder_offsets(
+        &self,
+        kine: KineId,
+        offsets: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionId>> {
+        let text = offsets
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO kine_reminders (kine_id, offsets) VALUES ($1, $2)
+             ON CONFLICT (kine_id) DO UPDATE SET offsets = excluded.offsets",
+        )
+        .bind(kine.to_string())
+        .bind(text)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let pending = sqlx::query(
+            "SELECT m.id, m.session_id, m.channel, m.dedupe_key FROM message_outbox m JOIN sessions s ON s.id = m.session_id
+             WHERE s.kine_id = $1 AND s.status = 'scheduled' AND m.kind = 'reminder' AND m.state = 'pending'
+             ORDER BY m.session_id, m.due_at, m.id",
+        )
+        .bind(kine.to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let mut sessions: Vec<SessionId> = Vec::new();
+        for r in &pending {
+            let id: String = get(r, "id")?;
+            let session = SessionId(uuid(&get::<String>(r, "session_id")?)?);
+            if !sessions.contains(&session) {
+                sessions.push(session);
+            }
+            // `reminder:SESSION:STARTS_MS:OFFSET:CHANNEL`
+            let key: String = get(r, "dedupe_key")?;
+            let offset = key.split(':').nth(3).and_then(|o| o.parse::<i64>().ok());
+            if offset.is_some_and(|o| offsets.contains(&o)) {
+                continue;
+            }
+            let stopped = sqlx::query(
+                "UPDATE message_outbox SET state = 'cancelled', detail = 'reminders_changed', done_at = $1,
+                   claimed_by = NULL, claimed_until = NULL, dedupe_key = dedupe_key || ':stopped:' || id
+                 WHERE id = $2 AND state = 'pending'",
+            )
+            .bind(ms(now))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            if stopped.rows_affected() == 1 {
+                let event = Announcement::message(
+                    uuid(&id)?,
+                    MessageKind::Reminder,
+                    &get::<String>(r, "channel")?,
+                    MessageState::Cancelled,
+                    Some("reminders_changed"),
+                    now,
+                );
+                queue_webhooks(&mut tx, session, &[event], now).await?;
+            }
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(sessions)
+    }
+
     async fn add_join_code(
         &self,
         code_hash: &str,
@@ -355,22 +439,9 @@ impl ReachStore for SqlStore {
         now: DateTime<Utc>,
     ) -> Result<u64> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        for kind in stop {
-            // A row claimed right now is cancelled too: its claimant's `message_done` then finds
-            // it no longer pending-and-theirs and sends nothing more (the send checks the
-            // session first, see the worker).
-            sqlx::query(
-                "UPDATE message_outbox SET state = 'cancelled', done_at = $1, claimed_by = NULL, claimed_until = NULL
-                 WHERE session_id = $2 AND kind = $3 AND state = 'pending'",
-            )
-            .bind(ms(now))
-            .bind(session.to_string())
-            .bind(kind.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        }
+        let stopped = stop_messages(&mut tx, session, stop, "session_closed", now).await?;
         let n = insert_messages(&mut tx, add, now).await?;
+        queue_webhooks(&mut tx, session, &stopped, now).await?;
         tx.commit().await.map_err(unavailable)?;
         Ok(n)
     }
@@ -407,19 +478,17 @@ impl ReachStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
-        for kind in stop {
-            sqlx::query(
-                "UPDATE message_outbox SET state = 'cancelled', done_at = $1, claimed_by = NULL, claimed_until = NULL
-                 WHERE session_id = $2 AND kind = $3 AND state = 'pending'",
-            )
-            .bind(ms(now))
-            .bind(session.to_string())
-            .bind(kind.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        }
+        let stopped = stop_messages(&mut tx, session, stop, "session_moved", now).await?;
         insert_messages(&mut tx, add, now).await?;
+        let mut events = vec![Announcement::new(
+            "session.moved",
+            now,
+            serde_json::json!({
+                "starts_at": starts_at, "window_start": window_start, "window_end": window_end,
+            }),
+        )];
+        events.extend(stopped);
+        queue_webhooks(&mut tx, session, &events, now).await?;
         tx.commit().await.map_err(unavailable)?;
         Ok(true)
     }
@@ -479,19 +548,30 @@ impl ReachStore for SqlStore {
         detail: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let r = sqlx::query(
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let rows = sqlx::query(
             "UPDATE message_outbox SET state = $1, detail = $2, done_at = $3, claimed_until = NULL
-             WHERE id = $4 AND claimed_by = $5 AND state = 'pending'",
+             WHERE id = $4 AND claimed_by = $5 AND state = 'pending' RETURNING session_id, kind, channel",
         )
         .bind(state.as_str())
         .bind(detail)
         .bind(ms(now))
         .bind(id.to_string())
         .bind(node)
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(r.rows_affected() == 1)
+        let Some(r) = rows.first() else {
+            tx.rollback().await.map_err(unavailable)?;
+            return Ok(false);
+        };
+        let session = SessionId(uuid(&get::<String>(r, "session_id")?)?);
+        let kind = MessageKind::parse(&get::<String>(r, "kind")?).ok_or_else(|| corrupt("kind"))?;
+        let channel: String = get(r, "channel")?;
+        let event = Announcement::message(id, kind, &channel, state, detail, now);
+        queue_webhooks(&mut tx, session, &[event], now).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(true)
     }
 
     async fn message_retry(

@@ -487,17 +487,19 @@ impl RecordStore for SqlStore {
         .await
         .map_err(unavailable)?;
         let p = patient.to_string();
-        let steps: [&str; 16] = [
+        let steps: &[&str] = &[
             "UPDATE maintenance SET purging = 1 WHERE id = 1",
             "DELETE FROM join_codes WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM message_outbox WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM patient_contacts WHERE patient_id = $1",
             "DELETE FROM presence_events WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
+            "DELETE FROM seat_states WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM links WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM participants WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM reports WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM invoices WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM hn_price_acceptances WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
+            "DELETE FROM attestations WHERE session_id IN (SELECT id FROM sessions WHERE patient_id = $1)",
             "DELETE FROM sessions WHERE patient_id = $1",
             "DELETE FROM consents WHERE patient_id = $1",
             "DELETE FROM in_person_visits WHERE patient_id = $1",
@@ -506,7 +508,7 @@ impl RecordStore for SqlStore {
             "UPDATE maintenance SET purging = 0 WHERE id = 1",
         ];
         let result = async {
-            for step in steps {
+            for &step in steps {
                 let q = sqlx::query(step);
                 let q = if step.contains("$1") {
                     q.bind(p.clone())

@@ -2,6 +2,8 @@
 //! - the territory of the practice and of the patient (the convention's territory check);
 //! - the legal representative who consented for a minor (name and relation, on the consent);
 //! - the acceptance of an HN session's price on the join page (traced like a consent);
+//! - who was attested present next to the patient (a parent or an aidant, by name and
+//!   relation): an attestation, never an incident;
 //! - invoice numbers: a continuous, chronological, gapless sequence per kiné. The number is
 //!   taken under a lock (SQLite `BEGIN IMMEDIATE`, Postgres `LOCK TABLE ... IN EXCLUSIVE
 //!   MODE`) from a per-kiné counter that never goes back, in the same transaction as the
@@ -11,6 +13,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Executor;
+use telesoin_core::model::Companion;
 use telesoin_core::{KineId, ParticipantId, PatientId, SessionId};
 use uuid::Uuid;
 
@@ -34,6 +37,18 @@ pub struct PriceAcceptance {
     pub accepted_at: DateTime<Utc>,
 }
 
+/// A companion attested present next to the patient, named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationRow {
+    pub session: SessionId,
+    /// The seat that attested (the patient's).
+    pub participant: ParticipantId,
+    pub companion: Companion,
+    pub name: String,
+    pub relation: String,
+    pub attested_at: DateTime<Utc>,
+}
+
 /// An issued invoice: the kiné's `seq`-th.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceRow {
@@ -53,9 +68,16 @@ pub trait RulesStore: Send + Sync {
     async fn set_consent_representative(&self, consent: Uuid, who: &Representative) -> Result<()>;
     /// The representative of a consent, if one was recorded.
     async fn consent_representative(&self, consent: Uuid) -> Result<Option<Representative>>;
-    /// Traces the acceptance of the HN price by a participant (the first one stands).
+    /// Traces the acceptance of the HN price by a participant. The same price accepted again
+    /// changes nothing (the first acceptance stands); another price (the kiné changed it since)
+    /// replaces that participant's acceptance.
     async fn accept_hn_price(&self, a: &PriceAcceptance) -> Result<()>;
+    /// The latest acceptance of the session's HN price, by anyone of the patient's side.
     async fn hn_price_acceptance(&self, session: SessionId) -> Result<Option<PriceAcceptance>>;
+    /// Traces an attested presence (each attestation is kept, in order).
+    async fn add_attestation(&self, a: &AttestationRow) -> Result<()>;
+    /// The attestations of a session, oldest first.
+    async fn attestations(&self, session: SessionId) -> Result<Vec<AttestationRow>>;
     /// The invoice of `session`, issuing it with the kiné's next number if it has none.
     async fn issue_invoice(
         &self,
@@ -155,7 +177,7 @@ impl RulesStore for SqlStore {
 
     async fn accept_hn_price(&self, a: &PriceAcceptance) -> Result<()> {
         sqlx::query(
-            "INSERT INTO hn_price_acceptances (session_id, participant_id, price_cents, accepted_at) VALUES ($1, $2, $3, $4) ON CONFLICT (session_id, participant_id) DO NOTHING",
+            "INSERT INTO hn_price_acceptances (session_id, participant_id, price_cents, accepted_at) VALUES ($1, $2, $3, $4) ON CONFLICT (session_id, participant_id) DO UPDATE SET price_cents = excluded.price_cents, accepted_at = excluded.accepted_at WHERE hn_price_acceptances.price_cents <> excluded.price_cents",
         )
         .bind(a.session.to_string())
         .bind(a.participant.to_string())
@@ -169,7 +191,7 @@ impl RulesStore for SqlStore {
 
     async fn hn_price_acceptance(&self, session: SessionId) -> Result<Option<PriceAcceptance>> {
         let row = sqlx::query(
-            "SELECT * FROM hn_price_acceptances WHERE session_id = $1 ORDER BY accepted_at LIMIT 1",
+            "SELECT * FROM hn_price_acceptances WHERE session_id = $1 ORDER BY accepted_at DESC LIMIT 1",
         )
         .bind(session.to_string())
         .fetch_optional(&self.pool)
@@ -182,6 +204,48 @@ impl RulesStore for SqlStore {
             price_cents: get(&r, "price_cents")?,
             accepted_at: instant(get(&r, "accepted_at")?)?,
         }))
+    }
+
+    async fn add_attestation(&self, a: &AttestationRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO attestations (session_id, participant_id, companion, name, relation, attested_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(a.session.to_string())
+        .bind(a.participant.to_string())
+        .bind(companion_str(a.companion))
+        .bind(a.name.clone())
+        .bind(a.relation.clone())
+        .bind(ms(a.attested_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn attestations(&self, session: SessionId) -> Result<Vec<AttestationRow>> {
+        let rows = sqlx::query(
+            "SELECT participant_id, companion, name, relation, attested_at FROM attestations WHERE session_id = $1 ORDER BY attested_at, participant_id",
+        )
+        .bind(session.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                let companion: String = get(r, "companion")?;
+                Ok(AttestationRow {
+                    session,
+                    participant: ParticipantId(uuid(&get::<String>(r, "participant_id")?)?),
+                    companion: match companion.as_str() {
+                        "aidant" => Companion::Aidant,
+                        _ => Companion::Parent,
+                    },
+                    name: get(r, "name")?,
+                    relation: get(r, "relation")?,
+                    attested_at: instant(get(r, "attested_at")?)?,
+                })
+            })
+            .collect()
     }
 
     async fn issue_invoice(
@@ -274,5 +338,12 @@ impl RulesStore for SqlStore {
             .await
             .map_err(unavailable)?;
         rows.iter().map(invoice_row).collect()
+    }
+}
+
+fn companion_str(c: Companion) -> &'static str {
+    match c {
+        Companion::Parent => "parent",
+        Companion::Aidant => "aidant",
     }
 }

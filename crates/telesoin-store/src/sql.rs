@@ -574,26 +574,8 @@ impl SessionStore for SqlStore {
         billing_class: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, kine_id, patient_id, starts_at, window_start, window_end, act_code, status, auto_admit, patient_consent_on_join, billing_class, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(s.id.to_string())
-        .bind(s.kine.to_string())
-        .bind(s.patient.to_string())
-        .bind(ms(s.starts_at))
-        .bind(ms(s.window_start))
-        .bind(ms(s.window_end))
-        .bind(&s.act_code)
-        .bind(s.status.as_str())
-        .bind(i64::from(s.auto_admit))
-        .bind(i64::from(s.patient_consent_on_join))
-        .bind(billing_class)
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        insert_session(&mut conn, s, billing_class, now).await
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<SessionRow>> {
@@ -729,6 +711,29 @@ impl SessionStore for SqlStore {
         .transpose()
     }
 
+    async fn link_session(&self, jti: Uuid) -> Result<Option<(IssuedSeat, SessionRow, String)>> {
+        let row = sqlx::query(
+            "SELECT s.*, l.session_id AS link_session, l.participant_id AS link_participant,
+                    l.role AS link_role, l.revoked_at AS link_revoked_at, k.name AS kine_name
+             FROM links l JOIN sessions s ON s.id = l.session_id JOIN kines k ON k.id = s.kine_id
+             WHERE l.jti = $1",
+        )
+        .bind(jti.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.map(|r| {
+            let seat = IssuedSeat {
+                session: SessionId(uuid(&get::<String>(&r, "link_session")?)?),
+                participant: ParticipantId(uuid(&get::<String>(&r, "link_participant")?)?),
+                role: role(&get::<String>(&r, "link_role")?)?,
+                revoked: get::<Option<i64>>(&r, "link_revoked_at")?.is_some(),
+            };
+            Ok((seat, session_row(&r)?, get::<String>(&r, "kine_name")?))
+        })
+        .transpose()
+    }
+
     async fn revoke_link(&self, jti: Uuid, at: DateTime<Utc>) -> Result<Option<SessionId>> {
         let rows = sqlx::query("UPDATE links SET revoked_at = COALESCE(revoked_at, $1) WHERE jti = $2 RETURNING session_id")
             .bind(ms(at))
@@ -777,22 +782,102 @@ impl SessionStore for SqlStore {
     }
 }
 
-#[async_trait]
-impl EventStore for SqlStore {
-    async fn append_event(&self, session: SessionId, e: &NewEvent) -> Result<i64> {
-        let rows = sqlx::query(
-            "INSERT INTO presence_events (session_id, at, participant_id, role, kind, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-        )
+/// The statement of one append (see [`written`] for why its row is read with `fetch_all`).
+const APPEND_EVENT: &str = "INSERT INTO presence_events (session_id, at, participant_id, role, kind, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq";
+
+fn append_query<'q>(
+    session: SessionId,
+    e: &'q NewEvent,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(APPEND_EVENT)
         .bind(session.to_string())
         .bind(ms(e.at))
         .bind(e.participant.map(|p| p.to_string()))
         .bind(e.role.map(Role::as_str))
         .bind(e.kind.as_str())
         .bind(&e.detail)
-        .fetch_all(&self.pool)
+}
+
+/// The seat rule's refusal (a trigger of migration 0013, on both backends), or any other error.
+fn append_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.message().contains("seat_left") => StoreError::SeatLeft,
+        _ => unavailable(e),
+    }
+}
+
+fn appended(rows: std::result::Result<Vec<AnyRow>, sqlx::Error>) -> Result<Appended> {
+    match rows.map_err(append_error) {
+        Ok(rows) => Ok(Appended::Written(get(written(&rows)?, "seq")?)),
+        Err(StoreError::SeatLeft) => Ok(Appended::SeatLeft),
+        Err(e) => Err(e),
+    }
+}
+
+impl SqlStore {
+    /// The batch in one transaction. SQLite: a refused event aborts its own statement only, the
+    /// transaction goes on. Postgres aborts the whole transaction on any error: `None` then, and
+    /// the caller appends one by one.
+    async fn append_in_one(
+        &self,
+        batch: &[(SessionId, NewEvent)],
+    ) -> Result<Option<Vec<Appended>>> {
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        conn.execute(match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        })
         .await
         .map_err(unavailable)?;
-        get(written(&rows)?, "seq")
+        let mut out = Vec::with_capacity(batch.len());
+        for (session, e) in batch {
+            let rows = append_query(*session, e).fetch_all(&mut *conn).await;
+            match appended(rows) {
+                Ok(Appended::SeatLeft) if self.backend == Backend::Postgres => {
+                    let _ = conn.execute("ROLLBACK").await;
+                    return Ok(None);
+                }
+                Ok(a) => out.push(a),
+                Err(e) => {
+                    let _ = conn.execute("ROLLBACK").await;
+                    return Err(e);
+                }
+            }
+        }
+        conn.execute("COMMIT").await.map_err(unavailable)?;
+        Ok(Some(out))
+    }
+}
+
+#[async_trait]
+impl EventStore for SqlStore {
+    async fn append_event(&self, session: SessionId, e: &NewEvent) -> Result<i64> {
+        let rows = append_query(session, e).fetch_all(&self.pool).await;
+        match appended(rows)? {
+            Appended::Written(seq) => Ok(seq),
+            Appended::SeatLeft => Err(StoreError::SeatLeft),
+        }
+    }
+
+    async fn append_events(&self, batch: &[(SessionId, NewEvent)]) -> Result<Vec<Appended>> {
+        match batch {
+            [] => return Ok(Vec::new()),
+            // One autocommit statement: a transaction would only add two.
+            [(session, e)] => {
+                let rows = append_query(*session, e).fetch_all(&self.pool).await;
+                return Ok(vec![appended(rows)?]);
+            }
+            _ => {}
+        }
+        if let Some(out) = self.append_in_one(batch).await? {
+            return Ok(out);
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for (session, e) in batch {
+            let rows = append_query(*session, e).fetch_all(&self.pool).await;
+            out.push(appended(rows)?);
+        }
+        Ok(out)
     }
 
     async fn events(&self, session: SessionId) -> Result<Vec<EventRow>> {
@@ -819,6 +904,30 @@ impl EventStore for SqlStore {
             })
             .collect()
     }
+
+    async fn seat_state(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+    ) -> Result<Option<SeatState>> {
+        let row = sqlx::query(
+            "SELECT last_seq, last_kind, admitted FROM seat_states WHERE session_id = $1 AND participant_id = $2",
+        )
+        .bind(session.to_string())
+        .bind(participant.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.map(|r| {
+            Ok(SeatState {
+                last_seq: get(&r, "last_seq")?,
+                last_kind: PresenceKind::parse(&get::<String>(&r, "last_kind")?)
+                    .ok_or_else(|| corrupt("event kind"))?,
+                admitted: get::<i64>(&r, "admitted")? != 0,
+            })
+        })
+        .transpose()
+    }
 }
 
 #[async_trait]
@@ -830,4 +939,34 @@ impl Store for SqlStore {
             .map_err(unavailable)?;
         Ok(())
     }
+}
+
+/// Inserts a session row (`SessionStore::create_session`), on `conn` (a transaction's, for
+/// `OutboundStore::schedule_announced`).
+pub(crate) async fn insert_session(
+    conn: &mut sqlx::AnyConnection,
+    s: &Session,
+    billing_class: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id, kine_id, patient_id, starts_at, window_start, window_end, act_code, status, auto_admit, patient_consent_on_join, billing_class, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(s.id.to_string())
+    .bind(s.kine.to_string())
+    .bind(s.patient.to_string())
+    .bind(ms(s.starts_at))
+    .bind(ms(s.window_start))
+    .bind(ms(s.window_end))
+    .bind(&s.act_code)
+    .bind(s.status.as_str())
+    .bind(i64::from(s.auto_admit))
+    .bind(i64::from(s.patient_consent_on_join))
+    .bind(billing_class)
+    .bind(ms(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    Ok(())
 }

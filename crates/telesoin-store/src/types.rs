@@ -76,3 +76,22 @@ pub struct EventRow {
     pub kind: PresenceKind,
     pub detail: Option<String>,
 }
+
+/// What became of one event of [`crate::EventStore::append_events`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Written, with its sequence number.
+    Written(i64),
+    /// Refused: the seat had left, and this is not a new `joined`.
+    SeatLeft,
+}
+
+/// A seat's last state, as its events left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatState {
+    pub last_seq: i64,
+    pub last_kind: PresenceKind,
+    /// Its admission stands (`admitted`, and no `refused` or `left` since but a hang-up or a
+    /// leave, which keep it for a return in the session).
+    pub admitted: bool,
+}

@@ -479,6 +479,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    seat_events_are_ordered_and_their_state_is_one_row,
     records_suite,
     store_suite,
     presence_events_are_append_only,
@@ -488,6 +489,126 @@ on_both!(
     rules_suite,
     identity_suite,
 );
+
+/// A seat's last state is one row kept with its events (what a join reads), and the append
+/// refuses anything after a seat's `left` but a new `joined`, alone or in a batch, on both
+/// backends; a batch writes the others in order, in one go.
+async fn seat_events_are_ordered_and_their_state_is_one_row(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let session = scheduled_session(&store).await;
+    let seat = ParticipantId(Uuid::new_v4());
+    let other = ParticipantId(Uuid::new_v4());
+    let at = |s: i64| t0() + Duration::seconds(s);
+    let ev = |who: ParticipantId, s: i64, kind: PresenceKind, detail: Option<&str>| NewEvent {
+        at: at(s),
+        participant: Some(who),
+        role: Some(Role::Companion),
+        kind,
+        detail: detail.map(str::to_owned),
+    };
+    let state = |who| {
+        let store = &store;
+        async move { store.seat_state(session, who).await.expect("state") }
+    };
+    assert_eq!(state(seat).await, None, "no event, no state");
+    store
+        .append_event(session, &ev(seat, 0, PresenceKind::Joined, None))
+        .await
+        .expect("joined");
+    let admitted = store
+        .append_event(session, &ev(seat, 1, PresenceKind::Admitted, None))
+        .await
+        .expect("admitted");
+    let s = state(seat).await.expect("state");
+    assert_eq!(
+        (s.last_seq, s.last_kind, s.admitted),
+        (admitted, PresenceKind::Admitted, true)
+    );
+    // A hang-up keeps the admission for a return in the session.
+    store
+        .append_event(session, &ev(seat, 2, PresenceKind::Left, Some("hangup")))
+        .await
+        .expect("left");
+    let s = state(seat).await.expect("state");
+    assert_eq!((s.last_kind, s.admitted), (PresenceKind::Left, true));
+    // After `left`: nothing but a new `joined` (the admission that raced a hang-up is refused).
+    for kind in [
+        PresenceKind::Admitted,
+        PresenceKind::MediaConnected,
+        PresenceKind::SocketLost,
+        PresenceKind::Left,
+        PresenceKind::Refused,
+    ] {
+        let err = store
+            .append_event(session, &ev(seat, 3, kind, None))
+            .await
+            .expect_err("refused after left");
+        assert!(matches!(err, StoreError::SeatLeft), "{kind:?}: {err}");
+    }
+    // Session events and other seats are not concerned.
+    store
+        .append_event(
+            session,
+            &NewEvent {
+                at: at(3),
+                participant: None,
+                role: None,
+                kind: PresenceKind::Incident,
+                detail: Some("note".into()),
+            },
+        )
+        .await
+        .expect("session event");
+    // A batch: refused ones are said so, the others written in order, in one transaction.
+    let batch = vec![
+        (session, ev(other, 4, PresenceKind::Joined, None)),
+        (session, ev(seat, 4, PresenceKind::MediaConnected, None)),
+        (session, ev(seat, 5, PresenceKind::Joined, None)),
+        (session, ev(other, 5, PresenceKind::Admitted, None)),
+        (
+            session,
+            ev(other, 6, PresenceKind::Left, Some("grace_expired")),
+        ),
+        (session, ev(other, 7, PresenceKind::Admitted, None)),
+        (session, ev(seat, 7, PresenceKind::SocketLost, None)),
+    ];
+    let out = store.append_events(&batch).await.expect("batch");
+    assert_eq!(out.len(), batch.len());
+    assert_eq!(out[1], Appended::SeatLeft);
+    assert_eq!(out[5], Appended::SeatLeft);
+    let seqs: Vec<i64> = out
+        .iter()
+        .filter_map(|a| match a {
+            Appended::Written(s) => Some(*s),
+            Appended::SeatLeft => None,
+        })
+        .collect();
+    assert_eq!(seqs.len(), 5);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    let s = state(seat).await.expect("state");
+    assert_eq!((s.last_kind, s.admitted), (PresenceKind::SocketLost, true));
+    // A `left` other than a hang-up or a leave ends the admission.
+    let s = state(other).await.expect("state");
+    assert_eq!((s.last_kind, s.admitted), (PresenceKind::Left, false));
+    let kinds: Vec<(Option<ParticipantId>, PresenceKind)> = store
+        .events(session)
+        .await
+        .expect("events")
+        .iter()
+        .map(|e| (e.participant, e.kind))
+        .collect();
+    assert_eq!(
+        kinds[kinds.len() - 5..],
+        [
+            (Some(other), PresenceKind::Joined),
+            (Some(seat), PresenceKind::Joined),
+            (Some(other), PresenceKind::Admitted),
+            (Some(other), PresenceKind::Left),
+            (Some(seat), PresenceKind::SocketLost),
+        ]
+    );
+    store.close().await;
+}
 
 /// Sessions of one kiné and patient, `n` of them, a minute apart.
 async fn sessions_of_one_kine(store: &dyn Store, n: i64) -> (KineId, PatientId, Vec<SessionId>) {
@@ -601,7 +722,8 @@ async fn invoice_numbers_are_gapless_under_concurrency_and_restarts(url: String)
     c.close().await;
 }
 
-/// Territories, a minor's representative, an HN price acceptance, a hospital-discharge bilan.
+/// Territories, a minor's representative, an HN price acceptance (and a changed price), named
+/// attestations, a hospital-discharge bilan.
 async fn rules_suite(url: String) {
     let store = SqlStore::connect(&url).await.expect("connect");
     let (kine, patient, sessions) = sessions_of_one_kine(&store, 1).await;
@@ -675,10 +797,9 @@ async fn rules_suite(url: String) {
         accepted_at: t0(),
     };
     store.accept_hn_price(&accepted).await.expect("accept");
-    // Accepting again changes nothing: the first acceptance stands.
+    // The same price accepted again changes nothing: the first acceptance stands.
     store
         .accept_hn_price(&PriceAcceptance {
-            price_cents: 1,
             accepted_at: t0() + Duration::minutes(1),
             ..accepted.clone()
         })
@@ -686,7 +807,44 @@ async fn rules_suite(url: String) {
         .expect("again");
     assert_eq!(
         store.hn_price_acceptance(sessions[0]).await.expect("ok"),
-        Some(accepted)
+        Some(accepted.clone())
+    );
+    // The kiné changed the price: the new one, accepted later, is the one that counts.
+    let changed = PriceAcceptance {
+        price_cents: 5000,
+        accepted_at: t0() + Duration::minutes(2),
+        ..accepted.clone()
+    };
+    store.accept_hn_price(&changed).await.expect("new price");
+    assert_eq!(
+        store.hn_price_acceptance(sessions[0]).await.expect("ok"),
+        Some(changed)
+    );
+
+    // Attested presences: named, kept in order, per session.
+    assert_eq!(store.attestations(sessions[0]).await.expect("ok"), vec![]);
+    let seat = telesoin_core::ParticipantId(Uuid::new_v4());
+    let parent = AttestationRow {
+        session: sessions[0],
+        participant: seat,
+        companion: Companion::Parent,
+        name: "Sophie Petit".into(),
+        relation: "mère".into(),
+        attested_at: t0() + Duration::minutes(3),
+    };
+    let aidant = AttestationRow {
+        companion: Companion::Aidant,
+        name: "Marc Petit".into(),
+        relation: "oncle".into(),
+        attested_at: t0() + Duration::minutes(1),
+        ..parent.clone()
+    };
+    store.add_attestation(&parent).await.expect("parent");
+    store.add_attestation(&aidant).await.expect("aidant");
+    assert_eq!(
+        store.attestations(sessions[0]).await.expect("ok"),
+        vec![aidant, parent],
+        "oldest first, name and relation kept"
     );
 
     let visit = InPersonVisit {
@@ -1705,3 +1863,479 @@ async fn reach_suite(url: String) {
 }
 
 on_both!(reach_suite);
+
+/// The webhook rows of the outbox, oldest first: (type, body).
+async fn webhook_rows(url: &str) -> Vec<(String, serde_json::Value)> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("raw pool");
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT event_type, body FROM webhook_outbox ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .expect("webhook rows");
+    pool.close().await;
+    rows.into_iter()
+        .map(|(t, b)| (t, serde_json::from_str(&b).expect("json body")))
+        .collect()
+}
+
+/// Cancel, move, finalize and a message's end write their announcements (webhook rows, the
+/// patient's notice, the reminders stopped) in the change's own transaction: the rows are there
+/// as soon as the change is, a change refused writes none, and a failure inside the
+/// transaction keeps neither the change nor its announcement.
+async fn outbound_suite(url: String) {
+    use telesoin_core::reach::{Channel, MessageKind};
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let session = scheduled_session(&store).await;
+    let row = store.session(session).await.expect("ok").expect("row");
+    let kine = row.session.kine;
+    let platform = PlatformRow {
+        id: Uuid::new_v4(),
+        name: "Agenda".into(),
+        issuer: "https://agenda.example".into(),
+        created_at: t0(),
+    };
+    store.create_platform(&platform).await.expect("platform");
+    store
+        .create_api_key(&ApiKeyRow {
+            id: Uuid::new_v4(),
+            platform: platform.id,
+            key_hash: "cd".repeat(32),
+            prefix: "tsk_cdef".into(),
+            kines: vec![kine],
+            scopes: vec!["sessions:write".into()],
+            created_at: t0(),
+            revoked_at: None,
+        })
+        .await
+        .expect("key");
+    let endpoint = Uuid::new_v4();
+    store
+        .create_webhook(&WebhookEndpointRow {
+            id: endpoint,
+            platform: platform.id,
+            url: "https://agenda.example/hook".into(),
+            secret: "whsec_test".into(),
+            created_at: t0(),
+        })
+        .await
+        .expect("endpoint");
+    let msg = |session: SessionId, kind: MessageKind, channel: Channel, key: &str| NewMessage {
+        id: Uuid::new_v4(),
+        session,
+        kind,
+        channel,
+        dedupe_key: key.into(),
+        due_at: t0() + Duration::hours(1),
+    };
+    store
+        .enqueue_messages(
+            &[
+                msg(session, MessageKind::Reminder, Channel::Sms, "o:r:sms"),
+                msg(session, MessageKind::Reminder, Channel::Email, "o:r:email"),
+            ],
+            t0(),
+        )
+        .await
+        .expect("reminders");
+
+    // A failure inside the transaction (here a notice for a session that does not exist, which
+    // the foreign key refuses) keeps nothing: the session is still scheduled, its reminders
+    // pending, and no webhook row was written.
+    let stop = [MessageKind::Invitation, MessageKind::Reminder];
+    let bad = msg(
+        SessionId(Uuid::new_v4()),
+        MessageKind::Cancelled,
+        Channel::Sms,
+        "o:bad",
+    );
+    assert!(
+        store
+            .cancel_announced(session, &stop, &[bad], t0())
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store
+            .session(session)
+            .await
+            .expect("ok")
+            .expect("row")
+            .session
+            .status,
+        SessionStatus::Scheduled
+    );
+    assert!(store.events(session).await.expect("events").is_empty());
+    assert!(
+        store
+            .messages(session)
+            .await
+            .expect("ok")
+            .iter()
+            .all(|m| m.state == MessageState::Pending)
+    );
+    assert!(webhook_rows(&url).await.is_empty());
+
+    // The cancellation and everything that announces it, at once.
+    let notice = msg(session, MessageKind::Cancelled, Channel::Sms, "o:c:sms");
+    assert!(
+        store
+            .cancel_announced(session, &stop, std::slice::from_ref(&notice), t0())
+            .await
+            .expect("cancel")
+    );
+    assert_eq!(
+        store
+            .session(session)
+            .await
+            .expect("ok")
+            .expect("row")
+            .session
+            .status,
+        SessionStatus::Cancelled
+    );
+    let messages = store.messages(session).await.expect("messages");
+    let state = |key: &str| {
+        messages
+            .iter()
+            .find(|m| m.dedupe_key == key)
+            .map(|m| (m.state, m.detail.clone()))
+    };
+    assert_eq!(
+        state("o:r:sms"),
+        Some((MessageState::Cancelled, Some("session_cancelled".into())))
+    );
+    assert_eq!(state("o:c:sms"), Some((MessageState::Pending, None)));
+    let kinds: Vec<PresenceKind> = store
+        .events(session)
+        .await
+        .expect("events")
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [PresenceKind::Cancelled],
+        "the record's event with it"
+    );
+    let hooks = webhook_rows(&url).await;
+    let types: Vec<&str> = hooks.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "session.cancelled",
+            "message.cancelled",
+            "message.cancelled"
+        ]
+    );
+    let (_, body) = &hooks[0];
+    assert_eq!(body["type"], "session.cancelled");
+    assert_eq!(body["data"]["session"], serde_json::json!(session.0));
+    assert_eq!(body["data"]["kine"], serde_json::json!(kine.0));
+    assert_eq!(hooks[1].1["data"]["state"], "cancelled");
+    assert_eq!(hooks[1].1["data"]["kind"], "reminder");
+    // Cancelling again changes nothing and announces nothing.
+    assert!(
+        !store
+            .cancel_announced(session, &stop, &[], t0())
+            .await
+            .expect("again")
+    );
+    assert_eq!(webhook_rows(&url).await.len(), 3);
+
+    // A message done is announced with its state, once.
+    let m = store
+        .claim_message_id(notice.id, "node", t0(), t0() + Duration::minutes(1))
+        .await
+        .expect("ok");
+    assert!(m.is_none(), "the notice is not due yet");
+    let due = t0() + Duration::hours(2);
+    let m = store
+        .claim_message_id(notice.id, "node", due, due + Duration::minutes(1))
+        .await
+        .expect("ok")
+        .expect("claimed");
+    assert!(
+        store
+            .message_done(m.id, "node", MessageState::Skipped, Some("no_address"), due)
+            .await
+            .expect("done")
+    );
+    assert!(
+        !store
+            .message_done(m.id, "node", MessageState::Sent, None, due)
+            .await
+            .expect("done twice")
+    );
+    let hooks = webhook_rows(&url).await;
+    assert_eq!(hooks.len(), 4);
+    let (t, body) = &hooks[3];
+    assert_eq!(t, "message.skipped");
+    assert_eq!(body["data"]["message"], serde_json::json!(notice.id));
+    assert_eq!(body["data"]["detail"], "no_address");
+    assert_eq!(body["data"]["channel"], "sms");
+
+    // A move: the new time, the pending reminders stopped, `session.moved`, in one transaction.
+    let other = {
+        let starts_at = t0() + Duration::days(1);
+        let (window_start, window_end) = Session::window_for(starts_at, Window::default());
+        let s = Session {
+            id: SessionId(Uuid::new_v4()),
+            starts_at,
+            window_start,
+            window_end,
+            status: SessionStatus::Scheduled,
+            ..row.session.clone()
+        };
+        store.create_session(&s, "hn", t0()).await.expect("session");
+        s
+    };
+    store
+        .enqueue_messages(
+            &[msg(
+                other.id,
+                MessageKind::Reminder,
+                Channel::Email,
+                "o:m:r",
+            )],
+            t0(),
+        )
+        .await
+        .expect("reminder");
+    let to = other.starts_at + Duration::hours(3);
+    let (ws, we) = Session::window_for(to, Window::default());
+    assert!(
+        store
+            .move_session(other.id, to, ws, we, &stop, &[], t0())
+            .await
+            .expect("move")
+    );
+    let hooks = webhook_rows(&url).await;
+    let moved: Vec<_> = hooks
+        .iter()
+        .filter(|(_, b)| b["data"]["session"] == serde_json::json!(other.id.0))
+        .collect();
+    assert_eq!(
+        moved.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        ["session.moved", "message.cancelled"]
+    );
+    assert_eq!(
+        moved[0].1["data"]["starts_at"],
+        serde_json::json!(to),
+        "the new start"
+    );
+
+    // Finalization: exactly once, and `session.ended` with it.
+    let ended = Announcement::new(
+        "session.ended",
+        t0(),
+        serde_json::json!({ "billable_seconds": 600, "reason": "ended_by_kine" }),
+    );
+    let end = other.starts_at + Duration::minutes(10);
+    assert!(
+        store
+            .finalize_announced(other.id, end, 600, &ended, end)
+            .await
+            .expect("finalize")
+    );
+    assert!(
+        !store
+            .finalize_announced(other.id, end, 600, &ended, end)
+            .await
+            .expect("finalize twice")
+    );
+    let hooks = webhook_rows(&url).await;
+    let ends: Vec<_> = hooks.iter().filter(|(t, _)| t == "session.ended").collect();
+    assert_eq!(ends.len(), 1, "announced once");
+    assert_eq!(ends[0].1["data"]["billable_seconds"], 600);
+    let row = store.session(other.id).await.expect("ok").expect("row");
+    assert_eq!(
+        (row.session.status, row.billable_seconds),
+        (SessionStatus::Ended, Some(600))
+    );
+    // A cancelled session is never finalized, and nothing is announced for it.
+    assert!(
+        !store
+            .finalize_announced(session, end, 600, &ended, end)
+            .await
+            .expect("ok")
+    );
+    assert_eq!(webhook_rows(&url).await.len(), hooks.len());
+    store.close().await;
+}
+
+on_both!(outbound_suite);
+
+/// Changing the kiné's offsets stops the pending reminders at other offsets of their scheduled
+/// sessions (announced), keeps the others, and frees the stopped keys so that going back to an
+/// offset queues its reminder again.
+async fn reminder_offsets_change(url: String) {
+    use telesoin_core::reach::{Channel, MessageKind};
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let session = scheduled_session(&store).await;
+    let kine = store
+        .session(session)
+        .await
+        .expect("ok")
+        .expect("row")
+        .session
+        .kine;
+    let reminder = |offset: i64| NewMessage {
+        id: Uuid::new_v4(),
+        session,
+        kind: MessageKind::Reminder,
+        channel: Channel::Email,
+        dedupe_key: format!("reminder:{session}:0:{offset}:email"),
+        due_at: t0() + Duration::hours(1),
+    };
+    let (day, hour) = (reminder(1440), reminder(60));
+    store
+        .enqueue_messages(&[day.clone(), hour.clone()], t0())
+        .await
+        .expect("queue");
+    let touched = store
+        .change_reminder_offsets(kine, &[60, 30], t0())
+        .await
+        .expect("change");
+    assert_eq!(touched, vec![session]);
+    assert_eq!(
+        store.reminder_offsets(kine).await.expect("ok"),
+        Some(vec![60, 30])
+    );
+    let state = |id: Uuid, all: &[MessageRow]| {
+        all.iter()
+            .find(|m| m.id == id)
+            .map(|m| (m.state, m.detail.clone()))
+    };
+    let all = store.messages(session).await.expect("messages");
+    assert_eq!(
+        state(day.id, &all),
+        Some((MessageState::Cancelled, Some("reminders_changed".into())))
+    );
+    assert_eq!(state(hour.id, &all), Some((MessageState::Pending, None)));
+    // Back to the day before: queued again under the same key.
+    let again = reminder(1440);
+    assert_eq!(
+        store.enqueue_messages(&[again], t0()).await.expect("again"),
+        1,
+        "the stopped key was freed"
+    );
+    store.close().await;
+}
+
+on_both!(reminder_offsets_change);
+
+/// Scheduling writes the session, its billing facts, its privacy mode, the platform that asked,
+/// its reminders and `session.scheduled` at once; a failure inside keeps none of them.
+async fn schedule_is_one_transaction(url: String) {
+    use telesoin_core::reach::{Channel, MessageKind};
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let first = scheduled_session(&store).await;
+    let base = store
+        .session(first)
+        .await
+        .expect("ok")
+        .expect("row")
+        .session;
+    let platform = PlatformRow {
+        id: Uuid::new_v4(),
+        name: "Agenda".into(),
+        issuer: "https://agenda.example".into(),
+        created_at: t0(),
+    };
+    store.create_platform(&platform).await.expect("platform");
+    store
+        .create_api_key(&ApiKeyRow {
+            id: Uuid::new_v4(),
+            platform: platform.id,
+            key_hash: "ef".repeat(32),
+            prefix: "tsk_efgh".into(),
+            kines: vec![base.kine],
+            scopes: vec!["sessions:write".into()],
+            created_at: t0(),
+            revoked_at: None,
+        })
+        .await
+        .expect("key");
+    store
+        .create_webhook(&WebhookEndpointRow {
+            id: Uuid::new_v4(),
+            platform: platform.id,
+            url: "https://agenda.example/hook".into(),
+            secret: "whsec_test".into(),
+            created_at: t0(),
+        })
+        .await
+        .expect("endpoint");
+    let session = Session {
+        id: SessionId(Uuid::new_v4()),
+        ..base.clone()
+    };
+    let billing = SessionBilling {
+        direct_access: Some("ankle_sprain".into()),
+        hn_price_cents: Some(3500),
+        class_reason: Some("direct_access".into()),
+    };
+    let reminder = |s: SessionId, key: &str| NewMessage {
+        id: Uuid::new_v4(),
+        session: s,
+        kind: MessageKind::Reminder,
+        channel: Channel::Sms,
+        dedupe_key: key.into(),
+        due_at: t0() + Duration::hours(1),
+    };
+    let scheduled = Announcement::new("session.scheduled", t0(), serde_json::json!({}));
+    // A reminder for a session that does not exist fails the transaction: nothing is kept.
+    let bad = [reminder(SessionId(Uuid::new_v4()), "s:bad")];
+    let attempt = NewSchedule {
+        session: &session,
+        billing_class: "reimbursable",
+        billing: &billing,
+        relay_only: true,
+        platform: Some(platform.id),
+        reminders: &bad,
+        scheduled: &scheduled,
+    };
+    assert!(store.schedule_announced(&attempt, t0()).await.is_err());
+    assert!(store.session(session.id).await.expect("ok").is_none());
+    assert!(webhook_rows(&url).await.is_empty());
+
+    let good = [reminder(session.id, "s:ok")];
+    store
+        .schedule_announced(
+            &NewSchedule {
+                reminders: &good,
+                ..attempt
+            },
+            t0(),
+        )
+        .await
+        .expect("schedule");
+    let row = store.session(session.id).await.expect("ok").expect("row");
+    assert_eq!(
+        (row.billing_class.as_str(), row.relay_only),
+        ("reimbursable", true)
+    );
+    assert_eq!(
+        store.session_billing(session.id).await.expect("billing"),
+        billing
+    );
+    assert_eq!(
+        store.session_platform(session.id).await.expect("ok"),
+        Some(platform.id)
+    );
+    assert_eq!(store.messages(session.id).await.expect("messages").len(), 1);
+    let hooks = webhook_rows(&url).await;
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].0, "session.scheduled");
+    assert_eq!(
+        hooks[0].1["data"]["session"],
+        serde_json::json!(session.id.0)
+    );
+    store.close().await;
+}
+
+on_both!(schedule_is_one_transaction);

@@ -236,7 +236,11 @@ export class Api {
     return patient;
   }
 
-  /** @param {string} patient @param {{autoAdmit?: boolean, consentOnJoin?: boolean, startsAt?: Date}} [o] */
+  /**
+   * @param {string} patient
+   * @param {{autoAdmit?: boolean, consentOnJoin?: boolean, startsAt?: Date, hnPriceCents?: number}} [o]
+   *   `hnPriceCents`: the session's own price when it is hors nomenclature (a patient without prescription)
+   */
   async session(patient, o = {}) {
     const acts = await this.get('/api/acts');
     return this.post('/api/sessions', {
@@ -245,6 +249,7 @@ export class Api {
       act_code: acts[0].code,
       auto_admit: o.autoAdmit ?? false,
       patient_consent_on_join: o.consentOnJoin ?? true,
+      ...(o.hnPriceCents === undefined ? {} : { hn_price_cents: o.hnPriceCents }),
     });
   }
 

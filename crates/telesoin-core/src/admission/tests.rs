@@ -78,6 +78,7 @@ struct Case {
     consent_on_join: bool,
     auto_admit: bool,
     attested: Option<Companion>,
+    price: PriceAcceptance,
     kine_present: bool,
     admitted: bool,
     expect: Decision,
@@ -100,6 +101,7 @@ fn base(name: &'static str) -> Case {
         consent_on_join: false,
         auto_admit: false,
         attested: None,
+        price: PriceAcceptance::default(),
         kine_present: true,
         admitted: true,
         expect: Decision::Admit,
@@ -121,6 +123,7 @@ fn run(c: &Case) -> Decision {
         consents: &c.consents,
         rule: c.rule,
         attested: c.attested,
+        price: c.price,
         kine_present: c.kine_present,
         admitted_by_kine: c.admitted,
     })
@@ -403,6 +406,49 @@ fn admission_table() {
             expect: Wait(WaitReason::KineAbsent),
             ..base("attested minor then waits for the kiné")
         },
+        // HN: the price shown on the join page is accepted before admission.
+        Case {
+            price: PriceAcceptance {
+                to_accept_cents: Some(3_250),
+                accepted_cents: None,
+            },
+            expect: Refuse(PriceAcceptanceRequired),
+            ..base("HN price not accepted")
+        },
+        Case {
+            price: PriceAcceptance {
+                to_accept_cents: Some(3_250),
+                accepted_cents: Some(3_250),
+            },
+            ..base("HN price accepted")
+        },
+        Case {
+            role: Role::Companion,
+            price: PriceAcceptance {
+                to_accept_cents: Some(3_250),
+                accepted_cents: None,
+            },
+            expect: Refuse(PriceAcceptanceRequired),
+            ..base("the companion's seat too waits for the accepted price")
+        },
+        Case {
+            role: Role::Kine,
+            price: PriceAcceptance {
+                to_accept_cents: Some(3_250),
+                accepted_cents: None,
+            },
+            ..base("the kiné needs no price acceptance")
+        },
+        Case {
+            consents: vec![],
+            consent_on_join: true,
+            price: PriceAcceptance {
+                to_accept_cents: Some(3_250),
+                accepted_cents: None,
+            },
+            expect: Refuse(PriceAcceptanceRequired),
+            ..base("the price comes before the consent, as on the join page")
+        },
         // Order: preconditions are told before the lobby.
         Case {
             visits: vec![],
@@ -422,6 +468,29 @@ fn admission_table() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn rule_hn_price_accepted_before_admission() {
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Option<i64>, Option<i64>, Result<(), RefusalCode>)> = vec![
+        ("reimbursable: nothing to accept", None, None, Ok(())),
+        ("HN at 0 EUR: nothing to accept", Some(0), None, Ok(())),
+        ("HN, not accepted", Some(3_250), None, Err(RefusalCode::PriceAcceptanceRequired)),
+        ("HN, accepted", Some(3_250), Some(3_250), Ok(())),
+        ("HN, another price accepted (changed since)", Some(4_000), Some(3_250), Err(RefusalCode::PriceAcceptanceRequired)),
+    ];
+    for (name, to_accept_cents, accepted_cents, want) in cases {
+        let p = PriceAcceptance {
+            to_accept_cents,
+            accepted_cents,
+        };
+        assert_eq!(price_accepted(p), want, "{name}");
+    }
+    assert_eq!(
+        RefusalCode::PriceAcceptanceRequired.code(),
+        "price_acceptance_required"
+    );
 }
 
 #[test]

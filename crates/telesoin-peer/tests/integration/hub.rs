@@ -251,6 +251,7 @@ impl Hub {
                 act_label: "test".into(),
                 billing_class: "hn".into(),
                 consent_text_version: CONSENT_VERSION.into(),
+                minor: false,
             },
             ice_servers: Vec::new(),
             ice_transport_policy: "all".into(),
@@ -276,7 +277,7 @@ impl Hub {
         }
         let me = seat.participant;
         match msg {
-            ClientMsg::Consent { text_version } => {
+            ClientMsg::Consent { text_version, .. } => {
                 assert_eq!(text_version, CONSENT_VERSION);
                 st.seats.get_mut(token).expect("seat").consented = true;
                 patient_waits(&mut st, token);

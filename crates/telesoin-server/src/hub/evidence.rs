@@ -122,8 +122,13 @@ impl Hub {
             return Ok(());
         };
         let at = dated(now, Some(ago));
-        self.event(session, at, Some(who), PresenceKind::MediaLost, None)
+        let appended = self
+            .append(session, at, Some(who), PresenceKind::MediaLost, None)
             .await?;
+        if appended == telesoin_store::Appended::SeatLeft {
+            // The seat left meanwhile: its media ended then, nothing more to record.
+            return Ok(());
+        }
         // The next report is a change, whatever the seat said before.
         self.rooms
             .update(session, |r| {

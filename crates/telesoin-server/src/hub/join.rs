@@ -9,15 +9,31 @@ use telesoin_core::admission::{self, AdmissionInput, Decision};
 use telesoin_core::billing::PresenceKind;
 use telesoin_core::claims::VerifiedClaims;
 use telesoin_core::model::{Companion, Consent, ConsentRecorder, Role, SessionStatus};
+use telesoin_core::representation::{self, ConsentChannel, ConsentGiver};
 use telesoin_core::{ParticipantId, PatientId, RefusalCode, SessionId, acts};
 use telesoin_proto::signal::{self as wire, ServerMsg};
-use telesoin_store::SessionRow;
+use telesoin_store::{Appended, SessionRow};
 use tokio::sync::mpsc;
 
 use crate::error::refusal_body;
 use crate::events::DomainEvent;
 
 use super::{Hub, HubResult, Joined, Seat, close, store_down, text, wire_role, wire_wait};
+
+/// A link matches its seat and is unrevoked; a link of a session that is over says so
+/// (`session_ended`/`session_cancelled`) rather than just "revoked".
+fn check_link(
+    claims: &VerifiedClaims,
+    seat: &telesoin_core::claims::IssuedSeat,
+    row: &SessionRow,
+    now: DateTime<Utc>,
+) -> HubResult<()> {
+    if seat.revoked && row.session.status.is_closed() && seat.session == claims.session() {
+        admission::session_open(&row.session, now)?;
+    }
+    telesoin_core::claims::check_seat(claims, seat)?;
+    Ok(())
+}
 
 impl Hub {
     /// The session a verified link belongs to, once the link is known, unrevoked and matches
@@ -40,10 +56,7 @@ impl Hub {
             .await
             .map_err(store_down)?
             .ok_or(RefusalCode::SessionNotFound)?;
-        if seat.revoked && row.session.status.is_closed() && seat.session == claims.session() {
-            admission::session_open(&row.session, now)?;
-        }
-        telesoin_core::claims::check_seat(claims, &seat)?;
+        check_link(claims, &seat, &row, now)?;
         Ok(row)
     }
 
@@ -62,49 +75,58 @@ impl Hub {
             // Nobody is seated whose presence could not be recorded.
             return Err(RefusalCode::Unavailable);
         }
-        let row = self.linked_session(claims, now).await?;
-        admission::room_open(claims.role(), &row.session, now)?;
-        let kine = self
+        // Bounded per seat and per link, before any read or write: a client rejoining in a
+        // loop grows neither the record nor the load.
+        if self
+            .rejoins
+            .take(claims.participant(), claims.jti())
+            .is_err()
+        {
+            return Err(RefusalCode::RejoinTooFrequent);
+        }
+        // The link, its session and the kiné's name: one read.
+        let (seat, row, kine_name) = self
             .store
-            .kine(row.session.kine)
+            .link_session(claims.jti())
             .await
             .map_err(store_down)?
-            .ok_or(RefusalCode::SessionNotFound)?;
+            .ok_or(RefusalCode::TokenInvalid)?;
+        check_link(claims, &seat, &row, now)?;
+        admission::room_open(claims.role(), &row.session, now)?;
         let act = acts::find(&row.session.act_code);
         let participant = claims.participant();
         let role = claims.role();
+        // A minor's side is asked for the representative's consent and a named parent.
+        let minor = match role {
+            Role::Kine => false,
+            _ => self
+                .store
+                .patient(row.session.kine, row.session.patient)
+                .await
+                .map_err(store_down)?
+                .is_some_and(|p| representation::is_minor(&p.patient, row.session.day())),
+        };
 
         // A seat this node does not hold may still be admitted: the server restarted, or another
-        // node held it. The persisted events say so (admitted, and not left or refused since).
+        // node held it. Its persisted state says so (one row, kept with every event: admitted,
+        // and not left or refused since but by a hang-up or a leave).
         let known = self
             .rooms
             .read(row.session.id, |r| r.seats.contains_key(&participant))
             .await?;
-        let admitted_before = if known {
-            false
+        let persisted = if known {
+            None
         } else {
-            let events = self
-                .store
-                .events(row.session.id)
+            self.store
+                .seat_state(row.session.id, participant)
                 .await
-                .map_err(store_down)?;
-            events
-                .iter()
-                .rev()
-                .filter(|e| e.participant == Some(participant))
-                .find_map(|e| match e.kind {
-                    PresenceKind::Admitted => Some(true),
-                    // A hang-up or a leave keeps the admission for a return in the session.
-                    PresenceKind::Left
-                        if matches!(e.detail.as_deref(), Some("hangup" | "leave")) =>
-                    {
-                        None
-                    }
-                    PresenceKind::Left | PresenceKind::Refused => Some(false),
-                    _ => None,
-                })
-                .unwrap_or(false)
+                .map_err(store_down)?
         };
+        let admitted_before = persisted.as_ref().is_some_and(|s| s.admitted);
+        // After a `left`, the media of the seat is over already: nothing to say about it.
+        let left_before = persisted
+            .as_ref()
+            .is_some_and(|s| s.last_kind == PresenceKind::Left);
         let (attachment, previous) = self.bus.attach(participant, sink).await.map_err(|e| {
             tracing::warn!(error = %e, "bus unavailable: refusing");
             RefusalCode::Unavailable
@@ -184,12 +206,7 @@ impl Hub {
                 Err(e) => tracing::warn!(error = %e, "node liveness unknown"),
             }
         }
-        let kind = if resumed {
-            PresenceKind::Reconnected
-        } else {
-            PresenceKind::Joined
-        };
-        if resumed || admitted_before {
+        if (resumed || admitted_before) && !left_before {
             // A seat that was in the call says when its media ended, if it did.
             let who = (participant, role);
             if let Err(code) = self
@@ -200,10 +217,38 @@ impl Hub {
                 return Err(code);
             }
         }
-        if let Err(code) = self
-            .event(row.session.id, now, Some((participant, role)), kind, None)
-            .await
-        {
+        let who = Some((participant, role));
+        // A return after a `left` (a hang-up or a leave keep the admission) is a new `joined`:
+        // nothing of a seat follows its `left` but that.
+        let kind = if resumed && !left_before {
+            PresenceKind::Reconnected
+        } else {
+            PresenceKind::Joined
+        };
+        let mut resumed = resumed;
+        let written = match self.append(row.session.id, now, who, kind, None).await {
+            Ok(Appended::SeatLeft) if resumed => {
+                // The record says the seat left meanwhile (its grace expired, it hung up on
+                // another node): this is a new join, and the seat is asked again who it is.
+                resumed = false;
+                let _ = self
+                    .rooms
+                    .update(row.session.id, |room| {
+                        if let Some(s) = room.seats.get_mut(&participant) {
+                            s.admitted = false;
+                            s.admitted_by_kine = false;
+                        }
+                    })
+                    .await;
+                self.event(row.session.id, now, who, PresenceKind::Joined, None)
+                    .await
+                    .map(|_| ())
+            }
+            Ok(Appended::SeatLeft) => Err(RefusalCode::Unavailable),
+            Ok(Appended::Written(_)) => Ok(()),
+            Err(code) => Err(code),
+        };
+        if let Err(code) = written {
             self.leave_seat(row.session.id, attachment).await;
             return Err(code);
         }
@@ -213,12 +258,13 @@ impl Hub {
             role: wire_role(role),
             session: wire::SessionInfo {
                 session: row.session.id.0,
-                kine_name: kine.name,
+                kine_name,
                 starts_at: row.session.starts_at,
                 act_code: row.session.act_code.clone(),
                 act_label: act.map(|a| a.label.to_owned()).unwrap_or_default(),
                 billing_class: row.billing_class.clone(),
                 consent_text_version: telesoin_core::model::CONSENT_TEXT_VERSION.to_owned(),
+                minor,
             },
             // TURN credentials expire with the link: never later than the appointment window.
             ice_servers: self
@@ -236,6 +282,7 @@ impl Hub {
             role,
             welcome,
             resumed,
+            row,
         })
     }
 
@@ -263,7 +310,18 @@ impl Hub {
         participant: ParticipantId,
         now: DateTime<Utc>,
     ) {
-        match self.try_evaluate(session, participant, now).await {
+        self.evaluate_with(session, participant, None, now).await;
+    }
+
+    /// [`Hub::evaluate`] with the session's row when the caller just read it (the join).
+    async fn evaluate_with(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        row: Option<&SessionRow>,
+        now: DateTime<Utc>,
+    ) {
+        match self.try_evaluate(session, participant, row, now).await {
             Ok(()) => {}
             Err(code) => {
                 // The store failed: say so and keep the seat; the client may retry.
@@ -283,14 +341,18 @@ impl Hub {
         &self,
         session: SessionId,
         participant: ParticipantId,
+        row: Option<&SessionRow>,
         now: DateTime<Utc>,
     ) -> HubResult<()> {
-        let row = self
-            .store
-            .session(session)
-            .await
-            .map_err(store_down)?
-            .ok_or(RefusalCode::SessionNotFound)?;
+        let row = match row {
+            Some(r) => r.clone(),
+            None => self
+                .store
+                .session(session)
+                .await
+                .map_err(store_down)?
+                .ok_or(RefusalCode::SessionNotFound)?,
+        };
         let seat = self
             .rooms
             .read(session, |room| {
@@ -336,6 +398,19 @@ impl Hub {
                 .into_iter()
                 .map(|c| c.consent)
                 .collect();
+            // HN: the price shown on the join page, accepted there before admission.
+            let to_accept = crate::records::hn_price_to_accept(self.store.as_ref(), &row)
+                .await
+                .map_err(store_down)?;
+            let accepted = match to_accept {
+                Some(_) => self
+                    .store
+                    .hn_price_acceptance(session)
+                    .await
+                    .map_err(store_down)?
+                    .map(|a| a.price_cents),
+                None => None,
+            };
             admission::decide(&AdmissionInput {
                 now,
                 role,
@@ -345,6 +420,10 @@ impl Hub {
                 consents: &consents,
                 rule: self.cfg.in_person_rule,
                 attested,
+                price: admission::PriceAcceptance {
+                    to_accept_cents: to_accept,
+                    accepted_cents: accepted,
+                },
                 kine_present,
                 admitted_by_kine,
             })
@@ -385,14 +464,15 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> HubResult<()> {
         let session = row.session.id;
-        self.event(
-            session,
-            now,
-            Some((participant, role)),
-            PresenceKind::Admitted,
-            None,
-        )
-        .await?;
+        let who = Some((participant, role));
+        let admitted = self
+            .append(session, now, who, PresenceKind::Admitted, None)
+            .await?;
+        if admitted == Appended::SeatLeft {
+            // The seat left (a hang-up) while it was being admitted: it is not let in, and
+            // nothing of it is recorded after its `left`.
+            return Ok(());
+        }
         if row.session.status == SessionStatus::Scheduled {
             self.store
                 .transition(session, &[SessionStatus::Scheduled], SessionStatus::Live)
@@ -477,12 +557,8 @@ impl Hub {
 
     /// Right after `welcome`: a seat that kept its admission across a reconnect is announced
     /// again; any other is evaluated.
-    pub async fn after_join(
-        &self,
-        session: SessionId,
-        participant: ParticipantId,
-        now: DateTime<Utc>,
-    ) {
+    pub async fn after_join(&self, joined: &Joined, now: DateTime<Utc>) {
+        let (session, participant) = (joined.session, joined.attachment.participant);
         let admitted = self
             .rooms
             .read(session, |r| {
@@ -493,7 +569,9 @@ impl Hub {
         if admitted {
             self.announce(session, participant, now).await;
         } else {
-            self.evaluate(session, participant, now).await;
+            // The join read the session a moment ago: not again.
+            self.evaluate_with(session, participant, Some(&joined.row), now)
+                .await;
         }
     }
 
@@ -588,23 +666,23 @@ impl Hub {
             })
             .await
             .unwrap_or(false);
+        let who = Some((participant, role));
+        let code_detail = Some(code.code().to_owned());
+        // The refusal, then (for a seat that was in the call) its `left`: nothing of a seat is
+        // recorded after its `left`. Neither is ever dropped.
+        self.event_kept(
+            session,
+            now,
+            who,
+            PresenceKind::Refused,
+            code_detail.clone(),
+        )
+        .await;
         if was_admitted {
             // The seat is over: its connected time stops counting now.
-            let detail = Some(code.code().to_owned());
-            let who = Some((participant, role));
-            let _ = self
-                .event(session, now, who, PresenceKind::Left, detail)
+            self.event_kept(session, now, who, PresenceKind::Left, code_detail)
                 .await;
         }
-        let _ = self
-            .event(
-                session,
-                now,
-                Some((participant, role)),
-                PresenceKind::Refused,
-                Some(code.code().to_owned()),
-            )
-            .await;
         let refused = DomainEvent::AdmissionRefused {
             session,
             participant,
@@ -645,14 +723,32 @@ impl Hub {
         self.peer_left(&notify, participant, false).await;
     }
 
-    /// The patient attests who is present next to them.
+    /// The patient attests who is present next to them, by name and relation (telesoin-core
+    /// refuses an unnamed attestation). Traced as an attestation, never as an incident.
     pub async fn attest(
         &self,
         session: SessionId,
         participant: ParticipantId,
         companion: Companion,
+        name: Option<&str>,
+        relation: Option<&str>,
         now: DateTime<Utc>,
     ) -> HubResult<()> {
+        let attestation = representation::attestation(companion, name, relation)?;
+        if self.role_of(session, participant).await? != Some(Role::Patient) {
+            return Err(RefusalCode::NotAllowed);
+        }
+        self.store
+            .add_attestation(&telesoin_store::AttestationRow {
+                session,
+                participant,
+                companion,
+                name: attestation.person.name,
+                relation: attestation.person.relation,
+                attested_at: now,
+            })
+            .await
+            .map_err(store_down)?;
         self.rooms
             .update(session, |r| {
                 let seat = r
@@ -675,20 +771,22 @@ impl Hub {
             session,
             now,
             Some((participant, Role::Patient)),
-            PresenceKind::Incident,
-            Some(format!("attested_{detail}")),
+            PresenceKind::Attested,
+            Some(detail.to_owned()),
         )
         .await?;
         self.evaluate(session, participant, now).await;
         Ok(())
     }
 
-    /// The patient consents on the join page (traced: by the patient, join_page, text version).
+    /// The patient consents on the join page (traced: by the patient, join_page, text version);
+    /// for a minor, the legal representative does, named (telesoin-core's rule).
     pub async fn consent(
         &self,
         session: SessionId,
         participant: ParticipantId,
         text_version: &str,
+        representative: (Option<&str>, Option<&str>),
         now: DateTime<Utc>,
     ) -> HubResult<()> {
         if text_version != telesoin_core::model::CONSENT_TEXT_VERSION {
@@ -710,6 +808,19 @@ impl Hub {
         if !row.session.patient_consent_on_join {
             return Err(RefusalCode::NotAllowed);
         }
+        let patient = self
+            .store
+            .patient(row.session.kine, row.session.patient)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
+        let giver = representation::consent_giver(
+            &patient.patient,
+            row.session.day(),
+            ConsentChannel::JoinPage,
+            representative.0,
+            representative.1,
+        )?;
         let consent = Consent {
             recorded_by: ConsentRecorder::Patient,
             method: "join_page".into(),
@@ -717,15 +828,21 @@ impl Hub {
             recorded_at: now,
             withdrawn_at: None,
         };
+        let id = uuid::Uuid::new_v4();
         self.store
-            .add_consent(
-                row.session.kine,
-                row.session.patient,
-                uuid::Uuid::new_v4(),
-                &consent,
-            )
+            .add_consent(row.session.kine, row.session.patient, id, &consent)
             .await
             .map_err(store_down)?;
+        if let ConsentGiver::Representative(p) = giver {
+            let who = telesoin_store::Representative {
+                name: p.name,
+                relation: p.relation,
+            };
+            self.store
+                .set_consent_representative(id, &who)
+                .await
+                .map_err(store_down)?;
+        }
         let recorded = DomainEvent::ConsentRecorded {
             kine: row.session.kine,
             patient: row.session.patient,

@@ -10,8 +10,11 @@ use telesoin_core::model::SessionStatus;
 use telesoin_core::{ParticipantId, RefusalCode, SessionId};
 use telesoin_proto::signal::ServerMsg;
 
+use telesoin_store::{Announcement, NewMessage};
+
 use crate::error::refusal_body;
 use crate::events::DomainEvent;
+use crate::reach::outbox::STOPPED_BY_CLOSE;
 
 use super::{Hub, HubResult, close, store_down, text};
 
@@ -107,19 +110,36 @@ impl Hub {
             .collect();
         let ended_at = billing::ended_at(&events).unwrap_or(now);
         let billable = billing::billable_seconds(&events, &self.cfg.billing, ended_at);
+        // The class is fixed first (it depends on the visits and prescriptions, not on the
+        // end), so that `session.ended`, written with the finalization, carries it.
+        if let Err(e) =
+            crate::records::fix_class(self.store.as_ref(), session, self.cfg.in_person_rule).await
+        {
+            tracing::warn!(error = %e, "class not fixed at finalization");
+        }
+        let row = self
+            .store
+            .session(session)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
+        let announcement = Announcement::new(
+            "session.ended",
+            now,
+            serde_json::json!({
+                "billable_seconds": billable,
+                "billing_class": row.billing_class,
+                "act_code": row.session.act_code,
+                "reason": reason,
+            }),
+        );
         if self
             .store
-            .finalize(session, ended_at, billable, now)
+            .finalize_announced(session, ended_at, billable, &announcement, now)
             .await
             .map_err(|e| self.write_failed(Some(session), now, e))?
         {
             tracing::info!(session = %session, billable_seconds = billable, "session finalized");
-            if let Err(e) =
-                crate::records::fix_class(self.store.as_ref(), session, self.cfg.in_person_rule)
-                    .await
-            {
-                tracing::warn!(error = %e, "class not fixed at finalization");
-            }
             let ended = DomainEvent::SessionEnded {
                 session,
                 billable_seconds: billable,
@@ -139,20 +159,21 @@ impl Hub {
     }
 
     /// Cancels a session: its links die at once and anyone connected, lobby included, is refused.
-    pub async fn cancel_session(&self, session: SessionId, now: DateTime<Utc>) -> HubResult<bool> {
+    /// The cancellation, its presence event, the links' revocation, the reminders stopped,
+    /// `notices` (the patient's notice) and the webhooks are one transaction
+    /// (`OutboundStore::cancel_announced`).
+    pub async fn cancel_session(
+        &self,
+        session: SessionId,
+        notices: &[NewMessage],
+        now: DateTime<Utc>,
+    ) -> HubResult<bool> {
+        // The `cancelled` presence event is written in the same transaction.
         let moved = self
             .store
-            .transition(
-                session,
-                &[SessionStatus::Scheduled, SessionStatus::Live],
-                SessionStatus::Cancelled,
-            )
+            .cancel_announced(session, &STOPPED_BY_CLOSE, notices, now)
             .await
-            .map_err(store_down)?;
-        if moved {
-            self.event(session, now, None, PresenceKind::Cancelled, None)
-                .await?;
-        }
+            .map_err(|e| self.write_failed(Some(session), now, e))?;
         self.store
             .revoke_session_links(session, now)
             .await

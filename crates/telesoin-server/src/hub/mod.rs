@@ -40,8 +40,12 @@ mod evidence;
 mod join;
 mod lifecycle;
 mod presence;
+mod rejoin;
 mod relay;
 mod restore;
+mod writer;
+
+pub use rejoin::RejoinPolicy;
 
 /// WebSocket close codes used by the hub (4000-4999 are the application's own).
 pub mod close {
@@ -63,6 +67,8 @@ pub struct HubConfig {
     /// The clients' media heartbeat period (`welcome.heartbeat_seconds`).
     pub heartbeat: Duration,
     pub in_person_rule: InPersonRule,
+    /// How often a seat, or a link, may join again.
+    pub rejoin: RejoinPolicy,
     pub ice: crate::turn::IceConfig,
     /// Whether the store takes writes (shared with /readyz and /metrics).
     pub health: Arc<crate::health::Health>,
@@ -162,6 +168,8 @@ pub struct Joined {
     pub role: Role,
     pub welcome: ServerMsg,
     pub resumed: bool,
+    /// The session as the join read it (the first evaluation does not read it again).
+    pub row: telesoin_store::SessionRow,
 }
 
 pub struct Hub {
@@ -184,6 +192,10 @@ pub struct Hub {
     /// Kiné hang-ups the store could not write (session, when it was made): applied by
     /// [`Hub::check_store`] once writing works again.
     pending_ends: parking_lot::Mutex<Vec<(SessionId, DateTime<Utc>)>>,
+    /// Every presence event of this node, in order, in batches; see [`writer`].
+    writer: writer::PresenceWriter,
+    /// Joins per seat and per link; see [`rejoin`].
+    rejoins: rejoin::Rejoins,
 }
 
 /// Held by a socket's task while it runs; see [`Hub::socket_opened`].
@@ -206,6 +218,24 @@ impl std::fmt::Debug for Hub {
 }
 
 type HubResult<T> = Result<T, RefusalCode>;
+
+/// How long a seat's end waits for its write before the hub goes on (the write stays queued).
+const KEPT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn new_event(
+    at: DateTime<Utc>,
+    who: Option<(ParticipantId, Role)>,
+    kind: PresenceKind,
+    detail: Option<String>,
+) -> NewEvent {
+    NewEvent {
+        at,
+        participant: who.map(|w| w.0),
+        role: who.map(|w| w.1),
+        kind,
+        detail,
+    }
+}
 
 fn store_down(e: telesoin_store::StoreError) -> RefusalCode {
     tracing::warn!(error = %e, "store unavailable: refusing");
@@ -240,7 +270,11 @@ impl Hub {
         cfg: HubConfig,
         events: Arc<Events>,
     ) -> Arc<Self> {
+        let writer = writer::PresenceWriter::new(store.clone(), cfg.health.clone());
+        let rejoins = rejoin::Rejoins::new(cfg.rejoin);
         Arc::new(Hub {
+            writer,
+            rejoins,
             store,
             bus,
             cfg,
@@ -272,6 +306,9 @@ impl Hub {
         &self.cfg.billing
     }
 
+    /// Appends a presence event through the writer and waits until it is written. A join's
+    /// own events fail fast when the store cannot take them (the join is refused); an event
+    /// the seat rule refuses (the seat left meanwhile) is `not_admitted`.
     async fn event(
         &self,
         session: SessionId,
@@ -280,19 +317,60 @@ impl Hub {
         kind: PresenceKind,
         detail: Option<String>,
     ) -> HubResult<i64> {
-        self.store
-            .append_event(
-                session,
-                &NewEvent {
-                    at,
-                    participant: who.map(|w| w.0),
-                    role: who.map(|w| w.1),
-                    kind,
-                    detail,
-                },
-            )
+        match self.append(session, at, who, kind, detail).await? {
+            telesoin_store::Appended::Written(seq) => Ok(seq),
+            telesoin_store::Appended::SeatLeft => Err(RefusalCode::NotAdmitted),
+        }
+    }
+
+    /// [`Hub::event`], telling apart the seat rule's refusal.
+    async fn append(
+        &self,
+        session: SessionId,
+        at: DateTime<Utc>,
+        who: Option<(ParticipantId, Role)>,
+        kind: PresenceKind,
+        detail: Option<String>,
+    ) -> HubResult<telesoin_store::Appended> {
+        let event = new_event(at, who, kind, detail);
+        self.writer
+            .append(session, event, false)
             .await
-            .map_err(|e| self.write_failed(Some(session), at, e))
+            .map_err(store_down)
+    }
+
+    /// Appends what ends or refuses a seat (`socket_lost`, `left`, `refused`): never dropped.
+    /// Waits for the write a few seconds at most (others are told after it, as always, unless
+    /// the store is away); the writer keeps it and retries until it is written.
+    async fn event_kept(
+        &self,
+        session: SessionId,
+        at: DateTime<Utc>,
+        who: Option<(ParticipantId, Role)>,
+        kind: PresenceKind,
+        detail: Option<String>,
+    ) {
+        let rx = self
+            .writer
+            .submit(session, new_event(at, who, kind, detail), true);
+        match tokio::time::timeout(KEPT_WAIT, rx).await {
+            Ok(Ok(Ok(telesoin_store::Appended::SeatLeft))) => {
+                tracing::debug!(
+                    kind = kind.as_str(),
+                    "the seat had already left: not recorded again"
+                );
+            }
+            Ok(Ok(Ok(telesoin_store::Appended::Written(_)))) => {}
+            _ => tracing::warn!(
+                kind = kind.as_str(),
+                "presence event still queued for the store: it will be written"
+            ),
+        }
+    }
+
+    /// Presence events waiting for the store (`/metrics`).
+    pub fn presence_queued(&self) -> usize {
+        self.writer.queued()
     }
 
     /// A write the record needs failed: from now on the node is not ready and admits nobody,

@@ -65,8 +65,8 @@ impl Hub {
         } else {
             PresenceKind::Left
         };
-        let _ = self
-            .event(session, now, Some((participant, role)), kind, None)
+        // Never dropped: a burst of closes the store cannot take at once is queued and retried.
+        self.event_kept(session, now, Some((participant, role)), kind, None)
             .await;
         self.peer_left(&notify, participant, admitted).await;
         if role == Role::Kine {
@@ -110,15 +110,14 @@ impl Hub {
         };
         // We stopped knowing about this participant when the socket was lost: that is when
         // they left, for the record and for billing.
-        let _ = self
-            .event(
-                session,
-                lost_at,
-                Some((participant, role)),
-                PresenceKind::Left,
-                Some("grace_expired".into()),
-            )
-            .await;
+        self.event_kept(
+            session,
+            lost_at,
+            Some((participant, role)),
+            PresenceKind::Left,
+            Some("grace_expired".into()),
+        )
+        .await;
         self.peer_left(&notify, participant, false).await;
     }
 

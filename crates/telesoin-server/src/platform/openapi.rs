@@ -65,6 +65,8 @@ impl Modify for Security {
         crate::reach::v1::send_link,
         crate::reach::v1::messages,
         crate::reach::v1::move_session,
+        crate::reach::v1::get_reminders,
+        crate::reach::v1::put_reminders,
     )
 )]
 pub struct ApiDoc;

@@ -3,7 +3,10 @@
 //! - [`Outbox`] listens to `events::Events` and, for each event a platform may receive, writes
 //!   one outbox row per endpoint of every platform the kiné gave access to. It runs before the
 //!   emitter goes on (the REST handler answers after it), so an event announced is an event
-//!   queued; it is a separate write from the change itself, not the same transaction. On a
+//!   queued; it is a separate write from the change itself. The events of a scheduling, a
+//!   cancellation, a move, a finalization and a message's delivery state ([`IN_TRANSACTION`]) are not the
+//!   listener's: their rows are written in the change's own transaction
+//!   (`telesoin_store::outbound`), so a crash in between cannot lose them. On a
 //!   single node it knows without a query when no endpoint exists at all (until one is added
 //!   through this process), so that joins and admissions cost no look-up for a feature not
 //!   configured.
@@ -51,8 +54,10 @@ use crate::platform::v1::{ApiJson, ApiPath, Errors};
 pub const REPLAY_WINDOW_SECS: i64 = 300;
 
 /// The event types sent to platforms.
-pub const TYPES: [&str; 11] = [
+pub const TYPES: [&str; 15] = [
     "session.scheduled",
+    "session.cancelled",
+    "session.moved",
     "participant.waiting",
     "participant.admitted",
     "admission.refused",
@@ -63,7 +68,28 @@ pub const TYPES: [&str; 11] = [
     "report.written",
     "message.sent",
     "message.failed",
+    "message.skipped",
+    "message.cancelled",
 ];
+
+/// The types whose rows are written in the transaction of the change itself
+/// (`telesoin_store::outbound`), not by the listener: a crash between the change and the
+/// announcement cannot lose them.
+pub const IN_TRANSACTION: [&str; 8] = [
+    "session.scheduled",
+    "session.cancelled",
+    "session.moved",
+    "session.ended",
+    "message.sent",
+    "message.failed",
+    "message.skipped",
+    "message.cancelled",
+];
+
+/// The types the listener writes (after the change, before the REST answer).
+fn listened(name: &str) -> bool {
+    TYPES.contains(&name) && !IN_TRANSACTION.contains(&name)
+}
 
 /// `t=...,v1=...` for `body` at `t`.
 pub fn signature(secret: &str, t: i64, body: &str) -> String {
@@ -125,12 +151,11 @@ impl Outbox {
         event: &DomainEvent,
     ) -> telesoin_store::Result<Option<(KineId, String, serde_json::Value)>> {
         use DomainEvent::*;
-        let name = event.name();
-        if !TYPES.contains(&name) {
+        if !listened(event.name()) {
             return Ok(None);
         }
         let data = match event {
-            SessionScheduled { session, .. } | CallConnected { session } => {
+            CallConnected { session } => {
                 serde_json::json!({ "session": session.0 })
             }
             ParticipantWaiting {
@@ -158,20 +183,6 @@ impl Outbox {
                 "session": session.0, "participant": participant.0,
                 "role": wire_role(*role), "code": code,
             }),
-            SessionEnded {
-                session,
-                billable_seconds,
-                reason,
-            } => {
-                let row = self.store.session(*session).await?;
-                serde_json::json!({
-                    "session": session.0,
-                    "billable_seconds": billable_seconds,
-                    "billing_class": row.as_ref().map(|r| r.billing_class.clone()),
-                    "act_code": row.as_ref().map(|r| r.session.act_code.clone()),
-                    "reason": reason,
-                })
-            }
             ConsentRecorded { kine, patient, by } => {
                 return Ok(Some((
                     *kine,
@@ -189,17 +200,6 @@ impl Outbox {
             ReportWritten {
                 session, version, ..
             } => serde_json::json!({ "session": session.0, "version": version }),
-            MessageDelivery {
-                session,
-                message,
-                kind,
-                channel,
-                sent,
-                detail,
-            } => serde_json::json!({
-                "session": session.0, "message": message, "kind": kind, "channel": channel,
-                "state": if *sent { "sent" } else { "failed" }, "detail": detail,
-            }),
             _ => return Ok(None),
         };
         let Some(session) = event.session() else {
@@ -217,7 +217,7 @@ impl Outbox {
 #[async_trait]
 impl Listener for Outbox {
     async fn on(&self, at: DateTime<Utc>, event: &DomainEvent) {
-        if !TYPES.contains(&event.name()) || self.none_configured().await {
+        if !listened(event.name()) || self.none_configured().await {
             return;
         }
         let queued = async {

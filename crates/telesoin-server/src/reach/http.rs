@@ -237,25 +237,78 @@ pub async fn get_settings(
     settings_for(&app, &kine).await.map(Json)
 }
 
+/// The most reminders a kiné may set, and how far ahead one may go (30 days), in minutes.
+pub const MAX_REMINDERS: usize = 5;
+pub const MAX_OFFSET_MINUTES: i64 = 30 * 24 * 60;
+
+fn offsets_refused(index: Option<usize>, fr: &str, en: &str) -> ApiError {
+    let mut details = serde_json::json!({
+        "field": "reminder_offsets_minutes", "problem": en, "problem_fr": fr,
+    });
+    if let Some(i) = index {
+        details["index"] = serde_json::json!(i);
+    }
+    ApiError {
+        details,
+        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, RefusalCode::InvalidInput)
+    }
+}
+
+/// The kiné's reminder offsets as asked (minutes before the start), latest first and each once;
+/// refused with the field, the offending entry's `index` and the problem in French and English.
+pub fn check_offsets(offsets: &[i64]) -> ApiResult<Vec<i64>> {
+    if offsets.len() > MAX_REMINDERS {
+        return Err(offsets_refused(
+            None,
+            "au plus 5 rappels",
+            "at most 5 reminders",
+        ));
+    }
+    for (i, m) in offsets.iter().enumerate() {
+        if !(1..=MAX_OFFSET_MINUTES).contains(m) {
+            return Err(offsets_refused(
+                Some(i),
+                "chaque rappel entre 1 minute et 30 jours (43200 minutes) avant la séance",
+                "each reminder 1 to 43200 minutes (30 days) before the start",
+            ));
+        }
+    }
+    let mut out = offsets.to_vec();
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    out.dedup();
+    Ok(out)
+}
+
+/// Sets the kiné's reminder offsets (`[]`: none), for the sessions already scheduled too: their
+/// pending reminders at other offsets stop (in the same transaction) and those the new offsets
+/// call for are queued (now for the sessions that had some, within a minute by the reconciler
+/// for the others).
+pub async fn set_offsets_for(
+    app: &AppState,
+    kine: &Kine,
+    body: &wire::ReminderOffsets,
+) -> ApiResult<wire::ReachSettings> {
+    let offsets = check_offsets(&body.reminder_offsets_minutes)?;
+    let now = Utc::now();
+    let touched = app
+        .store
+        .change_reminder_offsets(kine.id, &offsets, now)
+        .await?;
+    for id in touched {
+        if let Some(row) = app.store.session(id).await? {
+            crate::reach::outbox::schedule_reminders(app, &row, now).await?;
+        }
+    }
+    tracing::info!(kine = %kine.id, count = offsets.len(), "reminder offsets set");
+    settings_for(app, kine).await
+}
+
 pub async fn put_settings(
     State(app): State<AppState>,
     CurrentKine(kine): CurrentKine,
     Json(body): Json<wire::ReminderOffsets>,
 ) -> ApiResult<Json<wire::ReachSettings>> {
-    let text = body
-        .reminder_offsets_minutes
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let offsets = reach::parse_offsets(&text).ok_or_else(|| {
-        ApiError::invalid(
-            "reminder_offsets_minutes",
-            "at most 5 offsets, each 1 to 43200 minutes before the start",
-        )
-    })?;
-    app.store.set_reminder_offsets(kine.id, &offsets).await?;
-    settings_for(&app, &kine).await.map(Json)
+    set_offsets_for(&app, &kine, &body).await.map(Json)
 }
 
 /// Moves a scheduled session to `starts_at`.

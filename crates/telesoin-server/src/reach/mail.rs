@@ -2,6 +2,8 @@
 //!
 //! `smtp_security`: `starttls` (port 587 unless `smtp_relay` names one), `tls` (implicit TLS,
 //! 465), `none` (plain text, refused by the configuration unless the relay is on loopback).
+//! STARTTLS is required, never opportunistic. The relay's certificate is checked against the
+//! public roots (webpki) and the CAs of `smtp_ca_file` (a private relay's CA).
 //! Each message has a text part and an HTML part saying the same, and an `.ics` attachment
 //! (`METHOD:REQUEST`, or `CANCEL` for a cancellation) whose UID is the session's, so that a
 //! calendar updates the one event when the session moves or is cancelled.
@@ -12,6 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use telesoin_core::reach::{MessageKind, Wording};
 use uuid::Uuid;
@@ -34,19 +37,29 @@ fn relay(cfg: &Config) -> Option<(String, Option<u16>)> {
     })
 }
 
+/// The TLS parameters of the relay: the public roots, and the CAs of `smtp_ca_file` if set.
+fn tls_parameters(cfg: &Config, host: &str) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(host.to_owned());
+    if let Some(path) = &cfg.smtp_ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("smtp_ca_file: {e}"))?;
+        let ca = Certificate::from_pem(&pem).map_err(|e| format!("smtp_ca_file: {e}"))?;
+        builder = builder.add_root_certificate(ca);
+    }
+    builder.build_rustls().map_err(|e| format!("smtp tls: {e}"))
+}
+
 fn transport(cfg: &Config) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
     let (host, port) = relay(cfg).ok_or("smtp_not_configured")?;
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host);
     let builder = match cfg.smtp_security {
-        SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
-            .map_err(|e| format!("smtp: {e}"))?,
-        SmtpSecurity::Tls => {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(&host).map_err(|e| format!("smtp: {e}"))?
-        }
-        SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host),
-    };
-    let builder = match port {
-        Some(p) => builder.port(p),
-        None => builder,
+        // STARTTLS required: never falls back to plain text.
+        SmtpSecurity::Starttls => builder
+            .port(port.unwrap_or(587))
+            .tls(Tls::Required(tls_parameters(cfg, &host)?)),
+        SmtpSecurity::Tls => builder
+            .port(port.unwrap_or(465))
+            .tls(Tls::Wrapper(tls_parameters(cfg, &host)?)),
+        SmtpSecurity::None => builder.port(port.unwrap_or(25)),
     };
     let builder = builder.timeout(Some(StdDuration::from_secs(cfg.message_timeout_seconds)));
     let builder = match (&cfg.smtp_username, &cfg.smtp_password) {

@@ -4,12 +4,13 @@
 //! that scheduling twice queues once:
 //! - [`send_link`] ("Envoyer le lien"): an invitation per channel, sent at once by the request
 //!   itself (claimed like any row: if the request dies, the worker sends it after the lease);
-//! - [`schedule_reminders`]: at the kiné's offsets (`telesoin_core::reach::reminder_due`), on
-//!   scheduling and again by the reconciler every minute (so a crash between the session's
-//!   insert and the reminders' loses nothing: the same keys are queued once);
-//! - [`before_cancel`], [`move_session`]: the session's pending messages are cancelled and the
-//!   notice queued in one transaction (the move also changes the session in it); the notice is
-//!   sent only once the cancellation is visible.
+//! - [`reminder_rows`], [`schedule_reminders`]: at the kiné's offsets
+//!   (`telesoin_core::reach::reminder_due`), written with the session itself when it is
+//!   scheduled (`records::schedule`), and kept queued by the reconciler every minute (after a
+//!   move, a change of offsets; the same keys are queued once);
+//! - [`cancel_notices`], [`move_session`]: the session's pending messages are cancelled and the
+//!   notice queued in the one transaction that cancels or moves the session, with the webhooks
+//!   (`telesoin_store::outbound`); a crash cannot keep one without the other.
 //!
 //! [`spawn_worker`] claims due rows one `UPDATE` at a time (lease `message_lease_seconds`, a
 //! fresh claim id each time), re-reads the session and the contact, sends, and marks the row
@@ -40,7 +41,7 @@ pub async fn offsets(app: &AppState, kine: telesoin_core::KineId) -> StoreResult
 }
 
 /// The reminder rows of a session at its current start time.
-async fn reminder_rows(
+pub async fn reminder_rows(
     app: &AppState,
     row: &SessionRow,
     now: DateTime<Utc>,
@@ -78,18 +79,6 @@ pub async fn schedule_reminders(
     app.store.enqueue_messages(&rows, now).await
 }
 
-/// After a session is scheduled: its reminders, unless a platform scheduled it (platforms that
-/// send themselves keep doing so; one that asks us to send gets them with its first send).
-pub async fn after_schedule(app: &AppState, row: &SessionRow, by_platform: bool) {
-    if by_platform {
-        return;
-    }
-    if let Err(e) = schedule_reminders(app, row, Utc::now()).await {
-        // The reconciler queues them within a minute.
-        tracing::warn!(error = %e, "reminders not queued yet");
-    }
-}
-
 /// Whether the patient was told of the session (a message with the link went out).
 async fn patient_was_told(app: &AppState, session: SessionId) -> StoreResult<bool> {
     Ok(app
@@ -119,28 +108,25 @@ fn notice_rows(
         .collect()
 }
 
-const STOPPED_BY_CLOSE: [MessageKind; 3] = [
+/// The kinds of pending messages a cancellation or a move stops.
+pub const STOPPED_BY_CLOSE: [MessageKind; 3] = [
     MessageKind::Invitation,
     MessageKind::Reminder,
     MessageKind::Moved,
 ];
 
-/// Before a cancellation: the pending messages stop and, if the patient had been told, the
-/// notice is queued, in one transaction. It goes once the session reads `cancelled`.
-pub async fn before_cancel(
+/// The notice of a cancellation, if the patient had been told of the session: written in the
+/// cancellation's own transaction (`Hub::cancel_session`), with the reminders stopped.
+pub async fn cancel_notices(
     app: &AppState,
     session: SessionId,
     now: DateTime<Utc>,
-) -> StoreResult<()> {
-    let notice = if patient_was_told(app, session).await? {
+) -> StoreResult<Vec<NewMessage>> {
+    Ok(if patient_was_told(app, session).await? {
         notice_rows(session, MessageKind::Cancelled, 0, now)
     } else {
         Vec::new()
-    };
-    app.store
-        .replace_messages(session, &STOPPED_BY_CLOSE, &notice, now)
-        .await?;
-    Ok(())
+    })
 }
 
 /// Moves a scheduled session: in one transaction, the new time, the pending messages stopped,
@@ -394,7 +380,8 @@ async fn attempt(app: &AppState, m: &MessageRow, now: DateTime<Utc>) -> StoreRes
     })
 }
 
-/// The delivery state, for the audit trail and platforms' webhooks.
+/// The delivery state, for the audit trail (the webhook was written with the state itself, by
+/// `message_done`).
 async fn announce(app: &AppState, m: &MessageRow, state: MessageState, detail: Option<&str>) {
     if !matches!(state, MessageState::Sent | MessageState::Failed) {
         return;

@@ -25,6 +25,41 @@ pub fn routes() -> Router<AppState> {
         .route("/kines/{kine}/sessions/{session}/send", post(send_link))
         .route("/kines/{kine}/sessions/{session}/messages", get(messages))
         .route("/kines/{kine}/sessions/{session}/move", post(move_session))
+        .route(
+            "/kines/{kine}/reminders",
+            get(get_reminders).put(put_reminders),
+        )
+}
+
+/// The kiné's reminder offsets (minutes before the start; the server's default, the day
+/// before and one hour before, until set) and which channels this server can send on.
+#[utoipa::path(get, path = "/api/v1/kines/{kine}/reminders", tag = "links",
+    params(("kine" = Uuid, Path)),
+    responses((status = 200, body = wire::ReachSettings), Errors))]
+pub async fn get_reminders(
+    State(app): State<AppState>,
+    caller: ApiCaller,
+    ApiPath(kine): ApiPath<Uuid>,
+) -> ApiResult<Json<wire::ReachSettings>> {
+    let kine = caller.kine(&app, kine, Scope::SessionsRead).await?;
+    http::settings_for(&app, &kine).await.map(Json)
+}
+
+/// Sets the kiné's reminder offsets: at most 5, each 1 to 43200 minutes before the start, `[]`
+/// for none. A refusal is `invalid_input` with `details.field` = `reminder_offsets_minutes`,
+/// `details.index` (the entry at fault, when one is) and `details.problem` / `problem_fr`.
+#[utoipa::path(put, path = "/api/v1/kines/{kine}/reminders", tag = "links",
+    params(("kine" = Uuid, Path)),
+    request_body = wire::ReminderOffsets,
+    responses((status = 200, body = wire::ReachSettings), Errors))]
+pub async fn put_reminders(
+    State(app): State<AppState>,
+    caller: ApiCaller,
+    ApiPath(kine): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<wire::ReminderOffsets>,
+) -> ApiResult<Json<wire::ReachSettings>> {
+    let kine = caller.kine(&app, kine, Scope::SessionsWrite).await?;
+    http::set_offsets_for(&app, &kine, &body).await.map(Json)
 }
 
 /// The patient's contact details (phone in E.164, e-mail, preferred channel).
@@ -59,7 +94,8 @@ pub async fn put_contact(
 
 /// Sends the short link to the patient now (e-mail and/or SMS) and queues the reminders;
 /// `contact_missing` or `channel_not_configured` when nothing can go. The delivery state of
-/// each message is also a webhook event (`message.sent`, `message.failed`).
+/// each message is also a webhook event (`message.sent`, `message.failed`, `message.skipped`,
+/// `message.cancelled`), written with the state itself.
 #[utoipa::path(post, path = "/api/v1/kines/{kine}/sessions/{session}/send", tag = "links",
     params(("kine" = Uuid, Path), ("session" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
     request_body = wire::SendLink,
@@ -88,7 +124,8 @@ pub async fn messages(
     http::messages_for(&app, &kine, session).await.map(Json)
 }
 
-/// Moves a scheduled session; the patient is told if they had been, reminders follow.
+/// Moves a scheduled session; the patient is told if they had been, reminders follow; platforms
+/// get `session.moved` (written with the move).
 #[utoipa::path(post, path = "/api/v1/kines/{kine}/sessions/{session}/move", tag = "sessions",
     params(("kine" = Uuid, Path), ("session" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
     request_body = wire::MoveSession,

@@ -48,6 +48,8 @@ pub struct Extras {
     /// Who consented for a minor, by consent id.
     pub representatives: std::collections::HashMap<uuid::Uuid, telesoin_store::Representative>,
     pub report: Option<ReportRow>,
+    /// Companions attested present (each an Encounter participant: a RelatedPerson, escort).
+    pub attestations: Vec<telesoin_store::AttestationRow>,
 }
 
 pub fn bundle(lines: &[(BillingLine, Extras)], now: DateTime<Utc>) -> Value {
@@ -123,6 +125,32 @@ pub fn bundle(lines: &[(BillingLine, Extras)], now: DateTime<Utc>) -> Value {
         });
         if let Some(end) = l.row.ended_at {
             enc["period"]["end"] = json!(ts(end));
+        }
+        // A companion's presence is an attestation: a participant (escort) of the Encounter,
+        // the RelatedPerson named with their relation, "En présence de <nom> (<relation>)".
+        for (i, a) in extras.attestations.iter().enumerate() {
+            let rp = format!("{encounter}-companion-{}", i + 1);
+            push(
+                rp.clone(),
+                json!({
+                    "resourceType": "RelatedPerson",
+                    "id": rp,
+                    "patient": { "reference": format!("urn:uuid:{patient}") },
+                    "relationship": [{ "text": a.relation }],
+                    "name": [{ "text": a.name }]
+                }),
+                &mut entries,
+            );
+            if let Some(ps) = enc["participant"].as_array_mut() {
+                ps.push(json!({
+                    "type": [{
+                        "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "ESC", "display": "escort" }],
+                        "text": super::attestation_words(a)
+                    }],
+                    "period": { "start": ts(a.attested_at) },
+                    "individual": { "reference": format!("urn:uuid:{rp}"), "display": a.name }
+                }));
+            }
         }
         if let Some(telesoin_core::tariff::Billed::Reimbursable {
             letter,

@@ -155,7 +155,7 @@ async fn trace_lines(app: &AppState, l: &BillingLine) -> ApiResult<Vec<Line>> {
     let events = app.store.events(s.id).await?;
     let incidents: Vec<String> = events
         .iter()
-        .filter(|e| e.kind.is_incident())
+        .filter(|e| super::is_incident(e))
         .map(|e| {
             format!(
                 "{} : {}{}",
@@ -213,6 +213,28 @@ async fn trace_lines(app: &AppState, l: &BillingLine) -> ApiResult<Vec<Line>> {
             tariff::format_coefficient(coefficient_tenths).replace('.', ","),
             euros_fr(value_cents),
             euros_fr(cents)
+        )));
+    }
+    // Who consented, and who sat next to the patient: said in words, never as incidents.
+    if let Some((giver, at)) = super::consent_of(app.store.as_ref(), &l.row, Utc::now()).await? {
+        out.push(Line::Text(format!("{} le {}", giver.words_fr(), paris(at))));
+    }
+    for a in super::attested_of(app.store.as_ref(), s.id).await? {
+        out.push(Line::Text(super::attestation_words(&a)));
+    }
+    // Recorded before attestations were named: the presence, without a name.
+    let legacy: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(super::legacy_attestation)
+        .collect();
+    for companion in legacy {
+        out.push(Line::Text(format!(
+            "En présence d'un {} (attestée, nom non enregistré)",
+            if companion == "parent" {
+                "parent"
+            } else {
+                "aidant"
+            }
         )));
     }
     if incidents.is_empty() {
@@ -308,7 +330,7 @@ pub async fn invoice_pdf(
         Line::Text("Acte hors nomenclature (HN) : non remboursable par l'Assurance Maladie, aucune lettre clé (AMK, AMS, AMC) n'est portée.".into()),
         Line::Text(match &accepted {
             Some(a) => format!(
-                "Prix fixé par le masseur-kinésithérapeute avec tact et mesure, affiché au patient et accepté par lui sur la page de connexion le {} ({}).",
+                "Tarif annoncé et accepté le {} : {}, prix fixé par le masseur-kinésithérapeute avec tact et mesure, affiché au patient et accepté sur la page de connexion avant la séance.",
                 paris(a.accepted_at),
                 euros_fr(a.price_cents)
             ),
@@ -370,12 +392,14 @@ pub async fn export_body(
                     }
                 }
                 let report = store.reports(s.id).await?.pop();
+                let attestations = super::attested_of(store, s.id).await?;
                 with.push((
                     l,
                     Extras {
                         consents,
                         representatives,
                         report,
+                        attestations,
                     },
                 ));
             }

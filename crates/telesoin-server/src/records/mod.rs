@@ -17,10 +17,11 @@ use telesoin_core::acts;
 use telesoin_core::admission::InPersonRule;
 use telesoin_core::model::Session;
 use telesoin_core::reimbursement::{self, BillingClass, ClassifyInput, DirectAccess};
+use telesoin_core::representation::{Attestation, ConsentGiver, NamedPerson};
 use telesoin_core::tariff::{self, Billed, KeyLetter, KeyLetterValue};
 use telesoin_core::{KineId, SessionId};
 use telesoin_store::KineSettings;
-use telesoin_store::{SessionBilling, SessionRow, Store, StoreError};
+use telesoin_store::{AttestationRow, SessionBilling, SessionRow, Store, StoreError};
 
 /// Parses `LETTER:EUROS:YYYY-MM-DD` (for example `AMK:2.15:2019-07-01`), the configured value of
 /// a key letter from a date of effect.
@@ -89,13 +90,18 @@ pub async fn classify(
     }))
 }
 
-/// Schedules a session: classifies it (shown up front) and stores it with its billing facts. The
-/// one way a session is created (dashboard, API, demo); the caller announces it.
+/// Schedules a session: classifies it (shown up front) and stores it with its billing facts,
+/// its privacy mode, the platform that asked (if any), its reminders (unless a platform asked:
+/// platforms that send themselves keep doing so; one that asks us to send gets them with its
+/// first send) and the webhook `session.scheduled`, in one transaction. The one way a session is
+/// created (dashboard, API, demo); the caller emits the domain event (audit trail).
 pub async fn schedule(
     app: &crate::AppState,
     session: Session,
     direct_access: Option<DirectAccess>,
     hn_price_cents: Option<i64>,
+    relay_only: bool,
+    platform: Option<uuid::Uuid>,
     now: DateTime<Utc>,
 ) -> Result<SessionRow, StoreError> {
     let c = classify(
@@ -105,26 +111,42 @@ pub async fn schedule(
         direct_access,
     )
     .await?;
-    app.store
-        .create_session(&session, c.class.as_str(), now)
-        .await?;
     let billing = SessionBilling {
         direct_access: direct_access.map(|d| d.as_str().to_owned()),
         hn_price_cents,
         class_reason: Some(c.reason.code().to_owned()),
     };
-    app.store
-        .set_session_billing(session.id, &billing, c.class.as_str())
-        .await?;
-    Ok(SessionRow {
+    let row = SessionRow {
         session,
         billing_class: c.class.as_str().into(),
-        class_reason: billing.class_reason,
-        relay_only: false,
+        class_reason: billing.class_reason.clone(),
+        relay_only,
         ended_at: None,
         billable_seconds: None,
         finalized_at: None,
-    })
+    };
+    let reminders = if platform.is_none() {
+        crate::reach::outbox::reminder_rows(app, &row, now).await?
+    } else {
+        Vec::new()
+    };
+    let scheduled =
+        telesoin_store::Announcement::new("session.scheduled", now, serde_json::json!({}));
+    app.store
+        .schedule_announced(
+            &telesoin_store::NewSchedule {
+                session: &row.session,
+                billing_class: c.class.as_str(),
+                billing: &billing,
+                relay_only,
+                platform,
+                reminders: &reminders,
+                scheduled: &scheduled,
+            },
+            now,
+        )
+        .await?;
+    Ok(row)
 }
 
 /// The plain words of a stored class reason.
@@ -190,6 +212,94 @@ pub fn price(
     let hn_price = billing.hn_price_cents.unwrap_or(settings.hn_price_cents);
     let act = acts::of_session(&row.session.act_code, day)?;
     tariff::billed_amount(class, act, schedule, day, hn_price).ok()
+}
+
+/// The price an HN session asks the patient to accept on the join page before admission: the
+/// session's own HN price, else the kiné's usual one; `None` for a reimbursable session or a
+/// price of 0 EUR (nothing to accept). The join page shows it; admission requires it accepted.
+pub async fn hn_price_to_accept(
+    store: &dyn Store,
+    row: &SessionRow,
+) -> Result<Option<i64>, StoreError> {
+    if row.billing_class != "hn" {
+        return Ok(None);
+    }
+    let billing = store.session_billing(row.session.id).await?;
+    let price = match billing.hn_price_cents {
+        Some(p) => p,
+        None => store.kine_settings(row.session.kine).await?.hn_price_cents,
+    };
+    Ok(Some(price).filter(|p| *p > 0))
+}
+
+/// Who consented for the session (the latest consent recorded by its end, or now), in words:
+/// the patient, or the named legal representative of a minor; and when.
+pub async fn consent_of(
+    store: &dyn Store,
+    row: &SessionRow,
+    now: DateTime<Utc>,
+) -> Result<Option<(ConsentGiver, DateTime<Utc>)>, StoreError> {
+    let by = row.ended_at.unwrap_or(now);
+    let consents = store
+        .consents(row.session.kine, row.session.patient)
+        .await?;
+    let Some(c) = consents
+        .into_iter()
+        .filter(|c| c.consent.recorded_at <= by)
+        .max_by_key(|c| c.consent.recorded_at)
+    else {
+        return Ok(None);
+    };
+    let giver = match store.consent_representative(c.id).await? {
+        Some(r) => ConsentGiver::Representative(NamedPerson {
+            name: r.name,
+            relation: r.relation,
+        }),
+        None => ConsentGiver::Patient,
+    };
+    Ok(Some((giver, c.consent.recorded_at)))
+}
+
+/// The companions attested present in a session, once each (a return after a hang-up attests
+/// the same person again), in the order they were first attested.
+pub async fn attested_of(
+    store: &dyn Store,
+    session: SessionId,
+) -> Result<Vec<AttestationRow>, StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    Ok(store
+        .attestations(session)
+        .await?
+        .into_iter()
+        .filter(|a| seen.insert((a.companion, a.name.clone(), a.relation.clone())))
+        .collect())
+}
+
+/// An event for the record's incident list. A presence attested before attestations were named
+/// (an `incident` `attested_parent` / `attested_aidant`) is no incident either.
+pub fn is_incident(e: &telesoin_store::EventRow) -> bool {
+    e.kind.is_incident() && legacy_attestation(e).is_none()
+}
+
+/// The companion of a presence attested before attestations were named, if `e` is one.
+pub fn legacy_attestation(e: &telesoin_store::EventRow) -> Option<&'static str> {
+    match (e.kind, e.detail.as_deref()) {
+        (telesoin_core::billing::PresenceKind::Incident, Some("attested_parent")) => Some("parent"),
+        (telesoin_core::billing::PresenceKind::Incident, Some("attested_aidant")) => Some("aidant"),
+        _ => None,
+    }
+}
+
+/// "En présence de Sophie Petit (mère)", the words of the record, report, invoice and FHIR.
+pub fn attestation_words(a: &AttestationRow) -> String {
+    Attestation {
+        companion: a.companion,
+        person: NamedPerson {
+            name: a.name.clone(),
+            relation: a.relation.clone(),
+        },
+    }
+    .words_fr()
 }
 
 /// One line of the billing export.
@@ -487,4 +597,41 @@ pub fn paris(at: DateTime<Utc>) -> String {
     at.with_timezone(&chrono_tz::Europe::Paris)
         .format("%d/%m/%Y %H:%M")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telesoin_core::billing::PresenceKind;
+    use telesoin_store::EventRow;
+
+    fn ev(kind: PresenceKind, detail: Option<&str>) -> EventRow {
+        EventRow {
+            seq: 1,
+            at: Utc::now(),
+            participant: None,
+            role: None,
+            kind,
+            detail: detail.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn an_attested_presence_is_never_an_incident() {
+        #[rustfmt::skip]
+        let cases = [
+            ("a named attestation", ev(PresenceKind::Attested, Some("parent")), false, None),
+            ("recorded before names: a parent", ev(PresenceKind::Incident, Some("attested_parent")), false, Some("parent")),
+            ("recorded before names: an aidant", ev(PresenceKind::Incident, Some("attested_aidant")), false, Some("aidant")),
+            ("a client incident", ev(PresenceKind::Incident, Some("ice_failed")), true, None),
+            ("a lost socket", ev(PresenceKind::SocketLost, None), true, None),
+        ];
+        for (name, e, incident, legacy) in cases {
+            assert_eq!(
+                (is_incident(&e), legacy_attestation(&e)),
+                (incident, legacy),
+                "{name}"
+            );
+        }
+    }
 }

@@ -130,3 +130,91 @@ async fn two_peers_complete_a_real_call_and_the_record_bills_it() {
     kine.shutdown().await;
     server.stop().await;
 }
+
+/// telesoin-peer for a minor's side: consents in the name of the attested parent and attests
+/// them by name; without a name, the attestation is refused (`companion_unnamed`) and the seat
+/// keeps waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_for_a_minor_consents_as_the_named_parent_and_attests_them() {
+    let server = Server::start().await;
+    let api = server.kine("peer-minor@example.fr").await;
+    let patient = api
+        .patient(
+            &birth_years_ago(11, 0),
+            false,
+            &[(&today_minus(20), "bilan")],
+            false,
+        )
+        .await;
+    let session = api
+        .session(
+            patient,
+            json!({"patient_consent_on_join": true, "auto_admit": true}),
+        )
+        .await;
+    let link = |role: &'static str| {
+        let api = api.clone();
+        async move {
+            api.post(
+                &format!("/api/sessions/{session}/links"),
+                json!({"role": role}),
+            )
+            .await["url"]
+                .as_str()
+                .expect("url")
+                .to_owned()
+        }
+    };
+    let t = Duration::from_secs(20);
+    let mut kine = Peer::join(peer_config(&server, link("kine").await))
+        .await
+        .expect("kiné joins");
+    kine.admitted(t).await.expect("kiné admitted");
+
+    // Unnamed: the consent for a minor is refused, nothing is recorded, the seat waits.
+    let unnamed_link = link("patient").await;
+    let mut unnamed = Peer::join(PeerConfig {
+        consent: true,
+        attest: Some(telesoin_proto::signal::Companion::Parent),
+        ..peer_config(&server, unnamed_link)
+    })
+    .await
+    .expect("joins");
+    assert!(unnamed.welcome().session.minor);
+    let code = unnamed
+        .wait_state("an error", t, |s| {
+            s.last_error.as_ref().map(|e| Ok(e.code.clone()))
+        })
+        .await
+        .expect("refused consent");
+    assert_eq!(code, "representative_consent_required");
+    assert!(unnamed.state().admitted.is_none());
+    drop(unnamed);
+
+    let mut pat = Peer::join(PeerConfig {
+        consent: true,
+        attest: Some(telesoin_proto::signal::Companion::Parent),
+        attest_name: Some("Sophie Petit".into()),
+        attest_relation: Some("mère".into()),
+        ..peer_config(&server, link("patient").await)
+    })
+    .await
+    .expect("patient joins");
+    pat.admitted(t)
+        .await
+        .expect("admitted once the parent consented and is attested");
+    let file = api.get(&format!("/api/patients/{patient}")).await;
+    assert_eq!(
+        (
+            file["consents"][0]["representative_name"].as_str(),
+            file["consents"][0]["representative_relation"].as_str()
+        ),
+        (Some("Sophie Petit"), Some("mère"))
+    );
+    let rec = api.record(session).await;
+    assert_eq!(
+        rec["attestations"][0]["words"],
+        "En présence de Sophie Petit (mère)"
+    );
+    kine.hangup(t).await.expect("hangup");
+}

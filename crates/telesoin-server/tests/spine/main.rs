@@ -1,6 +1,7 @@
 //! The spine, end to end: a real server (port 0, temporary SQLite file) driven over HTTPS and
 //! WebSocket by real clients.
 
+mod burst;
 mod call;
 mod cluster;
 mod evidence;
@@ -9,6 +10,7 @@ mod identity;
 mod platform;
 mod reach;
 mod records;
+mod representation;
 mod restart;
 mod room;
 mod standing;
@@ -162,14 +164,36 @@ async fn each_precondition_is_refused_with_its_code() {
         ws.recv().await,
         json!({"type": "waiting", "reason": "attestation_parent"})
     );
-    ws.send(json!({"type": "attest", "companion": "aidant"}))
-        .await;
+    ws.send(
+        json!({"type": "attest", "companion": "aidant", "name": "Marc Petit", "relation": "oncle"}),
+    )
+    .await;
     assert_eq!(
         ws.recv().await,
         json!({"type": "waiting", "reason": "attestation_parent"}),
         "an aidant is not a parent"
     );
+    // An attestation names the companion: without a name it is refused, and changes nothing.
     ws.send(json!({"type": "attest", "companion": "parent"}))
+        .await;
+    let e = ws.recv().await;
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str()),
+        (Some("error"), Some("companion_unnamed")),
+        "{e}"
+    );
+    assert!(
+        e["message_fr"].as_str().is_some_and(|m| m.contains("nom"))
+            && e["message_en"].as_str().is_some()
+    );
+    ws.send(json!({"type": "attest", "companion": "parent", "name": "  ", "relation": "mère"}))
+        .await;
+    assert_eq!(
+        ws.recv().await["code"],
+        "companion_unnamed",
+        "a blank name is no name"
+    );
+    ws.send(json!({"type": "attest", "companion": "parent", "name": "Sophie Dupont", "relation": "mère"}))
         .await;
     assert_eq!(
         ws.recv().await,
@@ -178,6 +202,33 @@ async fn each_precondition_is_refused_with_its_code() {
     k.until("lobby_waiting").await;
     k.send(json!({"type": "admit", "participant": pid})).await;
     assert_eq!(ws.recv().await["type"], "admitted");
+    // The presence is an attestation, named, never an incident.
+    let record = api.record(s).await;
+    assert_eq!(
+        record["attestations"].as_array().map(|a| a
+            .iter()
+            .map(|x| x["words"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()),
+        Some(vec![
+            "En présence de Marc Petit (oncle)".to_owned(),
+            "En présence de Sophie Dupont (mère)".to_owned()
+        ]),
+        "{record}"
+    );
+    assert!(
+        record["incidents"].as_array().is_some_and(|i| i.is_empty()),
+        "an attested presence is no incident: {record}"
+    );
+    assert!(
+        record["events"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|e| e["kind"] == "attested" && e["detail"] == "parent")),
+        "{record}"
+    );
+    assert_eq!(
+        record["consent"],
+        "Consentement au télésoin donné par Sophie Dupont (mère), représentant légal du patient mineur"
+    );
 
     // Loss of autonomy: an aidant.
     let p = api
@@ -193,8 +244,10 @@ async fn each_precondition_is_refused_with_its_code() {
         ws.recv().await,
         json!({"type": "waiting", "reason": "attestation_aidant"})
     );
-    ws.send(json!({"type": "attest", "companion": "aidant"}))
-        .await;
+    ws.send(
+        json!({"type": "attest", "companion": "aidant", "name": "Paul Martin", "relation": "fils"}),
+    )
+    .await;
     assert_eq!(
         ws.recv().await["type"],
         "admitted",

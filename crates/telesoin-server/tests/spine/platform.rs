@@ -983,3 +983,413 @@ fn rate_limit_defaults_let_a_platform_schedule_thousands_of_sessions() {
     let one_by_one_secs = 27_000 / c.api_rate_per_second;
     assert!(one_by_one_secs <= 600, "{one_by_one_secs}");
 }
+
+/// A move and a cancellation reach the platform as `session.moved` and `session.cancelled`, in
+/// the session's order, each written with the change itself; a platform reads and sets the
+/// kiné's reminder offsets, and a refusal names the field and the entry in French and English.
+#[tokio::test]
+async fn moves_and_cancellations_are_webhook_events_and_reminders_are_set_through_v1() {
+    let inbox = Arc::new(Inbox::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let receiver = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+    let app = axum::Router::new()
+        .route("/hooks", axum::routing::post(receive))
+        .with_state(inbox.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = Server::start_with(|c| {
+        c.webhook_allow_http = true;
+        c.webhook_allowed_networks = vec!["127.0.0.1/32".into()];
+        c.webhook_retry_seconds = 1;
+    })
+    .await;
+    let a = server.kine("moves@platform.test").await;
+    let ka = kine_id(&a).await;
+    let p = platform(&server, "agenda").await;
+    let key = key(&server, p.id, &[ka], &Scope::ALL).await;
+    let v = V1::new(&server, &key);
+    let (_, hook) = v.post("/webhooks", json!({"url": receiver})).await;
+    *inbox.secret.lock() = hook["secret"].as_str().expect("secret").to_owned();
+
+    let patient = v.ready_patient(ka).await;
+    let session = v.session(ka, patient).await;
+    let to =
+        chrono::DateTime::from_timestamp((Utc::now() + chrono::Duration::hours(3)).timestamp(), 0)
+            .expect("time");
+    let (s, moved) = v
+        .post(
+            &format!("/kines/{ka}/sessions/{session}/move"),
+            json!({"starts_at": to}),
+        )
+        .await;
+    assert_eq!(s, 200, "{moved}");
+    v.ok(&format!("/kines/{ka}/sessions/{session}/cancel"), json!({}))
+        .await;
+    wait_for(&inbox, |d| {
+        types(d).contains(&"session.cancelled".to_owned())
+    })
+    .await;
+    let got = inbox.delivered.lock().clone();
+    let of_session: Vec<_> = got
+        .iter()
+        .filter(|(_, _, d)| d["session"] == session.to_string())
+        .collect();
+    assert_eq!(
+        of_session
+            .iter()
+            .map(|(_, t, _)| t.as_str())
+            .collect::<Vec<_>>(),
+        ["session.scheduled", "session.moved", "session.cancelled"],
+        "{got:?}"
+    );
+    let moved = &of_session[1].2;
+    assert_eq!(moved["kine"], json!(ka));
+    assert_eq!(
+        moved["starts_at"]
+            .as_str()
+            .map(|t| t.parse::<chrono::DateTime<Utc>>().expect("time")),
+        Some(to)
+    );
+    assert_eq!(of_session[2].2["kine"], json!(ka));
+
+    // Reminder offsets through /api/v1: the default, then the kiné's own.
+    let (s, r) = v.get(&format!("/kines/{ka}/reminders")).await;
+    assert_eq!(
+        (s, &r["reminder_offsets_minutes"]),
+        (200, &json!([1440, 60]))
+    );
+    let put = |body: Value| {
+        let v = v.clone();
+        async move {
+            let (s, _, r) = v
+                .send(
+                    v.http
+                        .put(format!("{}/kines/{ka}/reminders", v.base))
+                        .json(&body),
+                )
+                .await;
+            (s, r)
+        }
+    };
+    let (s, r) = put(json!({"reminder_offsets_minutes": [60, 2880, 60]})).await;
+    assert_eq!(
+        (s, &r["reminder_offsets_minutes"]),
+        (200, &json!([2880, 60])),
+        "{r}"
+    );
+    assert_eq!(
+        a.get("/api/reach").await["reminder_offsets_minutes"],
+        json!([2880, 60]),
+        "the dashboard sees the same"
+    );
+    let (s, r) = put(json!({"reminder_offsets_minutes": [60, 0]})).await;
+    assert_eq!(s, 422, "{r}");
+    assert_refusal(&r, "invalid_input");
+    assert_eq!(r["details"]["field"], "reminder_offsets_minutes");
+    assert_eq!(r["details"]["index"], 1, "the entry at fault");
+    assert!(
+        r["details"]["problem_fr"]
+            .as_str()
+            .is_some_and(|p| p.contains("entre 1 minute et 30 jours")),
+        "{r}"
+    );
+    assert!(
+        r["details"]["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("43200")),
+        "{r}"
+    );
+    let (s, r) = put(json!({"reminder_offsets_minutes": [1, 2, 3, 4, 5, 6]})).await;
+    assert_eq!((s, r["details"]["index"].is_null()), (422, true), "{r}");
+    assert!(
+        r["details"]["problem_fr"]
+            .as_str()
+            .is_some_and(|p| p.contains("au plus 5")),
+        "{r}"
+    );
+    let (s, r) = put(json!({"reminder_offsets_minutes": []})).await;
+    assert_eq!(
+        (s, &r["reminder_offsets_minutes"]),
+        (200, &json!([])),
+        "none"
+    );
+    // Another kiné's offsets are not this key's (not even their existence).
+    let b = server.kine("other@platform.test").await;
+    let kb = kine_id(&b).await;
+    assert_eq!(v.get(&format!("/kines/{kb}/reminders")).await.0, 404);
+    server.stop().await;
+}
+
+/// Starts the real binary on `dir` with webhooks to loopback allowed, retried every second.
+async fn spawn_binary(dir: &std::path::Path, port: u16) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_telesoin"))
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("TELESOIN_WEBHOOK_ALLOW_HTTP", "true")
+        .env("TELESOIN_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
+        .env("TELESOIN_WEBHOOK_RETRY_SECONDS", "1")
+        .env("TELESOIN_WEBHOOK_TIMEOUT_SECONDS", "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn telesoin");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            if line.contains("listening on") {
+                return;
+            }
+        }
+        panic!("telesoin exited before listening");
+    })
+    .await
+    .expect("server started in time");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+/// `kill -9` right after a cancellation and an end answered: `session.cancelled` and
+/// `session.ended` were written with the change itself, so the restarted server delivers them
+/// (the receiver refused everything before the kill, so nothing had gone yet).
+#[tokio::test]
+async fn a_cancellation_and_an_end_announced_before_a_kill_9_are_delivered_after_the_restart() {
+    let inbox = Arc::new(Inbox::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let receiver = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+    let app = axum::Router::new()
+        .route("/hooks", axum::routing::post(receive))
+        .with_state(inbox.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().expect("dir");
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_telesoin"))
+        .args([
+            "add-kine",
+            "--email",
+            "crash@platform.test",
+            "--name",
+            "Claire Martin",
+            "--rpps",
+            "10007777777",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("TELESOIN_NEW_PASSWORD", PASSWORD)
+        .status()
+        .await
+        .expect("add-kine");
+    assert!(status.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut server = spawn_binary(dir.path(), port).await;
+    let api = Api {
+        http: http(),
+        base: format!("https://localhost:{port}"),
+        cookie: String::new(),
+    }
+    .login("crash@platform.test")
+    .await;
+    let ka = kine_id(&api).await;
+    // The platform and its key, written in the server's database as the CLI does.
+    let db = format!("sqlite://{}", dir.path().join("telesoin.db").display());
+    let store = telesoin_store::SqlStore::connect(&db).await.expect("store");
+    let p = PlatformRow {
+        id: Uuid::new_v4(),
+        name: "agenda".into(),
+        issuer: "https://agenda.example".into(),
+        created_at: Utc::now(),
+    };
+    use telesoin_store::PlatformStore;
+    store.create_platform(&p).await.expect("platform");
+    let (key, row) = new_key(p.id, vec![KineId(ka)], &Scope::ALL, Utc::now());
+    store.create_api_key(&row).await.expect("key");
+    store.close().await;
+    let v = V1 {
+        http: http(),
+        base: format!("{}/api/v1", api.base),
+        key,
+    };
+    // Everything is refused until the kill: nothing is delivered before it.
+    inbox.fail_first.store(usize::MAX / 2, Ordering::SeqCst);
+    let (s, hook) = v.post("/webhooks", json!({"url": receiver})).await;
+    assert_eq!(s, 201, "{hook}");
+    *inbox.secret.lock() = hook["secret"].as_str().expect("secret").to_owned();
+    let patient = api.ready_patient().await;
+    let session = api
+        .session_at(patient, Utc::now() + chrono::Duration::hours(2), json!({}))
+        .await;
+    let ended = api.session(patient, json!({})).await;
+    api.post(&format!("/api/sessions/{session}/cancel"), json!({}))
+        .await;
+    api.post(&format!("/api/sessions/{ended}/end"), json!({}))
+        .await;
+    server.kill().await.expect("kill -9");
+    assert!(
+        inbox.delivered.lock().is_empty(),
+        "nothing went before the kill"
+    );
+
+    inbox.fail_first.store(0, Ordering::SeqCst);
+    let mut server = spawn_binary(dir.path(), port).await;
+    wait_for(&inbox, |d| {
+        let t = types(d);
+        t.contains(&"session.cancelled".to_owned()) && t.contains(&"session.ended".to_owned())
+    })
+    .await;
+    let got = inbox.delivered.lock().clone();
+    let of = |s: Uuid| -> Vec<&str> {
+        got.iter()
+            .filter(|(_, _, d)| d["session"] == s.to_string())
+            .map(|(_, t, _)| t.as_str())
+            .collect()
+    };
+    assert_eq!(
+        of(session),
+        ["session.scheduled", "session.cancelled"],
+        "{got:?}"
+    );
+    assert_eq!(of(ended), ["session.scheduled", "session.ended"], "{got:?}");
+    server.kill().await.expect("kill");
+}
+
+/// A platform that asks telesoin to send: `POST /api/v1/.../send` sends the invitation by SMS
+/// (a local HTTP receiver plays the gateway), and every delivery state reaches the platform's
+/// webhook: `message.sent` for the invitation; after the cancellation, `message.cancelled` for
+/// each pending reminder, `message.sent` for the SMS notice and `message.skipped` for the e-mail
+/// one (no relay configured).
+#[tokio::test]
+async fn a_platform_that_asks_us_to_send_gets_a_webhook_per_delivery_state() {
+    let inbox = Arc::new(Inbox::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let receiver = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+    let sms: Arc<parking_lot::Mutex<Vec<Value>>> = Arc::default();
+    async fn gateway(
+        State(got): State<Arc<parking_lot::Mutex<Vec<Value>>>>,
+        body: String,
+    ) -> StatusCode {
+        got.lock()
+            .push(serde_json::from_str(&body).unwrap_or(Value::Null));
+        StatusCode::OK
+    }
+    let app = axum::Router::new()
+        .route("/hooks", axum::routing::post(receive))
+        .with_state(inbox.clone())
+        .merge(
+            axum::Router::new()
+                .route("/sms", axum::routing::post(gateway))
+                .with_state(sms.clone()),
+        );
+    let gateway_url = format!("http://{}/sms", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = Server::start_with(|c| {
+        c.webhook_allow_http = true;
+        c.webhook_allowed_networks = vec!["127.0.0.1/32".into()];
+        c.webhook_retry_seconds = 1;
+        c.sms_gateway_url = Some(gateway_url.clone());
+    })
+    .await;
+    let a = server.kine("sends@platform.test").await;
+    let ka = kine_id(&a).await;
+    let p = platform(&server, "agenda").await;
+    let key = key(&server, p.id, &[ka], &Scope::ALL).await;
+    let v = V1::new(&server, &key);
+    let (_, hook) = v.post("/webhooks", json!({"url": receiver})).await;
+    *inbox.secret.lock() = hook["secret"].as_str().expect("secret").to_owned();
+    let patient = v.ready_patient(ka).await;
+    let (s, _, c) = v
+        .send(
+            v.http
+                .put(format!("{}/kines/{ka}/patients/{patient}/contact", v.base))
+                .json(&json!({"phone": "06 12 34 56 78", "email": "p@example.fr", "preferred_channel": "both"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    let session: Uuid = v
+        .ok(
+            &format!("/kines/{ka}/sessions"),
+            json!({"patient": patient, "starts_at": Utc::now() + chrono::Duration::days(2), "act_code": "MEMBRE", "patient_consent_on_join": false}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let (s, sent) = v
+        .post(
+            &format!("/kines/{ka}/sessions/{session}/send"),
+            json!({"channels": ["sms"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{sent}");
+    assert_eq!(sent[0]["state"], "sent", "{sent}");
+    assert_eq!(sms.lock().len(), 1, "the gateway got the invitation");
+    let message = sent[0]["id"].clone();
+    wait_for(&inbox, |d| {
+        d.iter()
+            .any(|(_, t, data)| t == "message.sent" && data["message"] == message)
+    })
+    .await;
+
+    v.ok(&format!("/kines/{ka}/sessions/{session}/cancel"), json!({}))
+        .await;
+    // The notices go by the worker; the reminders were stopped with the cancellation.
+    wait_for(&inbox, |d| {
+        let of = |t: &str, kind: &str| {
+            d.iter()
+                .filter(|(_, ty, data)| ty == t && data["kind"] == kind)
+                .count()
+        };
+        of("message.sent", "cancelled") == 1 && of("message.skipped", "cancelled") == 1
+    })
+    .await;
+    let got = inbox.delivered.lock().clone();
+    let cancelled: Vec<_> = got
+        .iter()
+        .filter(|(_, t, _)| t == "message.cancelled")
+        .map(|(_, _, d)| d.clone())
+        .collect();
+    assert_eq!(cancelled.len(), 4, "two reminders by two channels: {got:?}");
+    assert!(
+        cancelled
+            .iter()
+            .all(|d| d["kind"] == "reminder" && d["detail"] == "session_cancelled"),
+        "{cancelled:?}"
+    );
+    let skipped = got
+        .iter()
+        .find(|(_, t, _)| t == "message.skipped")
+        .expect("skipped");
+    assert_eq!(
+        (&skipped.2["channel"], &skipped.2["detail"]),
+        (&json!("email"), &json!("not_configured"))
+    );
+    let order: Vec<&str> = got
+        .iter()
+        .filter(|(_, _, d)| d["session"] == session.to_string())
+        .map(|(_, t, _)| t.as_str())
+        .collect();
+    assert_eq!(order.first(), Some(&"session.scheduled"), "{order:?}");
+    let cancel_at = order
+        .iter()
+        .position(|t| *t == "session.cancelled")
+        .expect("session.cancelled");
+    assert!(
+        order[cancel_at + 1..cancel_at + 5]
+            .iter()
+            .all(|t| *t == "message.cancelled"),
+        "the stopped reminders follow the cancellation: {order:?}"
+    );
+    assert_eq!(sms.lock().len(), 2, "the invitation and the notice by SMS");
+    server.stop().await;
+}

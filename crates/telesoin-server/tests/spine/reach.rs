@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use uuid::Uuid;
+
 use crate::support::*;
 
 fn free_port() -> u16 {
@@ -33,28 +35,103 @@ struct Smtp {
     _dir: tempfile::TempDir,
 }
 
+/// How the test relay secures its connections.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum RelayTls {
+    /// Plain text.
+    None,
+    /// STARTTLS, required by the relay before `MAIL` (aiosmtpd's `require_starttls`).
+    Starttls,
+    /// Implicit TLS from the first byte (SMTPS).
+    Implicit,
+}
+
+/// A test CA and the relay's certificate for `localhost` signed by it (PEM files).
+struct TestCa {
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Telesoin test relay CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca =
+            CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+        let leaf_key = KeyPair::generate().expect("key");
+        let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .signed_by(&leaf_key, &*ca)
+            .expect("leaf");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("ca.pem");
+        std::fs::write(dir.path().join("relay.pem"), leaf.pem()).expect("relay.pem");
+        std::fs::write(dir.path().join("relay.key"), leaf_key.serialize_pem()).expect("key");
+        TestCa { dir }
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
 impl Smtp {
     async fn start(port: u16) -> Smtp {
+        Smtp::start_with(port, RelayTls::None, None).await
+    }
+
+    /// An aiosmtpd relay on `port`, with TLS from `ca`'s relay certificate when `tls` says so.
+    async fn start_with(port: u16, tls: RelayTls, ca: Option<&TestCa>) -> Smtp {
         let dir = tempfile::tempdir().expect("dir");
         let maildir = dir.path().join("mail");
-        let child = Command::new(aiosmtpd())
-            .args([
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
+        let mut cmd = Command::new(aiosmtpd());
+        cmd.args([
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ]);
+        if let Some(ca) = ca {
+            let (cert, key) = (
+                ca.dir.path().join("relay.pem"),
+                ca.dir.path().join("relay.key"),
+            );
+            match tls {
+                RelayTls::None => {}
+                RelayTls::Starttls => {
+                    cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+                }
+                RelayTls::Implicit => {
+                    cmd.arg("--smtpscert").arg(cert).arg("--smtpskey").arg(key);
+                }
+            }
+        }
+        let child = cmd
             .arg(&maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("aiosmtpd (apt-get install python3-aiosmtpd)");
-        // Ready when it accepts a connection and greets.
+        // Ready when it accepts a connection and (in clear) greets.
         tokio::time::timeout(WAIT, async {
             loop {
                 if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                    if tls == RelayTls::Implicit {
+                        return;
+                    }
                     let mut buf = [0u8; 3];
                     use tokio::io::AsyncReadExt;
                     if s.read_exact(&mut buf).await.is_ok() && &buf == b"220" {
@@ -469,6 +546,99 @@ async fn the_invitation_e_mail_reaches_a_real_smtp_server_with_french_text_an_ic
     assert_eq!(reminders.len(), 2, "{messages}");
     drop(smtp);
     server.stop().await;
+}
+
+/// Checks one invitation as the relay received it: the recipient, the French text with the
+/// kiné's name and the hour in Paris, the `.ics` of the session, and a link that opens.
+async fn check_invitation(api: &Api, m: &Value, s: Uuid, starts: chrono::DateTime<Utc>, to: &str) {
+    assert_eq!(m["rcpt"], json!([to]), "{m}");
+    let paris = starts.with_timezone(&chrono_tz::Europe::Paris);
+    let hour = paris.format("%-Hh%M").to_string();
+    let subject = m["subject"].as_str().expect("subject");
+    assert!(
+        subject.starts_with("Votre séance de kiné en vidéo le ") && subject.contains(&hour),
+        "{subject}"
+    );
+    let text = m["text"].as_str().expect("text part");
+    for needle in ["Claire Martin", "heure de Paris", "calme", &hour] {
+        assert!(text.contains(needle), "{needle:?} in {text}");
+    }
+    let ics = m["ics"].as_str().expect("ics attachment");
+    assert!(
+        ics.contains("METHOD:REQUEST") && ics.contains(&format!("UID:{s}@")),
+        "{ics}"
+    );
+    assert!(
+        ics.contains(&format!("DTSTART:{}", starts.format("%Y%m%dT%H%M%SZ"))),
+        "{ics}"
+    );
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("/j#"))
+        .expect("link in the text");
+    let (status, got) = exchange(api, link).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["session"], json!(s), "{got}");
+}
+
+/// The relay speaks TLS (STARTTLS, then implicit TLS) with a certificate from a private CA:
+/// trusted through `smtp_ca_file`, the invitation arrives; without it, the certificate is
+/// refused and nothing is sent in clear.
+#[tokio::test]
+async fn e_mail_goes_over_starttls_and_implicit_tls_to_a_relay_whose_ca_is_in_smtp_ca_file() {
+    let ca = TestCa::new();
+    for (tls, security) in [
+        (
+            RelayTls::Starttls,
+            telesoin_server::config::SmtpSecurity::Starttls,
+        ),
+        (
+            RelayTls::Implicit,
+            telesoin_server::config::SmtpSecurity::Tls,
+        ),
+    ] {
+        let smtp_port = free_port();
+        let smtp = Smtp::start_with(smtp_port, tls, Some(&ca)).await;
+        for trusted in [false, true] {
+            let server = Server::start_with(|c| {
+                c.smtp_relay = Some(format!("localhost:{smtp_port}"));
+                c.smtp_security = security;
+                c.smtp_ca_file = trusted.then(|| ca.ca());
+                c.smtp_from = Some("Cabinet Martin <rdv@cabinet.example.fr>".into());
+            })
+            .await;
+            let api = server.kine("tls@example.fr").await;
+            let p = api.ready_patient().await;
+            put(
+                &api,
+                &format!("/api/patients/{p}/contact"),
+                json!({"email": "m.dupont@example.fr", "preferred_channel": "email"}),
+            )
+            .await;
+            let starts = Utc::now() + chrono::Duration::days(2);
+            let s = api.session_at(p, starts, json!({})).await;
+            let sent = api
+                .post(&format!("/api/sessions/{s}/send"), json!({}))
+                .await;
+            let sent = sent.as_array().expect("messages");
+            assert_eq!(sent.len(), 1, "{sent:?}");
+            if !trusted {
+                // The public roots do not know the relay's CA: the handshake fails, the
+                // message waits for a retry, and the relay received nothing.
+                assert_eq!(sent[0]["state"], "pending", "{tls:?}: {sent:?}");
+                let detail = sent[0]["detail"].as_str().unwrap_or("");
+                assert!(detail.starts_with("smtp"), "{tls:?}: {detail}");
+                assert!(!detail.contains("m.dupont@example.fr"), "{detail}");
+                assert!(smtp.messages().is_empty(), "{tls:?}: nothing in clear");
+            } else {
+                assert_eq!(sent[0]["state"], "sent", "{tls:?}: {sent:?}");
+                let mails = smtp.wait_for(1).await;
+                check_invitation(&api, &mails[0], s, starts, "m.dupont@example.fr").await;
+            }
+            server.stop().await;
+        }
+        drop(smtp);
+    }
 }
 
 #[tokio::test]

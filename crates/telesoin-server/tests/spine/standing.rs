@@ -821,6 +821,31 @@ async fn postgres_restarted(round: usize, stay: Duration) {
         .expect("patient connected");
     let connected = Instant::now();
     tokio::time::sleep(stay / 2).await;
+    // Crash just after both sides' heartbeats are persisted: a crash at the instant of a
+    // heartbeat loses it for one side (whichever write came second) and that side then has no
+    // evidence back to its previous row, one period more than what this case measures.
+    let beats = |rec: &Value, who: Uuid| {
+        rec["events"].as_array().map_or(0, |evs| {
+            evs.iter()
+                .filter(|e| e["kind"] == "media_heartbeat" && e["participant"] == who.to_string())
+                .count()
+        })
+    };
+    let (k, p) = (kine.participant(), pat.participant());
+    let before = api.record(session).await;
+    let (k0, p0) = (beats(&before, k), beats(&before, p));
+    let deadline = Instant::now() + T;
+    loop {
+        let rec = api.record(session).await;
+        if beats(&rec, k) > k0 && beats(&rec, p) > p0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat of both sides: {rec}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let away = Instant::now();
     pg.crash().await;
