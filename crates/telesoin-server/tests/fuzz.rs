@@ -199,6 +199,9 @@ fn live() -> &'static Live {
                 // Fuzzing sends bursts: the rate limit is not what is under test.
                 c.rate_per_second = 10_000;
                 c.login_max_failures = 1000;
+                // One seat rejoins for every case: the rejoin bound is not under test either.
+                c.rejoin_burst = 1_000_000;
+                c.rejoins_per_minute = 1_000_000;
             })
             .await;
             let api = server.kine("fuzz@example.fr").await;
