@@ -7,7 +7,8 @@
 //! Invariants:
 //! - nothing is relayed from or to a seat that is not admitted, nor across rooms;
 //! - relayed payloads are forwarded byte for byte (`data` is never re-serialized);
-//! - presence events are appended with server time before anyone is told;
+//! - presence events are appended with server time before anyone is told (a seat's end waits
+//!   a few seconds at most: it stays queued and is written when the store takes it);
 //! - a session is finalized exactly once (the store's guard), by hangup, end, or the sweep.
 //!
 //! One file per concern, all `impl Hub`: this one holds the hub, its rooms and seats and the
@@ -16,7 +17,8 @@
 //! signaling; `evidence` records what billing counts (media reports and heartbeats, hang-ups and
 //! leaves, replayed or not, the loss a rejoin reports); `presence` follows lost sockets and their
 //! grace; `lifecycle` ends, finalizes,
-//! cancels, recovers, sweeps and drains.
+//! cancels, recovers, sweeps and drains; `writer` appends every presence event in order, in
+//! batches, and never drops the end of a seat; `rejoin` bounds joins per seat and per link.
 
 use std::collections::HashMap;
 use std::sync::Arc;
