@@ -46,8 +46,9 @@ async fn count(db: &mut sqlx::AnyConnection, sql: &str) -> i64 {
     db.fetch_one(sql).await.expect("count").get::<i64, _>(0)
 }
 
-/// A fresh Postgres schema on the shared test database; the URL makes every connection use it.
-async fn postgres_schema() -> Option<String> {
+/// A fresh Postgres schema on the shared test database (its name and a URL that makes every
+/// connection use it).
+async fn postgres_schema() -> Option<(String, String)> {
     sqlx::any::install_default_drivers();
     let base = std::env::var("TELESOIN_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
@@ -65,7 +66,18 @@ async fn postgres_schema() -> Option<String> {
         .await
         .expect("create schema");
     let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    Some((schema, url))
+}
+
+async fn drop_schema(schema: &str) {
+    let base = std::env::var("TELESOIN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let mut admin = sqlx::AnyConnection::connect(&base).await.expect("admin");
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .expect("drop schema");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -75,8 +87,9 @@ async fn a_thousand_sockets_closing_while_the_store_is_locked_lose_no_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_postgres_sockets_closing_while_the_events_are_locked_lose_no_event() {
-    if let Some(url) = postgres_schema().await {
+    if let Some((schema, url)) = postgres_schema().await {
         mass_close(500, Some(url)).await;
+        drop_schema(&schema).await;
     }
 }
 
