@@ -114,7 +114,9 @@ impl Hub {
             .rooms
             .read(row.session.id, |r| r.seats.contains_key(&participant))
             .await?;
-        let persisted = if known {
+        // A session still `scheduled` never admitted anyone (the first admission makes it
+        // `live`): nothing to read for the first seat of a session.
+        let persisted = if known || row.session.status == SessionStatus::Scheduled {
             None
         } else {
             self.store

@@ -7,7 +7,8 @@
 //! Invariants:
 //! - nothing is relayed from or to a seat that is not admitted, nor across rooms;
 //! - relayed payloads are forwarded byte for byte (`data` is never re-serialized);
-//! - presence events are appended with server time before anyone is told;
+//! - presence events are appended with server time before anyone is told (a seat's end waits
+//!   a few seconds at most: it stays queued and is written when the store takes it);
 //! - a session is finalized exactly once (the store's guard), by hangup, end, or the sweep.
 //!
 //! One file per concern, all `impl Hub`: this one holds the hub, its rooms and seats and the
@@ -17,7 +18,8 @@
 //! leaves, replayed or not, the loss a rejoin reports); `presence` follows lost sockets and their
 //! grace; `lifecycle` ends, finalizes,
 //! cancels, recovers, sweeps and drains; `restore` puts seats back from the record when the
-//! cluster's shared state lost them.
+//! cluster's shared state lost them; `writer` appends every presence event in order, in
+//! batches, and never drops the end of a seat; `rejoin` bounds joins per seat and per link.
 
 use std::collections::HashMap;
 use std::sync::Arc;

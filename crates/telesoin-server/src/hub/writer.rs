@@ -10,9 +10,10 @@
 //! came late counts exactly as one written at once. Only a join's own events fail fast: the
 //! join is refused (`unavailable`) rather than seated without its record.
 //!
-//! One queue keeps the order of a node's appends: an event is never written before one that
-//! was submitted earlier, so a seat's `left` that waits for the store cannot land after the
-//! `joined` of its return.
+//! A session's events go through one queue (one of [`SHARDS`], by session), which keeps their
+//! order: an event is never written before one of its session submitted earlier, so a seat's
+//! `left` that waits for the store cannot land after the `joined` of its return. Sessions of
+//! different queues are written side by side, so one slow transaction does not hold them all.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ use crate::health::Health;
 
 /// Events per transaction at most.
 const BATCH: usize = 256;
+/// Queues, each with at most one transaction in flight.
+const SHARDS: usize = 4;
 /// The longest pause between two tries while the store refuses writes.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -51,13 +54,13 @@ struct Pending {
 pub(crate) struct PresenceWriter {
     store: Arc<dyn Store>,
     health: Arc<Health>,
-    pending: Arc<Mutex<Pending>>,
+    shards: Vec<Arc<Mutex<Pending>>>,
 }
 
 impl std::fmt::Debug for PresenceWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PresenceWriter")
-            .field("queued", &self.pending.lock().jobs.len())
+            .field("queued", &self.queued())
             .finish()
     }
 }
@@ -67,13 +70,15 @@ impl PresenceWriter {
         PresenceWriter {
             store,
             health,
-            pending: Arc::new(Mutex::new(Pending::default())),
+            shards: (0..SHARDS)
+                .map(|_| Arc::new(Mutex::new(Pending::default())))
+                .collect(),
         }
     }
 
     /// Events waiting for the store (for /metrics).
     pub(crate) fn queued(&self) -> usize {
-        self.pending.lock().jobs.len()
+        self.shards.iter().map(|p| p.lock().jobs.len()).sum()
     }
 
     /// Queues `event` and returns what tells its fate. A `keep` event is retried until it is
@@ -85,8 +90,9 @@ impl PresenceWriter {
         keep: bool,
     ) -> oneshot::Receiver<Result<Appended, String>> {
         let (reply, rx) = oneshot::channel();
+        let pending = &self.shards[(session.0.as_u128() % SHARDS as u128) as usize];
         let start = {
-            let mut p = self.pending.lock();
+            let mut p = pending.lock();
             p.jobs.push_back(Job {
                 session,
                 event,
@@ -97,11 +103,8 @@ impl PresenceWriter {
         };
         if start {
             // A task of its own: the writer goes on whatever becomes of the submitters.
-            let (store, health, pending) = (
-                self.store.clone(),
-                self.health.clone(),
-                self.pending.clone(),
-            );
+            let (store, health, pending) =
+                (self.store.clone(), self.health.clone(), pending.clone());
             tokio::spawn(write_loop(store, health, pending));
         }
         rx

@@ -127,10 +127,11 @@ impl Outbox {
     }
 
     /// True when no platform has an endpoint (known on a single node without a query, until
-    /// an endpoint is added).
+    /// an endpoint is added; asked of the store on a cluster: one indexed read, instead of the
+    /// session and endpoint look-ups, while no webhook is configured).
     async fn none_configured(&self) -> bool {
         let Some(cache) = &self.none_since else {
-            return false;
+            return matches!(self.store.any_webhook().await, Ok(false));
         };
         let generation = ENDPOINTS_CHANGED.load(Ordering::Acquire);
         if *cache.lock() == Some(generation) {

@@ -1,5 +1,5 @@
 //! Bursts and loops (issues 10 and 15): a thousand sockets closing at once while the store
-//! cannot take a write loses no presence event; a seat that rejoins in a loop is refused
+//! cannot take a write (SQLite, and Postgres on a schema of its own) loses no presence event; a seat that rejoins in a loop is refused
 //! `rejoin_too_frequent`; nothing of a seat is recorded after its `left` but a new `joined`.
 
 use std::time::{Duration, Instant};
@@ -42,25 +42,73 @@ async fn admitted_plain(port: u16, token: &str) -> Plain {
     }
 }
 
-async fn count(db: &mut sqlx::SqliteConnection, sql: &str) -> i64 {
+async fn count(db: &mut sqlx::AnyConnection, sql: &str) -> i64 {
     db.fetch_one(sql).await.expect("count").get::<i64, _>(0)
+}
+
+/// A fresh Postgres schema on the shared test database (its name and a URL that makes every
+/// connection use it).
+async fn postgres_schema() -> Option<(String, String)> {
+    sqlx::any::install_default_drivers();
+    let base = std::env::var("TELESOIN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let Ok(mut admin) = sqlx::AnyConnection::connect(&base).await else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "Postgres is required under CI"
+        );
+        eprintln!("NOTE: no Postgres reachable; the Postgres case is skipped outside CI");
+        return None;
+    };
+    let schema = format!("burst_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .expect("create schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    Some((schema, url))
+}
+
+async fn drop_schema(schema: &str) {
+    let base = std::env::var("TELESOIN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let mut admin = sqlx::AnyConnection::connect(&base).await.expect("admin");
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .expect("drop schema");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_sockets_closing_while_the_store_is_locked_lose_no_event() {
-    const N: usize = 1_000;
+    mass_close(1_000, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_sockets_closing_while_the_events_are_locked_lose_no_event() {
+    if let Some((schema, url)) = postgres_schema().await {
+        mass_close(500, Some(url)).await;
+        drop_schema(&schema).await;
+    }
+}
+
+/// `n` admitted seats (one kiné per session) close at once while another writer holds the
+/// store past the pool's acquire timeout (5 s), and SQLite's busy timeout (5 s) too.
+async fn mass_close(n: usize, postgres: Option<String>) {
     let server = Server::start_with(|c| {
         c.tls = TlsMode::Off;
         // No grace expiry during the test: each closed seat leaves exactly one `socket_lost`.
         c.grace_seconds = 600;
+        c.database_url = postgres.clone();
     })
     .await;
     let api = server.kine("burst@example.fr").await;
     let patient = api.ready_patient().await;
 
-    // N sessions, each with its kiné seated and admitted (the kiné enters at once).
-    let mut tokens = Vec::with_capacity(N);
-    for chunk in 0..N / 50 {
+    // n sessions, each with its kiné seated and admitted (the kiné enters at once).
+    let mut tokens = Vec::with_capacity(n);
+    for chunk in 0..n / 50 {
         let made = futures_util::future::join_all((0..50).map(|_| async {
             let s = api.session(patient, json!({})).await;
             api.link(s, "kine").await.0
@@ -69,22 +117,33 @@ async fn a_thousand_sockets_closing_while_the_store_is_locked_lose_no_event() {
         tokens.extend(made);
         assert_eq!(tokens.len(), (chunk + 1) * 50);
     }
-    let mut sockets = Vec::with_capacity(N);
+    let mut sockets = Vec::with_capacity(n);
     for chunk in tokens.chunks(100) {
         let port = server.port;
         let joined =
             futures_util::future::join_all(chunk.iter().map(|t| admitted_plain(port, t))).await;
         sockets.extend(joined);
     }
-    assert_eq!(sockets.len(), N);
+    assert_eq!(sockets.len(), n);
 
-    // Another writer holds the database (a backup, a long maintenance transaction) past the
-    // busy timeout and the pool's acquire timeout (5 s each) while every socket closes at once.
-    let path = server.dir.path().join("telesoin.db");
-    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .expect("db");
-    db.execute("BEGIN IMMEDIATE").await.expect("lock");
+    // Another writer holds the database (a backup, a long maintenance transaction) while every
+    // socket closes at once.
+    sqlx::any::install_default_drivers();
+    let url = postgres.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            server.dir.path().join("telesoin.db").display()
+        )
+    });
+    let mut db = sqlx::AnyConnection::connect(&url).await.expect("db");
+    if postgres.is_some() {
+        db.execute("BEGIN").await.expect("begin");
+        db.execute("LOCK TABLE presence_events IN EXCLUSIVE MODE")
+            .await
+            .expect("lock");
+    } else {
+        db.execute("BEGIN IMMEDIATE").await.expect("lock");
+    }
     futures_util::future::join_all(sockets.into_iter().map(|mut ws| async move {
         let _ = ws.close(None).await;
     }))
@@ -101,18 +160,18 @@ async fn a_thousand_sockets_closing_while_the_store_is_locked_lose_no_event() {
             "SELECT COUNT(*) FROM presence_events WHERE kind = 'socket_lost'",
         )
         .await;
-        if lost as usize >= N || started.elapsed() > Duration::from_secs(60) {
+        if lost as usize >= n || started.elapsed() > Duration::from_secs(60) {
             break lost;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(lost as usize, N, "socket_lost events in the database");
+    assert_eq!(lost as usize, n, "socket_lost events in the database");
     let seats = count(
         &mut db,
         "SELECT COUNT(DISTINCT participant_id) FROM presence_events WHERE kind = 'socket_lost'",
     )
     .await;
-    assert_eq!(seats as usize, N, "one socket_lost per seat");
+    assert_eq!(seats as usize, n, "one socket_lost per seat");
     // Each loss is dated when it happened (before the store came back), not when written.
     let late = count(
         &mut db,
