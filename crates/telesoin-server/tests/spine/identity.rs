@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use telesoin_core::KineId;
@@ -242,6 +244,11 @@ async fn ins_is_checked_stored_and_carried_only_when_qualified() {
 // ---------------------------------------------------------------------------------------------
 // OpenID Connect against a real provider.
 
+/// How long the provider may take to print its ready line: its own bound, not [`WAIT`]. Node
+/// loading `oidc-provider` took 2 s at a load average of 16 on this 2-core machine and over 10 s
+/// at 20 while other builds ran; a slow start is not what these tests check.
+const PROVIDER_START: Duration = Duration::from_secs(60);
+
 /// The provider process (killed on drop) and its admin routes.
 struct Idp {
     _child: tokio::process::Child,
@@ -261,16 +268,42 @@ impl Idp {
             .current_dir(&dir)
             .env("OIDC_ACCOUNTS", accounts.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("node provider.js");
+        // Its stderr, drained (a full pipe would block it) and kept to explain a failed start.
+        let stderr = Arc::new(parking_lot::Mutex::new(String::new()));
+        let mut err_lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let keep = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(l)) = err_lines.next_line().await {
+                let mut s = keep.lock();
+                if s.len() < 8_000 {
+                    s.push_str(&l);
+                    s.push('\n');
+                }
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let first = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .expect("provider ready in time")
-            .expect("read")
-            .expect("a line");
+        let started = Instant::now();
+        let first = match tokio::time::timeout(PROVIDER_START, lines.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            outcome => {
+                let _ = child.start_kill();
+                let why = match outcome {
+                    Err(_) => format!("no ready line within {PROVIDER_START:?}"),
+                    Ok(Ok(_)) => format!("it exited after {:?}", started.elapsed()),
+                    Ok(Err(e)) => format!("its stdout failed: {e}"),
+                };
+                // Lets the drain take what the provider wrote before it went.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                panic!(
+                    "the OpenID provider (node tests/oidc/provider.js) did not start: {why}; its stderr:\n{}",
+                    stderr.lock()
+                );
+            }
+        };
         let v: Value = serde_json::from_str(&first).expect("json");
         Idp {
             _child: child,

@@ -668,12 +668,35 @@ async fn platform_minted_tokens_pass_our_checks_for_its_own_sessions_only() {
         .expect("p")
         .parse()
         .expect("uuid");
+    // Minted with session2's own window, as a platform reads it: `claims` carries the first
+    // session's, which opens earlier by the time this test has taken (over a second under
+    // load), and a patient's token opening before its session's window is refused.
+    let row2 = server
+        .state
+        .store
+        .session(telesoin_core::SessionId(session2))
+        .await
+        .expect("ok")
+        .expect("row")
+        .session;
+    let in_window2 = |c: JoinClaims| JoinClaims {
+        nbf: row2.window_start.timestamp(),
+        exp: row2.window_end.timestamp(),
+        ..c
+    };
+    let early = JoinClaims {
+        nbf: row2.window_start.timestamp() - 1,
+        ..in_window2(claims(session2, sub2, Role::Patient))
+    };
+    assert_eq!(
+        refused(server.port, &mint(&signer, "agenda-2026", &early)).await,
+        "token_invalid",
+        "a patient's token opening before its session's window"
+    );
     let token2 = mint(
         &signer,
         "agenda-2026",
-        &JoinClaims {
-            ..claims(session2, sub2, Role::Patient)
-        },
+        &in_window2(claims(session2, sub2, Role::Patient)),
     );
     let _ = welcomed(server.port, &token2).await;
     assert_eq!(
