@@ -190,7 +190,7 @@ async fn run(app: AppState, socket: WebSocket) {
             stream.next(),
         ) => first,
         () = going(&mut going_away) => {
-            goodbye(&mut sink, &mut stream).await;
+            Box::pin(goodbye(&mut sink, &mut stream)).await;
             return;
         }
     };
@@ -219,12 +219,12 @@ async fn run(app: AppState, socket: WebSocket) {
             return;
         }
     };
-    let joined = match join(&app, text.as_str(), tx).await {
+    let joined = match Box::pin(join(&app, text.as_str(), tx)).await {
         Ok(j) => j,
         Err(code) => {
             tracing::info!(code = code.code(), "join refused");
             let event = DomainEvent::JoinRefused { code: code.code() };
-            app.hub.events().emit(Utc::now(), event).await;
+            Box::pin(app.hub.events().emit(Utc::now(), event)).await;
             let by = sink.goodbye();
             sink.send(refused(code), by).await;
             sink.send(close_frame(close::REFUSED, "refused"), by).await;
@@ -235,13 +235,15 @@ async fn run(app: AppState, socket: WebSocket) {
     app.hub.socket_seated(&joined);
     if !sink.send(frame(&joined.welcome), None).await {
         app.hub.socket_ended(joined.attachment);
-        app.hub
-            .socket_lost(joined.session, joined.attachment, Utc::now())
-            .await;
+        Box::pin(
+            app.hub
+                .socket_lost(joined.session, joined.attachment, Utc::now()),
+        )
+        .await;
         return;
     }
     tracing::info!(session = %joined.session, role = joined.role.as_str(), resumed = joined.resumed, "participant joined");
-    app.hub.after_join(&joined, Utc::now()).await;
+    Box::pin(app.hub.after_join(&joined, Utc::now())).await;
 
     // 2. Read and write until the seat is over or the socket is gone. Every write is bounded
     // by the send timeout and by the idle deadline.
@@ -282,15 +284,15 @@ async fn run(app: AppState, socket: WebSocket) {
                         }
                         continue;
                     }
-                    let mut handled = handle(&app, &joined, t.as_str()).await;
+                    let mut handled = Box::pin(handle(&app, &joined, t.as_str())).await;
                     // No seat where one should be: the shared state may have lost the room.
                     // Restored from the record, the message is handled once more.
                     if matches!(
                         handled,
                         Err(RefusalCode::NotAllowed | RefusalCode::NotAdmitted | RefusalCode::UnknownPeer)
-                    ) && app.hub.restore_seat(&joined, Utc::now()).await
+                    ) && Box::pin(app.hub.restore_seat(&joined, Utc::now())).await
                     {
-                        handled = handle(&app, &joined, t.as_str()).await;
+                        handled = Box::pin(handle(&app, &joined, t.as_str())).await;
                     }
                     let reply = match handled {
                         Ok(Some(reply)) => frame(&reply),
@@ -319,7 +321,7 @@ async fn run(app: AppState, socket: WebSocket) {
             () = going(&mut going_away) => {
                 // The node is stopping: this socket hears it from its own task, whatever the
                 // shared state knows of its seat.
-                goodbye(&mut sink, &mut stream).await;
+                Box::pin(goodbye(&mut sink, &mut stream)).await;
                 break Exit::Lost;
             }
             _ = tokio::time::sleep_until(deadline) => {
@@ -346,11 +348,13 @@ async fn run(app: AppState, socket: WebSocket) {
     app.hub.socket_ended(joined.attachment);
     match exit {
         Exit::Lost => {
-            app.hub
-                .socket_lost(joined.session, joined.attachment, Utc::now())
-                .await
+            Box::pin(
+                app.hub
+                    .socket_lost(joined.session, joined.attachment, Utc::now()),
+            )
+            .await
         }
-        Exit::Done => app.hub.bus().detach(joined.attachment).await,
+        Exit::Done => Box::pin(app.hub.bus().detach(joined.attachment)).await,
     }
 }
 
