@@ -9,10 +9,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
-use telesoin_bus::Outbound;
-use telesoin_core::RefusalCode;
+use telesoin_bus::{Attachment, Outbound};
 use telesoin_core::billing::MediaReport;
 use telesoin_core::model::Companion;
+use telesoin_core::{RefusalCode, SessionId};
 use telesoin_proto::signal::{self as wire, ClientMsg, ServerMsg};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -172,6 +172,13 @@ impl Writer {
     }
 }
 
+/// What the idle loop keeps of a join: the seat, not the welcome nor the session row read by
+/// the join (they would stay in every socket's task for its whole life).
+struct Seated {
+    session: SessionId,
+    attachment: Attachment,
+}
+
 async fn run(app: AppState, socket: WebSocket) {
     let (sink, mut stream) = socket.split();
     let mut sink = Writer {
@@ -183,72 +190,20 @@ async fn run(app: AppState, socket: WebSocket) {
     let _open = app.hub.socket_opened();
     let mut going_away = app.hub.going_away();
 
-    // 1. The first message must be `join`, within the join timeout.
-    let first = tokio::select! {
-        first = tokio::time::timeout(
-            Duration::from_secs(app.cfg.join_timeout_seconds),
-            stream.next(),
-        ) => first,
-        () = going(&mut going_away) => {
-            Box::pin(goodbye(&mut sink, &mut stream)).await;
-            return;
-        }
-    };
-    let text = match first {
-        Ok(Some(Ok(Message::Text(t)))) => t,
-        Ok(Some(Err(e))) => {
-            if let Some(close) = close_for(e) {
-                let by = sink.goodbye();
-                sink.send(close, by).await;
-            }
-            return;
-        }
-        Ok(Some(Ok(_))) => {
-            let by = sink.goodbye();
-            sink.send(refused(RefusalCode::JoinFirst), by).await;
-            sink.send(close_frame(close::POLICY, "join first"), by)
-                .await;
-            return;
-        }
-        Ok(None) => return,
-        Err(_) => {
-            let by = sink.goodbye();
-            sink.send(refused(RefusalCode::JoinFirst), by).await;
-            sink.send(close_frame(close::POLICY, "join timeout"), by)
-                .await;
-            return;
-        }
-    };
-    let joined = match Box::pin(join(&app, text.as_str(), tx)).await {
-        Ok(j) => j,
-        Err(code) => {
-            tracing::info!(code = code.code(), "join refused");
-            let event = DomainEvent::JoinRefused { code: code.code() };
-            Box::pin(app.hub.events().emit(Utc::now(), event)).await;
-            let by = sink.goodbye();
-            sink.send(refused(code), by).await;
-            sink.send(close_frame(close::REFUSED, "refused"), by).await;
-            return;
-        }
-    };
-    // What restores the seat if the shared state loses it (see `hub::restore`).
-    app.hub.socket_seated(&joined);
-    if !sink.send(frame(&joined.welcome), None).await {
-        app.hub.socket_ended(joined.attachment);
-        Box::pin(
-            app.hub
-                .socket_lost(joined.session, joined.attachment, Utc::now()),
-        )
-        .await;
+    // 1. The join, boxed: what it holds is freed once the seat is taken.
+    let Some(seat) = Box::pin(take_seat(&app, &mut sink, &mut stream, &mut going_away, tx)).await
+    else {
         return;
-    }
-    tracing::info!(session = %joined.session, role = joined.role.as_str(), resumed = joined.resumed, "participant joined");
-    Box::pin(app.hub.after_join(&joined, Utc::now())).await;
+    };
 
     // 2. Read and write until the seat is over or the socket is gone. Every write is bounded
-    // by the send timeout and by the idle deadline.
+    // by the send timeout and by the idle deadline. One timer for the idle deadline, moved
+    // forward when it fires early (activity since it was set) rather than made anew for
+    // every frame.
     let idle = Duration::from_secs(app.cfg.idle_timeout_seconds);
     let mut deadline = Instant::now() + idle;
+    let timer = tokio::time::sleep_until(deadline);
+    tokio::pin!(timer);
     let mut rate = Rate::new(app.cfg.rate_per_second);
     let exit = loop {
         let by = Some(deadline);
@@ -284,15 +239,15 @@ async fn run(app: AppState, socket: WebSocket) {
                         }
                         continue;
                     }
-                    let mut handled = Box::pin(handle(&app, &joined, t.as_str())).await;
+                    let mut handled = Box::pin(handle(&app, &seat, t.as_str())).await;
                     // No seat where one should be: the shared state may have lost the room.
                     // Restored from the record, the message is handled once more.
                     if matches!(
                         handled,
                         Err(RefusalCode::NotAllowed | RefusalCode::NotAdmitted | RefusalCode::UnknownPeer)
-                    ) && Box::pin(app.hub.restore_seat(&joined, Utc::now())).await
+                    ) && Box::pin(app.hub.restore_seat(seat.session, Utc::now())).await
                     {
-                        handled = Box::pin(handle(&app, &joined, t.as_str())).await;
+                        handled = Box::pin(handle(&app, &seat, t.as_str())).await;
                     }
                     let reply = match handled {
                         Ok(Some(reply)) => frame(&reply),
@@ -324,7 +279,12 @@ async fn run(app: AppState, socket: WebSocket) {
                 Box::pin(goodbye(&mut sink, &mut stream)).await;
                 break Exit::Lost;
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            () = &mut timer => {
+                if deadline > timer.deadline() {
+                    // Activity since the timer was set: not idle yet.
+                    timer.as_mut().reset(deadline);
+                    continue;
+                }
                 // The socket is idle: the notice gets a short goodbye deadline, not more.
                 let by = sink.goodbye();
                 sink.send(error(RefusalCode::IdleTimeout), by).await;
@@ -333,8 +293,103 @@ async fn run(app: AppState, socket: WebSocket) {
             }
         }
     };
-    // Drain what the hub queued (an `ended` frame and its close) before the socket goes, within
-    // the goodbye deadline in all.
+    Box::pin(leave(
+        &app,
+        &mut sink,
+        &mut rx,
+        seat.attachment,
+        seat.session,
+        exit,
+    ))
+    .await;
+}
+
+/// The first message must be `join`, within the join timeout; then the welcome and what
+/// follows a join. None when the socket ends there (refused, gone, the node stopping).
+async fn take_seat(
+    app: &AppState,
+    sink: &mut Writer,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    going_away: &mut tokio::sync::watch::Receiver<bool>,
+    tx: mpsc::Sender<Outbound>,
+) -> Option<Seated> {
+    let first = tokio::select! {
+        first = tokio::time::timeout(
+            Duration::from_secs(app.cfg.join_timeout_seconds),
+            stream.next(),
+        ) => first,
+        () = going(going_away) => {
+            Box::pin(goodbye(sink, stream)).await;
+            return None;
+        }
+    };
+    let text = match first {
+        Ok(Some(Ok(Message::Text(t)))) => t,
+        Ok(Some(Err(e))) => {
+            if let Some(close) = close_for(e) {
+                let by = sink.goodbye();
+                sink.send(close, by).await;
+            }
+            return None;
+        }
+        Ok(Some(Ok(_))) => {
+            let by = sink.goodbye();
+            sink.send(refused(RefusalCode::JoinFirst), by).await;
+            sink.send(close_frame(close::POLICY, "join first"), by)
+                .await;
+            return None;
+        }
+        Ok(None) => return None,
+        Err(_) => {
+            let by = sink.goodbye();
+            sink.send(refused(RefusalCode::JoinFirst), by).await;
+            sink.send(close_frame(close::POLICY, "join timeout"), by)
+                .await;
+            return None;
+        }
+    };
+    let joined = match Box::pin(join(app, text.as_str(), tx)).await {
+        Ok(j) => j,
+        Err(code) => {
+            tracing::info!(code = code.code(), "join refused");
+            let event = DomainEvent::JoinRefused { code: code.code() };
+            Box::pin(app.hub.events().emit(Utc::now(), event)).await;
+            let by = sink.goodbye();
+            sink.send(refused(code), by).await;
+            sink.send(close_frame(close::REFUSED, "refused"), by).await;
+            return None;
+        }
+    };
+    // What restores the seat if the shared state loses it (see `hub::restore`).
+    app.hub.socket_seated(&joined);
+    if !sink.send(frame(&joined.welcome), None).await {
+        app.hub.socket_ended(joined.attachment);
+        Box::pin(
+            app.hub
+                .socket_lost(joined.session, joined.attachment, Utc::now()),
+        )
+        .await;
+        return None;
+    }
+    tracing::info!(session = %joined.session, role = joined.role.as_str(), resumed = joined.resumed, "participant joined");
+    Box::pin(app.hub.after_join(&joined, Utc::now())).await;
+    Some(Seated {
+        session: joined.session,
+        attachment: joined.attachment,
+    })
+}
+
+/// After the loop: drains what the hub queued (an `ended` frame and its close) before the
+/// socket goes, within the goodbye deadline in all, then gives the seat up or keeps it for
+/// the grace period.
+async fn leave(
+    app: &AppState,
+    sink: &mut Writer,
+    rx: &mut mpsc::Receiver<Outbound>,
+    attachment: Attachment,
+    session: SessionId,
+    exit: Exit,
+) {
     let until = sink.goodbye();
     while let Ok(out) = rx.try_recv() {
         let msg = match out {
@@ -345,16 +400,10 @@ async fn run(app: AppState, socket: WebSocket) {
             break;
         }
     }
-    app.hub.socket_ended(joined.attachment);
+    app.hub.socket_ended(attachment);
     match exit {
-        Exit::Lost => {
-            Box::pin(
-                app.hub
-                    .socket_lost(joined.session, joined.attachment, Utc::now()),
-            )
-            .await
-        }
-        Exit::Done => Box::pin(app.hub.bus().detach(joined.attachment)).await,
+        Exit::Lost => Box::pin(app.hub.socket_lost(session, attachment, Utc::now())).await,
+        Exit::Done => Box::pin(app.hub.bus().detach(attachment)).await,
     }
 }
 
@@ -391,11 +440,7 @@ async fn goodbye(sink: &mut Writer, stream: &mut futures_util::stream::SplitStre
     }
 }
 
-async fn join(
-    app: &AppState,
-    text: &str,
-    tx: mpsc::Sender<Outbound>,
-) -> Result<Joined, RefusalCode> {
+async fn join(app: &AppState, text: &str, tx: queue::Sender) -> Result<Joined, RefusalCode> {
     let ClientMsg::Join {
         token,
         media_lost_ago_ms,
@@ -413,11 +458,11 @@ async fn join(
 /// Handles one message of a seated participant; `Ok(Some)` is a direct reply.
 async fn handle(
     app: &AppState,
-    joined: &Joined,
+    seat: &Seated,
     text: &str,
 ) -> Result<Option<ServerMsg>, RefusalCode> {
     let msg = ClientMsg::parse(text).map_err(|_| RefusalCode::BadMessage)?;
-    let (session, me) = (joined.session, joined.attachment.participant);
+    let (session, me) = (seat.session, seat.attachment.participant);
     let now = Utc::now();
     let hub = &app.hub;
     match msg {
