@@ -9,12 +9,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
-use telesoin_bus::{Attachment, Outbound};
+use telesoin_bus::{Attachment, Outbound, queue};
 use telesoin_core::billing::MediaReport;
 use telesoin_core::model::Companion;
 use telesoin_core::{RefusalCode, SessionId};
 use telesoin_proto::signal::{self as wire, ClientMsg, ServerMsg};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::app::AppState;
@@ -185,7 +184,7 @@ async fn run(app: AppState, socket: WebSocket) {
         sink,
         limit: Duration::from_secs(app.cfg.ws_send_timeout_seconds),
     };
-    let (tx, mut rx) = mpsc::channel::<Outbound>(QUEUE);
+    let (tx, mut rx) = queue::channel(QUEUE);
     // The shutdown waits for this socket's goodbye (see `server::serve`).
     let _open = app.hub.socket_opened();
     let mut going_away = app.hub.going_away();
@@ -311,7 +310,7 @@ async fn take_seat(
     sink: &mut Writer,
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     going_away: &mut tokio::sync::watch::Receiver<bool>,
-    tx: mpsc::Sender<Outbound>,
+    tx: queue::Sender,
 ) -> Option<Seated> {
     let first = tokio::select! {
         first = tokio::time::timeout(
@@ -385,13 +384,13 @@ async fn take_seat(
 async fn leave(
     app: &AppState,
     sink: &mut Writer,
-    rx: &mut mpsc::Receiver<Outbound>,
+    rx: &mut queue::Receiver,
     attachment: Attachment,
     session: SessionId,
     exit: Exit,
 ) {
     let until = sink.goodbye();
-    while let Ok(out) = rx.try_recv() {
+    while let Some(out) = rx.try_recv() {
         let msg = match out {
             Outbound::Text(t) => Message::Text(Utf8Bytes::from(&*t)),
             Outbound::Close { code, reason } => close_frame(code, reason),
