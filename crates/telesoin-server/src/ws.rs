@@ -46,8 +46,10 @@ pub async fn upgrade(
     ws.protocols([telesoin_proto::SUBPROTOCOL])
         .max_message_size(max)
         .max_frame_size(max)
-        // Small buffers: an idle socket should cost little (see BENCHMARKS.md).
-        .read_buffer_size(4 * 1024)
+        // Small buffers: an idle socket should cost little (see BENCHMARKS.md). 2 KiB still
+        // reads a relayed frame of the load generator's size (1.1 KB) in one call; a larger
+        // frame (an SDP offer) grows the buffer of its own socket only.
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(max * 2)
         .on_upgrade(move |socket| run(app, socket))
