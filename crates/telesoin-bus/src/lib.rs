@@ -4,7 +4,7 @@
 //! - [`Bus`]: deliver an [`Outbound`] frame to a participant wherever their socket lives. The
 //!   hub only talks to this trait, chosen once at start-up.
 //! - [`LocalBus`]: the in-process default, a map from participant to the sending half of that
-//!   socket's bounded queue.
+//!   socket's bounded [`queue`] (which allocates nothing while it is empty).
 //! - [`RedisBus`] (several nodes): wraps a [`LocalBus`]; local participants are reached directly,
 //!   others through the node that holds them (a Redis channel per node). It also records where
 //!   each participant is attached and which nodes are alive.
@@ -25,8 +25,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use telesoin_core::ParticipantId;
-use tokio::sync::mpsc;
-
+pub mod queue;
 mod redis_bus;
 pub use redis_bus::RedisBus;
 
@@ -77,8 +76,8 @@ pub trait Bus: Send + Sync {
     async fn attach(
         &self,
         participant: ParticipantId,
-        sink: mpsc::Sender<Outbound>,
-    ) -> Result<(Attachment, Option<mpsc::Sender<Outbound>>), BusError>;
+        sink: queue::Sender,
+    ) -> Result<(Attachment, Option<queue::Sender>), BusError>;
     /// Detaches this attachment if it is still the current one.
     async fn detach(&self, attachment: Attachment);
     /// Delivers one frame to the participant's current socket.
@@ -120,7 +119,7 @@ pub trait SharedState: Send + Sync {
 /// The in-process bus.
 #[derive(Debug, Default)]
 pub struct LocalBus {
-    sinks: Mutex<HashMap<ParticipantId, (u64, mpsc::Sender<Outbound>)>>,
+    sinks: Mutex<HashMap<ParticipantId, (u64, queue::Sender)>>,
     next: AtomicU64,
     node: u64,
 }
@@ -141,8 +140,8 @@ impl LocalBus {
     fn attach_local(
         &self,
         participant: ParticipantId,
-        sink: mpsc::Sender<Outbound>,
-    ) -> (Attachment, Option<mpsc::Sender<Outbound>>) {
+        sink: queue::Sender,
+    ) -> (Attachment, Option<queue::Sender>) {
         let connection = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let previous = self
             .sinks
@@ -193,7 +192,7 @@ impl LocalBus {
         };
         match sink.try_send(frame) {
             Ok(()) => Delivered::Yes,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(queue::TrySendError::Full(_)) => {
                 // A socket that cannot keep up is cut loose rather than silently losing frames:
                 // dropping its only sender ends its writer, and the client reconnects.
                 let mut sinks = self.sinks.lock();
@@ -202,7 +201,7 @@ impl LocalBus {
                 }
                 Delivered::Full
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Delivered::NoSocket,
+            Err(queue::TrySendError::Closed(_)) => Delivered::NoSocket,
         }
     }
 
@@ -221,8 +220,8 @@ impl Bus for LocalBus {
     async fn attach(
         &self,
         participant: ParticipantId,
-        sink: mpsc::Sender<Outbound>,
-    ) -> Result<(Attachment, Option<mpsc::Sender<Outbound>>), BusError> {
+        sink: queue::Sender,
+    ) -> Result<(Attachment, Option<queue::Sender>), BusError> {
         Ok(self.attach_local(participant, sink))
     }
 
@@ -259,7 +258,7 @@ mod tests {
     async fn newer_socket_replaces_older_and_stale_detach_is_ignored() {
         let bus = LocalBus::new();
         let p = ParticipantId(Uuid::new_v4());
-        let (tx1, mut rx1) = mpsc::channel(4);
+        let (tx1, mut rx1) = queue::channel(4);
         let (a1, prev) = bus.attach(p, tx1).await.expect("attach");
         assert!(prev.is_none());
         assert_eq!(
@@ -270,7 +269,7 @@ mod tests {
         );
         assert!(matches!(rx1.recv().await, Some(Outbound::Text(t)) if &*t == "one"));
 
-        let (tx2, mut rx2) = mpsc::channel(1);
+        let (tx2, mut rx2) = queue::channel(1);
         let (a2, prev) = bus.attach(p, tx2).await.expect("attach");
         assert!(
             prev.is_some(),

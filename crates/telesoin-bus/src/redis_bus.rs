@@ -20,7 +20,6 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use telesoin_core::ParticipantId;
-use tokio::sync::mpsc;
 
 use crate::{Attachment, Bus, BusError, Delivered, LocalBus, Outbound, SharedState};
 
@@ -259,8 +258,8 @@ impl Bus for RedisBus {
     async fn attach(
         &self,
         participant: ParticipantId,
-        sink: mpsc::Sender<Outbound>,
-    ) -> Result<(Attachment, Option<mpsc::Sender<Outbound>>), BusError> {
+        sink: crate::queue::Sender,
+    ) -> Result<(Attachment, Option<crate::queue::Sender>), BusError> {
         let (a, previous) = self.local.attach_local(participant, sink);
         let key = format!("ts:loc:{participant}");
         let value = format!("{}:{}", a.node, a.connection);
@@ -530,7 +529,7 @@ mod tests {
 
         // A participant attached on B is reached from A; a stale attachment is not.
         let p = ParticipantId(Uuid::new_v4());
-        let (tx, mut rx) = mpsc::channel(8);
+        let (tx, mut rx) = crate::queue::channel(8);
         // Wait until B's subscriber is in place (it starts in the background).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !a.node_alive(nb).await.expect("alive") {

@@ -9,12 +9,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
-use telesoin_bus::Outbound;
-use telesoin_core::RefusalCode;
+use telesoin_bus::{Attachment, Outbound, queue};
 use telesoin_core::billing::MediaReport;
 use telesoin_core::model::Companion;
+use telesoin_core::{RefusalCode, SessionId};
 use telesoin_proto::signal::{self as wire, ClientMsg, ServerMsg};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::app::AppState;
@@ -47,8 +46,10 @@ pub async fn upgrade(
     ws.protocols([telesoin_proto::SUBPROTOCOL])
         .max_message_size(max)
         .max_frame_size(max)
-        // Small buffers: an idle socket should cost little (see BENCHMARKS.md).
-        .read_buffer_size(4 * 1024)
+        // Small buffers: an idle socket should cost little (see BENCHMARKS.md). 2 KiB still
+        // reads a relayed frame of the load generator's size (1.1 KB) in one call; a larger
+        // frame (an SDP offer) grows the buffer of its own socket only.
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(max * 2)
         .on_upgrade(move |socket| run(app, socket))
@@ -172,84 +173,38 @@ impl Writer {
     }
 }
 
+/// What the idle loop keeps of a join: the seat, not the welcome nor the session row read by
+/// the join (they would stay in every socket's task for its whole life).
+struct Seated {
+    session: SessionId,
+    attachment: Attachment,
+}
+
 async fn run(app: AppState, socket: WebSocket) {
     let (sink, mut stream) = socket.split();
     let mut sink = Writer {
         sink,
         limit: Duration::from_secs(app.cfg.ws_send_timeout_seconds),
     };
-    let (tx, mut rx) = mpsc::channel::<Outbound>(QUEUE);
+    let (tx, mut rx) = queue::channel(QUEUE);
     // The shutdown waits for this socket's goodbye (see `server::serve`).
     let _open = app.hub.socket_opened();
     let mut going_away = app.hub.going_away();
 
-    // 1. The first message must be `join`, within the join timeout.
-    let first = tokio::select! {
-        first = tokio::time::timeout(
-            Duration::from_secs(app.cfg.join_timeout_seconds),
-            stream.next(),
-        ) => first,
-        () = going(&mut going_away) => {
-            goodbye(&mut sink, &mut stream).await;
-            return;
-        }
-    };
-    let text = match first {
-        Ok(Some(Ok(Message::Text(t)))) => t,
-        Ok(Some(Err(e))) => {
-            if let Some(close) = close_for(e) {
-                let by = sink.goodbye();
-                sink.send(close, by).await;
-            }
-            return;
-        }
-        Ok(Some(Ok(_))) => {
-            let by = sink.goodbye();
-            sink.send(refused(RefusalCode::JoinFirst), by).await;
-            sink.send(close_frame(close::POLICY, "join first"), by)
-                .await;
-            return;
-        }
-        Ok(None) => return,
-        Err(_) => {
-            let by = sink.goodbye();
-            sink.send(refused(RefusalCode::JoinFirst), by).await;
-            sink.send(close_frame(close::POLICY, "join timeout"), by)
-                .await;
-            return;
-        }
-    };
-    let joined = match join(&app, text.as_str(), tx).await {
-        Ok(j) => j,
-        Err(code) => {
-            tracing::info!(code = code.code(), "join refused");
-            let event = DomainEvent::JoinRefused { code: code.code() };
-            app.hub.events().emit(Utc::now(), event).await;
-            let by = sink.goodbye();
-            sink.send(refused(code), by).await;
-            sink.send(close_frame(close::REFUSED, "refused"), by).await;
-            return;
-        }
-    };
-    // What restores the seat if the shared state loses it (see `hub::restore`).
-    app.hub.socket_seated(&joined);
-    if !sink.send(frame(&joined.welcome), None).await {
-        app.hub.socket_ended(joined.attachment);
-        app.hub
-            .socket_lost(joined.session, joined.attachment, Utc::now())
-            .await;
+    // 1. The join, boxed: what it holds is freed once the seat is taken.
+    let Some(seat) = Box::pin(take_seat(&app, &mut sink, &mut stream, &mut going_away, tx)).await
+    else {
         return;
-    }
-    tracing::info!(session = %joined.session, role = joined.role.as_str(), resumed = joined.resumed, "participant joined");
-    // A cluster whose shared state lost this room: the other seats this node holds come back
-    // first, so that they hear of this one (one read of the room per join).
-    app.hub.restore_seat(&joined, Utc::now()).await;
-    app.hub.after_join(&joined, Utc::now()).await;
+    };
 
     // 2. Read and write until the seat is over or the socket is gone. Every write is bounded
-    // by the send timeout and by the idle deadline.
+    // by the send timeout and by the idle deadline. One timer for the idle deadline, moved
+    // forward when it fires early (activity since it was set) rather than made anew for
+    // every frame.
     let idle = Duration::from_secs(app.cfg.idle_timeout_seconds);
     let mut deadline = Instant::now() + idle;
+    let timer = tokio::time::sleep_until(deadline);
+    tokio::pin!(timer);
     let mut rate = Rate::new(app.cfg.rate_per_second);
     let exit = loop {
         let by = Some(deadline);
@@ -285,15 +240,15 @@ async fn run(app: AppState, socket: WebSocket) {
                         }
                         continue;
                     }
-                    let mut handled = handle(&app, &joined, t.as_str()).await;
+                    let mut handled = Box::pin(handle(&app, &seat, t.as_str())).await;
                     // No seat where one should be: the shared state may have lost the room.
                     // Restored from the record, the message is handled once more.
                     if matches!(
                         handled,
                         Err(RefusalCode::NotAllowed | RefusalCode::NotAdmitted | RefusalCode::UnknownPeer)
-                    ) && app.hub.restore_seat(&joined, Utc::now()).await
+                    ) && Box::pin(app.hub.restore_seat(seat.session, Utc::now())).await
                     {
-                        handled = handle(&app, &joined, t.as_str()).await;
+                        handled = Box::pin(handle(&app, &seat, t.as_str())).await;
                     }
                     let reply = match handled {
                         Ok(Some(reply)) => frame(&reply),
@@ -322,10 +277,15 @@ async fn run(app: AppState, socket: WebSocket) {
             () = going(&mut going_away) => {
                 // The node is stopping: this socket hears it from its own task, whatever the
                 // shared state knows of its seat.
-                goodbye(&mut sink, &mut stream).await;
+                Box::pin(goodbye(&mut sink, &mut stream)).await;
                 break Exit::Lost;
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            () = &mut timer => {
+                if deadline > timer.deadline() {
+                    // Activity since the timer was set: not idle yet.
+                    timer.as_mut().reset(deadline);
+                    continue;
+                }
                 // The socket is idle: the notice gets a short goodbye deadline, not more.
                 let by = sink.goodbye();
                 sink.send(error(RefusalCode::IdleTimeout), by).await;
@@ -334,10 +294,108 @@ async fn run(app: AppState, socket: WebSocket) {
             }
         }
     };
-    // Drain what the hub queued (an `ended` frame and its close) before the socket goes, within
-    // the goodbye deadline in all.
+    Box::pin(leave(
+        &app,
+        &mut sink,
+        &mut rx,
+        seat.attachment,
+        seat.session,
+        exit,
+    ))
+    .await;
+}
+
+/// The first message must be `join`, within the join timeout; then the welcome and what
+/// follows a join. None when the socket ends there (refused, gone, the node stopping).
+async fn take_seat(
+    app: &AppState,
+    sink: &mut Writer,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    going_away: &mut tokio::sync::watch::Receiver<bool>,
+    tx: queue::Sender,
+) -> Option<Seated> {
+    let first = tokio::select! {
+        first = tokio::time::timeout(
+            Duration::from_secs(app.cfg.join_timeout_seconds),
+            stream.next(),
+        ) => first,
+        () = going(going_away) => {
+            Box::pin(goodbye(sink, stream)).await;
+            return None;
+        }
+    };
+    let text = match first {
+        Ok(Some(Ok(Message::Text(t)))) => t,
+        Ok(Some(Err(e))) => {
+            if let Some(close) = close_for(e) {
+                let by = sink.goodbye();
+                sink.send(close, by).await;
+            }
+            return None;
+        }
+        Ok(Some(Ok(_))) => {
+            let by = sink.goodbye();
+            sink.send(refused(RefusalCode::JoinFirst), by).await;
+            sink.send(close_frame(close::POLICY, "join first"), by)
+                .await;
+            return None;
+        }
+        Ok(None) => return None,
+        Err(_) => {
+            let by = sink.goodbye();
+            sink.send(refused(RefusalCode::JoinFirst), by).await;
+            sink.send(close_frame(close::POLICY, "join timeout"), by)
+                .await;
+            return None;
+        }
+    };
+    let joined = match Box::pin(join(app, text.as_str(), tx)).await {
+        Ok(j) => j,
+        Err(code) => {
+            tracing::info!(code = code.code(), "join refused");
+            let event = DomainEvent::JoinRefused { code: code.code() };
+            Box::pin(app.hub.events().emit(Utc::now(), event)).await;
+            let by = sink.goodbye();
+            sink.send(refused(code), by).await;
+            sink.send(close_frame(close::REFUSED, "refused"), by).await;
+            return None;
+        }
+    };
+    // What restores the seat if the shared state loses it (see `hub::restore`).
+    app.hub.socket_seated(&joined);
+    if !sink.send(frame(&joined.welcome), None).await {
+        app.hub.socket_ended(joined.attachment);
+        Box::pin(
+            app.hub
+                .socket_lost(joined.session, joined.attachment, Utc::now()),
+        )
+        .await;
+        return None;
+    }
+    tracing::info!(session = %joined.session, role = joined.role.as_str(), resumed = joined.resumed, "participant joined");
+    // A cluster whose shared state lost this room: the other seats this node holds come back
+    // first, so that they hear of this one (one read of the room per join).
+    Box::pin(app.hub.restore_seat(joined.session, Utc::now())).await;
+    Box::pin(app.hub.after_join(&joined, Utc::now())).await;
+    Some(Seated {
+        session: joined.session,
+        attachment: joined.attachment,
+    })
+}
+
+/// After the loop: drains what the hub queued (an `ended` frame and its close) before the
+/// socket goes, within the goodbye deadline in all, then gives the seat up or keeps it for
+/// the grace period.
+async fn leave(
+    app: &AppState,
+    sink: &mut Writer,
+    rx: &mut queue::Receiver,
+    attachment: Attachment,
+    session: SessionId,
+    exit: Exit,
+) {
     let until = sink.goodbye();
-    while let Ok(out) = rx.try_recv() {
+    while let Some(out) = rx.try_recv() {
         let msg = match out {
             Outbound::Text(t) => Message::Text(Utf8Bytes::from(&*t)),
             Outbound::Close { code, reason } => close_frame(code, reason),
@@ -346,14 +404,10 @@ async fn run(app: AppState, socket: WebSocket) {
             break;
         }
     }
-    app.hub.socket_ended(joined.attachment);
+    app.hub.socket_ended(attachment);
     match exit {
-        Exit::Lost => {
-            app.hub
-                .socket_lost(joined.session, joined.attachment, Utc::now())
-                .await
-        }
-        Exit::Done => app.hub.bus().detach(joined.attachment).await,
+        Exit::Lost => Box::pin(app.hub.socket_lost(session, attachment, Utc::now())).await,
+        Exit::Done => Box::pin(app.hub.bus().detach(attachment)).await,
     }
 }
 
@@ -390,11 +444,7 @@ async fn goodbye(sink: &mut Writer, stream: &mut futures_util::stream::SplitStre
     }
 }
 
-async fn join(
-    app: &AppState,
-    text: &str,
-    tx: mpsc::Sender<Outbound>,
-) -> Result<Joined, RefusalCode> {
+async fn join(app: &AppState, text: &str, tx: queue::Sender) -> Result<Joined, RefusalCode> {
     let ClientMsg::Join {
         token,
         media_lost_ago_ms,
@@ -412,11 +462,11 @@ async fn join(
 /// Handles one message of a seated participant; `Ok(Some)` is a direct reply.
 async fn handle(
     app: &AppState,
-    joined: &Joined,
+    seat: &Seated,
     text: &str,
 ) -> Result<Option<ServerMsg>, RefusalCode> {
     let msg = ClientMsg::parse(text).map_err(|_| RefusalCode::BadMessage)?;
-    let (session, me) = (joined.session, joined.attachment.participant);
+    let (session, me) = (seat.session, seat.attachment.participant);
     let now = Utc::now();
     let hub = &app.hub;
     match msg {

@@ -13,7 +13,6 @@ use telesoin_core::representation::{self, ConsentChannel, ConsentGiver};
 use telesoin_core::{ParticipantId, PatientId, RefusalCode, SessionId, acts};
 use telesoin_proto::signal::{self as wire, ServerMsg};
 use telesoin_store::{Appended, SessionRow};
-use tokio::sync::mpsc;
 
 use crate::error::refusal_body;
 use crate::events::DomainEvent;
@@ -64,7 +63,7 @@ impl Hub {
     pub async fn join(
         &self,
         claims: &VerifiedClaims,
-        sink: mpsc::Sender<Outbound>,
+        sink: telesoin_bus::queue::Sender,
         media_lost_ago_ms: Option<u64>,
         now: DateTime<Utc>,
     ) -> HubResult<Joined> {

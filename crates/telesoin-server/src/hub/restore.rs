@@ -86,11 +86,11 @@ impl Hub {
     /// A message of this socket was refused for want of a seat: restores the room from the
     /// durable record if the shared state lost it. True when a seat was put back (the message
     /// is worth handling again).
-    pub async fn restore_seat(&self, joined: &Joined, now: DateTime<Utc>) -> bool {
+    pub async fn restore_seat(&self, session: SessionId, now: DateTime<Utc>) -> bool {
         if !self.is_cluster() {
             return false;
         }
-        match self.restore_room(joined.session, now).await {
+        match self.restore_room(session, now).await {
             Ok(n) => n > 0,
             Err(code) => {
                 tracing::warn!(code = code.code(), "room not restored");
