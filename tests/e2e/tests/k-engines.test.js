@@ -27,6 +27,10 @@ before(async () => {
     headless: true,
     acceptInsecureCerts: true,
     protocolTimeout: 60_000,
+    // The French day, as the Chromium contexts (timezoneId Europe/Paris): the dashboard asks for the
+    // sessions of the browser's date, the server counts days in Europe/Paris, and with the machine's
+    // zone (UTC on CI) the two differ from 23:00 UTC, when the session's row is not on the page.
+    env: { ...process.env, TZ: 'Europe/Paris' },
     extraPrefsFirefox: {
       'media.navigator.streams.fake': true,
       'media.navigator.permission.disabled': true,
