@@ -96,10 +96,13 @@ async function ffFramesRise(page, who) {
   assert.ok(b > a, `${who}: framesDecoded rises (${a} -> ${b})`);
 }
 
-/** @param {import('puppeteer-core').Page} page @param {string} selector */
+/**
+ * Clicks what `selector` finds once it is visible. A locator, not an element handle: the
+ * dashboard re-renders its session list (a handle found just before would be detached).
+ * @param {import('puppeteer-core').Page} page @param {string} selector
+ */
 async function ffClick(page, selector) {
-  const el = await page.waitForSelector(selector, { visible: true, timeout: 20_000 });
-  await el?.click();
+  await page.locator(selector).setTimeout(20_000).click();
 }
 
 test('k1) Firefox patient, Chromium kiné', { skip }, async () => {
