@@ -108,6 +108,13 @@ export class Call {
     this.statsTimer = undefined;
     /** @type {MediaStreamTrack | null} the kiné's shared screen or tab */
     this.screenTrack = null;
+    /**
+     * Offers, answers and candidates are applied one after the other: two offers close together
+     * (an ICE restart while a slow device still applies the previous one) must not interleave
+     * their awaits (the second createAnswer would find the connection already stable).
+     * @type {Promise<void>}
+     */
+    this.negotiation = Promise.resolve();
     this.signaling = new Signaling({
       token: opts.token,
       url: opts.socketUrl,
@@ -265,13 +272,13 @@ export class Call {
         break;
       }
       case 'offer':
-        void this.onOffer(m.from, m.data);
+        this.serially(() => this.onOffer(m.from, m.data));
         break;
       case 'answer':
-        void this.onAnswer(m.from, m.data);
+        this.serially(() => this.onAnswer(m.from, m.data));
         break;
       case 'candidate':
-        void this.onCandidate(m.from, m.data);
+        this.serially(() => this.onCandidate(m.from, m.data));
         break;
       case 'refused':
         this.stop();
@@ -300,14 +307,28 @@ export class Call {
   /** @type {((e: {billable_seconds: number, reason: string}) => void) | undefined} */
   onEndedOnce = undefined;
 
+  /**
+   * Runs one negotiation step after the previous ones (see `negotiation`).
+   * @param {() => Promise<void>} step
+   */
+  serially(step) {
+    // After stop() nothing queued may make a connection again.
+    this.negotiation = this.negotiation.then(() => (this.ended ? undefined : step())).catch((e) => console.warn('negotiation step failed', e));
+  }
+
   /** The kiné offers to every admitted non-kiné peer. @param {PeerInfo} info */
   maybeOffer(info) {
     if (this.role !== 'kine' || !info.admitted || info.role === 'kine' || info.participant === this.participant) return;
-    void this.offer(info.participant);
+    this.offer(info.participant);
+  }
+
+  /** Queues an offer (see `negotiation`). @param {string} id */
+  offer(id) {
+    this.serially(() => this.makeOffer(id));
   }
 
   /** @param {string} id */
-  async offer(id) {
+  async makeOffer(id) {
     let peer = this.peers.get(id);
     const restart = !!peer && peer.pc.connectionState !== 'closed';
     if (!peer || !restart) peer = this.createPeer(id);
@@ -422,13 +443,13 @@ export class Call {
     clearTimeout(peer.restartTimer);
     if (state === 'failed') {
       this.reportMedia(false, 'ice_failed');
-      if (this.role === 'kine') void this.offer(peer.id);
+      if (this.role === 'kine') this.offer(peer.id);
       return;
     }
     if (state === 'disconnected' && this.role === 'kine') {
       // Often transient (a phone switching networks); restart ICE if it lasts.
       peer.restartTimer = setTimeout(() => {
-        if (peer.pc.connectionState === 'disconnected') void this.offer(peer.id);
+        if (peer.pc.connectionState === 'disconnected') this.offer(peer.id);
       }, 2_500);
     }
     this.reportMedia();
@@ -685,7 +706,7 @@ export class Call {
       try {
         if (sender) await sender.replaceTrack(track);
       } catch {
-        if (this.role === 'kine') void this.offer(peer.id);
+        if (this.role === 'kine') this.offer(peer.id);
       }
     }
     this.sendState();

@@ -64,6 +64,7 @@ export async function launch(o = {}) {
 const PROBE = () => {
   const w = /** @type {any} */ (window);
   w.__pcs = [];
+  w.__dcs = [];
   w.__gum = 0;
   w.__streams = [];
   w.__csp = [];
@@ -72,6 +73,14 @@ const PROBE = () => {
     const Wrapped = function (/** @type {any} */ cfg) {
       const pc = new Native(cfg);
       w.__pcs.push(pc);
+      // Every data channel, opened here or by the other side, with the connection it belongs to.
+      const create = pc.createDataChannel.bind(pc);
+      pc.createDataChannel = (/** @type {string} */ label, /** @type {RTCDataChannelInit | undefined} */ init) => {
+        const dc = create(label, init);
+        w.__dcs.push({ pc, dc });
+        return dc;
+      };
+      pc.addEventListener('datachannel', (/** @type {RTCDataChannelEvent} */ e) => w.__dcs.push({ pc, dc: e.channel }));
       return pc;
     };
     Wrapped.prototype = Native.prototype;
@@ -139,9 +148,40 @@ export async function recordScreens(page) {
   });
 }
 
-/** Waits until the page's data channel (SCTP) is connected and the chat can send. @param {Page} page */
+/**
+ * Waits until the page's peer-to-peer data channel is open on a connected connection, so that the
+ * chat and the microphone/camera states can be sent. On a timeout, says what each connection and
+ * channel was doing.
+ * @param {Page} page
+ */
 export async function waitChannel(page, timeout = 15_000) {
-  await page.waitForFunction(() => /** @type {any} */ (window).__pcs.some((/** @type {RTCPeerConnection} */ pc) => pc.sctp?.state === 'connected'), null, { timeout, polling: 100 });
+  try {
+    await page.waitForFunction(
+      () =>
+        /** @type {{pc: RTCPeerConnection, dc: RTCDataChannel}[]} */ (/** @type {any} */ (window).__dcs).some(
+          ({ pc, dc }) => dc.label === 'telesoin' && dc.readyState === 'open' && pc.connectionState === 'connected',
+        ),
+      null,
+      { timeout, polling: 100 },
+    );
+  } catch (e) {
+    throw new Error(`data channel not open after ${timeout} ms: ${await peerStates(page)}`, { cause: e });
+  }
+}
+
+/** What the page's connections and data channels are doing, for failure messages. @param {Page} page */
+export async function peerStates(page) {
+  return page
+    .evaluate(() => {
+      const w = /** @type {any} */ (window);
+      return /** @type {RTCPeerConnection[]} */ (w.__pcs)
+        .map((pc, i) => {
+          const dcs = /** @type {{pc: RTCPeerConnection, dc: RTCDataChannel}[]} */ (w.__dcs).filter((x) => x.pc === pc).map((x) => `${x.dc.label}:${x.dc.readyState}`);
+          return `pc${i} conn=${pc.connectionState} ice=${pc.iceConnectionState} sig=${pc.signalingState} sctp=${pc.sctp?.state ?? 'none'} dtls=${pc.sctp?.transport.state ?? 'none'} channels=[${dcs.join(',')}]`;
+        })
+        .join('; ');
+    })
+    .catch((/** @type {Error} */ e) => `(page gone: ${e.message})`);
 }
 
 /**

@@ -27,6 +27,10 @@ before(async () => {
     headless: true,
     acceptInsecureCerts: true,
     protocolTimeout: 60_000,
+    // The French day, as the Chromium contexts (timezoneId Europe/Paris): the dashboard asks for the
+    // sessions of the browser's date, the server counts days in Europe/Paris, and with the machine's
+    // zone (UTC on CI) the two differ from 23:00 UTC, when the session's row is not on the page.
+    env: { ...process.env, TZ: 'Europe/Paris' },
     extraPrefsFirefox: {
       'media.navigator.streams.fake': true,
       'media.navigator.permission.disabled': true,
@@ -92,10 +96,13 @@ async function ffFramesRise(page, who) {
   assert.ok(b > a, `${who}: framesDecoded rises (${a} -> ${b})`);
 }
 
-/** @param {import('puppeteer-core').Page} page @param {string} selector */
+/**
+ * Clicks what `selector` finds once it is visible. A locator, not an element handle: the
+ * dashboard re-renders its session list (a handle found just before would be detached).
+ * @param {import('puppeteer-core').Page} page @param {string} selector
+ */
 async function ffClick(page, selector) {
-  const el = await page.waitForSelector(selector, { visible: true, timeout: 20_000 });
-  await el?.click();
+  await page.locator(selector).setTimeout(20_000).click();
 }
 
 test('k1) Firefox patient, Chromium kiné', { skip }, async () => {
