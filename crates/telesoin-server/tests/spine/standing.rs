@@ -169,6 +169,30 @@ impl Binary {
     }
 }
 
+/// A session of the kiné `email` with telesoin-peer on both sides, admitted and their media
+/// connected; also returns the server's certificate for the peers joined later.
+async fn connected_call(server: &Server, email: &str) -> (Api, Uuid, Vec<u8>, Peer, Peer) {
+    let api = server.kine(email).await;
+    let patient = api.ready_patient().await;
+    let session = api.session(patient, json!({})).await;
+    let ca = std::fs::read(server.dir.path().join("tls/cert.pem")).expect("certificate");
+    let kine_link = link_url(&api, session, "kine").await;
+    let patient_link = link_url(&api, session, "patient").await;
+    let mut kine = Peer::join(peer_config(&ca, kine_link, true))
+        .await
+        .expect("kiné joins");
+    kine.admitted(T).await.expect("kiné admitted");
+    let mut pat = Peer::join(peer_config(&ca, patient_link, false))
+        .await
+        .expect("patient joins");
+    pat.admitted(T).await.expect("patient admitted");
+    kine.wait_media_connected(T).await.expect("kiné connected");
+    pat.wait_media_connected(T)
+        .await
+        .expect("patient connected");
+    (api, session, ca, kine, pat)
+}
+
 fn peer_config(ca: &[u8], link: String, auto_admit: bool) -> PeerConfig {
     PeerConfig {
         ca_pem: Some(ca.to_vec()),
@@ -436,28 +460,9 @@ async fn redis_restarted_empty(round: usize, stay: Duration) {
         c.grace_seconds = 20;
     })
     .await;
-    let api = server
-        .kine(&format!("redis-empty-{round}@example.fr"))
-        .await;
-    let patient = api.ready_patient().await;
-    let session = api.session(patient, json!({})).await;
-    let ca = std::fs::read(server.dir.path().join("tls/cert.pem")).expect("certificate");
-    let kine_link = link_url(&api, session, "kine").await;
-    let patient_link = link_url(&api, session, "patient").await;
+    let (api, session, ca, mut kine, mut pat) =
+        connected_call(&server, &format!("redis-empty-{round}@example.fr")).await;
     let companion_link = link_url(&api, session, "companion").await;
-
-    let mut kine = Peer::join(peer_config(&ca, kine_link, true))
-        .await
-        .expect("kiné joins");
-    kine.admitted(T).await.expect("kiné admitted");
-    let mut pat = Peer::join(peer_config(&ca, patient_link, false))
-        .await
-        .expect("patient joins");
-    pat.admitted(T).await.expect("patient admitted");
-    kine.wait_media_connected(T).await.expect("kiné connected");
-    pat.wait_media_connected(T)
-        .await
-        .expect("patient connected");
     let connected = Instant::now();
     tokio::time::sleep(stay / 2).await;
 
@@ -558,27 +563,9 @@ async fn redis_paused(round: usize, stay: Duration) {
         c.grace_seconds = 20;
     })
     .await;
-    let api = server
-        .kine(&format!("redis-paused-{round}@example.fr"))
-        .await;
-    let patient = api.ready_patient().await;
-    let session = api.session(patient, json!({})).await;
-    let ca = std::fs::read(server.dir.path().join("tls/cert.pem")).expect("certificate");
-    let kine_link = link_url(&api, session, "kine").await;
-    let patient_link = link_url(&api, session, "patient").await;
+    let (api, session, ca, mut kine, mut pat) =
+        connected_call(&server, &format!("redis-paused-{round}@example.fr")).await;
     let companion_link = link_url(&api, session, "companion").await;
-    let mut kine = Peer::join(peer_config(&ca, kine_link, true))
-        .await
-        .expect("kiné joins");
-    kine.admitted(T).await.expect("kiné admitted");
-    let mut pat = Peer::join(peer_config(&ca, patient_link, false))
-        .await
-        .expect("patient joins");
-    pat.admitted(T).await.expect("patient admitted");
-    kine.wait_media_connected(T).await.expect("kiné connected");
-    pat.wait_media_connected(T)
-        .await
-        .expect("patient connected");
     let connected = Instant::now();
     tokio::time::sleep(stay / 2).await;
 
@@ -801,24 +788,8 @@ async fn postgres_restarted(round: usize, stay: Duration) {
         c.grace_seconds = 20;
     })
     .await;
-    let api = server.kine(&format!("pg-restart-{round}@example.fr")).await;
-    let patient = api.ready_patient().await;
-    let session = api.session(patient, json!({})).await;
-    let ca = std::fs::read(server.dir.path().join("tls/cert.pem")).expect("certificate");
-    let kine_link = link_url(&api, session, "kine").await;
-    let patient_link = link_url(&api, session, "patient").await;
-    let mut kine = Peer::join(peer_config(&ca, kine_link, true))
-        .await
-        .expect("kiné joins");
-    kine.admitted(T).await.expect("kiné admitted");
-    let mut pat = Peer::join(peer_config(&ca, patient_link, false))
-        .await
-        .expect("patient joins");
-    pat.admitted(T).await.expect("patient admitted");
-    kine.wait_media_connected(T).await.expect("kiné connected");
-    pat.wait_media_connected(T)
-        .await
-        .expect("patient connected");
+    let (api, session, _, mut kine, mut pat) =
+        connected_call(&server, &format!("pg-restart-{round}@example.fr")).await;
     let connected = Instant::now();
     tokio::time::sleep(stay / 2).await;
     // Crash just after both sides' heartbeats are persisted: a crash at the instant of a
