@@ -124,6 +124,14 @@ pub trait PatientStore: Send + Sync {
         consent: &Consent,
     ) -> Result<()>;
     async fn consents(&self, kine: KineId, patient: PatientId) -> Result<Vec<ConsentRow>>;
+    /// [`PatientStore::patient`], [`PatientStore::visits`] and [`PatientStore::consents`] in
+    /// one statement (a join evaluates admission with them): None when the patient is not this
+    /// kiné's.
+    async fn admission_facts(
+        &self,
+        kine: KineId,
+        patient: PatientId,
+    ) -> Result<Option<AdmissionFacts>>;
     /// Withdraws a consent of this kiné's patient; false if there was none to withdraw.
     async fn withdraw_consent(
         &self,

@@ -512,6 +512,77 @@ impl PatientStore for SqlStore {
         rows.iter().map(consent_row).collect()
     }
 
+    async fn admission_facts(
+        &self,
+        kine: KineId,
+        patient: PatientId,
+    ) -> Result<Option<AdmissionFacts>> {
+        // The patient's row once per visit and consent (or once, with NULLs, when there are
+        // none): one round trip instead of three. Typed NULLs so that Postgres types the union.
+        let rows = sqlx::query(
+            "SELECT p.*, x.src AS x_src, x.item_id AS x_id, x.v_date AS x_date, x.v_kind AS x_kind,
+                    x.c_by AS x_by, x.c_method AS x_method, x.c_text AS x_text,
+                    x.c_at AS x_at, x.c_withdrawn AS x_withdrawn
+             FROM patients p LEFT JOIN (
+                 SELECT 'v' AS src, id AS item_id, date AS v_date, kind AS v_kind,
+                        CAST(NULL AS TEXT) AS c_by, CAST(NULL AS TEXT) AS c_method,
+                        CAST(NULL AS TEXT) AS c_text, CAST(NULL AS BIGINT) AS c_at,
+                        CAST(NULL AS BIGINT) AS c_withdrawn
+                 FROM in_person_visits WHERE patient_id = $1 AND kine_id = $2
+                 UNION ALL
+                 SELECT 'c', id, CAST(NULL AS TEXT), CAST(NULL AS TEXT), recorded_by, method,
+                        text_version, recorded_at, withdrawn_at
+                 FROM consents WHERE patient_id = $1 AND kine_id = $2
+             ) x ON 1 = 1
+             WHERE p.id = $1 AND p.kine_id = $2",
+        )
+        .bind(patient.to_string())
+        .bind(kine.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut facts = AdmissionFacts {
+            patient: patient_row(first)?,
+            visits: Vec::new(),
+            consents: Vec::new(),
+        };
+        for r in &rows {
+            let src: Option<String> = get(r, "x_src")?;
+            let id = || -> Result<Uuid> { uuid(&get::<String>(r, "x_id")?) };
+            match src.as_deref() {
+                None => {}
+                Some("v") => facts.visits.push(VisitRow {
+                    id: id()?,
+                    patient,
+                    visit: InPersonVisit {
+                        date: date(&get::<String>(r, "x_date")?)?,
+                        kind: VisitKind::parse(&get::<String>(r, "x_kind")?)
+                            .ok_or_else(|| corrupt("visit kind"))?,
+                    },
+                }),
+                Some(_) => facts.consents.push(ConsentRow {
+                    id: id()?,
+                    patient,
+                    consent: Consent {
+                        recorded_by: ConsentRecorder::parse(&get::<String>(r, "x_by")?)
+                            .ok_or_else(|| corrupt("recorded_by"))?,
+                        method: get(r, "x_method")?,
+                        text_version: get(r, "x_text")?,
+                        recorded_at: instant(get(r, "x_at")?)?,
+                        withdrawn_at: opt_instant(get(r, "x_withdrawn")?)?,
+                    },
+                }),
+            }
+        }
+        // The orders of `visits` and `consents`.
+        facts.visits.sort_by_key(|v| v.visit.date);
+        facts.consents.sort_by_key(|c| c.consent.recorded_at);
+        Ok(Some(facts))
+    }
+
     async fn withdraw_consent(
         &self,
         kine: KineId,

@@ -26,6 +26,15 @@ pub struct ConsentRow {
     pub consent: Consent,
 }
 
+/// What admission reads of a patient: the patient, their in-person visits (by date) and their
+/// consents (by time recorded), read together in one statement.
+#[derive(Debug, Clone)]
+pub struct AdmissionFacts {
+    pub patient: PatientRow,
+    pub visits: Vec<VisitRow>,
+    pub consents: Vec<ConsentRow>,
+}
+
 #[derive(Debug, Clone)]
 pub struct PrescriptionRow {
     pub id: Uuid,

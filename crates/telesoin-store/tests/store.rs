@@ -2339,3 +2339,130 @@ async fn schedule_is_one_transaction(url: String) {
 }
 
 on_both!(schedule_is_one_transaction);
+
+/// What admission reads of a patient, in one statement, is what the three separate reads give:
+/// the patient, their visits by date and their consents by time (withdrawn ones included),
+/// nothing of another patient or of another kiné; none when the patient is not the kiné's.
+async fn admission_facts_are_the_three_reads_in_one(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let session = scheduled_session(&store).await;
+    let row = store.session(session).await.expect("ok").expect("row");
+    let (kine, patient) = (row.session.kine, row.session.patient);
+
+    let facts = |k, p| {
+        let store = &store;
+        async move { store.admission_facts(k, p).await.expect("read") }
+    };
+    let empty = facts(kine, patient).await.expect("the kiné's patient");
+    assert_eq!(empty.patient.patient.id, patient);
+    let before = (
+        store.visits(kine, patient).await.expect("ok").len(),
+        store.consents(kine, patient).await.expect("ok").len(),
+    );
+    assert_eq!((empty.visits.len(), empty.consents.len()), before);
+
+    // Another patient of the same kiné, with a visit and a consent of their own.
+    let other = Patient {
+        id: PatientId(Uuid::new_v4()),
+        ..store
+            .patient(kine, patient)
+            .await
+            .expect("ok")
+            .expect("row")
+            .patient
+    };
+    store.create_patient(&other, t0()).await.expect("patient");
+    let day = |d| NaiveDate::from_ymd_opt(2026, 10, d).expect("date");
+    let consent = |at: DateTime<Utc>, by| Consent {
+        recorded_by: by,
+        method: "oral".into(),
+        text_version: "v1".into(),
+        recorded_at: at,
+        withdrawn_at: None,
+    };
+    for (p, d, kind) in [
+        (patient, 20, VisitKind::Session),
+        (patient, 3, VisitKind::Bilan),
+        (other.id, 1, VisitKind::Bilan),
+    ] {
+        let visit = InPersonVisit { date: day(d), kind };
+        store
+            .add_visit(kine, p, Uuid::new_v4(), visit, t0())
+            .await
+            .expect("visit");
+    }
+    let withdrawn = Uuid::new_v4();
+    for (p, id, at, by) in [
+        (
+            patient,
+            Uuid::new_v4(),
+            t0() + Duration::hours(2),
+            ConsentRecorder::Patient,
+        ),
+        (
+            patient,
+            withdrawn,
+            t0() - Duration::days(3),
+            ConsentRecorder::Kine,
+        ),
+        (other.id, Uuid::new_v4(), t0(), ConsentRecorder::Kine),
+    ] {
+        store
+            .add_consent(kine, p, id, &consent(at, by))
+            .await
+            .expect("consent");
+    }
+    store
+        .withdraw_consent(kine, withdrawn, t0() - Duration::days(1))
+        .await
+        .expect("ok")
+        .expect("withdrawn");
+
+    let got = facts(kine, patient).await.expect("the kiné's patient");
+    let visits = store.visits(kine, patient).await.expect("ok");
+    let consents = store.consents(kine, patient).await.expect("ok");
+    assert_eq!(got.patient.patient, empty.patient.patient);
+    assert_eq!(
+        got.visits
+            .iter()
+            .map(|v| (v.id, v.patient, v.visit))
+            .collect::<Vec<_>>(),
+        visits
+            .iter()
+            .map(|v| (v.id, v.patient, v.visit))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        got.visits.iter().map(|v| v.visit.date).collect::<Vec<_>>(),
+        vec![day(3), day(20)],
+        "by date, the other patient's visit left out"
+    );
+    assert_eq!(
+        got.consents
+            .iter()
+            .map(|c| (c.id, c.patient, c.consent.clone()))
+            .collect::<Vec<_>>(),
+        consents
+            .iter()
+            .map(|c| (c.id, c.patient, c.consent.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(got.consents.len(), 2);
+    assert_eq!(got.consents[0].id, withdrawn, "by time recorded");
+    assert_eq!(
+        got.consents[0].consent.withdrawn_at,
+        Some(t0() - Duration::days(1))
+    );
+
+    assert!(
+        facts(KineId(Uuid::new_v4()), patient).await.is_none(),
+        "another kiné's"
+    );
+    assert!(
+        facts(kine, PatientId(Uuid::new_v4())).await.is_none(),
+        "no such patient"
+    );
+    store.close().await;
+}
+
+on_both!(admission_facts_are_the_three_reads_in_one);

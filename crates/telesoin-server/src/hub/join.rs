@@ -12,7 +12,7 @@ use telesoin_core::model::{Companion, Consent, ConsentRecorder, Role, SessionSta
 use telesoin_core::representation::{self, ConsentChannel, ConsentGiver};
 use telesoin_core::{ParticipantId, PatientId, RefusalCode, SessionId, acts};
 use telesoin_proto::signal::{self as wire, ServerMsg};
-use telesoin_store::{Appended, SessionRow};
+use telesoin_store::{AdmissionFacts, Appended, SessionRow};
 
 use crate::error::refusal_body;
 use crate::events::DomainEvent;
@@ -95,16 +95,19 @@ impl Hub {
         let act = acts::find(&row.session.act_code);
         let participant = claims.participant();
         let role = claims.role();
-        // A minor's side is asked for the representative's consent and a named parent.
-        let minor = match role {
-            Role::Kine => false,
+        // The patient, visits and consents (one read): a minor's side is asked for the
+        // representative's consent and a named parent; the first evaluation decides with them.
+        let facts = match role {
+            Role::Kine => None,
             _ => self
                 .store
-                .patient(row.session.kine, row.session.patient)
+                .admission_facts(row.session.kine, row.session.patient)
                 .await
-                .map_err(store_down)?
-                .is_some_and(|p| representation::is_minor(&p.patient, row.session.day())),
+                .map_err(store_down)?,
         };
+        let minor = facts
+            .as_ref()
+            .is_some_and(|f| representation::is_minor(&f.patient.patient, row.session.day()));
 
         // A seat this node does not hold may still be admitted: the server restarted, or another
         // node held it. Its persisted state says so (one row, kept with every event: admitted,
@@ -284,6 +287,7 @@ impl Hub {
             welcome,
             resumed,
             row,
+            facts,
         })
     }
 
@@ -311,18 +315,24 @@ impl Hub {
         participant: ParticipantId,
         now: DateTime<Utc>,
     ) {
-        self.evaluate_with(session, participant, None, now).await;
+        self.evaluate_with(session, participant, None, None, now)
+            .await;
     }
 
-    /// [`Hub::evaluate`] with the session's row when the caller just read it (the join).
+    /// [`Hub::evaluate`] with the session's row and the patient's facts when the caller just
+    /// read them (the join).
     async fn evaluate_with(
         &self,
         session: SessionId,
         participant: ParticipantId,
         row: Option<&SessionRow>,
+        facts: Option<&AdmissionFacts>,
         now: DateTime<Utc>,
     ) {
-        match self.try_evaluate(session, participant, row, now).await {
+        match self
+            .try_evaluate(session, participant, row, facts, now)
+            .await
+        {
             Ok(()) => {}
             Err(code) => {
                 // The store failed: say so and keep the seat; the client may retry.
@@ -343,6 +353,7 @@ impl Hub {
         session: SessionId,
         participant: ParticipantId,
         row: Option<&SessionRow>,
+        facts: Option<&AdmissionFacts>,
         now: DateTime<Utc>,
     ) -> HubResult<()> {
         let row = match row {
@@ -377,28 +388,18 @@ impl Hub {
                 Err(c) => Decision::Refuse(c),
             }
         } else {
-            let patient = self
-                .store
-                .patient(row.session.kine, row.session.patient)
-                .await
-                .map_err(store_down)?
-                .ok_or(RefusalCode::SessionNotFound)?;
-            let visits: Vec<_> = self
-                .store
-                .visits(row.session.kine, row.session.patient)
-                .await
-                .map_err(store_down)?
-                .into_iter()
-                .map(|v| v.visit)
-                .collect();
-            let consents: Vec<_> = self
-                .store
-                .consents(row.session.kine, row.session.patient)
-                .await
-                .map_err(store_down)?
-                .into_iter()
-                .map(|c| c.consent)
-                .collect();
+            let facts = match facts {
+                Some(f) => f.clone(),
+                None => self
+                    .store
+                    .admission_facts(row.session.kine, row.session.patient)
+                    .await
+                    .map_err(store_down)?
+                    .ok_or(RefusalCode::SessionNotFound)?,
+            };
+            let patient = facts.patient;
+            let visits: Vec<_> = facts.visits.into_iter().map(|v| v.visit).collect();
+            let consents: Vec<_> = facts.consents.into_iter().map(|c| c.consent).collect();
             // HN: the price shown on the join page, accepted there before admission.
             let to_accept = crate::records::hn_price_to_accept(self.store.as_ref(), &row)
                 .await
@@ -571,8 +572,14 @@ impl Hub {
             self.announce(session, participant, now).await;
         } else {
             // The join read the session a moment ago: not again.
-            self.evaluate_with(session, participant, Some(&joined.row), now)
-                .await;
+            self.evaluate_with(
+                session,
+                participant,
+                Some(&joined.row),
+                joined.facts.as_ref(),
+                now,
+            )
+            .await;
         }
     }
 

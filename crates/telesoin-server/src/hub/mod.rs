@@ -172,6 +172,8 @@ pub struct Joined {
     pub resumed: bool,
     /// The session as the join read it (the first evaluation does not read it again).
     pub row: telesoin_store::SessionRow,
+    /// The patient's facts as the join read them (a seat of the patient's side), for the same.
+    pub facts: Option<telesoin_store::AdmissionFacts>,
 }
 
 pub struct Hub {
