@@ -95,6 +95,9 @@ pub trait RecordStore: Send + Sync {
     async fn kine_settings(&self, kine: KineId) -> Result<KineSettings>;
     async fn set_kine_settings(&self, kine: KineId, settings: KineSettings) -> Result<()>;
     async fn session_billing(&self, session: SessionId) -> Result<SessionBilling>;
+    /// The price of the session if it were HN: its own, or else its kiné's default, in one read
+    /// (None when there is no such session).
+    async fn hn_price_cents(&self, session: SessionId) -> Result<Option<i64>>;
     /// Records the billing facts and the class (at scheduling, and again at finalization).
     async fn set_session_billing(
         &self,
@@ -203,6 +206,25 @@ impl RecordStore for SqlStore {
             }),
             None => Ok(SessionBilling::default()),
         }
+    }
+
+    async fn hn_price_cents(&self, session: SessionId) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT s.hn_price_cents AS own, k.hn_price_cents AS kine_default
+             FROM sessions s JOIN kines k ON k.id = s.kine_id WHERE s.id = $1",
+        )
+        .bind(session.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let own: Option<i64> = get(&r, "own")?;
+        Ok(Some(match own {
+            Some(p) => p,
+            None => get(&r, "kine_default")?,
+        }))
     }
 
     async fn set_relay_only(&self, session: SessionId, relay_only: bool) -> Result<()> {

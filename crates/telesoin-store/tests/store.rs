@@ -886,6 +886,18 @@ async fn records_suite(url: String) {
     };
     store.set_kine_settings(kine, settings).await.expect("set");
     assert_eq!(store.kine_settings(kine).await.expect("ok"), settings);
+    assert_eq!(
+        store.hn_price_cents(session).await.expect("ok"),
+        Some(4500),
+        "no price of its own: the kiné's default"
+    );
+    assert_eq!(
+        store
+            .hn_price_cents(SessionId(Uuid::new_v4()))
+            .await
+            .expect("ok"),
+        None
+    );
     let billing = SessionBilling {
         direct_access: Some("ankle_sprain".into()),
         hn_price_cents: Some(6000),
@@ -896,6 +908,11 @@ async fn records_suite(url: String) {
         .await
         .expect("set");
     assert_eq!(store.session_billing(session).await.expect("ok"), billing);
+    assert_eq!(
+        store.hn_price_cents(session).await.expect("ok"),
+        Some(6000),
+        "its own price first"
+    );
 
     let v1 = store
         .add_report(session, kine, "Genou : flexion 110°.", t0())

@@ -224,12 +224,9 @@ pub async fn hn_price_to_accept(
     if row.billing_class != "hn" {
         return Ok(None);
     }
-    let billing = store.session_billing(row.session.id).await?;
-    let price = match billing.hn_price_cents {
-        Some(p) => p,
-        None => store.kine_settings(row.session.kine).await?.hn_price_cents,
-    };
-    Ok(Some(price).filter(|p| *p > 0))
+    // The session's own price, or else the kiné's default: one read.
+    let price = store.hn_price_cents(row.session.id).await?;
+    Ok(price.filter(|p| *p > 0))
 }
 
 /// Who consented for the session (the latest consent recorded by its end, or now), in words:
