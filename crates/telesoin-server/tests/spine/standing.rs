@@ -2,7 +2,7 @@
 //! the web client does) in a call through the real binary, which is killed (`kill -9`) and
 //! started again at each step of the protocol (or drained with SIGTERM mid-call); a cluster
 //! node whose Redis restarts empty, or pauses, mid-call; a node whose store (a PostgreSQL of the
-//! test's own) crashes and restarts mid-call. The server is away 1.5 s per crash (5 s in long
+//! test's own) crashes and restarts mid-call; a node whose data directory fills up mid-call. The server is away 1.5 s per crash (5 s in long
 //! mode). Every case asserts, from the record:
 //! - billed seconds against the call the peers observed (from their own connection states, the
 //!   instant both were connected to the instant the kiné hung up): never more than 1.5 s over
@@ -175,7 +175,7 @@ async fn connected_call(server: &Server, email: &str) -> (Api, Uuid, Vec<u8>, Pe
     let api = server.kine(email).await;
     let patient = api.ready_patient().await;
     let session = api.session(patient, json!({})).await;
-    let ca = std::fs::read(server.dir.path().join("tls/cert.pem")).expect("certificate");
+    let ca = std::fs::read(server.state.cfg.data_dir.join("tls/cert.pem")).expect("certificate");
     let kine_link = link_url(&api, session, "kine").await;
     let patient_link = link_url(&api, session, "patient").await;
     let mut kine = Peer::join(peer_config(&ca, kine_link, true))
@@ -899,6 +899,128 @@ async fn postgres_restarted(round: usize, stay: Duration) {
     );
     server.stop().await;
     pg.crash().await;
+}
+
+/// The data directory fills up mid-call (a tmpfs of the test's own, filled to ENOSPC): the node
+/// stops being ready and seats nobody (a companion's join is refused `unavailable`), the call's
+/// media goes on peer to peer, the gap is recorded once the disk has room again, and the kiné's
+/// hang-up then ends the session, billed never over what the peers observed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_data_directory_full_mid_call() {
+    let (rounds, stay, bound) = mode();
+    for round in 0..rounds {
+        tokio::time::timeout(bound, disk_full(round, stay.max(Duration::from_secs(8))))
+            .await
+            .unwrap_or_else(|_| panic!("round {round} took longer than {bound:?}"));
+    }
+}
+
+async fn disk_full(round: usize, stay: Duration) {
+    let Some(fs) = crate::faults::TinyFs::mount("32m") else {
+        return;
+    };
+    let data = fs.path().join("data");
+    let server = Server::start_with(|c| {
+        c.data_dir = data.clone();
+        c.min_free_disk_mb = 1;
+        c.heartbeat_seconds = 2;
+        c.grace_seconds = 20;
+    })
+    .await;
+    let email = format!("disk-full-{round}@example.fr");
+    let (api, session, _, mut kine, mut pat) = connected_call(&server, &email).await;
+    let connected = Instant::now();
+    let (companion, _) = api.link(session, "companion").await;
+    tokio::time::sleep(stay / 2).await;
+
+    let readyz = || async {
+        http()
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .expect("readyz")
+            .status()
+            .as_u16()
+    };
+    let away = Instant::now();
+    let filler = fs.fill();
+    let deadline = Instant::now() + T;
+    while readyz().await != 503 {
+        assert!(Instant::now() < deadline, "not ready once the disk is full");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Long enough for a heartbeat to be refused, then a join while nothing can be written.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (code, close) = crate::refused_code(server.port, &companion).await;
+    assert_eq!(
+        (code.as_str(), close),
+        ("unavailable", 4001),
+        "nobody is seated while presence cannot be recorded"
+    );
+    std::fs::remove_file(filler).expect("free the disk");
+    let deadline = Instant::now() + T;
+    while readyz().await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "ready again once the disk has room"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let away = away.elapsed();
+    assert!(
+        kine.state().connected_remote().is_some() && pat.state().connected_remote().is_some(),
+        "the media stayed up"
+    );
+    tokio::time::sleep(stay / 2).await;
+    let hung_up = Instant::now();
+    let billed = kine
+        .hangup(T)
+        .await
+        .expect("hangup")
+        .expect("the kiné's hang-up ends the session");
+    let observed = (hung_up - connected).as_secs_f64();
+    pat.wait_state("ended", T, |s| s.ended.is_some().then_some(Ok(())))
+        .await
+        .expect("the patient hears the end");
+    pat.shutdown().await;
+    let rec = api.login(&email).await.record(session).await;
+    // Reports refused while the disk was full are no evidence: under by at most that time, one
+    // heartbeat period (2 s) before it (back to the last persisted report of each side) and one
+    // after it (up to the first report of each side written once the disk has room).
+    let seen = observed - away.as_secs_f64() - 2.0 * 2.0;
+    check_record(
+        &rec,
+        observed,
+        seen,
+        &[kine.participant(), pat.participant()],
+    );
+    assert_eq!(rec["billable_seconds"].as_i64(), Some(billed));
+    let events = rec["events"].as_array().expect("events");
+    assert!(
+        !events.iter().any(|e| e["role"] == "companion"),
+        "nothing of the refused companion's seat: {rec}"
+    );
+    let gaps = rec["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter(|e| {
+            e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("store_gap_"))
+        })
+        .count();
+    assert_eq!(gaps, 1, "the gap is recorded once: {rec}");
+    assert!(
+        telesoin_server::records::cli::audit_verify(server.state.store.as_ref())
+            .await
+            .expect("audit verify")
+    );
+    eprintln!(
+        "standing disk-full round {round}: billed {billed} s, observed {observed:.1} s, disk full {:.1} s",
+        away.as_secs_f64()
+    );
+    server.stop().await;
 }
 
 /// `reconnect: false` (`--no-reconnect`): a peer whose server goes away stays away, while one
