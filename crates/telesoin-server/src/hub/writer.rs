@@ -268,3 +268,129 @@ impl Shard {
         tokio::time::sleep(pause.min(MAX_BACKOFF)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telesoin_core::billing::PresenceKind;
+    use telesoin_core::model::{Kine, Patient, Role, Session, SessionStatus, Window};
+    use telesoin_core::{KineId, ParticipantId, PatientId};
+    use telesoin_store::SqlStore;
+    use uuid::Uuid;
+
+    async fn session(store: &dyn Store) -> SessionId {
+        let now = Utc::now();
+        let kine = Kine {
+            id: KineId(Uuid::new_v4()),
+            rpps: "10001234567".into(),
+            name: "Claire Martin".into(),
+            email: "claire@example.fr".into(),
+        };
+        store.create_kine(&kine, "hash", now).await.expect("kine");
+        let patient = Patient {
+            id: PatientId(Uuid::new_v4()),
+            kine: kine.id,
+            display_name: "M. Petit".into(),
+            birth_date: chrono::NaiveDate::from_ymd_opt(1949, 7, 2).expect("date"),
+            loss_of_autonomy: false,
+            gp_contact: None,
+        };
+        store.create_patient(&patient, now).await.expect("patient");
+        let (window_start, window_end) = Session::window_for(now, Window::default());
+        let s = Session {
+            id: SessionId(Uuid::new_v4()),
+            kine: kine.id,
+            patient: patient.id,
+            starts_at: now,
+            window_start,
+            window_end,
+            act_code: "MEMBRE".into(),
+            status: SessionStatus::Scheduled,
+            auto_admit: true,
+            patient_consent_on_join: false,
+        };
+        store
+            .create_session(&s, "reimbursable", now)
+            .await
+            .expect("session");
+        s.id
+    }
+
+    fn event(who: ParticipantId, kind: PresenceKind) -> NewEvent {
+        NewEvent {
+            at: Utc::now(),
+            participant: Some(who),
+            role: Some(Role::Companion),
+            kind,
+            detail: None,
+            announce: None,
+        }
+    }
+
+    /// A batch (one queue, one transaction) holding an event the store refuses for good (its
+    /// session does not exist: the foreign key) among kept ones: the refused one is answered
+    /// with the error and counted, the others are written, the queue empties and the node stays
+    /// ready. Before, the batch was retried forever and its queue never moved again.
+    #[tokio::test]
+    async fn an_event_refused_for_good_does_not_stop_its_batch() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store: Arc<dyn Store> = Arc::new(
+            SqlStore::open_sqlite(&dir.path().join("telesoin.db"))
+                .await
+                .expect("store"),
+        );
+        let live = session(store.as_ref()).await;
+        let health = Arc::new(Health::new(dir.path().to_path_buf(), 0));
+        let writer = PresenceWriter::new(store.clone(), health.clone());
+        // A session in the same queue as `live`, that does not exist (deleted, purged).
+        let gone = loop {
+            let s = SessionId(Uuid::new_v4());
+            if s.0.as_u128() % SHARDS as u128 == live.0.as_u128() % SHARDS as u128 {
+                break s;
+            }
+        };
+        let (a, b) = (ParticipantId(Uuid::new_v4()), ParticipantId(Uuid::new_v4()));
+        // Submitted before the writer task runs (one thread): one batch.
+        let replies = [
+            writer.submit(live, event(a, PresenceKind::Joined), true),
+            writer.submit(gone, event(b, PresenceKind::Joined), true),
+            writer.submit(live, event(a, PresenceKind::Left), true),
+        ];
+        let mut outcomes = Vec::new();
+        for rx in replies {
+            let outcome = tokio::time::timeout(Duration::from_secs(10), rx)
+                .await
+                .expect("answered: the queue is not stuck")
+                .expect("reply");
+            outcomes.push(outcome);
+        }
+        assert!(
+            matches!(outcomes[0], Ok(Appended::Written(_))),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[1], Err(StoreError::Rejected(_))),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[2], Ok(Appended::Written(_))),
+            "{outcomes:?}"
+        );
+        assert_eq!(writer.queued(), 0);
+        assert_eq!(writer.rejected(), 1);
+        assert!(!health.writes_failing(), "a refused event is no outage");
+        let kinds: Vec<_> = store
+            .events(live)
+            .await
+            .expect("events")
+            .iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, [PresenceKind::Joined, PresenceKind::Left]);
+        // And the queue goes on.
+        let next = writer
+            .append(live, event(a, PresenceKind::Joined), false)
+            .await;
+        assert!(matches!(next, Ok(Appended::Written(_))), "{next:?}");
+    }
+}
