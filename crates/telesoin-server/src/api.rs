@@ -91,6 +91,12 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         "1 while the node is shutting down.",
         u8::from(app.hub.is_draining()).to_string(),
     );
+    out.push_str(&format!(
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+        app.hub.presence_rejected(),
+        name = "telesoin_presence_events_rejected_total",
+        help = "Presence events the store refused for good (a constraint: their session is gone); not retried.",
+    ));
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -459,18 +465,20 @@ pub async fn add_consent_for(
         withdrawn_at: None,
     };
     let cid = Uuid::new_v4();
-    app.store
-        .add_consent(kine.id, p.patient.id, cid, &consent)
-        .await?;
-    if let Some(r) = &representative {
-        app.store.set_consent_representative(cid, r).await?;
-    }
-    tracing::info!(patient = %p.patient.id, "consent recorded by the kiné");
     let recorded = DomainEvent::ConsentRecorded {
         kine: kine.id,
         patient: p.patient.id,
         by: "kine",
     };
+    // The webhook is written with the consent, in its transaction.
+    let announce = app.hub.webhooks().of(consent.recorded_at, &recorded).await;
+    app.store
+        .add_consent(kine.id, p.patient.id, cid, &consent, announce.as_ref())
+        .await?;
+    if let Some(r) = &representative {
+        app.store.set_consent_representative(cid, r).await?;
+    }
+    tracing::info!(patient = %p.patient.id, "consent recorded by the kiné");
     app.hub.events().emit(consent.recorded_at, recorded).await;
     let mut json = consent_json(&ConsentRow {
         id: cid,
@@ -498,9 +506,15 @@ pub async fn withdraw_consent_for(
     id: Uuid,
 ) -> ApiResult<rest::Consent> {
     let now = Utc::now();
+    // The webhook is written with the withdrawal (the store adds the kiné and the patient).
+    let announce = app
+        .hub
+        .webhooks()
+        .announce("consent.withdrawn", now, serde_json::json!({}))
+        .await;
     let row = app
         .store
-        .withdraw_consent(kine.id, id, now)
+        .withdraw_consent(kine.id, id, now, announce.as_ref())
         .await?
         .ok_or_else(ApiError::not_found)?;
     tracing::info!(patient = %row.patient, "consent withdrawn");

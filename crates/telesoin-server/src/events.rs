@@ -1,7 +1,8 @@
 //! Domain events: the one place where "something happened" is announced.
 //!
 //! The hub and the REST handlers emit; listeners chosen at start-up act: the audit trail appends
-//! a hash-chained row, platform webhooks queue a delivery. A listener never blocks the emitter
+//! a hash-chained row. (Platform webhooks are not a listener: each change writes its own, in its
+//! transaction; see `platform::webhooks`.) A listener never blocks the emitter
 //! for long and never changes what happened; one that fails logs why.
 //! Events carry ids and codes only: never a token, an SDP or personal data.
 

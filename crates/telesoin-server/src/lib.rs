@@ -123,9 +123,9 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
     let events = events::Events::new();
     // Every security event goes to the hash-chained audit trail.
     events.listen(records::audit::AuditTrail::new(store.clone()));
-    // Platforms' webhooks: an outbox row per endpoint, written before the emitter goes on.
+    // Platforms' webhooks: made by the change, written in its transaction.
     let single_node = cfg.redis_url.is_none();
-    events.listen(platform::webhooks::Outbox::new(store.clone(), single_node));
+    let webhooks = platform::webhooks::Announcer::new(store.clone(), single_node);
     let hub_cfg = hub::HubConfig {
         grace: Duration::seconds(cfg.grace_seconds),
         billing: telesoin_core::billing::Policy::new(
@@ -144,6 +144,7 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<Prepared> {
             cfg.data_dir.clone(),
             cfg.min_free_disk_mb.saturating_mul(1_000_000),
         )),
+        webhooks,
     };
     hub_cfg.health.check_disk();
     // One node with the in-process bus, or a cluster node on Redis: chosen here, once.

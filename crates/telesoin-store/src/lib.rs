@@ -9,7 +9,8 @@
 //!   WAL), or Postgres when several nodes share one database. Migrations live in
 //!   `migrations/sqlite` and `migrations/postgres`, embedded in the binary, and are applied on
 //!   connect.
-//! - [`StoreError`]: what can go wrong, with `Unavailable` kept apart so callers fail closed.
+//! - [`StoreError`]: what can go wrong, with `Unavailable` (transient: retry, fail closed) kept
+//!   apart from `Rejected` (a constraint refuses the write for good).
 //!
 //! Why one implementation over `sqlx::Any` rather than one per backend: the queries are plain
 //! SQL that both databases accept (`$n` placeholders, `RETURNING`, `ON CONFLICT ... DO NOTHING`),
@@ -67,6 +68,11 @@ pub enum StoreError {
     /// A uniqueness rule was broken (an e-mail or RPPS already registered, ...).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database refuses this write for good: a foreign key (its session was deleted or
+    /// purged), a `CHECK` or a `NOT NULL` constraint. Retrying the same write cannot help,
+    /// unlike [`StoreError::Unavailable`]. The message names the constraint, not the row.
+    #[error("refused by a constraint: {0}")]
+    Rejected(String),
     /// The database URL cannot be used (an unknown scheme, a malformed URL). The message never
     /// repeats the URL, which may hold a password.
     #[error("configuration: {0}")]
@@ -116,12 +122,15 @@ pub trait PatientStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<()>;
     async fn visits(&self, kine: KineId, patient: PatientId) -> Result<Vec<VisitRow>>;
+    /// Records a consent, in one transaction with the webhooks of `recorded`
+    /// (`consent.recorded`: its data gets `kine` and `patient`; ordered by patient).
     async fn add_consent(
         &self,
         kine: KineId,
         patient: PatientId,
         id: Uuid,
         consent: &Consent,
+        recorded: Option<&Announcement>,
     ) -> Result<()>;
     async fn consents(&self, kine: KineId, patient: PatientId) -> Result<Vec<ConsentRow>>;
     /// [`PatientStore::patient`], [`PatientStore::visits`] and [`PatientStore::consents`] in
@@ -132,12 +141,15 @@ pub trait PatientStore: Send + Sync {
         kine: KineId,
         patient: PatientId,
     ) -> Result<Option<AdmissionFacts>>;
-    /// Withdraws a consent of this kiné's patient; false if there was none to withdraw.
+    /// Withdraws a consent of this kiné's patient, in one transaction with the webhooks of
+    /// `withdrawn` (`consent.withdrawn`, as for `add_consent`); None, and nothing written, if
+    /// there was none to withdraw.
     async fn withdraw_consent(
         &self,
         kine: KineId,
         id: Uuid,
         at: DateTime<Utc>,
+        withdrawn: Option<&Announcement>,
     ) -> Result<Option<ConsentRow>>;
     async fn add_prescription(
         &self,
@@ -204,9 +216,12 @@ pub trait EventStore: Send + Sync {
     /// [`StoreError::SeatLeft`] when the seat's last event is `left` and this one is not a new
     /// `joined`: a seat's events are ordered, nothing follows its `left` but a return.
     async fn append_event(&self, session: SessionId, event: &NewEvent) -> Result<i64>;
-    /// Appends events in order, in one transaction (one write for a burst of them); each one
-    /// the seat rule refuses is [`Appended::SeatLeft`] and the others are still written. An
-    /// error means that none was written.
+    /// Appends events in order, in one transaction (one write for a burst of them), each with
+    /// its announcement (webhook rows) if it has one; each one the seat rule refuses is
+    /// [`Appended::SeatLeft`], without its announcement, and the others are still written. An
+    /// error means that none was written: [`StoreError::Rejected`] when a constraint refuses
+    /// one of them for good (its session is gone, ...), which the caller finds by writing them
+    /// one by one.
     async fn append_events(&self, batch: &[(SessionId, NewEvent)]) -> Result<Vec<Appended>>;
     async fn events(&self, session: SessionId) -> Result<Vec<EventRow>>;
     /// The seat's last state (one row, kept with every event), None before its first event.

@@ -18,10 +18,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
-use telesoin_core::SessionId;
 use telesoin_core::billing::PresenceKind;
 use telesoin_core::model::Session;
 use telesoin_core::reach::MessageKind;
+use telesoin_core::{KineId, PatientId, SessionId};
 use uuid::Uuid;
 
 use crate::reach::{MessageState, NewMessage, insert_messages};
@@ -68,7 +68,8 @@ impl Announcement {
 }
 
 /// Queues the webhook deliveries of `events` about `session`, on `conn` (inside the caller's
-/// transaction). Returns how many rows were written.
+/// transaction). One read finds the session's kiné and the endpoints of the platforms it gave
+/// access to (none: nothing more is done). Returns how many rows were written.
 pub(crate) async fn queue_webhooks(
     conn: &mut AnyConnection,
     session: SessionId,
@@ -78,31 +79,89 @@ pub(crate) async fn queue_webhooks(
     if events.is_empty() {
         return Ok(0);
     }
-    let Some(row) = sqlx::query("SELECT kine_id FROM sessions WHERE id = $1")
-        .bind(session.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(unavailable)?
-    else {
+    let targets = sqlx::query(
+        "SELECT s.kine_id AS kine_id, w.id AS endpoint_id FROM sessions s
+         JOIN platform_kines pk ON pk.kine_id = s.kine_id
+         JOIN webhook_endpoints w ON w.platform_id = pk.platform_id
+         WHERE s.id = $1 AND w.deleted_at IS NULL ORDER BY w.created_at, w.id",
+    )
+    .bind(session.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    let Some(first) = targets.first() else {
         return Ok(0);
     };
-    let kine = uuid(&get::<String>(&row, "kine_id")?)?;
+    let kine = uuid(&get::<String>(first, "kine_id")?)?;
+    let endpoints = targets
+        .iter()
+        .map(|t| get::<String>(t, "endpoint_id"))
+        .collect::<Result<Vec<_>>>()?;
+    let about = serde_json::json!({ "session": session.0, "kine": kine });
+    let order_key = format!("session:{session}");
+    insert_rows(conn, &endpoints, &order_key, &about, events, now).await
+}
+
+/// Queues the webhook deliveries of `events` about a patient of `kine` (consents), on `conn`:
+/// one row per endpoint of every platform the kiné gave access to, `data` with `kine` and
+/// `patient`, in the patient's order (`patient:{id}`).
+pub(crate) async fn queue_patient_webhooks(
+    conn: &mut AnyConnection,
+    kine: KineId,
+    patient: PatientId,
+    events: &[Announcement],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    if events.is_empty() {
+        return Ok(0);
+    }
     let targets = sqlx::query(
-        "SELECT w.id FROM webhook_endpoints w JOIN platform_kines pk ON pk.platform_id = w.platform_id
+        "SELECT w.id AS endpoint_id FROM platform_kines pk
+         JOIN webhook_endpoints w ON w.platform_id = pk.platform_id
          WHERE pk.kine_id = $1 AND w.deleted_at IS NULL ORDER BY w.created_at, w.id",
     )
     .bind(kine.to_string())
     .fetch_all(&mut *conn)
     .await
     .map_err(unavailable)?;
+    let endpoints = targets
+        .iter()
+        .map(|t| get::<String>(t, "endpoint_id"))
+        .collect::<Result<Vec<_>>>()?;
+    let about = serde_json::json!({ "kine": kine.0, "patient": patient.0 });
+    insert_rows(
+        conn,
+        &endpoints,
+        &format!("patient:{patient}"),
+        &about,
+        events,
+        now,
+    )
+    .await
+}
+
+/// One outbox row per endpoint and event; `about`'s fields are added to each event's data.
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    endpoints: &[String],
+    order_key: &str,
+    about: &serde_json::Value,
+    events: &[Announcement],
+    now: DateTime<Utc>,
+) -> Result<u64> {
     let mut n = 0;
-    for t in &targets {
-        let endpoint: String = get(t, "id")?;
+    for endpoint in endpoints {
         for e in events {
             let id = Uuid::new_v4();
-            let mut data = e.data.clone();
-            data["session"] = serde_json::json!(session.0);
-            data["kine"] = serde_json::json!(kine);
+            let mut data = match &e.data {
+                serde_json::Value::Object(_) => e.data.clone(),
+                _ => serde_json::json!({}),
+            };
+            if let (Some(data), Some(about)) = (data.as_object_mut(), about.as_object()) {
+                for (k, v) in about {
+                    data.insert(k.clone(), v.clone());
+                }
+            }
             let body = serde_json::json!({
                 "id": id, "type": e.event_type, "created_at": e.at, "data": data,
             });
@@ -111,8 +170,8 @@ pub(crate) async fn queue_webhooks(
                  VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
             )
             .bind(id.to_string())
-            .bind(&endpoint)
-            .bind(format!("session:{session}"))
+            .bind(endpoint)
+            .bind(order_key)
             .bind(&e.event_type)
             .bind(body.to_string())
             .bind(ms(now))

@@ -14,8 +14,9 @@ use sqlx::Executor;
 use telesoin_core::audit::{self, AuditRowCanonical};
 use telesoin_core::{KineId, PatientId, SessionId};
 
+use crate::outbound::queue_webhooks;
 use crate::sql::{Backend, date, get, instant, ms, opt_instant, unavailable, uuid};
-use crate::{Result, SessionRow, SqlStore, StoreError};
+use crate::{Announcement, Result, SessionRow, SqlStore, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct KineSettings {
@@ -107,13 +108,16 @@ pub trait RecordStore: Send + Sync {
     ) -> Result<()>;
     /// Sets the privacy mode of a session (media through TURN only).
     async fn set_relay_only(&self, session: SessionId, relay_only: bool) -> Result<()>;
-    /// Adds a version of the compte rendu; returns its number (1, 2, ...).
+    /// Adds a version of the compte rendu; returns its number (1, 2, ...). With `written`
+    /// (`report.written`), its webhooks are queued in the same transaction, their data with
+    /// the new `version`.
     async fn add_report(
         &self,
         session: SessionId,
         author: KineId,
         text: &str,
         at: DateTime<Utc>,
+        written: Option<&Announcement>,
     ) -> Result<i64>;
     async fn reports(&self, session: SessionId) -> Result<Vec<ReportRow>>;
     /// Finalized sessions of `kine` (or of everyone) that started in `[from, to)`.
@@ -263,15 +267,17 @@ impl RecordStore for SqlStore {
         author: KineId,
         text: &str,
         at: DateTime<Utc>,
+        written: Option<&Announcement>,
     ) -> Result<i64> {
         // The primary key (session, version) makes a concurrent amendment fail rather than
         // overwrite: the caller retries with the next version.
         for _ in 0..3 {
+            let mut tx = self.pool.begin().await.map_err(unavailable)?;
             let next: i64 = sqlx::query(
                 "SELECT COALESCE(MAX(version), 0) + 1 AS v FROM reports WHERE session_id = $1",
             )
             .bind(session.to_string())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(unavailable)
             .and_then(|r| get(&r, "v"))?;
@@ -283,14 +289,26 @@ impl RecordStore for SqlStore {
             .bind(text)
             .bind(author.to_string())
             .bind(ms(at))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(unavailable);
             match inserted {
-                Ok(_) => return Ok(next),
-                Err(StoreError::Conflict(_)) => continue,
+                Ok(_) => {}
+                Err(StoreError::Conflict(_)) => {
+                    tx.rollback().await.map_err(unavailable)?;
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
+            if let Some(a) = written {
+                let mut a = a.clone();
+                if let Some(data) = a.data.as_object_mut() {
+                    data.insert("version".into(), serde_json::json!(next));
+                }
+                queue_webhooks(&mut tx, session, std::slice::from_ref(&a), a.at).await?;
+            }
+            tx.commit().await.map_err(unavailable)?;
+            return Ok(next);
         }
         Err(StoreError::Conflict(
             "report version raced three times".into(),

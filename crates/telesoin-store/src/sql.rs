@@ -24,6 +24,7 @@ use telesoin_core::model::{
 use telesoin_core::{KineId, ParticipantId, PatientId, SessionId};
 use uuid::Uuid;
 
+use crate::outbound::{queue_patient_webhooks, queue_webhooks};
 use crate::*;
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -91,11 +92,21 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
+/// What a database error means for the caller: a uniqueness rule broken is a `Conflict`; a
+/// foreign key, a `CHECK` or a `NOT NULL` refused is `Rejected` (the same write would be refused
+/// again: its session was deleted, a value is out of its domain); anything else (the database
+/// away, locked, full, a pool timeout) is `Unavailable`, worth retrying.
 pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
+    use sqlx::error::ErrorKind;
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(db.message().to_owned())
-        }
+        sqlx::Error::Database(db) => match db.kind() {
+            ErrorKind::UniqueViolation => StoreError::Conflict(db.message().to_owned()),
+            // The message names the constraint, never the row's values.
+            ErrorKind::ForeignKeyViolation
+            | ErrorKind::CheckViolation
+            | ErrorKind::NotNullViolation => StoreError::Rejected(db.message().to_owned()),
+            _ => StoreError::Unavailable(e.to_string()),
+        },
         _ => StoreError::Unavailable(e.to_string()),
     }
 }
@@ -482,8 +493,9 @@ impl PatientStore for SqlStore {
         patient: PatientId,
         id: Uuid,
         c: &Consent,
+        recorded: Option<&Announcement>,
     ) -> Result<()> {
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO consents (id, kine_id, patient_id, recorded_by, method, text_version, recorded_at, withdrawn_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(id.to_string())
@@ -493,10 +505,16 @@ impl PatientStore for SqlStore {
         .bind(&c.method)
         .bind(&c.text_version)
         .bind(ms(c.recorded_at))
-        .bind(c.withdrawn_at.map(ms))
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        .bind(c.withdrawn_at.map(ms));
+        let Some(a) = recorded else {
+            // Nothing to announce (no webhook configured): one autocommit statement.
+            insert.execute(&self.pool).await.map_err(unavailable)?;
+            return Ok(());
+        };
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        insert.execute(&mut *tx).await.map_err(unavailable)?;
+        queue_patient_webhooks(&mut tx, kine, patient, std::slice::from_ref(a), a.at).await?;
+        tx.commit().await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -588,15 +606,26 @@ impl PatientStore for SqlStore {
         kine: KineId,
         id: Uuid,
         at: DateTime<Utc>,
+        withdrawn: Option<&Announcement>,
     ) -> Result<Option<ConsentRow>> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let rows = sqlx::query("UPDATE consents SET withdrawn_at = $1 WHERE id = $2 AND kine_id = $3 AND withdrawn_at IS NULL RETURNING *")
             .bind(ms(at))
             .bind(id.to_string())
             .bind(kine.to_string())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(unavailable)?;
-        rows.first().map(consent_row).transpose()
+        let Some(row) = rows.first().map(consent_row).transpose()? else {
+            tx.rollback().await.map_err(unavailable)?;
+            return Ok(None);
+        };
+        if let Some(a) = withdrawn {
+            queue_patient_webhooks(&mut tx, kine, row.patient, std::slice::from_ref(a), a.at)
+                .await?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Some(row))
     }
 
     async fn add_prescription(
@@ -886,13 +915,17 @@ fn appended(rows: std::result::Result<Vec<AnyRow>, sqlx::Error>) -> Result<Appen
 }
 
 impl SqlStore {
-    /// The batch in one transaction. SQLite: a refused event aborts its own statement only, the
-    /// transaction goes on. Postgres aborts the whole transaction on any error: `None` then, and
-    /// the caller appends one by one.
+    /// The batch in one transaction, with the announcements of the events written; the events
+    /// `skip`ped are not tried (the seat rule refused them in an earlier try) and answered
+    /// [`Appended::SeatLeft`]. SQLite: an event the seat rule refuses aborts its own statement
+    /// only, the transaction goes on. Postgres aborts the whole transaction on any error: it is
+    /// rolled back and `Err(i)` names the refused event, for a new try without it. Any other
+    /// error rolls everything back.
     async fn append_in_one(
         &self,
         batch: &[(SessionId, NewEvent)],
-    ) -> Result<Option<Vec<Appended>>> {
+        skip: &[bool],
+    ) -> Result<std::result::Result<Vec<Appended>, usize>> {
         let mut conn = self.pool.acquire().await.map_err(unavailable)?;
         conn.execute(match self.backend {
             Backend::Sqlite => "BEGIN IMMEDIATE",
@@ -900,31 +933,58 @@ impl SqlStore {
         })
         .await
         .map_err(unavailable)?;
-        let mut out = Vec::with_capacity(batch.len());
-        for (session, e) in batch {
-            let rows = append_query(*session, e).fetch_all(&mut *conn).await;
-            match appended(rows) {
-                Ok(Appended::SeatLeft) if self.backend == Backend::Postgres => {
-                    let _ = conn.execute("ROLLBACK").await;
-                    return Ok(None);
+        let written = async {
+            let mut out = Vec::with_capacity(batch.len());
+            for (i, (session, e)) in batch.iter().enumerate() {
+                if skip[i] {
+                    out.push(Appended::SeatLeft);
+                    continue;
                 }
-                Ok(a) => out.push(a),
-                Err(e) => {
-                    let _ = conn.execute("ROLLBACK").await;
-                    return Err(e);
+                let rows = append_query(*session, e).fetch_all(&mut *conn).await;
+                match appended(rows)? {
+                    Appended::SeatLeft if self.backend == Backend::Postgres => return Ok(Err(i)),
+                    Appended::SeatLeft => out.push(Appended::SeatLeft),
+                    a @ Appended::Written(_) => {
+                        if let Some(announce) = &e.announce {
+                            queue_webhooks(
+                                &mut *conn,
+                                *session,
+                                std::slice::from_ref(announce),
+                                announce.at,
+                            )
+                            .await?;
+                        }
+                        out.push(a);
+                    }
                 }
             }
+            Ok::<_, StoreError>(Ok(out))
         }
-        conn.execute("COMMIT").await.map_err(unavailable)?;
-        Ok(Some(out))
+        .await;
+        match written {
+            Ok(Ok(out)) => {
+                conn.execute("COMMIT").await.map_err(unavailable)?;
+                Ok(Ok(out))
+            }
+            other => {
+                // Never back to the pool inside a transaction.
+                let _ = conn.execute("ROLLBACK").await;
+                other
+            }
+        }
     }
 }
 
 #[async_trait]
 impl EventStore for SqlStore {
     async fn append_event(&self, session: SessionId, e: &NewEvent) -> Result<i64> {
-        let rows = append_query(session, e).fetch_all(&self.pool).await;
-        match appended(rows)? {
+        let outcome = if e.announce.is_none() {
+            let rows = append_query(session, e).fetch_all(&self.pool).await;
+            appended(rows)?
+        } else {
+            self.append_events(&[(session, e.clone())]).await?[0]
+        };
+        match outcome {
             Appended::Written(seq) => Ok(seq),
             Appended::SeatLeft => Err(StoreError::SeatLeft),
         }
@@ -934,21 +994,21 @@ impl EventStore for SqlStore {
         match batch {
             [] => return Ok(Vec::new()),
             // One autocommit statement: a transaction would only add two.
-            [(session, e)] => {
+            [(session, e)] if e.announce.is_none() => {
                 let rows = append_query(*session, e).fetch_all(&self.pool).await;
                 return Ok(vec![appended(rows)?]);
             }
             _ => {}
         }
-        if let Some(out) = self.append_in_one(batch).await? {
-            return Ok(out);
+        // All or nothing: each try is one transaction; a try that the seat rule cut short
+        // (Postgres) is tried again without the refused event, at most once per event.
+        let mut skip = vec![false; batch.len()];
+        loop {
+            match self.append_in_one(batch, &skip).await? {
+                Ok(out) => return Ok(out),
+                Err(refused) => skip[refused] = true,
+            }
         }
-        let mut out = Vec::with_capacity(batch.len());
-        for (session, e) in batch {
-            let rows = append_query(*session, e).fetch_all(&self.pool).await;
-            out.push(appended(rows)?);
-        }
-        Ok(out)
     }
 
     async fn events(&self, session: SessionId) -> Result<Vec<EventRow>> {

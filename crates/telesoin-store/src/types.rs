@@ -74,6 +74,9 @@ pub struct NewEvent {
     pub kind: PresenceKind,
     /// Short machine text (an incident label, a refusal code); never personal data.
     pub detail: Option<String>,
+    /// The platforms' webhook that announces this event (`participant.admitted`, ...), written
+    /// with it in its transaction, and only if the event is written (not when it is refused).
+    pub announce: Option<crate::Announcement>,
 }
 
 #[derive(Debug, Clone)]

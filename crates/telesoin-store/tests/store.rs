@@ -150,26 +150,26 @@ async fn suite(store: &dyn Store) {
     };
     let cid = Uuid::new_v4();
     store
-        .add_consent(kine.id, patient.id, cid, &consent)
+        .add_consent(kine.id, patient.id, cid, &consent, None)
         .await
         .expect("consent");
     assert!(
         store
-            .withdraw_consent(other, cid, now)
+            .withdraw_consent(other, cid, now, None)
             .await
             .expect("ok")
             .is_none(),
         "only the kiné's own"
     );
     let w = store
-        .withdraw_consent(kine.id, cid, now + Duration::minutes(1))
+        .withdraw_consent(kine.id, cid, now + Duration::minutes(1), None)
         .await
         .expect("ok")
         .expect("withdrawn");
     assert_eq!(w.consent.withdrawn_at, Some(now + Duration::minutes(1)));
     assert!(
         store
-            .withdraw_consent(kine.id, cid, now + Duration::minutes(2))
+            .withdraw_consent(kine.id, cid, now + Duration::minutes(2), None)
             .await
             .expect("ok")
             .is_none(),
@@ -299,6 +299,7 @@ async fn suite(store: &dyn Store) {
                     role: Some(Role::Patient),
                     kind,
                     detail: None,
+                    announce: None,
                 },
             )
             .await
@@ -505,6 +506,7 @@ async fn seat_events_are_ordered_and_their_state_is_one_row(url: String) {
         role: Some(Role::Companion),
         kind,
         detail: detail.map(str::to_owned),
+        announce: None,
     };
     let state = |who| {
         let store = &store;
@@ -555,6 +557,7 @@ async fn seat_events_are_ordered_and_their_state_is_one_row(url: String) {
                 role: None,
                 kind: PresenceKind::Incident,
                 detail: Some("note".into()),
+                announce: None,
             },
         )
         .await
@@ -766,6 +769,7 @@ async fn rules_suite(url: String) {
                 recorded_at: t0(),
                 withdrawn_at: None,
             },
+            None,
         )
         .await
         .expect("consent");
@@ -915,11 +919,11 @@ async fn records_suite(url: String) {
     );
 
     let v1 = store
-        .add_report(session, kine, "Genou : flexion 110°.", t0())
+        .add_report(session, kine, "Genou : flexion 110°.", t0(), None)
         .await
         .expect("v1");
     let v2 = store
-        .add_report(session, kine, "Genou : flexion 115° (corrigé).", t0())
+        .add_report(session, kine, "Genou : flexion 115° (corrigé).", t0(), None)
         .await
         .expect("v2");
     assert_eq!((v1, v2), (1, 2));
@@ -987,6 +991,7 @@ async fn records_suite(url: String) {
                 role: None,
                 kind: PresenceKind::Ended,
                 detail: None,
+                announce: None,
             },
         )
         .await
@@ -1603,6 +1608,7 @@ async fn sqlite_on_a_full_disk_fails_every_write() {
         role: Some(Role::Companion),
         kind,
         detail: None,
+        announce: None,
     };
     let first = store
         .append_event(session, &event(PresenceKind::Joined))
@@ -2357,6 +2363,342 @@ async fn schedule_is_one_transaction(url: String) {
 
 on_both!(schedule_is_one_transaction);
 
+/// The outbox rows, oldest first: (type, order key, body).
+async fn webhook_rows_keyed(url: &str) -> Vec<(String, String, serde_json::Value)> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("raw pool");
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT event_type, order_key, body FROM webhook_outbox ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .expect("webhook rows");
+    pool.close().await;
+    rows.into_iter()
+        .map(|(t, k, b)| (t, k, serde_json::from_str(&b).expect("json body")))
+        .collect()
+}
+
+/// A platform with access to the session's kiné and one webhook endpoint.
+async fn platform_with_endpoint(store: &dyn Store, kine: KineId) {
+    let platform = PlatformRow {
+        id: Uuid::new_v4(),
+        name: "Agenda".into(),
+        issuer: "https://agenda.example".into(),
+        created_at: t0(),
+    };
+    store.create_platform(&platform).await.expect("platform");
+    store
+        .create_api_key(&ApiKeyRow {
+            id: Uuid::new_v4(),
+            platform: platform.id,
+            key_hash: "ab".repeat(32),
+            prefix: "tsk_abcd".into(),
+            kines: vec![kine],
+            scopes: vec!["sessions:write".into()],
+            created_at: t0(),
+            revoked_at: None,
+        })
+        .await
+        .expect("key");
+    store
+        .create_webhook(&WebhookEndpointRow {
+            id: Uuid::new_v4(),
+            platform: platform.id,
+            url: "https://agenda.example/hook".into(),
+            secret: "whsec_test".into(),
+            created_at: t0(),
+        })
+        .await
+        .expect("endpoint");
+}
+
+/// A presence event with its announcement writes both in one transaction, alone or in a batch;
+/// an event the seat rule refuses writes neither (the others of its batch are written with
+/// theirs); an event a constraint refuses (its session does not exist) is `Rejected` and its
+/// batch writes nothing, neither events nor webhook rows.
+async fn announced_events_are_written_with_their_webhooks(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let session = scheduled_session(&store).await;
+    let kine = store
+        .session(session)
+        .await
+        .expect("ok")
+        .expect("row")
+        .session
+        .kine;
+    platform_with_endpoint(&store, kine).await;
+    let (seat, other) = (ParticipantId(Uuid::new_v4()), ParticipantId(Uuid::new_v4()));
+    let at = |s: i64| t0() + Duration::seconds(s);
+    let ev = |who: ParticipantId, s: i64, kind: PresenceKind, announce: Option<&str>| NewEvent {
+        at: at(s),
+        participant: Some(who),
+        role: Some(Role::Companion),
+        kind,
+        detail: None,
+        announce: announce
+            .map(|t| Announcement::new(t, at(s), serde_json::json!({ "participant": who.0 }))),
+    };
+
+    // Alone: one transaction with its row.
+    let out = store
+        .append_events(&[(
+            session,
+            ev(seat, 1, PresenceKind::Waiting, Some("participant.waiting")),
+        )])
+        .await
+        .expect("append");
+    assert!(matches!(out[..], [Appended::Written(_)]));
+    // In a batch, each with its own.
+    let out = store
+        .append_events(&[
+            (session, ev(seat, 2, PresenceKind::Joined, None)),
+            (
+                session,
+                ev(
+                    seat,
+                    3,
+                    PresenceKind::Admitted,
+                    Some("participant.admitted"),
+                ),
+            ),
+        ])
+        .await
+        .expect("append");
+    assert!(matches!(
+        out[..],
+        [Appended::Written(_), Appended::Written(_)]
+    ));
+    let hooks = webhook_rows_keyed(&url).await;
+    assert_eq!(
+        hooks
+            .iter()
+            .map(|(t, k, _)| (t.as_str(), k.clone()))
+            .collect::<Vec<_>>(),
+        [
+            ("participant.waiting", format!("session:{session}")),
+            ("participant.admitted", format!("session:{session}")),
+        ]
+    );
+    let body = &hooks[1].2;
+    assert_eq!(body["type"], "participant.admitted");
+    assert_eq!(body["created_at"], serde_json::json!(at(3)));
+    assert_eq!(body["data"]["session"], serde_json::json!(session.0));
+    assert_eq!(body["data"]["kine"], serde_json::json!(kine.0));
+    assert_eq!(body["data"]["participant"], serde_json::json!(seat.0));
+
+    // Refused by the seat rule: neither the event nor its row, alone or in a batch; the batch's
+    // other events are written with theirs.
+    store
+        .append_event(session, &ev(seat, 4, PresenceKind::Left, None))
+        .await
+        .expect("left");
+    let events_before = store.events(session).await.expect("events").len();
+    let admitted_again = ev(
+        seat,
+        5,
+        PresenceKind::Admitted,
+        Some("participant.admitted"),
+    );
+    assert!(matches!(
+        store.append_event(session, &admitted_again).await,
+        Err(StoreError::SeatLeft)
+    ));
+    let out = store
+        .append_events(&[
+            (session, ev(other, 6, PresenceKind::Joined, None)),
+            (session, admitted_again.clone()),
+            (
+                session,
+                ev(
+                    other,
+                    7,
+                    PresenceKind::Admitted,
+                    Some("participant.admitted"),
+                ),
+            ),
+        ])
+        .await
+        .expect("append");
+    assert!(
+        matches!(
+            out[..],
+            [
+                Appended::Written(_),
+                Appended::SeatLeft,
+                Appended::Written(_)
+            ]
+        ),
+        "{out:?}"
+    );
+    assert_eq!(
+        store.events(session).await.expect("events").len(),
+        events_before + 2
+    );
+    let hooks = webhook_rows_keyed(&url).await;
+    assert_eq!(hooks.len(), 3, "only the written event's row was added");
+    assert_eq!(
+        hooks[2].2["data"]["participant"],
+        serde_json::json!(other.0)
+    );
+
+    // Refused by a constraint (no such session): `Rejected`, and nothing of its batch written.
+    let gone = SessionId(Uuid::new_v4());
+    let events_before = store.events(session).await.expect("events").len();
+    for batch in [
+        vec![(
+            gone,
+            ev(seat, 8, PresenceKind::Joined, Some("participant.waiting")),
+        )],
+        vec![
+            (
+                session,
+                ev(other, 8, PresenceKind::Waiting, Some("participant.waiting")),
+            ),
+            (gone, ev(seat, 9, PresenceKind::Joined, None)),
+        ],
+    ] {
+        let err = store.append_events(&batch).await.expect_err("refused");
+        assert!(matches!(err, StoreError::Rejected(_)), "{err}");
+    }
+    let err = store
+        .append_event(gone, &ev(seat, 10, PresenceKind::Joined, None))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::Rejected(_)), "{err}");
+    assert_eq!(
+        store.events(session).await.expect("events").len(),
+        events_before
+    );
+    assert_eq!(webhook_rows_keyed(&url).await.len(), 3, "no row written");
+    store.close().await;
+}
+
+/// A consent recorded or withdrawn, and a compte rendu written, write their webhooks in their
+/// own transaction (the consent's in the patient's order); a change refused writes none.
+async fn consents_and_reports_are_written_with_their_webhooks(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let session = scheduled_session(&store).await;
+    let row = store.session(session).await.expect("ok").expect("row");
+    let (kine, patient) = (row.session.kine, row.session.patient);
+    platform_with_endpoint(&store, kine).await;
+    let consent = Consent {
+        recorded_by: ConsentRecorder::Kine,
+        method: "oral".into(),
+        text_version: CONSENT_TEXT_VERSION.into(),
+        recorded_at: t0(),
+        withdrawn_at: None,
+    };
+    let recorded = Announcement::new(
+        "consent.recorded",
+        t0(),
+        serde_json::json!({ "recorded_by": "kine" }),
+    );
+    // A patient that does not exist: refused, and no row.
+    let err = store
+        .add_consent(
+            kine,
+            PatientId(Uuid::new_v4()),
+            Uuid::new_v4(),
+            &consent,
+            Some(&recorded),
+        )
+        .await
+        .expect_err("no such patient");
+    assert!(matches!(err, StoreError::Rejected(_)), "{err}");
+    assert!(webhook_rows_keyed(&url).await.is_empty());
+
+    let cid = Uuid::new_v4();
+    store
+        .add_consent(kine, patient, cid, &consent, Some(&recorded))
+        .await
+        .expect("consent");
+    let withdrawn = Announcement::new("consent.withdrawn", t0(), serde_json::json!({}));
+    // Another kiné's consent (none to withdraw): nothing written.
+    assert!(
+        store
+            .withdraw_consent(KineId(Uuid::new_v4()), cid, t0(), Some(&withdrawn))
+            .await
+            .expect("ok")
+            .is_none()
+    );
+    assert!(
+        store
+            .withdraw_consent(kine, cid, t0(), Some(&withdrawn))
+            .await
+            .expect("ok")
+            .is_some()
+    );
+    assert!(
+        store
+            .withdraw_consent(kine, cid, t0(), Some(&withdrawn))
+            .await
+            .expect("ok")
+            .is_none(),
+        "already withdrawn: nothing more"
+    );
+    let hooks = webhook_rows_keyed(&url).await;
+    assert_eq!(
+        hooks
+            .iter()
+            .map(|(t, k, _)| (t.as_str(), k.clone()))
+            .collect::<Vec<_>>(),
+        [
+            ("consent.recorded", format!("patient:{patient}")),
+            ("consent.withdrawn", format!("patient:{patient}")),
+        ]
+    );
+    assert_eq!(
+        hooks[0].2["data"],
+        serde_json::json!({ "kine": kine.0, "patient": patient.0, "recorded_by": "kine" })
+    );
+    assert_eq!(
+        hooks[1].2["data"],
+        serde_json::json!({ "kine": kine.0, "patient": patient.0 })
+    );
+
+    let written = Announcement::new("report.written", t0(), serde_json::json!({}));
+    let err = store
+        .add_report(
+            SessionId(Uuid::new_v4()),
+            kine,
+            "Genou.",
+            t0(),
+            Some(&written),
+        )
+        .await
+        .expect_err("no such session");
+    assert!(matches!(err, StoreError::Rejected(_)), "{err}");
+    assert_eq!(webhook_rows_keyed(&url).await.len(), 2, "no row written");
+    for v in [1, 2] {
+        assert_eq!(
+            store
+                .add_report(session, kine, "Genou.", t0(), Some(&written))
+                .await
+                .expect("report"),
+            v
+        );
+    }
+    let hooks = webhook_rows_keyed(&url).await;
+    assert_eq!(hooks.len(), 4);
+    for (i, v) in [(2, 1), (3, 2)] {
+        assert_eq!(hooks[i].0, "report.written");
+        assert_eq!(hooks[i].1, format!("session:{session}"));
+        assert_eq!(
+            hooks[i].2["data"],
+            serde_json::json!({ "session": session.0, "kine": kine.0, "version": v })
+        );
+    }
+    store.close().await;
+}
+
+on_both!(
+    announced_events_are_written_with_their_webhooks,
+    consents_and_reports_are_written_with_their_webhooks,
+);
+
 /// What admission reads of a patient, in one statement, is what the three separate reads give:
 /// the patient, their visits by date and their consents by time (withdrawn ones included),
 /// nothing of another patient or of another kiné; none when the patient is not the kiné's.
@@ -2425,12 +2767,12 @@ async fn admission_facts_are_the_three_reads_in_one(url: String) {
         (other.id, Uuid::new_v4(), t0(), ConsentRecorder::Kine),
     ] {
         store
-            .add_consent(kine, p, id, &consent(at, by))
+            .add_consent(kine, p, id, &consent(at, by), None)
             .await
             .expect("consent");
     }
     store
-        .withdraw_consent(kine, withdrawn, t0() - Duration::days(1))
+        .withdraw_consent(kine, withdrawn, t0() - Duration::days(1), None)
         .await
         .expect("ok")
         .expect("withdrawn");

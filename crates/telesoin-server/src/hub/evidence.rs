@@ -15,7 +15,7 @@ use telesoin_core::model::Role;
 use telesoin_core::{ParticipantId, RefusalCode, SessionId};
 use telesoin_proto::signal::{MAX_AGO_MS, ServerMsg};
 
-use super::{Hub, HubResult, close, text};
+use super::{Hub, HubResult, close, new_event, text};
 use crate::events::DomainEvent;
 
 /// The instant a client's relative account (`ago_ms`, `media_lost_ago_ms`) points at: never in
@@ -53,7 +53,7 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> HubResult<()> {
         let half = self.cfg.heartbeat / 2;
-        let (role, write) = self
+        let (role, write, connects) = self
             .rooms
             .read(session, |r| {
                 let seat = r.seats.get(&participant).ok_or(RefusalCode::NotAdmitted)?;
@@ -67,7 +67,16 @@ impl Hub {
                 } else {
                     Write::Nothing
                 };
-                Ok((seat.role, write))
+                // Decided before the write, so that `call.connected` rides with the event that
+                // makes it: both sides' media connected once this report is in.
+                let on = |role| {
+                    seat.role == role
+                        || r.seats.iter().any(|(p, s)| {
+                            *p != participant && s.role == role && s.admitted && s.media
+                        })
+                };
+                let connects = report.connected && on(Role::Kine) && on(Role::Patient);
+                Ok((seat.role, write, connects))
             })
             .await??;
         let who = Some((participant, role));
@@ -83,28 +92,24 @@ impl Hub {
             Write::Change if report.connected => PresenceKind::MediaConnected,
             Write::Change => PresenceKind::MediaDisconnected,
         };
-        self.event(session, now, who, kind, Some(report.to_detail()))
-            .await?;
-        let both = self
-            .rooms
+        let connected = (kind == PresenceKind::MediaConnected && connects)
+            .then_some(DomainEvent::CallConnected { session });
+        let mut event = new_event(now, who, kind, Some(report.to_detail()));
+        if let Some(c) = &connected {
+            event.announce = self.cfg.webhooks.of(now, c).await;
+        }
+        self.event_announced(session, event).await?;
+        self.rooms
             .update(session, |r| {
                 if let Some(seat) = r.seats.get_mut(&participant) {
                     seat.media = report.connected;
                     seat.report = Some(report);
                     seat.evidence_at = Some(now);
                 }
-                let on = |role| {
-                    r.seats
-                        .values()
-                        .any(|s| s.role == role && s.admitted && s.media)
-                };
-                on(Role::Kine) && on(Role::Patient)
             })
             .await?;
-        if kind == PresenceKind::MediaConnected && both {
-            self.events
-                .emit(now, DomainEvent::CallConnected { session })
-                .await;
+        if let Some(connected) = connected {
+            self.events.emit(now, connected).await;
         }
         Ok(())
     }

@@ -17,7 +17,9 @@ use telesoin_store::{AdmissionFacts, Appended, SessionRow};
 use crate::error::refusal_body;
 use crate::events::DomainEvent;
 
-use super::{Hub, HubResult, Joined, Seat, close, store_down, text, wire_role, wire_wait};
+use super::{
+    Hub, HubResult, Joined, Seat, close, new_event, store_down, text, wire_role, wire_wait,
+};
 
 /// A link matches its seat and is unrevoked; a link of a session that is over says so
 /// (`session_ended`/`session_cancelled`) rather than just "revoked".
@@ -467,9 +469,15 @@ impl Hub {
     ) -> HubResult<()> {
         let session = row.session.id;
         let who = Some((participant, role));
-        let admitted = self
-            .append(session, now, who, PresenceKind::Admitted, None)
-            .await?;
+        let announced = DomainEvent::ParticipantAdmitted {
+            session,
+            participant,
+            role,
+        };
+        let mut event = new_event(now, who, PresenceKind::Admitted, None);
+        // The webhook is written with the event, in its transaction (or not at all).
+        event.announce = self.cfg.webhooks.of(now, &announced).await;
+        let admitted = self.append_announced(session, event).await?;
         if admitted == Appended::SeatLeft {
             // The seat left (a hang-up) while it was being admitted: it is not let in, and
             // nothing of it is recorded after its `left`.
@@ -488,16 +496,7 @@ impl Hub {
                 }
             })
             .await?;
-        self.events
-            .emit(
-                now,
-                DomainEvent::ParticipantAdmitted {
-                    session,
-                    participant,
-                    role,
-                },
-            )
-            .await;
+        self.events.emit(now, announced).await;
         self.announce(session, participant, now).await;
         Ok(())
     }
@@ -621,14 +620,6 @@ impl Hub {
         let detail = serde_json::to_value(reason)
             .ok()
             .and_then(|v| v.as_str().map(String::from));
-        self.event(
-            session,
-            now,
-            Some((participant, role)),
-            PresenceKind::Waiting,
-            detail,
-        )
-        .await?;
         let reason_name = match reason {
             wire::WaitReason::KineAbsent => "kine_absent",
             wire::WaitReason::AwaitingAdmission => "awaiting_admission",
@@ -642,6 +633,14 @@ impl Hub {
             role,
             reason: reason_name,
         };
+        let mut event = new_event(
+            now,
+            Some((participant, role)),
+            PresenceKind::Waiting,
+            detail,
+        );
+        event.announce = self.cfg.webhooks.of(now, &waiting).await;
+        self.event_announced(session, event).await?;
         self.events.emit(now, waiting).await;
         self.send(participant, text(&ServerMsg::Waiting { reason }))
             .await;
@@ -676,27 +675,22 @@ impl Hub {
             .unwrap_or(false);
         let who = Some((participant, role));
         let code_detail = Some(code.code().to_owned());
-        // The refusal, then (for a seat that was in the call) its `left`: nothing of a seat is
-        // recorded after its `left`. Neither is ever dropped.
-        self.event_kept(
-            session,
-            now,
-            who,
-            PresenceKind::Refused,
-            code_detail.clone(),
-        )
-        .await;
-        if was_admitted {
-            // The seat is over: its connected time stops counting now.
-            self.event_kept(session, now, who, PresenceKind::Left, code_detail)
-                .await;
-        }
         let refused = DomainEvent::AdmissionRefused {
             session,
             participant,
             role,
             code: code.code(),
         };
+        // The refusal (with its webhook), then (for a seat that was in the call) its `left`:
+        // nothing of a seat is recorded after its `left`. Neither is ever dropped.
+        let mut event = new_event(now, who, PresenceKind::Refused, code_detail.clone());
+        event.announce = self.cfg.webhooks.of(now, &refused).await;
+        self.event_kept_announced(session, event).await;
+        if was_admitted {
+            // The seat is over: its connected time stops counting now.
+            self.event_kept(session, now, who, PresenceKind::Left, code_detail)
+                .await;
+        }
         self.events.emit(now, refused).await;
         self.send(
             participant,
@@ -837,8 +831,20 @@ impl Hub {
             withdrawn_at: None,
         };
         let id = uuid::Uuid::new_v4();
+        let recorded = DomainEvent::ConsentRecorded {
+            kine: row.session.kine,
+            patient: row.session.patient,
+            by: "patient",
+        };
+        let announce = self.cfg.webhooks.of(now, &recorded).await;
         self.store
-            .add_consent(row.session.kine, row.session.patient, id, &consent)
+            .add_consent(
+                row.session.kine,
+                row.session.patient,
+                id,
+                &consent,
+                announce.as_ref(),
+            )
             .await
             .map_err(store_down)?;
         if let ConsentGiver::Representative(p) = giver {
@@ -851,11 +857,6 @@ impl Hub {
                 .await
                 .map_err(store_down)?;
         }
-        let recorded = DomainEvent::ConsentRecorded {
-            kine: row.session.kine,
-            patient: row.session.patient,
-            by: "patient",
-        };
         self.events.emit(now, recorded).await;
         self.forget_waiting(session, participant).await;
         self.evaluate(session, participant, now).await;

@@ -74,6 +74,8 @@ pub struct HubConfig {
     pub ice: crate::turn::IceConfig,
     /// Whether the store takes writes (shared with /readyz and /metrics).
     pub health: Arc<crate::health::Health>,
+    /// Whether changes carry their platforms' webhooks (none while no endpoint exists).
+    pub webhooks: Arc<crate::platform::webhooks::Announcer>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -238,6 +240,7 @@ fn new_event(
         role: who.map(|w| w.1),
         kind,
         detail,
+        announce: None,
     }
 }
 
@@ -297,9 +300,14 @@ impl Hub {
         matches!(self.rooms, Rooms::Shared(_))
     }
 
-    /// Where domain events go (audit trail, webhooks).
+    /// Where domain events go (the audit trail).
     pub fn events(&self) -> &Arc<Events> {
         &self.events
+    }
+
+    /// What makes the platforms' webhooks of a change, written in its transaction.
+    pub fn webhooks(&self) -> &Arc<crate::platform::webhooks::Announcer> {
+        &self.cfg.webhooks
     }
 
     pub fn grace(&self) -> Duration {
@@ -321,7 +329,13 @@ impl Hub {
         kind: PresenceKind,
         detail: Option<String>,
     ) -> HubResult<i64> {
-        match self.append(session, at, who, kind, detail).await? {
+        self.event_announced(session, new_event(at, who, kind, detail))
+            .await
+    }
+
+    /// [`Hub::event`] of an event that may carry its webhook (written with it, or not at all).
+    async fn event_announced(&self, session: SessionId, event: NewEvent) -> HubResult<i64> {
+        match self.append_announced(session, event).await? {
             telesoin_store::Appended::Written(seq) => Ok(seq),
             telesoin_store::Appended::SeatLeft => Err(RefusalCode::NotAdmitted),
         }
@@ -336,7 +350,16 @@ impl Hub {
         kind: PresenceKind,
         detail: Option<String>,
     ) -> HubResult<telesoin_store::Appended> {
-        let event = new_event(at, who, kind, detail);
+        self.append_announced(session, new_event(at, who, kind, detail))
+            .await
+    }
+
+    /// [`Hub::append`] of an event that may carry its webhook.
+    async fn append_announced(
+        &self,
+        session: SessionId,
+        event: NewEvent,
+    ) -> HubResult<telesoin_store::Appended> {
         self.writer
             .append(session, event, false)
             .await
@@ -354,9 +377,14 @@ impl Hub {
         kind: PresenceKind,
         detail: Option<String>,
     ) {
-        let rx = self
-            .writer
-            .submit(session, new_event(at, who, kind, detail), true);
+        self.event_kept_announced(session, new_event(at, who, kind, detail))
+            .await;
+    }
+
+    /// [`Hub::event_kept`] of an event that may carry its webhook.
+    async fn event_kept_announced(&self, session: SessionId, event: NewEvent) {
+        let kind = event.kind;
+        let rx = self.writer.submit(session, event, true);
         match tokio::time::timeout(KEPT_WAIT, rx).await {
             Ok(Ok(Ok(telesoin_store::Appended::SeatLeft))) => {
                 tracing::debug!(
@@ -365,6 +393,8 @@ impl Hub {
                 );
             }
             Ok(Ok(Ok(telesoin_store::Appended::Written(_)))) => {}
+            // Logged and counted by the writer: never to be written (its session is gone).
+            Ok(Ok(Err(telesoin_store::StoreError::Rejected(_)))) => {}
             _ => tracing::warn!(
                 kind = kind.as_str(),
                 "presence event still queued for the store: it will be written"
@@ -375,6 +405,11 @@ impl Hub {
     /// Presence events waiting for the store (`/metrics`).
     pub fn presence_queued(&self) -> usize {
         self.writer.queued()
+    }
+
+    /// Presence events the store refused for good since start (`/metrics`).
+    pub fn presence_rejected(&self) -> u64 {
+        self.writer.rejected()
     }
 
     /// A write the record needs failed: from now on the node is not ready and admits nobody,
@@ -413,10 +448,16 @@ impl Hub {
                 role: None,
                 kind: PresenceKind::Incident,
                 detail: Some(format!("store_gap_{seconds}s")),
+                announce: None,
             };
-            if let Err(e) = self.store.append_event(*session, &incident).await {
-                tracing::debug!(error = %e, "the store still refuses writes");
-                return;
+            match self.store.append_event(*session, &incident).await {
+                Ok(_) => {}
+                // The session is gone (deleted, purged): nothing to record the gap in.
+                Err(telesoin_store::StoreError::Rejected(_)) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "the store still refuses writes");
+                    return;
+                }
             }
         }
         if health.writes_back(&gap).is_some() {

@@ -10,6 +10,12 @@
 //! came late counts exactly as one written at once. Only a join's own events fail fast: the
 //! join is refused (`unavailable`) rather than seated without its record.
 //!
+//! An event the store refuses **for good** (a constraint: its session was deleted or purged, a
+//! value out of its domain; [`StoreError::Rejected`]) is not retried: retrying would block its
+//! queue forever and keep the node not ready. When a batch is refused that way, its events are
+//! written one by one; the refused one is answered with the error, logged (session and kind
+//! only) and counted (`telesoin_presence_events_rejected_total`), and the others are written.
+//!
 //! A session's events go through one queue (one of [`SHARDS`], by session), which keeps their
 //! order: an event is never written before one of its session submitted earlier, so a seat's
 //! `left` that waits for the store cannot land after the `joined` of its return. Sessions of
@@ -17,6 +23,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -34,7 +41,8 @@ const SHARDS: usize = 4;
 /// The longest pause between two tries while the store refuses writes.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-type Reply = oneshot::Sender<Result<Appended, String>>;
+type Outcome = Result<Appended, StoreError>;
+type Reply = oneshot::Sender<Outcome>;
 
 struct Job {
     session: SessionId,
@@ -55,6 +63,8 @@ pub(crate) struct PresenceWriter {
     store: Arc<dyn Store>,
     health: Arc<Health>,
     shards: Vec<Arc<Mutex<Pending>>>,
+    /// Events the store refused for good (for /metrics).
+    rejected: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PresenceWriter {
@@ -73,7 +83,13 @@ impl PresenceWriter {
             shards: (0..SHARDS)
                 .map(|_| Arc::new(Mutex::new(Pending::default())))
                 .collect(),
+            rejected: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Events the store refused for good since start (for /metrics).
+    pub(crate) fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
     }
 
     /// Events waiting for the store (for /metrics).
@@ -88,7 +104,7 @@ impl PresenceWriter {
         session: SessionId,
         event: NewEvent,
         keep: bool,
-    ) -> oneshot::Receiver<Result<Appended, String>> {
+    ) -> oneshot::Receiver<Outcome> {
         let (reply, rx) = oneshot::channel();
         let pending = &self.shards[(session.0.as_u128() % SHARDS as u128) as usize];
         let start = {
@@ -103,9 +119,13 @@ impl PresenceWriter {
         };
         if start {
             // A task of its own: the writer goes on whatever becomes of the submitters.
-            let (store, health, pending) =
-                (self.store.clone(), self.health.clone(), pending.clone());
-            tokio::spawn(write_loop(store, health, pending));
+            let shard = Shard {
+                store: self.store.clone(),
+                health: self.health.clone(),
+                pending: pending.clone(),
+                rejected: self.rejected.clone(),
+            };
+            tokio::spawn(shard.write_loop());
         }
         rx
     }
@@ -117,68 +137,260 @@ impl PresenceWriter {
         event: NewEvent,
         keep: bool,
     ) -> Result<Appended, StoreError> {
-        self.submit(session, event, keep)
-            .await
-            .unwrap_or_else(|_| Err("the presence writer stopped".into()))
-            .map_err(StoreError::Unavailable)
+        self.submit(session, event, keep).await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the presence writer stopped".into(),
+            ))
+        })
     }
 }
 
-async fn write_loop(store: Arc<dyn Store>, health: Arc<Health>, pending: Arc<Mutex<Pending>>) {
-    let mut failures: u32 = 0;
-    loop {
-        let batch: Vec<Job> = {
-            let mut p = pending.lock();
-            if p.jobs.is_empty() {
-                p.writing = false;
-                return;
-            }
-            let n = p.jobs.len().min(BATCH);
-            p.jobs.drain(..n).collect()
-        };
-        let events: Vec<(SessionId, NewEvent)> =
-            batch.iter().map(|j| (j.session, j.event.clone())).collect();
-        match store.append_events(&events).await {
-            Ok(outcomes) => {
-                if failures > 0 {
-                    tracing::warn!(
-                        tries = failures + 1,
-                        "presence events written after the store came back"
-                    );
+/// A store error worth retrying: the store is away, locked, full. Any other one (a constraint)
+/// would be the same on every try.
+fn transient(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(_))
+}
+
+/// What one queue's writer task holds.
+struct Shard {
+    store: Arc<dyn Store>,
+    health: Arc<Health>,
+    pending: Arc<Mutex<Pending>>,
+    rejected: Arc<AtomicU64>,
+}
+
+impl Shard {
+    async fn write_loop(self) {
+        let mut failures: u32 = 0;
+        loop {
+            let batch: Vec<Job> = {
+                let mut p = self.pending.lock();
+                if p.jobs.is_empty() {
+                    p.writing = false;
+                    return;
                 }
-                failures = 0;
-                for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let reason = e.to_string();
-                let now = Utc::now();
-                for job in &batch {
-                    health.write_failed(Some(job.session), now, &reason);
-                }
-                let mut kept = Vec::new();
-                for job in batch {
-                    if job.keep {
-                        kept.push(job);
-                    } else {
-                        let _ = job.reply.send(Err(reason.clone()));
+                let n = p.jobs.len().min(BATCH);
+                p.jobs.drain(..n).collect()
+            };
+            let events: Vec<(SessionId, NewEvent)> =
+                batch.iter().map(|j| (j.session, j.event.clone())).collect();
+            let left = match self.store.append_events(&events).await {
+                Ok(outcomes) => {
+                    for (job, outcome) in batch.into_iter().zip(outcomes) {
+                        let _ = job.reply.send(Ok(outcome));
                     }
+                    None
                 }
-                if failures == 1 || failures.is_multiple_of(30) {
-                    tracing::warn!(error = %e, kept = kept.len(), tries = failures, "presence events not written yet: retrying, never dropped");
-                }
-                {
-                    // First again, in their order: nothing submitted later goes before them.
-                    let mut p = pending.lock();
-                    for job in kept.into_iter().rev() {
-                        p.jobs.push_front(job);
+                Err(e) if transient(&e) => Some((batch, e)),
+                // One of them is refused for good: each alone, so that the others are written.
+                Err(_) => self.one_by_one(batch).await,
+            };
+            match left {
+                None => {
+                    if failures > 0 {
+                        tracing::warn!(
+                            tries = failures + 1,
+                            "presence events written after the store came back"
+                        );
                     }
+                    failures = 0;
                 }
-                let pause = Duration::from_millis(50u64.saturating_mul(1 << failures.min(6)));
-                tokio::time::sleep(pause.min(MAX_BACKOFF)).await;
+                Some((batch, e)) => {
+                    failures = failures.saturating_add(1);
+                    self.retry_later(batch, &e, failures).await;
+                }
             }
         }
+    }
+
+    /// Writes the jobs one by one: the refused ones are answered with their error and the
+    /// others written. Returns the jobs not tried yet when the store became unavailable meanwhile
+    /// (the first of them with its error).
+    async fn one_by_one(&self, batch: Vec<Job>) -> Option<(Vec<Job>, StoreError)> {
+        let mut jobs = batch.into_iter();
+        while let Some(job) = jobs.next() {
+            let one = [(job.session, job.event.clone())];
+            match self.store.append_events(&one).await {
+                Ok(outcomes) => {
+                    let outcome = outcomes.into_iter().next().ok_or_else(|| {
+                        StoreError::Unavailable("the append returned no outcome".into())
+                    });
+                    let _ = job.reply.send(outcome);
+                }
+                Err(e) if transient(&e) => {
+                    let mut rest = vec![job];
+                    rest.extend(jobs);
+                    return Some((rest, e));
+                }
+                Err(e) => {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    // Ids and the kind only: the store's message may name a constraint, never
+                    // personal data, but it is not needed to find the event.
+                    tracing::error!(
+                        session = %job.session,
+                        kind = job.event.kind.as_str(),
+                        "presence event refused by the store for good: not written"
+                    );
+                    let _ = job.reply.send(Err(e));
+                }
+            }
+        }
+        None
+    }
+
+    /// The store is away: the node is not ready, the kept jobs go first in the queue again, in
+    /// their order, and the others are answered with the error; then a pause.
+    async fn retry_later(&self, batch: Vec<Job>, e: &StoreError, failures: u32) {
+        let reason = e.to_string();
+        let now = Utc::now();
+        for job in &batch {
+            self.health.write_failed(Some(job.session), now, &reason);
+        }
+        let mut kept = Vec::new();
+        for job in batch {
+            if job.keep {
+                kept.push(job);
+            } else {
+                let _ = job.reply.send(Err(StoreError::Unavailable(reason.clone())));
+            }
+        }
+        if failures == 1 || failures.is_multiple_of(30) {
+            tracing::warn!(error = %e, kept = kept.len(), tries = failures, "presence events not written yet: retrying, never dropped");
+        }
+        {
+            // First again, in their order: nothing submitted later goes before them.
+            let mut p = self.pending.lock();
+            for job in kept.into_iter().rev() {
+                p.jobs.push_front(job);
+            }
+        }
+        let pause = Duration::from_millis(50u64.saturating_mul(1 << failures.min(6)));
+        tokio::time::sleep(pause.min(MAX_BACKOFF)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telesoin_core::billing::PresenceKind;
+    use telesoin_core::model::{Kine, Patient, Role, Session, SessionStatus, Window};
+    use telesoin_core::{KineId, ParticipantId, PatientId};
+    use telesoin_store::SqlStore;
+    use uuid::Uuid;
+
+    async fn session(store: &dyn Store) -> SessionId {
+        let now = Utc::now();
+        let kine = Kine {
+            id: KineId(Uuid::new_v4()),
+            rpps: "10001234567".into(),
+            name: "Claire Martin".into(),
+            email: "claire@example.fr".into(),
+        };
+        store.create_kine(&kine, "hash", now).await.expect("kine");
+        let patient = Patient {
+            id: PatientId(Uuid::new_v4()),
+            kine: kine.id,
+            display_name: "M. Petit".into(),
+            birth_date: chrono::NaiveDate::from_ymd_opt(1949, 7, 2).expect("date"),
+            loss_of_autonomy: false,
+            gp_contact: None,
+        };
+        store.create_patient(&patient, now).await.expect("patient");
+        let (window_start, window_end) = Session::window_for(now, Window::default());
+        let s = Session {
+            id: SessionId(Uuid::new_v4()),
+            kine: kine.id,
+            patient: patient.id,
+            starts_at: now,
+            window_start,
+            window_end,
+            act_code: "MEMBRE".into(),
+            status: SessionStatus::Scheduled,
+            auto_admit: true,
+            patient_consent_on_join: false,
+        };
+        store
+            .create_session(&s, "reimbursable", now)
+            .await
+            .expect("session");
+        s.id
+    }
+
+    fn event(who: ParticipantId, kind: PresenceKind) -> NewEvent {
+        NewEvent {
+            at: Utc::now(),
+            participant: Some(who),
+            role: Some(Role::Companion),
+            kind,
+            detail: None,
+            announce: None,
+        }
+    }
+
+    /// A batch (one queue, one transaction) holding an event the store refuses for good (its
+    /// session does not exist: the foreign key) among kept ones: the refused one is answered
+    /// with the error and counted, the others are written, the queue empties and the node stays
+    /// ready. Before, the batch was retried forever and its queue never moved again.
+    #[tokio::test]
+    async fn an_event_refused_for_good_does_not_stop_its_batch() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store: Arc<dyn Store> = Arc::new(
+            SqlStore::open_sqlite(&dir.path().join("telesoin.db"))
+                .await
+                .expect("store"),
+        );
+        let live = session(store.as_ref()).await;
+        let health = Arc::new(Health::new(dir.path().to_path_buf(), 0));
+        let writer = PresenceWriter::new(store.clone(), health.clone());
+        // A session in the same queue as `live`, that does not exist (deleted, purged).
+        let gone = loop {
+            let s = SessionId(Uuid::new_v4());
+            if s.0.as_u128() % SHARDS as u128 == live.0.as_u128() % SHARDS as u128 {
+                break s;
+            }
+        };
+        let (a, b) = (ParticipantId(Uuid::new_v4()), ParticipantId(Uuid::new_v4()));
+        // Submitted before the writer task runs (one thread): one batch.
+        let replies = [
+            writer.submit(live, event(a, PresenceKind::Joined), true),
+            writer.submit(gone, event(b, PresenceKind::Joined), true),
+            writer.submit(live, event(a, PresenceKind::Left), true),
+        ];
+        let mut outcomes = Vec::new();
+        for rx in replies {
+            let outcome = tokio::time::timeout(Duration::from_secs(10), rx)
+                .await
+                .expect("answered: the queue is not stuck")
+                .expect("reply");
+            outcomes.push(outcome);
+        }
+        assert!(
+            matches!(outcomes[0], Ok(Appended::Written(_))),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[1], Err(StoreError::Rejected(_))),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[2], Ok(Appended::Written(_))),
+            "{outcomes:?}"
+        );
+        assert_eq!(writer.queued(), 0);
+        assert_eq!(writer.rejected(), 1);
+        assert!(!health.writes_failing(), "a refused event is no outage");
+        let kinds: Vec<_> = store
+            .events(live)
+            .await
+            .expect("events")
+            .iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, [PresenceKind::Joined, PresenceKind::Left]);
+        // And the queue goes on.
+        let next = writer
+            .append(live, event(a, PresenceKind::Joined), false)
+            .await;
+        assert!(matches!(next, Ok(Appended::Written(_))), "{next:?}");
     }
 }

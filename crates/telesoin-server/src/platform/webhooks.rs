@@ -1,15 +1,15 @@
 //! Webhooks: signed, ordered, retried deliveries of domain events to the platforms concerned.
 //!
-//! - [`Outbox`] listens to `events::Events` and, for each event a platform may receive, writes
-//!   one outbox row per endpoint of every platform the kiné gave access to. It runs before the
-//!   emitter goes on (the REST handler answers after it), so an event announced is an event
-//!   queued; it is a separate write from the change itself. The events of a scheduling, a
-//!   cancellation, a move, a finalization and a message's delivery state ([`IN_TRANSACTION`]) are not the
-//!   listener's: their rows are written in the change's own transaction
-//!   (`telesoin_store::outbound`), so a crash in between cannot lose them. On a
-//!   single node it knows without a query when no endpoint exists at all (until one is added
-//!   through this process), so that joins and admissions cost no look-up for a feature not
-//!   configured.
+//! - Every event a platform receives ([`TYPES`]) is written in the outbox (one row per
+//!   endpoint of every platform the kiné gave access to) in the transaction of the change it
+//!   announces (`telesoin_store::outbound`): a presence event (waiting, admitted, refused, the
+//!   media report that makes the call connected) with its row, a consent with its recording or
+//!   withdrawal, a compte rendu with its version, a scheduling, cancellation, move, end or
+//!   message state with theirs. A crash cannot come in between, and a change refused announces
+//!   nothing. The [`Announcer`] makes the announcement; on a single node it knows without a
+//!   query when no endpoint exists at all (until one is added through this process), so that
+//!   joins and admissions cost no look-up for a feature not configured. No listener of
+//!   `events::Events` writes webhooks any more.
 //! - [`spawn_worker`] drains the outbox: the oldest pending delivery of each (endpoint, session)
 //!   only, so a session's events arrive in order; a failure is retried after
 //!   `webhook_retry_seconds`, doubling up to an hour, for `webhook_retry_hours`, then given up
@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration as StdDuration;
 
-use async_trait::async_trait;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -37,15 +36,14 @@ use parking_lot::Mutex;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use telesoin_core::KineId;
-use telesoin_store::{DueDelivery, NewDelivery, Store, WebhookEndpointRow};
+use telesoin_store::{Announcement, DueDelivery, Store, WebhookEndpointRow};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::egress::{Policy, Resolver};
 use crate::error::{ApiError, ApiResult};
-use crate::events::{DomainEvent, Listener};
+use crate::events::DomainEvent;
 use crate::hub::wire_role;
 use crate::platform::auth::{ApiCaller, Scope, hex};
 use crate::platform::v1::{ApiJson, ApiPath, Errors};
@@ -72,25 +70,6 @@ pub const TYPES: [&str; 15] = [
     "message.cancelled",
 ];
 
-/// The types whose rows are written in the transaction of the change itself
-/// (`telesoin_store::outbound`), not by the listener: a crash between the change and the
-/// announcement cannot lose them.
-pub const IN_TRANSACTION: [&str; 8] = [
-    "session.scheduled",
-    "session.cancelled",
-    "session.moved",
-    "session.ended",
-    "message.sent",
-    "message.failed",
-    "message.skipped",
-    "message.cancelled",
-];
-
-/// The types the listener writes (after the change, before the REST answer).
-fn listened(name: &str) -> bool {
-    TYPES.contains(&name) && !IN_TRANSACTION.contains(&name)
-}
-
 /// `t=...,v1=...` for `body` at `t`.
 pub fn signature(secret: &str, t: i64, body: &str) -> String {
     // HMAC accepts keys of any length: this cannot fail.
@@ -99,8 +78,8 @@ pub fn signature(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={}", hex(&mac.finalize().into_bytes()))
 }
 
-/// Bumped after every change of the webhook endpoints made by this process: what the outbox
-/// knows of "no endpoint at all" holds for one generation only.
+/// Bumped after every change of the webhook endpoints made by this process: what the
+/// [`Announcer`] knows of "no endpoint at all" holds for one generation only.
 static ENDPOINTS_CHANGED: AtomicU64 = AtomicU64::new(0);
 
 /// Says that an endpoint was added or removed (after the store has it).
@@ -108,19 +87,29 @@ pub fn endpoints_changed() {
     ENDPOINTS_CHANGED.fetch_add(1, Ordering::AcqRel);
 }
 
-/// Writes outbox rows for the events platforms receive.
-pub struct Outbox {
+/// Decides whether a change carries its webhooks, and makes them. The change's store method
+/// writes them in its own transaction (`telesoin_store::outbound`): one row per endpoint of every
+/// platform the session's (or patient's) kiné gave access to, found by one read inside it.
+pub struct Announcer {
     store: Arc<dyn Store>,
     /// On a single node: the generation at which the store said no endpoint exists, so that
-    /// events skip the session and endpoint look-ups while no webhook is configured. None on a
-    /// cluster, where another node may add an endpoint at any time.
+    /// changes carry no announcement (and their writes no look-up) while no webhook is
+    /// configured. None on a cluster, where another node may add an endpoint at any time.
     none_since: Option<Mutex<Option<u64>>>,
 }
 
-impl Outbox {
+impl std::fmt::Debug for Announcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Announcer")
+            .field("single_node", &self.none_since.is_some())
+            .finish()
+    }
+}
+
+impl Announcer {
     /// `single_node`: endpoints are only added through this process (no `redis_url`).
     pub fn new(store: Arc<dyn Store>, single_node: bool) -> Arc<Self> {
-        Arc::new(Outbox {
+        Arc::new(Announcer {
             store,
             none_since: single_node.then(|| Mutex::new(None)),
         })
@@ -128,7 +117,7 @@ impl Outbox {
 
     /// True when no platform has an endpoint (known on a single node without a query, until
     /// an endpoint is added; asked of the store on a cluster: one indexed read, instead of the
-    /// session and endpoint look-ups, while no webhook is configured).
+    /// look-up and a transaction in the change's write, while no webhook is configured).
     async fn none_configured(&self) -> bool {
         let Some(cache) = &self.none_since else {
             return matches!(self.store.any_webhook().await, Ok(false));
@@ -146,111 +135,50 @@ impl Outbox {
         }
     }
 
-    /// The kiné concerned, the order key and the event's data; None for events not sent.
-    async fn describe(
+    /// The announcement of `event_type` with `data` (an object: the store adds `session` and
+    /// `kine`, or `kine` and `patient`), or None while no webhook is configured.
+    pub async fn announce(
         &self,
-        event: &DomainEvent,
-    ) -> telesoin_store::Result<Option<(KineId, String, serde_json::Value)>> {
-        use DomainEvent::*;
-        if !listened(event.name()) {
-            return Ok(None);
+        event_type: &str,
+        at: DateTime<Utc>,
+        data: serde_json::Value,
+    ) -> Option<Announcement> {
+        if self.none_configured().await {
+            return None;
         }
+        Some(Announcement::new(event_type, at, data))
+    }
+
+    /// The announcement of a domain event platforms receive (None for the others, and while no
+    /// webhook is configured). The bodies are those of docs/embedding.md.
+    pub async fn of(&self, at: DateTime<Utc>, event: &DomainEvent) -> Option<Announcement> {
+        use DomainEvent::*;
         let data = match event {
-            CallConnected { session } => {
-                serde_json::json!({ "session": session.0 })
-            }
+            CallConnected { .. } => serde_json::json!({}),
             ParticipantWaiting {
-                session,
                 participant,
                 role,
                 reason,
+                ..
             } => serde_json::json!({
-                "session": session.0, "participant": participant.0,
-                "role": wire_role(*role), "reason": reason,
+                "participant": participant.0, "role": wire_role(*role), "reason": reason,
             }),
             ParticipantAdmitted {
-                session,
-                participant,
-                role,
-            } => serde_json::json!({
-                "session": session.0, "participant": participant.0, "role": wire_role(*role),
-            }),
+                participant, role, ..
+            } => serde_json::json!({ "participant": participant.0, "role": wire_role(*role) }),
             AdmissionRefused {
-                session,
                 participant,
                 role,
                 code,
+                ..
             } => serde_json::json!({
-                "session": session.0, "participant": participant.0,
-                "role": wire_role(*role), "code": code,
+                "participant": participant.0, "role": wire_role(*role), "code": code,
             }),
-            ConsentRecorded { kine, patient, by } => {
-                return Ok(Some((
-                    *kine,
-                    format!("patient:{patient}"),
-                    serde_json::json!({ "kine": kine.0, "patient": patient.0, "recorded_by": by }),
-                )));
-            }
-            ConsentWithdrawn { kine, patient } => {
-                return Ok(Some((
-                    *kine,
-                    format!("patient:{patient}"),
-                    serde_json::json!({ "kine": kine.0, "patient": patient.0 }),
-                )));
-            }
-            ReportWritten {
-                session, version, ..
-            } => serde_json::json!({ "session": session.0, "version": version }),
-            _ => return Ok(None),
+            ConsentRecorded { by, .. } => serde_json::json!({ "recorded_by": by }),
+            ConsentWithdrawn { .. } | ReportWritten { .. } => serde_json::json!({}),
+            _ => return None,
         };
-        let Some(session) = event.session() else {
-            return Ok(None);
-        };
-        let Some(row) = self.store.session(session).await? else {
-            return Ok(None);
-        };
-        let mut data = data;
-        data["kine"] = serde_json::json!(row.session.kine.0);
-        Ok(Some((row.session.kine, format!("session:{session}"), data)))
-    }
-}
-
-#[async_trait]
-impl Listener for Outbox {
-    async fn on(&self, at: DateTime<Utc>, event: &DomainEvent) {
-        if !listened(event.name()) || self.none_configured().await {
-            return;
-        }
-        let queued = async {
-            let Some((kine, order_key, data)) = self.describe(event).await? else {
-                return Ok(0);
-            };
-            let targets = self.store.webhook_targets(kine).await?;
-            let deliveries: Vec<NewDelivery> = targets
-                .iter()
-                .map(|w| {
-                    let id = Uuid::new_v4();
-                    let body = serde_json::json!({
-                        "id": id,
-                        "type": event.name(),
-                        "created_at": at,
-                        "data": data,
-                    });
-                    NewDelivery {
-                        event_id: id,
-                        endpoint: w.id,
-                        order_key: order_key.clone(),
-                        event_type: event.name().to_owned(),
-                        body: body.to_string(),
-                    }
-                })
-                .collect();
-            self.store.enqueue(&deliveries, Utc::now()).await?;
-            Ok::<usize, telesoin_store::StoreError>(deliveries.len())
-        };
-        if let Err(e) = queued.await {
-            tracing::error!(event = event.name(), error = %e, "webhook outbox write failed");
-        }
+        self.announce(event.name(), at, data).await
     }
 }
 

@@ -106,9 +106,15 @@ pub async fn write_report_for(
         return Err(ApiError::invalid("text", "1 to 20000 characters"));
     }
     let now = Utc::now();
+    // The webhook is written with the version, in its transaction (the store adds `version`).
+    let announce = app
+        .hub
+        .webhooks()
+        .announce("report.written", now, serde_json::json!({}))
+        .await;
     let version = app
         .store
-        .add_report(row.session.id, kine.id, text, now)
+        .add_report(row.session.id, kine.id, text, now, announce.as_ref())
         .await?;
     let written = DomainEvent::ReportWritten {
         kine: kine.id,

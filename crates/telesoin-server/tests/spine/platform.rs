@@ -1284,6 +1284,112 @@ async fn a_cancellation_and_an_end_announced_before_a_kill_9_are_delivered_after
     server.kill().await.expect("kill");
 }
 
+/// `kill -9` right after an admission: `participant.waiting` and `participant.admitted` were
+/// written with their presence events, so the restarted server delivers them (the receiver
+/// refused everything before the kill).
+#[tokio::test]
+async fn an_admission_before_a_kill_9_is_announced_after_the_restart() {
+    let inbox = Arc::new(Inbox::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let receiver = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+    let app = axum::Router::new()
+        .route("/hooks", axum::routing::post(receive))
+        .with_state(inbox.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().expect("dir");
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_telesoin"))
+        .args([
+            "add-kine",
+            "--email",
+            "admit@platform.test",
+            "--name",
+            "Claire Martin",
+            "--rpps",
+            "10007777778",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("TELESOIN_NEW_PASSWORD", PASSWORD)
+        .status()
+        .await
+        .expect("add-kine");
+    assert!(status.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut server = spawn_binary(dir.path(), port).await;
+    let api = Api {
+        http: http(),
+        base: format!("https://localhost:{port}"),
+        cookie: String::new(),
+    }
+    .login("admit@platform.test")
+    .await;
+    let ka = kine_id(&api).await;
+    let db = format!("sqlite://{}", dir.path().join("telesoin.db").display());
+    let store = telesoin_store::SqlStore::connect(&db).await.expect("store");
+    let p = PlatformRow {
+        id: Uuid::new_v4(),
+        name: "agenda".into(),
+        issuer: "https://agenda.example".into(),
+        created_at: Utc::now(),
+    };
+    use telesoin_store::PlatformStore;
+    store.create_platform(&p).await.expect("platform");
+    let (key, row) = new_key(p.id, vec![KineId(ka)], &Scope::ALL, Utc::now());
+    store.create_api_key(&row).await.expect("key");
+    store.close().await;
+    let v = V1 {
+        http: http(),
+        base: format!("{}/api/v1", api.base),
+        key,
+    };
+    inbox.fail_first.store(usize::MAX / 2, Ordering::SeqCst);
+    let (s, hook) = v.post("/webhooks", json!({"url": receiver})).await;
+    assert_eq!(s, 201, "{hook}");
+    *inbox.secret.lock() = hook["secret"].as_str().expect("secret").to_owned();
+    let (_k, _p, session, _kid, pid) = admitted_pair(&api, port).await;
+    server.kill().await.expect("kill -9");
+    assert!(
+        inbox.delivered.lock().is_empty(),
+        "nothing went before the kill"
+    );
+
+    inbox.fail_first.store(0, Ordering::SeqCst);
+    let mut server = spawn_binary(dir.path(), port).await;
+    let admitted_patient = |d: &[(String, String, Value)]| {
+        d.iter().any(|(_, t, data)| {
+            t == "participant.admitted" && data["participant"] == pid.to_string()
+        })
+    };
+    wait_for(&inbox, admitted_patient).await;
+    let got = inbox.delivered.lock().clone();
+    let patient_events: Vec<&str> = got
+        .iter()
+        .filter(|(_, _, d)| {
+            d["session"] == session.to_string() && d["participant"] == pid.to_string()
+        })
+        .map(|(_, t, _)| t.as_str())
+        .collect();
+    assert_eq!(
+        patient_events,
+        ["participant.waiting", "participant.admitted"],
+        "{got:?}"
+    );
+    let admitted = got
+        .iter()
+        .find(|(_, t, d)| t == "participant.admitted" && d["participant"] == pid.to_string())
+        .expect("admitted");
+    assert_eq!(admitted.2["role"], "patient");
+    assert_eq!(admitted.2["kine"], ka.to_string());
+    server.kill().await.expect("kill");
+}
+
 /// A platform that asks telesoin to send: `POST /api/v1/.../send` sends the invitation by SMS
 /// (a local HTTP receiver plays the gateway), and every delivery state reaches the platform's
 /// webhook: `message.sent` for the invitation; after the cancellation, `message.cancelled` for
