@@ -9,7 +9,9 @@
 //!   others through the node that holds them (a Redis channel per node). It also records where
 //!   each participant is attached and which nodes are alive.
 //! - [`SharedState`]: an atomic read-modify-write of a small JSON value by key, so that every node
-//!   sees the same rooms, seats and lobby (implemented by [`RedisBus`]).
+//!   sees the same rooms, seats and lobby (implemented by [`RedisBus`]). Every write is announced
+//!   to every node ([`Change`]), in the bus's order, so that a node may keep copies of values and
+//!   drop them when they change ([`SharedState::watch`]).
 //! - [`Attachment`]: the proof that a socket is the participant's current one (which node, which
 //!   connection); a newer socket for the same participant replaces it, and detaching a stale
 //!   attachment is a no-op.
@@ -97,6 +99,20 @@ pub trait Bus: Send + Sync {
     async fn ping(&self) -> Result<(), BusError>;
 }
 
+/// What a node hears of the shared state (see [`SharedState::watch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// This key was written or deleted (by any node, this one included).
+    Key(&'a str),
+    /// Changes may have been missed (the node's subscription was lost, made again, or went
+    /// silent): whatever was derived from the shared state must be dropped.
+    All,
+}
+
+/// Called for every [`Change`] a node hears, on the task that hears it: it must be quick and
+/// must not block.
+pub type Watcher = Arc<dyn Fn(Change<'_>) + Send + Sync>;
+
 /// An atomic read-modify-write of a JSON text by key, shared by every node.
 #[async_trait]
 pub trait SharedState: Send + Sync {
@@ -114,6 +130,18 @@ pub trait SharedState: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<String>, BusError>;
     /// Keys starting with `prefix`.
     async fn keys(&self, prefix: &str) -> Result<Vec<String>, BusError>;
+    /// Registers `watcher` for every change this node hears from now on. A write by any node is
+    /// announced atomically with it, and is heard by every node before anything that node's
+    /// bus delivers after it (one ordered channel per node). False when this backend does not
+    /// announce changes: nothing read from it may then be kept.
+    fn watch(&self, _watcher: Watcher) -> bool {
+        false
+    }
+    /// Whether this node hears every change right now (subscribed, and not silent for longer
+    /// than its heartbeat allows). While it does not, copies must not be used.
+    fn hearing(&self) -> bool {
+        false
+    }
 }
 
 /// The in-process bus.

@@ -4,7 +4,13 @@
 //! Keys (all under `ts:`):
 //! - `ts:loc:{participant}` = `"{node}:{connection}"`: where the participant's socket is.
 //! - `ts:node:{node}`: the Pub/Sub channel of a node; envelopes `{to, conn, text | close}`.
-//! - `ts:alive:{node}`: present while the node lives (short TTL, refreshed by a task).
+//! - `ts:alive:{node}`: present while the node lives (short TTL, refreshed by a task, which also
+//!   publishes a `tick` on the node's own channel: a node that hears nothing for [`SILENT`]
+//!   counts its subscription as lost).
+//! - `ts:changed`: the Pub/Sub channel every node hears; each write of [`SharedState::update`]
+//!   publishes its key there in the same `MULTI`/`EXEC` as the write. A node's subscriber hears
+//!   this channel and its own on one connection, so a change is heard before any frame sent
+//!   after it (see [`SharedState::watch`]).
 //! - `ts:lock:{key}`: the per-key lock of [`SharedState::update`] (`SET NX PX`, released with a
 //!   compare-and-delete so that an expired lock taken over by another node is never released).
 //!
@@ -21,7 +27,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use telesoin_core::ParticipantId;
 
-use crate::{Attachment, Bus, BusError, Delivered, LocalBus, Outbound, SharedState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::{
+    Attachment, Bus, BusError, Change, Delivered, LocalBus, Outbound, SharedState, Watcher,
+};
 
 /// How long one Redis call may take before Redis counts as unavailable.
 const CALL: Duration = Duration::from_secs(2);
@@ -34,6 +44,12 @@ const LOC_TTL_SECONDS: u64 = 24 * 3600;
 const LOCK_MS: u64 = 5000;
 /// How long `update` waits for a lock before giving up (fail closed).
 const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// A node that has heard nothing (not even its own tick) for this long no longer counts as
+/// hearing the changes of the shared state.
+const SILENT: Duration = Duration::from_secs(5);
+/// The channel where every write of the shared state is announced.
+const CHANGED: &str = "ts:changed";
 
 const COMPARE_AND_DELETE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
@@ -91,12 +107,63 @@ impl Envelope {
     }
 }
 
+/// What the subscriber knows of the changes it hears, and who listens.
+struct Watch {
+    watchers: parking_lot::RwLock<Vec<Watcher>>,
+    subscribed: AtomicBool,
+    /// Milliseconds since `start` when anything was last heard.
+    heard_ms: AtomicU64,
+    start: std::time::Instant,
+    /// Subscriptions made so far (tests wait on a new one).
+    subscriptions: AtomicU64,
+}
+
+impl Watch {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn tell(&self, change: Change<'_>) {
+        for w in self.watchers.read().iter() {
+            w(change);
+        }
+    }
+
+    /// Anything was heard: after a silence, what was kept may be stale.
+    fn heard(&self) {
+        let now = self.now_ms();
+        let before = self.heard_ms.swap(now, Ordering::AcqRel);
+        if now.saturating_sub(before) > SILENT.as_millis() as u64 {
+            self.tell(Change::All);
+        }
+    }
+
+    fn subscribed(&self, yes: bool) {
+        // Dropped first, then (un)marked: nothing kept from before the gap survives it.
+        self.tell(Change::All);
+        self.heard_ms.store(self.now_ms(), Ordering::Release);
+        self.subscribed.store(yes, Ordering::Release);
+        if yes {
+            self.subscriptions.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn hearing(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+            && self
+                .now_ms()
+                .saturating_sub(self.heard_ms.load(Ordering::Acquire))
+                <= SILENT.as_millis() as u64
+    }
+}
+
 /// The distributed bus; also the cluster's [`SharedState`].
 pub struct RedisBus {
     local: Arc<LocalBus>,
     node: u64,
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
+    watch: Arc<Watch>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -125,12 +192,25 @@ impl RedisBus {
             BusError::Unavailable("redis_url is not a valid redis:// URL".to_owned())
         })?;
         let local = Arc::new(LocalBus::with_node(node));
-        let subscriber = tokio::spawn(subscribe(client.clone(), node, Arc::clone(&local)));
+        let watch = Arc::new(Watch {
+            watchers: parking_lot::RwLock::new(Vec::new()),
+            subscribed: AtomicBool::new(false),
+            heard_ms: AtomicU64::new(0),
+            start: std::time::Instant::now(),
+            subscriptions: AtomicU64::new(0),
+        });
+        let subscriber = tokio::spawn(subscribe(
+            client.clone(),
+            node,
+            Arc::clone(&local),
+            Arc::clone(&watch),
+        ));
         let mut bus = RedisBus {
             local,
             node,
             client,
             conn: tokio::sync::Mutex::new(None),
+            watch,
             tasks: vec![subscriber],
         };
         let alive = {
@@ -138,13 +218,20 @@ impl RedisBus {
             let client = bus.client.clone();
             tokio::spawn(async move {
                 let key = format!("ts:alive:{node}");
+                let channel = format!("ts:node:{node}");
                 let mut conn: Option<ConnectionManager> = None;
                 loop {
                     if conn.is_none() {
                         conn = connect(&client).await.ok();
                     }
                     if let Some(c) = conn.as_mut() {
-                        let set = c.set_ex::<_, _, ()>(&key, "1", ALIVE_TTL_SECONDS);
+                        // The tick on the node's own channel proves its subscription still hears.
+                        let mut pipe = redis::pipe();
+                        pipe.set_ex(&key, "1", ALIVE_TTL_SECONDS)
+                            .ignore()
+                            .publish(&channel, "tick")
+                            .ignore();
+                        let set = pipe.query_async::<()>(c);
                         if !matches!(tokio::time::timeout(CALL, set).await, Ok(Ok(()))) {
                             tracing::warn!(node, "liveness key not refreshed: redis unavailable");
                         }
@@ -155,6 +242,11 @@ impl RedisBus {
         };
         bus.tasks.push(alive);
         Ok(Arc::new(bus))
+    }
+
+    /// Subscriptions this node's subscriber has made so far (a new one after each loss).
+    pub fn subscriptions(&self) -> u64 {
+        self.watch.subscriptions.load(Ordering::Acquire)
     }
 
     async fn conn(&self) -> Result<ConnectionManager, BusError> {
@@ -211,24 +303,32 @@ async fn connect(client: &redis::Client) -> Result<ConnectionManager, BusError> 
     }
 }
 
-/// The node's subscriber: envelopes published to `ts:node:{node}` go to local sockets. Runs
-/// forever, reconnecting with a capped backoff.
-async fn subscribe(client: redis::Client, node: u64, local: Arc<LocalBus>) {
+/// The node's subscriber: envelopes published to `ts:node:{node}` go to local sockets, changes
+/// announced on `ts:changed` to the watchers, in the order they were published. Runs forever,
+/// reconnecting with a capped backoff; every loss and every new subscription is a
+/// [`Change::All`].
+async fn subscribe(client: redis::Client, node: u64, local: Arc<LocalBus>, watch: Arc<Watch>) {
     use futures_util::StreamExt;
     let channel = format!("ts:node:{node}");
     let mut backoff = Duration::from_millis(100);
     loop {
         let pubsub = tokio::time::timeout(CALL, client.get_async_pubsub()).await;
         match pubsub {
-            Ok(Ok(mut pubsub)) => match pubsub.subscribe(&channel).await {
+            Ok(Ok(mut pubsub)) => match subscribe_both(&mut pubsub, &channel).await {
                 Ok(()) => {
                     tracing::info!(node, "subscribed to this node's channel");
                     backoff = Duration::from_millis(100);
+                    watch.subscribed(true);
                     let mut messages = pubsub.into_on_message();
                     while let Some(msg) = messages.next().await {
+                        watch.heard();
                         let Ok(payload) = msg.get_payload::<String>() else {
                             continue;
                         };
+                        if msg.get_channel_name() == CHANGED {
+                            watch.tell(Change::Key(&payload));
+                            continue;
+                        }
                         let Ok(env) = serde_json::from_str::<Envelope>(&payload) else {
                             continue;
                         };
@@ -237,6 +337,7 @@ async fn subscribe(client: redis::Client, node: u64, local: Arc<LocalBus>) {
                             local.deliver_local(to, conn, frame);
                         }
                     }
+                    watch.subscribed(false);
                     tracing::warn!(node, "lost the node's channel: resubscribing");
                 }
                 Err(e) => tracing::warn!(node, error = %e, "subscribe failed"),
@@ -247,6 +348,12 @@ async fn subscribe(client: redis::Client, node: u64, local: Arc<LocalBus>) {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
+}
+
+/// Both channels on one connection: one order for the changes and the frames.
+async fn subscribe_both(pubsub: &mut redis::aio::PubSub, channel: &str) -> redis::RedisResult<()> {
+    pubsub.subscribe(CHANGED).await?;
+    pubsub.subscribe(channel).await
 }
 
 #[async_trait]
@@ -411,18 +518,23 @@ impl SharedState for RedisBus {
             if next == current {
                 return Ok(());
             }
+            // The write and its announcement in one transaction: no node can see one without
+            // the other being on its way.
             let k = key.to_owned();
+            let mut pipe = redis::pipe();
+            pipe.atomic();
             match next {
                 Some(v) => {
                     let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-                    self.call(|mut c| async move { c.pset_ex::<_, _, ()>(k, v, ms).await })
-                        .await
+                    pipe.pset_ex(&k, v, ms).ignore();
                 }
                 None => {
-                    self.call(|mut c| async move { c.del::<_, ()>(k).await })
-                        .await
+                    pipe.del(&k).ignore();
                 }
             }
+            pipe.publish(CHANGED, &k).ignore();
+            self.call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+                .await
         }
         .await;
         let _ = self
@@ -442,6 +554,15 @@ impl SharedState for RedisBus {
     async fn get(&self, key: &str) -> Result<Option<String>, BusError> {
         let k = key.to_owned();
         self.call(|mut c| async move { c.get(k).await }).await
+    }
+
+    fn watch(&self, watcher: Watcher) -> bool {
+        self.watch.watchers.write().push(watcher);
+        true
+    }
+
+    fn hearing(&self) -> bool {
+        self.watch.hearing()
     }
 
     async fn keys(&self, prefix: &str) -> Result<Vec<String>, BusError> {

@@ -48,6 +48,11 @@ enum Cmd {
         source: IpAddr,
         #[arg(long, value_enum, default_value = "auto")]
         admit: worker::Admit,
+        /// Where the patients connect, when not `base` (`ws://HOST:PORT` of another node).
+        #[arg(long)]
+        patient_base: Option<String>,
+        #[arg(long)]
+        patient_addr: Option<std::net::SocketAddr>,
     },
 }
 
@@ -65,6 +70,8 @@ fn main() -> anyhow::Result<()> {
             addr,
             source,
             admit,
+            patient_base,
+            patient_addr,
         } => {
             // One thread per worker: several workers share the cores with the servers.
             tokio::runtime::Builder::new_current_thread()
@@ -76,6 +83,7 @@ fn main() -> anyhow::Result<()> {
                     addr,
                     source,
                     admit,
+                    patient: patient_base.zip(patient_addr),
                 }))
         }
     }

@@ -14,7 +14,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use uuid::Uuid;
 
 use crate::setup::Api;
-use crate::stats::{Percentiles, cpu_seconds, rss_bytes};
+use crate::stats::{Percentiles, cpu_seconds, redis_calls, rss_bytes};
 use crate::worker::{Admit, CloseReport, Command, JoinReport, Pair, RelayReport, Target};
 
 #[derive(clap::Args, Debug)]
@@ -28,9 +28,18 @@ pub struct RunArgs {
     /// The kiné the sessions are scheduled for (default: the key's first kiné).
     #[arg(long)]
     pub kine: Option<Uuid>,
-    /// The telesoin server's process id, for its memory and CPU (`/proc`); none: not measured.
+    /// A second telesoin node of the same cluster (same database, same Redis): the patients
+    /// join there, the kinés on `--url`, so that every relayed message crosses the nodes.
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub patient_url: Option<String>,
+    /// The telesoin server's process id, for its memory and CPU (`/proc`), comma-separated for
+    /// several nodes (summed); none: not measured.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+    /// The cluster's Redis (`HOST:PORT`, no password): its commands are counted over each
+    /// telesoin relay window (`INFO commandstats`) and reported per relayed message.
+    #[arg(long)]
+    pub redis: Option<String>,
     /// A PeerJS server (`ws://127.0.0.1:9000`, started with path `/` and key `peerjs`): the
     /// same load shape runs against it, windows alternating with telesoin's.
     #[arg(long)]
@@ -108,10 +117,11 @@ impl WorkerProc {
         addr: SocketAddr,
         source: IpAddr,
         admit: Admit,
+        patient: Option<&(String, SocketAddr)>,
     ) -> anyhow::Result<WorkerProc> {
         let exe = std::env::current_exe()?;
-        let mut child = tokio::process::Command::new(exe)
-            .arg("worker")
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.arg("worker")
             .args(["--target", target.name(), "--base", base])
             .args(["--addr", &addr.to_string(), "--source", &source.to_string()])
             .args([
@@ -120,7 +130,16 @@ impl WorkerProc {
                     Admit::Auto => "auto",
                     Admit::Kine => "kine",
                 },
-            ])
+            ]);
+        if let Some((pbase, paddr)) = patient {
+            cmd.args([
+                "--patient-base",
+                pbase,
+                "--patient-addr",
+                &paddr.to_string(),
+            ]);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -160,7 +179,8 @@ async fn ask_all<T: DeserializeOwned>(
 /// One server under load, and its workers.
 struct Side {
     target: Target,
-    pid: Option<u32>,
+    /// The server's processes (several nodes: summed).
+    pids: Vec<u32>,
     workers: Vec<WorkerProc>,
     report: SideReport,
     samples: BTreeMap<u64, Vec<u64>>,
@@ -190,6 +210,9 @@ pub struct WindowSummary {
     pub latency: Percentiles,
     /// Server CPU (user + system) over the window divided by the messages relayed.
     pub cpu_us_per_message: Option<f64>,
+    /// Redis commands over the window divided by the messages relayed, by command (`--redis`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub redis_per_message: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -204,6 +227,9 @@ pub struct SideReport {
     /// (RSS with every socket idle - RSS before) / sockets.
     pub idle_bytes_per_socket: Option<f64>,
     pub windows: Vec<WindowSummary>,
+    /// The cluster's Redis, when its commands are counted.
+    #[serde(skip)]
+    pub redis: Option<String>,
     /// Every window of a rate together.
     pub by_rate: Vec<WindowSummary>,
     pub closed: usize,
@@ -222,6 +248,8 @@ pub struct Ratio {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub date: String,
+    /// telesoin nodes (2: kinés on one, patients on the other).
+    pub nodes: usize,
     pub pairs: usize,
     pub join_rate: f64,
     pub window_secs: f64,
@@ -230,6 +258,14 @@ pub struct Report {
     pub telesoin: SideReport,
     pub peerjs: Option<SideReport>,
     pub ratios: Vec<Ratio>,
+}
+
+/// A measure summed over the processes of one side (none measured if any is missing).
+fn sum<T: std::iter::Sum<T>>(pids: &[u32], f: impl Fn(u32) -> Option<T>) -> Option<T> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| f(*p)).sum()
 }
 
 fn merge(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {
@@ -258,20 +294,27 @@ impl Side {
     async fn new(
         target: Target,
         url: &str,
-        pid: Option<u32>,
+        patient_url: Option<&str>,
+        pids: Vec<u32>,
         procs: usize,
         first_source: u8,
         admit: Admit,
     ) -> anyhow::Result<Side> {
         let (base, addr) = ws_base(url).await?;
+        let patient = match patient_url {
+            Some(u) => Some(ws_base(u).await?),
+            None => None,
+        };
         let mut workers = Vec::new();
         for i in 0..procs {
             let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, first_source + i as u8));
-            workers.push(WorkerProc::spawn(target, &base, addr, source, admit).await?);
+            workers.push(
+                WorkerProc::spawn(target, &base, addr, source, admit, patient.as_ref()).await?,
+            );
         }
         Ok(Side {
             target,
-            pid,
+            pids,
             report: SideReport {
                 target: target.name().into(),
                 procs,
@@ -296,7 +339,7 @@ impl Side {
     }
 
     async fn join(&mut self, rate: f64, settle: f64) -> anyhow::Result<()> {
-        self.report.rss_before_bytes = self.pid.and_then(rss_bytes);
+        self.report.rss_before_bytes = sum(&self.pids, rss_bytes);
         let per = rate / self.workers.len() as f64;
         let reports: Vec<JoinReport> =
             ask_all(&mut self.workers, |_| Command::Join { rate: per }).await?;
@@ -329,7 +372,7 @@ impl Side {
     /// Waits `secs`, then reads the idle memory.
     async fn settle(&mut self, secs: f64) {
         tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-        self.report.rss_connected_bytes = self.pid.and_then(rss_bytes);
+        self.report.rss_connected_bytes = sum(&self.pids, rss_bytes);
         if let (Some(a), Some(b)) = (
             self.report.rss_before_bytes,
             self.report.rss_connected_bytes,
@@ -346,7 +389,11 @@ impl Side {
         round: u32,
         secs: f64,
     ) -> anyhow::Result<()> {
-        let cpu0 = self.pid.and_then(cpu_seconds);
+        let redis0 = match &self.report.redis {
+            Some(addr) => redis_calls(addr).await,
+            None => None,
+        };
+        let cpu0 = sum(&self.pids, cpu_seconds);
         let per = rate / self.workers.len() as f64;
         let reports: Vec<RelayReport> = ask_all(&mut self.workers, |_| Command::Relay {
             window,
@@ -354,7 +401,11 @@ impl Side {
             secs,
         })
         .await?;
-        let cpu1 = self.pid.and_then(cpu_seconds);
+        let cpu1 = sum(&self.pids, cpu_seconds);
+        let redis1 = match &self.report.redis {
+            Some(addr) => redis_calls(addr).await,
+            None => None,
+        };
         let mut w = WindowSummary {
             rate,
             round,
@@ -375,6 +426,19 @@ impl Side {
         if let (Some(a), Some(b)) = (cpu0, cpu1) {
             w.cpu_us_per_message = Some((b - a) * 1e6 / w.received.max(1) as f64);
         }
+        if let (Some(a), Some(b)) = (redis0, redis1) {
+            // The `info` of the reading itself is not the server's.
+            let per = |n: u64| n as f64 / w.received.max(1) as f64;
+            let mut total = 0;
+            for (name, after) in b {
+                let calls = after.saturating_sub(a.get(&name).copied().unwrap_or(0));
+                if calls > 0 && name != "info" {
+                    total += calls;
+                    w.redis_per_message.insert(name, per(calls));
+                }
+            }
+            w.redis_per_message.insert("total".into(), per(total));
+        }
         self.samples
             .entry(rate.to_bits())
             .or_default()
@@ -392,6 +456,18 @@ impl Side {
                 .map(|c| format!("{c:.1} us"))
                 .unwrap_or_else(|| "-".into())
         );
+        if !w.redis_per_message.is_empty() {
+            let by: Vec<String> = w
+                .redis_per_message
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.3}"))
+                .collect();
+            eprintln!(
+                "telesoin-load: {} window {window}: Redis commands per relayed message: {}",
+                self.target.name(),
+                by.join(", ")
+            );
+        }
         self.report.windows.push(w);
         Ok(())
     }
@@ -560,6 +636,19 @@ fn print_side(s: &SideReport) {
                 .unwrap_or_else(|| "-".into())
         );
     }
+    for w in s.windows.iter().filter(|w| !w.redis_per_message.is_empty()) {
+        let by: Vec<String> = w
+            .redis_per_message
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.3}"))
+            .collect();
+        println!(
+            "Redis commands per relayed message, {} msg/s window {}: {}",
+            w.rate,
+            w.round + 1,
+            by.join(", ")
+        );
+    }
     println!("closed: {}; errors: {:?}", s.closed, s.errors);
     println!();
 }
@@ -609,18 +698,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut tele = Side::new(
         Target::Telesoin,
         &args.url,
-        args.server_pid,
+        args.patient_url.as_deref(),
+        args.server_pid.clone(),
         procs,
         11,
         args.admit,
     )
     .await?;
     tele.report.setup_secs = Some(setup_secs);
+    tele.report.redis = args.redis.clone();
     tele.give(pairs).await?;
     let mut peer = match &args.peerjs_url {
         Some(url) => {
-            let mut s =
-                Side::new(Target::Peerjs, url, args.peerjs_pid, procs, 111, args.admit).await?;
+            let mut s = Side::new(
+                Target::Peerjs,
+                url,
+                None,
+                args.peerjs_pid.into_iter().collect(),
+                procs,
+                111,
+                args.admit,
+            )
+            .await?;
             s.give(peer_pairs(args.pairs)).await?;
             Some(s)
         }
@@ -630,7 +729,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // 3. Joins at a fixed rate, one server after the other; then idle memory.
     let hook = match &args.during_join {
         Some(cmd) => {
-            let h = start_hook(cmd, args.server_pid)?;
+            let h = start_hook(cmd, args.server_pid.first().copied())?;
             // perf and the like need a moment to attach.
             tokio::time::sleep(Duration::from_millis(500)).await;
             Some(h)
@@ -665,16 +764,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         p.close().await?;
     }
     tokio::time::sleep(Duration::from_secs_f64(args.settle_secs)).await;
-    tele.report.rss_after_close_bytes = tele.pid.and_then(rss_bytes);
+    tele.report.rss_after_close_bytes = sum(&tele.pids, rss_bytes);
     tele.by_rate();
     if let Some(p) = peer.as_mut() {
-        p.report.rss_after_close_bytes = p.pid.and_then(rss_bytes);
+        p.report.rss_after_close_bytes = sum(&p.pids, rss_bytes);
         p.by_rate();
     }
 
     let peer_report = peer.map(|p| p.report);
     let report = Report {
         date: chrono::Utc::now().to_rfc3339(),
+        nodes: 1 + usize::from(args.patient_url.is_some()),
         pairs: args.pairs,
         join_rate: args.join_rate,
         window_secs: args.window_secs,
@@ -688,9 +788,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         peerjs: peer_report,
     };
     println!(
-        "# telesoin-load: {} pairs ({} sockets per server), join rate {}/s, {} s windows, {}",
+        "# telesoin-load: {} pairs ({} sockets per server) on {} telesoin node(s), join rate {}/s, {} s windows, {}",
         report.pairs,
         sockets,
+        report.nodes,
         report.join_rate,
         report.window_secs,
         if tls { "TLS" } else { "plain ws" }

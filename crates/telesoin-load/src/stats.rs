@@ -85,3 +85,29 @@ mod tests {
         assert!(rss_bytes(me).is_some_and(|b| b > 0));
     }
 }
+
+/// Calls so far of each command of a Redis server (`INFO commandstats`, over plain RESP), by
+/// lower-case command name; `None` when it cannot be read.
+pub async fn redis_calls(addr: &str) -> Option<std::collections::BTreeMap<String, u64>> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.ok()?;
+    conn.write_all(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
+        .await
+        .ok()?;
+    let mut reader = tokio::io::BufReader::new(conn);
+    let mut head = String::new();
+    reader.read_line(&mut head).await.ok()?;
+    let len: usize = head.trim().strip_prefix('$')?.parse().ok()?;
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).await.ok()?;
+    let text = String::from_utf8(body).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest.split(',').find_map(|f| f.strip_prefix("calls="))?;
+                Some((name.to_owned(), calls.parse().ok()?))
+            })
+            .collect(),
+    )
+}

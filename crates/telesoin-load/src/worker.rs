@@ -121,6 +121,9 @@ pub struct Options {
     pub addr: SocketAddr,
     pub source: IpAddr,
     pub admit: Admit,
+    /// Where the patients connect (`base`, address), when not where the kinés do: another node
+    /// of the same cluster.
+    pub patient: Option<(String, SocketAddr)>,
 }
 
 /// About the size of an ICE candidate or a small SDP frame with its envelope.
@@ -218,20 +221,24 @@ pub fn raise_nofile() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
-async fn connect(opts: &Options, path: &str) -> anyhow::Result<Ws> {
+async fn connect(opts: &Options, path: &str, patient: bool) -> anyhow::Result<Ws> {
+    let (base, addr) = match (&opts.patient, patient) {
+        (Some((base, addr)), true) => (base.as_str(), *addr),
+        _ => (opts.base.as_str(), opts.addr),
+    };
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(opts.source, 0))?;
-    let tcp = socket.connect(opts.addr).await?;
+    let tcp = socket.connect(addr).await?;
     tcp.set_nodelay(true)?;
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0);
-    let connector = if opts.base.starts_with("wss:") {
+    let connector = if base.starts_with("wss:") {
         Connector::Rustls(tls::client_config()?)
     } else {
         Connector::Plain
     };
-    let url = format!("{}{path}", opts.base);
+    let url = format!("{base}{path}");
     let (ws, _) =
         tokio_tungstenite::client_async_tls_with_config(url, tcp, Some(config), Some(connector))
             .await?;
@@ -250,13 +257,14 @@ async fn join_seat(
     shared: &Shared,
     id: &str,
     token: Option<&str>,
+    patient: bool,
 ) -> Result<Joined, String> {
     let t0 = shared.now_ns();
     let path = match opts.target {
         Target::Telesoin => "/ws".to_owned(),
         Target::Peerjs => format!("/peerjs?key=peerjs&id={id}&token=t{id}"),
     };
-    let mut ws = connect(opts, &path)
+    let mut ws = connect(opts, &path, patient)
         .await
         .map_err(|e| format!("connect: {}", short(&e.to_string())))?;
     let t1 = shared.now_ns();
@@ -448,7 +456,15 @@ impl Worker {
                 let _permit = gate.acquire_owned().await;
                 let mut out = Vec::new();
                 tokio::time::sleep_until(at_k).await;
-                match join_seat(&opts, &shared, &pair.kine_id, pair.kine_token.as_deref()).await {
+                match join_seat(
+                    &opts,
+                    &shared,
+                    &pair.kine_id,
+                    pair.kine_token.as_deref(),
+                    false,
+                )
+                .await
+                {
                     // The kiné's socket runs (and admits) while the patient joins.
                     Ok(j) => out.push((true, start_seat(&shared, j, pair.patient_id.clone()))),
                     Err(e) => {
@@ -458,7 +474,7 @@ impl Worker {
                 }
                 tokio::time::sleep_until(at_p).await;
                 let patient = pair.patient_token.as_deref();
-                match join_seat(&opts, &shared, &pair.patient_id, patient).await {
+                match join_seat(&opts, &shared, &pair.patient_id, patient, true).await {
                     Ok(j) => out.push((false, start_seat(&shared, j, pair.kine_id.clone()))),
                     Err(e) => shared.error(e),
                 }

@@ -692,6 +692,16 @@ impl Hub {
                 .await;
         }
         self.events.emit(now, refused).await;
+        // Out of the room before the seat hears it: in a cluster, every node has dropped its
+        // copy of the room before the `refused` reaches the socket (see `crate::rooms`).
+        let removed = self
+            .rooms
+            .update(session, |room| {
+                let seat = room.seats.remove(&participant);
+                let notify = room.admitted_others(participant);
+                (seat.and_then(|s| s.attachment), notify)
+            })
+            .await;
         self.send(
             participant,
             text(&ServerMsg::Refused(refusal_body(
@@ -708,15 +718,7 @@ impl Hub {
             },
         )
         .await;
-        let Ok((attachment, notify)) = self
-            .rooms
-            .update(session, |room| {
-                let seat = room.seats.remove(&participant);
-                let notify = room.admitted_others(participant);
-                (seat.and_then(|s| s.attachment), notify)
-            })
-            .await
-        else {
+        let Ok((attachment, notify)) = removed else {
             return;
         };
         if let Some(a) = attachment {

@@ -18,9 +18,11 @@ impl Hub {
         to: Option<uuid::Uuid>,
         data: &RawValue,
     ) -> HubResult<()> {
+        // In a cluster, this node's copy of the room may let the frame go; a refusal is read
+        // again from Redis first (see `crate::rooms`).
         let targets = self
             .rooms
-            .read(session, |room| {
+            .read_relay(session, |room| {
                 if !room.seats.get(&from).is_some_and(|s| s.admitted) {
                     return Err(RefusalCode::NotAdmitted);
                 }
@@ -28,13 +30,19 @@ impl Hub {
                     Some(t) => {
                         let t = ParticipantId(t);
                         match room.seats.get(&t) {
-                            Some(s) if t != from && s.admitted && s.attachment.is_some() => {
-                                Ok(vec![t])
-                            }
+                            Some(s) if t != from && s.admitted => match s.attachment {
+                                Some(a) => Ok(vec![a]),
+                                None => Err(RefusalCode::UnknownPeer),
+                            },
                             _ => Err(RefusalCode::UnknownPeer),
                         }
                     }
-                    None => Ok(room.admitted_others(from)),
+                    None => Ok(room
+                        .seats
+                        .iter()
+                        .filter(|(p, s)| **p != from && s.admitted)
+                        .filter_map(|(_, s)| s.attachment)
+                        .collect()),
                 }
             })
             .await??;
@@ -45,8 +53,10 @@ impl Hub {
             data.get()
         )
         .into();
-        for t in targets {
-            self.send(t, Outbound::Text(frame.clone())).await;
+        // To the very socket the room admitted (no look-up of where it is): a newer socket of
+        // the same seat is in the room once its join wrote it there.
+        for a in targets {
+            self.send_to(a, Outbound::Text(frame.clone())).await;
         }
         Ok(())
     }

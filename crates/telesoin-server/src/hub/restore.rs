@@ -125,6 +125,8 @@ impl Hub {
         if !lost {
             return;
         }
+        // Nothing this node copied from the lost state may let a frame go any more.
+        self.rooms.forget_all();
         let sockets: Vec<LocalSocket> = self.local.lock().values().copied().collect();
         tracing::warn!(
             sockets = sockets.len(),

@@ -5,6 +5,8 @@
 //!   complete a real WebRTC call; node A is killed; the kiné reconnects to node B; the call
 //!   recovers; the record counts the time once and notes `node_lost`;
 //! - a session cancelled on node A refuses its patient waiting on node B at once;
+//! - a seat refused on node A is relayed to no more through node B, whose copy of the room the
+//!   relay had filled, as soon as B tells anyone of the refusal;
 //! - Redis stopped: /readyz 503, joins refused `unavailable`, /healthz 200; Redis back: joins
 //!   work again without a restart;
 //! - SIGTERM: /readyz says `draining`, joins are refused `shutting_down`, clients are told
@@ -665,4 +667,88 @@ async fn redis_flushed_under_two_nodes_the_rooms_come_back_from_the_record() {
             .any(|e| e["participant"] == comp_id && e["kind"] == "admitted"),
         "the companion's admission is persisted"
     );
+}
+
+/// Node B relays from its copy of the room (see `telesoin_server::rooms`): a patient refused on
+/// node A (its link revoked there) must not be reachable through B right after. B hears the
+/// change before it delivers the `peer_left` that follows it, so the kiné's next frame to the
+/// patient is refused (`unknown_peer`) and nothing is relayed; the patient's link is refused on
+/// B too.
+#[tokio::test]
+async fn a_seat_refused_on_one_node_is_relayed_to_no_more_through_the_other() {
+    let (Some(redis), Some(db)) = (Redis::start().await, postgres().await) else {
+        return;
+    };
+    let (a, b) = two_nodes(&redis, &db, "refused@example.fr").await;
+    let api = api_on(&a.base()).login("refused@example.fr").await;
+    let patient = api.ready_patient().await;
+    let session = api.session(patient, json!({})).await;
+    let (kt, kid) = api.link(session, "kine").await;
+    let link = api
+        .post(
+            &format!("/api/sessions/{session}/links"),
+            json!({"role": "patient"}),
+        )
+        .await;
+    let pt = link["token"].as_str().expect("token").to_owned();
+    let pid = link["participant"]
+        .as_str()
+        .expect("participant")
+        .to_owned();
+
+    // The kiné on B, the patient on A, admitted by the kiné across the nodes.
+    let (mut k, _) = welcomed(b.port, &kt).await;
+    assert_eq!(k.recv().await["type"], "admitted");
+    let (mut p, _) = welcomed(a.port, &pt).await;
+    assert_eq!(p.until("waiting").await.0["reason"], "awaiting_admission");
+    assert_eq!(k.until("lobby_waiting").await.0["participant"], pid);
+    k.send(json!({"type": "admit", "participant": pid})).await;
+    p.until("admitted").await;
+    k.until("peer_joined").await;
+    // Relayed both ways, several times: B's relay keeps a copy of the room.
+    for n in 0..3 {
+        k.send(json!({"type": "candidate", "to": pid, "data": {"n": n}}))
+            .await;
+        let (c, _) = p.until("candidate").await;
+        assert_eq!(
+            (c["from"].as_str(), &c["data"]),
+            (Some(kid.to_string().as_str()), &json!({"n": n}))
+        );
+        p.send(json!({"type": "candidate", "to": kid, "data": {"n": n}}))
+            .await;
+        let (c, _) = k.until("candidate").await;
+        assert_eq!(
+            (c["from"].as_str(), &c["data"]),
+            (Some(pid.as_str()), &json!({"n": n}))
+        );
+    }
+
+    // Refused on A.
+    api.post(
+        &format!("/api/links/{}/revoke", link["jti"].as_str().expect("jti")),
+        json!({}),
+    )
+    .await;
+    assert_eq!(p.until("refused").await.0["code"], "token_revoked");
+    assert_eq!(p.closed().await, 4001);
+    let (left, _) = k.until("peer_left").await;
+    assert_eq!(
+        (left["participant"].as_str(), &left["reconnecting"]),
+        (Some(pid.as_str()), &json!(false))
+    );
+
+    // Right after, through B: the frame is refused, not relayed from B's copy.
+    k.send(json!({"type": "offer", "to": pid, "data": {"sdp": "v=0"}}))
+        .await;
+    k.send(json!({"type": "ping"})).await;
+    let m = k.recv().await;
+    assert_eq!(
+        (m["type"].as_str(), m["code"].as_str()),
+        (Some("error"), Some("unknown_peer")),
+        "the refused seat is no peer any more on node B: {m}"
+    );
+    assert_eq!(k.recv().await["type"], "pong");
+    // And its link is refused on B as on A.
+    assert_eq!(crate::refused_code(b.port, &pt).await.0, "token_revoked");
+    assert_eq!(crate::refused_code(a.port, &pt).await.0, "token_revoked");
 }
