@@ -375,7 +375,7 @@ async fn take_seat(
     tracing::info!(session = %joined.session, role = joined.role.as_str(), resumed = joined.resumed, "participant joined");
     // A cluster whose shared state lost this room: the other seats this node holds come back
     // first, so that they hear of this one (one read of the room per join).
-    Box::pin(app.hub.restore_seat(joined.session, Utc::now())).await;
+    Box::pin(app.hub.restore_for_join(&joined, Utc::now())).await;
     Box::pin(app.hub.after_join(&joined, Utc::now())).await;
     Some(Seated {
         session: joined.session,

@@ -101,6 +101,10 @@ struct Seat {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Room {
     seats: HashMap<ParticipantId, Seat>,
+    /// The sockets whose seats were put back from the record since the shared state lost the
+    /// room (see `restore`): a seat still on that socket was not announced by a join.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    restored: HashMap<ParticipantId, Attachment>,
 }
 
 impl RoomValue for Room {
@@ -367,6 +371,7 @@ impl Hub {
     }
 
     /// Appends what ends or refuses a seat (`socket_lost`, `left`, `refused`): never dropped.
+    /// Its sequence number when it was written within the wait.
     /// Waits for the write a few seconds at most (others are told after it, as always, unless
     /// the store is away); the writer keeps it and retries until it is written.
     async fn event_kept(
@@ -376,13 +381,13 @@ impl Hub {
         who: Option<(ParticipantId, Role)>,
         kind: PresenceKind,
         detail: Option<String>,
-    ) {
+    ) -> Option<i64> {
         self.event_kept_announced(session, new_event(at, who, kind, detail))
-            .await;
+            .await
     }
 
     /// [`Hub::event_kept`] of an event that may carry its webhook.
-    async fn event_kept_announced(&self, session: SessionId, event: NewEvent) {
+    async fn event_kept_announced(&self, session: SessionId, event: NewEvent) -> Option<i64> {
         let kind = event.kind;
         let rx = self.writer.submit(session, event, true);
         match tokio::time::timeout(KEPT_WAIT, rx).await {
@@ -391,14 +396,18 @@ impl Hub {
                     kind = kind.as_str(),
                     "the seat had already left: not recorded again"
                 );
+                None
             }
-            Ok(Ok(Ok(telesoin_store::Appended::Written(_)))) => {}
+            Ok(Ok(Ok(telesoin_store::Appended::Written(seq)))) => Some(seq),
             // Logged and counted by the writer: never to be written (its session is gone).
-            Ok(Ok(Err(telesoin_store::StoreError::Rejected(_)))) => {}
-            _ => tracing::warn!(
-                kind = kind.as_str(),
-                "presence event still queued for the store: it will be written"
-            ),
+            Ok(Ok(Err(telesoin_store::StoreError::Rejected(_)))) => None,
+            _ => {
+                tracing::warn!(
+                    kind = kind.as_str(),
+                    "presence event still queued for the store: it will be written"
+                );
+                None
+            }
         }
     }
 

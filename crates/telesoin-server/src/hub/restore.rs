@@ -23,7 +23,9 @@ use telesoin_core::model::Role;
 use telesoin_core::{ParticipantId, RefusalCode, SessionId};
 use telesoin_store::EventRow;
 
-use super::{Hub, HubResult, Joined, Seat, store_down};
+use telesoin_proto::signal::{self as wire, ServerMsg};
+
+use super::{Hub, HubResult, Joined, Seat, store_down, text, wire_role};
 
 /// A socket this node holds, and the seat it stands for.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +61,63 @@ pub(crate) fn durable_seat(events: &[EventRow], participant: ParticipantId) -> (
     (present, admitted)
 }
 
+/// What restoring `restored` owes the room: every admitted seat put back and every admitted
+/// seat that joined since the room was lost (attached on a socket that was not put back, the
+/// `joining` one aside) hear of each other, as a join would have told them. The seats put
+/// back were in the call together before the loss: they need nothing.
+fn restored_announcements(
+    room: &super::Room,
+    restored: &[(LocalSocket, bool)],
+    joining: Option<ParticipantId>,
+) -> Vec<(ParticipantId, wire::PeerInfo)> {
+    let info = |p: ParticipantId, role: Role| wire::PeerInfo {
+        participant: p.0,
+        role: wire_role(role),
+        admitted: true,
+    };
+    let joined_since: Vec<(ParticipantId, Role)> = room
+        .seats
+        .iter()
+        .filter(|(p, s)| {
+            s.admitted
+                && s.attachment.is_some()
+                && room.restored.get(p) != s.attachment.as_ref()
+                && Some(**p) != joining
+        })
+        .map(|(p, s)| (*p, s.role))
+        .collect();
+    let mut told = Vec::new();
+    for (s, admitted) in restored {
+        if !admitted {
+            continue; // A lobby seat is evaluated again: the kiné hears it waiting.
+        }
+        let me = (s.attachment.participant, s.role);
+        for other in &joined_since {
+            told.push((me.0, info(other.0, other.1)));
+            told.push((other.0, info(me.0, me.1)));
+        }
+    }
+    told
+}
+
+/// The seats other than `me` that the durable record has in the room and admitted.
+pub(crate) fn durable_admitted_others(
+    events: &[EventRow],
+    me: ParticipantId,
+) -> Vec<ParticipantId> {
+    let mut seats: Vec<ParticipantId> = events
+        .iter()
+        .filter_map(|e| e.participant)
+        .filter(|p| *p != me)
+        .collect();
+    seats.sort_by_key(|p| p.0);
+    seats.dedup();
+    seats
+        .into_iter()
+        .filter(|p| durable_seat(events, *p) == (true, true))
+        .collect()
+}
+
 impl Hub {
     /// A socket of this node was seated (after a successful join).
     pub fn socket_seated(&self, joined: &Joined) {
@@ -90,12 +149,25 @@ impl Hub {
         if !self.is_cluster() {
             return false;
         }
-        match self.restore_room(session, now).await {
+        match self.restore_room(session, None, now).await {
             Ok(n) => n > 0,
             Err(code) => {
                 tracing::warn!(code = code.code(), "room not restored");
                 false
             }
+        }
+    }
+
+    /// Right after a join's welcome, before the joining seat is announced: the other seats
+    /// this node holds come back first, so that the announcement reaches them (and the joining
+    /// seat is not told of them twice: its own announcement lists them).
+    pub async fn restore_for_join(&self, joined: &Joined, now: DateTime<Utc>) {
+        if !self.is_cluster() {
+            return;
+        }
+        let joining = Some(joined.attachment.participant);
+        if let Err(code) = self.restore_room(joined.session, joining, now).await {
+            tracing::warn!(code = code.code(), "room not restored");
         }
     }
 
@@ -141,15 +213,22 @@ impl Hub {
         sessions.sort_by_key(|s| s.0);
         sessions.dedup();
         for session in sessions {
-            if let Err(code) = self.restore_room(session, now).await {
+            if let Err(code) = self.restore_room(session, None, now).await {
                 tracing::warn!(code = code.code(), "room not restored");
             }
         }
     }
 
     /// Puts back the seats of this node's sockets in `session` that the room lacks, as the
-    /// durable record has them. Returns how many were put back.
-    async fn restore_room(&self, session: SessionId, now: DateTime<Utc>) -> HubResult<usize> {
+    /// durable record has them, and announces them as a join would to the seats that joined
+    /// since the room was lost (`joining`, whose own announcement follows, aside). Returns how
+    /// many were put back.
+    async fn restore_room(
+        &self,
+        session: SessionId,
+        joining: Option<ParticipantId>,
+        now: DateTime<Utc>,
+    ) -> HubResult<usize> {
         let mine: Vec<LocalSocket> = self
             .local
             .lock()
@@ -189,10 +268,14 @@ impl Hub {
                 present.then_some((s, admitted))
             })
             .collect();
-        let (restored, lobby) = self
+        let (restored, lobby, told) = self
             .rooms
             .update(session, |room| {
                 let mut restored = Vec::new();
+                // A mark whose seat moved to another socket (a rejoin) or left is stale.
+                let seats = &room.seats;
+                room.restored
+                    .retain(|p, a| seats.get(p).and_then(|s| s.attachment) == Some(*a));
                 for (s, admitted) in &back {
                     let p = s.attachment.participant;
                     if room.seats.contains_key(&p) {
@@ -213,6 +296,7 @@ impl Hub {
                             waiting: None,
                         },
                     );
+                    room.restored.insert(p, s.attachment);
                     restored.push((*s, *admitted));
                 }
                 let lobby: Vec<ParticipantId> = room
@@ -221,7 +305,8 @@ impl Hub {
                     .filter(|(_, seat)| !seat.admitted && seat.attachment.is_some())
                     .map(|(p, _)| *p)
                     .collect();
-                (restored, lobby)
+                let told = restored_announcements(room, &restored, joining);
+                (restored, lobby, told)
             })
             .await?;
         for (s, _) in &restored {
@@ -234,6 +319,11 @@ impl Hub {
             }
         }
         tracing::warn!(session = %session, seats = restored.len(), "seats restored from the record");
+        // A join since the loss was announced to a room without these seats: each side hears
+        // of the other now (the kiné offers), once.
+        for (to, peer) in told {
+            self.send(to, text(&ServerMsg::PeerJoined { peer })).await;
+        }
         // The lobby hears what it waits for again (the kiné's arrival changes it).
         let kine_back = restored.iter().any(|(s, a)| *a && s.role == Role::Kine);
         for p in lobby {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use telesoin_peer::{Peer, PeerConfig};
+use telesoin_proto::signal::ServerMsg;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
@@ -119,6 +120,19 @@ impl Redis {
         assert_eq!(&reply, b"+OK\r\n");
     }
 
+    /// `DEL key`: one key gone (an eviction), the others, this node's markers among them, kept.
+    pub(crate) async fn del(&self, key: &str) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to redis");
+        let cmd = format!("*2\r\n$3\r\nDEL\r\n${}\r\n{key}\r\n", key.len());
+        c.write_all(cmd.as_bytes()).await.expect("DEL");
+        let mut reply = [0u8; 4];
+        c.read_exact(&mut reply).await.expect("reply");
+        assert_eq!(&reply, b":1\r\n", "the key was there");
+    }
+
     pub(crate) async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().await.expect("kill redis-server");
@@ -215,16 +229,27 @@ fn drain_logs(mut lines: tokio::io::Lines<BufReader<tokio::process::ChildStderr>
 
 /// Two nodes sharing Postgres and Redis, the join-token keys, the certificate and the issuer.
 async fn two_nodes(redis: &Redis, db: &str, email: &str) -> (Node, Node) {
+    two_nodes_with(redis, db, email, &[]).await
+}
+
+/// [`two_nodes`], with more settings for both nodes.
+async fn two_nodes_with(
+    redis: &Redis,
+    db: &str,
+    email: &str,
+    extra: &[(&str, String)],
+) -> (Node, Node) {
     let (port_a, port_b) = (free_port(), free_port());
     let public = format!("https://localhost:{port_a}");
     let origins = format!("https://localhost:{port_a},https://localhost:{port_b}");
-    let env = [
+    let mut env = vec![
         ("TELESOIN_DATABASE_URL", db.to_owned()),
         ("TELESOIN_REDIS_URL", redis.url()),
         ("TELESOIN_PUBLIC_URL", public),
         ("TELESOIN_ALLOWED_ORIGINS", origins),
         ("TELESOIN_DRAIN_SECONDS", "0".to_owned()),
     ];
+    env.extend(extra.iter().cloned());
     let dir_a = tempfile::tempdir().expect("dir");
     let status = Command::new(env!("CARGO_BIN_EXE_telesoin"))
         .args(["add-kine", "--email", email, "--name", "Claire Martin"])
@@ -268,6 +293,61 @@ fn peer_config(ca: &[u8], link: String) -> PeerConfig {
         udp_bind: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
         ..PeerConfig::new(link)
     }
+}
+
+/// Sends a signal to a node's process (`STOP` freezes it: its sockets and its 2 s checks wait;
+/// `CONT` resumes it).
+fn signal_node(node: &Node, signal: &str) {
+    let pid = node.child.id().expect("node running");
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+}
+
+/// A kiné on node A and a patient on node B in a connected call: (kiné, patient, session,
+/// the links (kiné, patient on B), the CA).
+async fn call_across(api: &Api, a: &Node, b: &Node) -> (Peer, Peer, Uuid, String, String, Vec<u8>) {
+    let patient = api.ready_patient().await;
+    let session = api.session(patient, json!({})).await;
+    let link = |role: &'static str| {
+        let api = api.clone();
+        async move {
+            api.post(
+                &format!("/api/sessions/{session}/links"),
+                json!({"role": role}),
+            )
+            .await["url"]
+                .as_str()
+                .expect("url")
+                .to_owned()
+        }
+    };
+    let kine_link = link("kine").await;
+    let patient_link = via(&link("patient").await, a, b);
+    let ca = std::fs::read(a.dir.path().join("tls/cert.pem")).expect("certificate");
+    let t = Duration::from_secs(20);
+    let mut kine = Peer::join(PeerConfig {
+        auto_admit_lobby: true,
+        ..peer_config(&ca, kine_link.clone())
+    })
+    .await
+    .expect("kiné joins node A");
+    kine.admitted(t).await.expect("kiné admitted");
+    let mut pat = Peer::join(peer_config(&ca, patient_link.clone()))
+        .await
+        .expect("patient joins node B");
+    pat.admitted(t).await.expect("patient admitted");
+    kine.wait_media_connected(t).await.expect("kiné connected");
+    pat.wait_media_connected(t)
+        .await
+        .expect("patient connected");
+    (kine, pat, session, kine_link, patient_link, ca)
+}
+
+fn is_peer_joined(m: &ServerMsg, who: Uuid) -> bool {
+    matches!(m, ServerMsg::PeerJoined { peer } if peer.participant == who)
 }
 
 /// `https://localhost:A/j#token` -> `https://localhost:B/j#token`.
@@ -751,4 +831,236 @@ async fn a_seat_refused_on_one_node_is_relayed_to_no_more_through_the_other() {
     // And its link is refused on B as on A.
     assert_eq!(crate::refused_code(b.port, &pt).await.0, "token_revoked");
     assert_eq!(crate::refused_code(a.port, &pt).await.0, "token_revoked");
+}
+
+/// Redis flushed while node A is frozen (its 2 s check has not run yet): the patient's page
+/// reloads on node B (a new connection, new media) and is seated from the record, admitted,
+/// in a room without the kiné. When A's check puts the kiné's seat back, both hear of each
+/// other as a join would have told them, once: the kiné offers, the call resumes by itself.
+#[ignore = "open (issue 10): after the kiné's seat is put back, the reloaded page's data channel \
+            does not always carry the kiné's message, and a second peer_joined may reach the kiné; run \
+            with --ignored"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_back_before_the_other_nodes_restore_hears_of_it_and_is_heard() {
+    let (Some(redis), Some(db)) = (Redis::start().await, postgres().await) else {
+        return;
+    };
+    let (a, b) = two_nodes(&redis, &db, "reload@example.fr").await;
+    let api = api_on(&a.base()).login("reload@example.fr").await;
+    let (mut kine, mut pat, session, _, patient_link, ca) = call_across(&api, &a, &b).await;
+    let t = Duration::from_secs(20);
+    let connected = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    signal_node(&a, "STOP");
+    redis.flushall().await;
+    let mut back = Peer::join(peer_config(&ca, patient_link))
+        .await
+        .expect("the patient's page reloads on node B");
+    let peers = back.admitted(t).await.expect("admitted from the record");
+    assert!(
+        peers.is_empty(),
+        "the kiné's seat is not back yet: {peers:?}"
+    );
+    let who = back.participant();
+    let kine_id = kine.participant();
+    signal_node(&a, "CONT");
+
+    // Within A's next check (2 s), not at the next 10 s heartbeat.
+    kine.wait_for("peer_joined of the patient", Duration::from_secs(6), |m| {
+        is_peer_joined(m, who)
+    })
+    .await
+    .expect("the kiné, put back, hears of the patient who came back on B");
+    back.wait_for("peer_joined of the kiné", Duration::from_secs(6), |m| {
+        is_peer_joined(m, kine_id)
+    })
+    .await
+    .expect("the patient hears of the kiné put back");
+    back.wait_media_connected(t)
+        .await
+        .expect("the kiné's offer reached the reloaded page");
+    let resumed = Instant::now();
+    kine.send_data("De retour ?").await.expect("send");
+    assert_eq!(back.recv_data(t).await.expect("recv").text, "De retour ?");
+    back.send_data("Oui.").await.expect("send");
+    assert_eq!(kine.recv_data(t).await.expect("recv").text, "Oui.");
+
+    // Another check of both nodes: nobody is told twice.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut again = Vec::new();
+    while let Some(m) = kine.try_next_message() {
+        if is_peer_joined(&m, who) {
+            again.push(format!("kiné: {m:?}"));
+        }
+    }
+    while let Some(m) = back.try_next_message() {
+        if is_peer_joined(&m, kine_id) {
+            again.push(format!("patient: {m:?}"));
+        }
+    }
+    assert!(again.is_empty(), "announced once: {again:?}");
+
+    let hung_up = Instant::now();
+    let billed = kine
+        .hangup(t)
+        .await
+        .expect("hangup")
+        .expect("the kiné's hang-up ends the session");
+    back.wait_state("ended", t, |s| s.ended.is_some().then_some(Ok(())))
+        .await
+        .expect("the patient on B hears the end");
+    let observed = (hung_up - connected).as_secs_f64();
+    let since_back = (hung_up - resumed).as_secs_f64();
+    assert!(
+        (billed as f64) <= observed + 1.5 && (billed as f64) >= since_back - 2.0,
+        "billed {billed} s for {observed:.1} s observed ({since_back:.1} s since the reload)"
+    );
+    let rec = api_on(&b.base())
+        .login("reload@example.fr")
+        .await
+        .record(session)
+        .await;
+    assert_eq!(rec["billable_seconds"].as_i64(), Some(billed));
+    let events = rec["events"].as_array().expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["detail"] == "shared_state_lost" && e["role"] == "kine"),
+        "A put the kiné's seat back: {rec}"
+    );
+    pat.shutdown().await;
+    back.shutdown().await;
+}
+
+/// The room's key evicted (the nodes' markers kept: no check sees a loss), then the patient's
+/// socket on node B is lost and nobody comes back: the loss is recorded all the same, the kiné
+/// on A hears it, and after the grace period the seat is let go (`left{grace_expired}`, dated
+/// at the loss), as with the room in place. Billing never counts past the loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_lost_after_its_room_was_evicted_still_leaves_after_its_grace() {
+    let (Some(redis), Some(db)) = (Redis::start().await, postgres().await) else {
+        return;
+    };
+    let grace = [("TELESOIN_GRACE_SECONDS", "4".to_owned())];
+    let (a, b) = two_nodes_with(&redis, &db, "evicted@example.fr", &grace).await;
+    let api = api_on(&a.base()).login("evicted@example.fr").await;
+    let (mut kine, mut pat, session, _, _, _) = call_across(&api, &a, &b).await;
+    let t = Duration::from_secs(20);
+    let connected = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    redis.del(&format!("ts:room:{session}")).await;
+    let who = pat.participant();
+    pat.close_socket_abruptly()
+        .await
+        .expect("the patient's network goes");
+    let lost = Instant::now();
+    let left = |reconnecting: bool| {
+        move |m: &ServerMsg| {
+            matches!(m, ServerMsg::PeerLeft { participant, reconnecting: r }
+                if *participant == who && *r == reconnecting)
+        }
+    };
+    kine.wait_for(
+        "peer_left, reconnecting",
+        Duration::from_secs(3),
+        left(true),
+    )
+    .await
+    .expect("the kiné hears the patient's socket was lost");
+    kine.wait_for("peer_left, gone", Duration::from_secs(8), left(false))
+        .await
+        .expect("and, after the grace period, that the patient left");
+
+    let billed = kine
+        .hangup(t)
+        .await
+        .expect("hangup")
+        .expect("the kiné's hang-up ends the session");
+    let observed = (lost - connected).as_secs_f64();
+    assert!(
+        (billed as f64) <= observed + 1.5,
+        "billed {billed} s for {observed:.1} s observed before the loss"
+    );
+    let rec = api.record(session).await;
+    let events = rec["events"].as_array().expect("events");
+    let seat: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["participant"] == who.to_string())
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (s("kind"), s("detail"))
+        })
+        .collect();
+    let tail: Vec<_> = seat.iter().rev().take(2).rev().cloned().collect();
+    assert_eq!(
+        tail,
+        [
+            ("socket_lost".to_owned(), String::new()),
+            ("left".to_owned(), "grace_expired".to_owned())
+        ],
+        "the loss and the end of the seat are recorded once: {seat:?}"
+    );
+    pat.shutdown().await;
+    drop((a, b));
+}
+
+/// The room evicted, the patient's socket on node B lost, the patient back on node A within
+/// the grace period: B's grace timer lets nothing go (no `left`), the call goes on and the
+/// patient's connected time continues through the move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_back_on_the_other_node_within_its_grace_is_not_let_go() {
+    let (Some(redis), Some(db)) = (Redis::start().await, postgres().await) else {
+        return;
+    };
+    let grace = [("TELESOIN_GRACE_SECONDS", "4".to_owned())];
+    let (a, b) = two_nodes_with(&redis, &db, "moved@example.fr", &grace).await;
+    let api = api_on(&a.base()).login("moved@example.fr").await;
+    let (mut kine, mut pat, session, _, patient_link, _) = call_across(&api, &a, &b).await;
+    let t = Duration::from_secs(20);
+    let connected = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    redis.del(&format!("ts:room:{session}")).await;
+    pat.close_socket_abruptly()
+        .await
+        .expect("the patient's network goes");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let welcome = pat
+        .reconnect_via(&via(&patient_link, &b, &a))
+        .await
+        .expect("the patient comes back on node A")
+        .clone();
+    assert!(welcome.resumed, "the seat and its admission are found");
+    pat.admitted(t).await.expect("admitted again");
+    // Past B's grace timer.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    kine.send_data("Toujours là ?").await.expect("send");
+    assert_eq!(pat.recv_data(t).await.expect("recv").text, "Toujours là ?");
+    pat.send_data("Oui.").await.expect("send");
+    assert_eq!(kine.recv_data(t).await.expect("recv").text, "Oui.");
+
+    let hung_up = Instant::now();
+    let billed = kine
+        .hangup(t)
+        .await
+        .expect("hangup")
+        .expect("the kiné's hang-up ends the session");
+    let observed = (hung_up - connected).as_secs_f64();
+    assert!(
+        (billed as f64) <= observed + 1.5 && (billed as f64) >= observed - 2.0,
+        "billed {billed} s for {observed:.1} s observed: the time goes on through the move"
+    );
+    let rec = api.record(session).await;
+    let events = rec["events"].as_array().expect("events");
+    let who = pat.participant().to_string();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["participant"] == who && e["kind"] == "left"),
+        "no left for a seat that came back in time: {rec}"
+    );
+    pat.shutdown().await;
+    drop((a, b));
 }
