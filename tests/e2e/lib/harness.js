@@ -341,7 +341,17 @@ export async function loginDashboard(page) {
  * @param {string} sessionId
  */
 export async function kineJoins(page, sessionId) {
+  // The list of the session's own day (the page's time zone, Europe/Paris): a session made
+  // "in two hours" late in the evening is tomorrow's, not on today's list.
   await page.goto(`${server().url}/app#/sessions`);
+  const day = await page.evaluate(async (id) => {
+    const r = await fetch(`/api/sessions/${id}`, { credentials: 'same-origin' });
+    if (!r.ok) return null;
+    const d = new Date((await r.json()).starts_at);
+    const p = (/** @type {number} */ n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+  }, sessionId);
+  if (day) await page.goto(`${server().url}/app#/sessions?day=${day}`);
   await page.locator(`tr[data-session="${sessionId}"] [data-action="join"]`).click();
   await page.locator('#call-layer .call').waitFor();
 }
