@@ -589,17 +589,7 @@ async fn redis_paused(round: usize, stay: Duration) {
         "the media stayed up"
     );
     tokio::time::sleep(stay / 2).await;
-    let hung_up = Instant::now();
-    let billed = kine
-        .hangup(T)
-        .await
-        .expect("hangup")
-        .expect("the kiné's hang-up ends the session");
-    let observed = (hung_up - connected).as_secs_f64();
-    pat.wait_state("ended", T, |s| s.ended.is_some().then_some(Ok(())))
-        .await
-        .expect("the patient hears the end");
-    pat.shutdown().await;
+    let (billed, observed) = hang_up(&mut kine, &mut pat, connected).await;
     let rec = api.record(session).await;
     let seen = observed - pause.as_secs_f64() - 2.0;
     check_record(
@@ -756,6 +746,57 @@ impl Postgres {
     }
 }
 
+/// `/readyz`'s status.
+async fn readyz(base: &str) -> u16 {
+    http()
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .status()
+        .as_u16()
+}
+
+/// Waits (bounded) until `/readyz` answers `status`.
+async fn until_ready(base: &str, status: u16, what: &str) {
+    let deadline = Instant::now() + T;
+    while readyz(base).await != status {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The record's `store_gap_` incidents.
+fn store_gaps(rec: &Value) -> usize {
+    rec["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter(|e| {
+            e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("store_gap_"))
+        })
+        .count()
+}
+
+/// The kiné hangs up, the patient hears the end and goes: (billed, observed seconds since
+/// `connected`).
+async fn hang_up(kine: &mut Peer, pat: &mut Peer, connected: Instant) -> (i64, f64) {
+    let hung_up = Instant::now();
+    let billed = kine
+        .hangup(T)
+        .await
+        .expect("hangup")
+        .expect("the kiné's hang-up ends the session");
+    let observed = (hung_up - connected).as_secs_f64();
+    pat.wait_state("ended", T, |s| s.ended.is_some().then_some(Ok(())))
+        .await
+        .expect("the patient hears the end");
+    pat.shutdown().await;
+    (billed, observed)
+}
+
 /// The store (Postgres, its own instance) crashes and restarts mid-call: the node stops being
 /// ready and admits nobody while writes fail, the call's media goes on, the gap is recorded once
 /// writing is back, and the kiné's hang-up ends the session, billed never over what was observed.
@@ -822,46 +863,20 @@ async fn postgres_restarted(round: usize, stay: Duration) {
     pg.crash().await;
     // Long enough for a heartbeat to be refused.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let readyz = || async {
-        http()
-            .get(format!("{}/readyz", server.base))
-            .send()
-            .await
-            .expect("readyz")
-            .status()
-            .as_u16()
-    };
     assert_eq!(
-        readyz().await,
+        readyz(&server.base).await,
         503,
         "not ready while the store cannot write"
     );
     pg.run().await;
-    let deadline = Instant::now() + T;
-    while readyz().await != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "ready again once the store writes"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_ready(&server.base, 200, "ready again once the store writes").await;
     let away = away.elapsed();
     assert!(
         kine.state().connected_remote().is_some() && pat.state().connected_remote().is_some(),
         "the media stayed up"
     );
     tokio::time::sleep(stay / 2).await;
-    let hung_up = Instant::now();
-    let billed = kine
-        .hangup(T)
-        .await
-        .expect("hangup")
-        .expect("the kiné's hang-up ends the session");
-    let observed = (hung_up - connected).as_secs_f64();
-    pat.wait_state("ended", T, |s| s.ended.is_some().then_some(Ok(())))
-        .await
-        .expect("the patient hears the end");
-    pat.shutdown().await;
+    let (billed, observed) = hang_up(&mut kine, &mut pat, connected).await;
     let rec = api
         .login(&format!("pg-restart-{round}@example.fr"))
         .await
@@ -877,17 +892,7 @@ async fn postgres_restarted(round: usize, stay: Duration) {
         &[kine.participant(), pat.participant()],
     );
     assert_eq!(rec["billable_seconds"].as_i64(), Some(billed));
-    let gaps = rec["incidents"]
-        .as_array()
-        .expect("incidents")
-        .iter()
-        .filter(|e| {
-            e["detail"]
-                .as_str()
-                .is_some_and(|d| d.starts_with("store_gap_"))
-        })
-        .count();
-    assert_eq!(gaps, 1, "the gap is recorded once: {rec}");
+    assert_eq!(store_gaps(&rec), 1, "the gap is recorded once: {rec}");
     assert!(
         telesoin_server::records::cli::audit_verify(server.state.store.as_ref())
             .await
@@ -933,22 +938,9 @@ async fn disk_full(round: usize, stay: Duration) {
     let (companion, _) = api.link(session, "companion").await;
     tokio::time::sleep(stay / 2).await;
 
-    let readyz = || async {
-        http()
-            .get(format!("{}/readyz", server.base))
-            .send()
-            .await
-            .expect("readyz")
-            .status()
-            .as_u16()
-    };
     let away = Instant::now();
     let filler = fs.fill();
-    let deadline = Instant::now() + T;
-    while readyz().await != 503 {
-        assert!(Instant::now() < deadline, "not ready once the disk is full");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_ready(&server.base, 503, "not ready once the disk is full").await;
     // Long enough for a heartbeat to be refused, then a join while nothing can be written.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (code, close) = crate::refused_code(server.port, &companion).await;
@@ -958,31 +950,14 @@ async fn disk_full(round: usize, stay: Duration) {
         "nobody is seated while presence cannot be recorded"
     );
     std::fs::remove_file(filler).expect("free the disk");
-    let deadline = Instant::now() + T;
-    while readyz().await != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "ready again once the disk has room"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_ready(&server.base, 200, "ready again once the disk has room").await;
     let away = away.elapsed();
     assert!(
         kine.state().connected_remote().is_some() && pat.state().connected_remote().is_some(),
         "the media stayed up"
     );
     tokio::time::sleep(stay / 2).await;
-    let hung_up = Instant::now();
-    let billed = kine
-        .hangup(T)
-        .await
-        .expect("hangup")
-        .expect("the kiné's hang-up ends the session");
-    let observed = (hung_up - connected).as_secs_f64();
-    pat.wait_state("ended", T, |s| s.ended.is_some().then_some(Ok(())))
-        .await
-        .expect("the patient hears the end");
-    pat.shutdown().await;
+    let (billed, observed) = hang_up(&mut kine, &mut pat, connected).await;
     let rec = api.login(&email).await.record(session).await;
     // Reports refused while the disk was full are no evidence: under by at most that time, one
     // heartbeat period (2 s) before it (back to the last persisted report of each side) and one
@@ -1000,17 +975,7 @@ async fn disk_full(round: usize, stay: Duration) {
         !events.iter().any(|e| e["role"] == "companion"),
         "nothing of the refused companion's seat: {rec}"
     );
-    let gaps = rec["incidents"]
-        .as_array()
-        .expect("incidents")
-        .iter()
-        .filter(|e| {
-            e["detail"]
-                .as_str()
-                .is_some_and(|d| d.starts_with("store_gap_"))
-        })
-        .count();
-    assert_eq!(gaps, 1, "the gap is recorded once: {rec}");
+    assert_eq!(store_gaps(&rec), 1, "the gap is recorded once: {rec}");
     assert!(
         telesoin_server::records::cli::audit_verify(server.state.store.as_ref())
             .await
