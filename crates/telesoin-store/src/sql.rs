@@ -906,6 +906,17 @@ fn append_error(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// `scheduled` -> `live`, in the transaction of the event that opens the session
+/// ([`NewEvent::opens_session`]); a session in any other state is left as it is.
+async fn open_session(conn: &mut sqlx::AnyConnection, session: SessionId) -> Result<()> {
+    sqlx::query("UPDATE sessions SET status = 'live' WHERE id = $1 AND status = 'scheduled'")
+        .bind(session.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
 fn appended(rows: std::result::Result<Vec<AnyRow>, sqlx::Error>) -> Result<Appended> {
     match rows.map_err(append_error) {
         Ok(rows) => Ok(Appended::Written(get(written(&rows)?, "seq")?)),
@@ -945,6 +956,9 @@ impl SqlStore {
                     Appended::SeatLeft if self.backend == Backend::Postgres => return Ok(Err(i)),
                     Appended::SeatLeft => out.push(Appended::SeatLeft),
                     a @ Appended::Written(_) => {
+                        if e.opens_session {
+                            open_session(&mut *conn, *session).await?;
+                        }
                         if let Some(announce) = &e.announce {
                             queue_webhooks(
                                 &mut *conn,
@@ -978,7 +992,7 @@ impl SqlStore {
 #[async_trait]
 impl EventStore for SqlStore {
     async fn append_event(&self, session: SessionId, e: &NewEvent) -> Result<i64> {
-        let outcome = if e.announce.is_none() {
+        let outcome = if e.announce.is_none() && !e.opens_session {
             let rows = append_query(session, e).fetch_all(&self.pool).await;
             appended(rows)?
         } else {
@@ -994,7 +1008,7 @@ impl EventStore for SqlStore {
         match batch {
             [] => return Ok(Vec::new()),
             // One autocommit statement: a transaction would only add two.
-            [(session, e)] if e.announce.is_none() => {
+            [(session, e)] if e.announce.is_none() && !e.opens_session => {
                 let rows = append_query(*session, e).fetch_all(&self.pool).await;
                 return Ok(vec![appended(rows)?]);
             }
