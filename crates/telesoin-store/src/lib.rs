@@ -217,7 +217,8 @@ pub trait EventStore: Send + Sync {
     /// `joined`: a seat's events are ordered, nothing follows its `left` but a return.
     async fn append_event(&self, session: SessionId, event: &NewEvent) -> Result<i64>;
     /// Appends events in order, in one transaction (one write for a burst of them), each with
-    /// its announcement (webhook rows) if it has one; each one the seat rule refuses is
+    /// its announcement (webhook rows) if it has one and the opening of its session if it
+    /// opens it ([`NewEvent::opens_session`]); each one the seat rule refuses is
     /// [`Appended::SeatLeft`], without its announcement, and the others are still written. An
     /// error means that none was written: [`StoreError::Rejected`] when a constraint refuses
     /// one of them for good (its session is gone, ...), which the caller finds by writing them

@@ -384,6 +384,7 @@ impl RecordStore for SqlStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await.map_err(unavailable)?;
         // One writer of the chain at a time, across processes and nodes.
         match self.backend {

@@ -8,6 +8,7 @@
 //! (`INTEGER` there, `BIGINT` here) so the code decodes `i64` on both.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -81,6 +82,11 @@ impl Backend {
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// SQLite only: the hot writers of this process (presence events, the audit chain) take
+    /// turns here, in order, instead of in SQLite's busy handler, which retries a locked
+    /// database after sleeping 1, 2, 5, 10, 15, 20, 25 ... ms: under a burst of joins those
+    /// sleeps were the tail of a join. Other processes (the CLI) still meet the busy timeout.
+    write_turn: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -208,7 +214,13 @@ impl SqlStore {
                 .await
                 .map_err(unavailable)?;
         }
-        let store = Self { pool, backend };
+        let write_turn =
+            (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let store = Self {
+            pool,
+            backend,
+            write_turn,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -906,6 +918,17 @@ fn append_error(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// `scheduled` -> `live`, in the transaction of the event that opens the session
+/// ([`NewEvent::opens_session`]); a session in any other state is left as it is.
+async fn open_session(conn: &mut sqlx::AnyConnection, session: SessionId) -> Result<()> {
+    sqlx::query("UPDATE sessions SET status = 'live' WHERE id = $1 AND status = 'scheduled'")
+        .bind(session.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
 fn appended(rows: std::result::Result<Vec<AnyRow>, sqlx::Error>) -> Result<Appended> {
     match rows.map_err(append_error) {
         Ok(rows) => Ok(Appended::Written(get(written(&rows)?, "seq")?)),
@@ -915,6 +938,15 @@ fn appended(rows: std::result::Result<Vec<AnyRow>, sqlx::Error>) -> Result<Appen
 }
 
 impl SqlStore {
+    /// Waits for this process's turn to write (SQLite; nothing to wait for on Postgres, whose
+    /// writers lock rows, not the database). Held for the whole write, connection included.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_turn {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        }
+    }
+
     /// The batch in one transaction, with the announcements of the events written; the events
     /// `skip`ped are not tried (the seat rule refused them in an earlier try) and answered
     /// [`Appended::SeatLeft`]. SQLite: an event the seat rule refuses aborts its own statement
@@ -926,6 +958,7 @@ impl SqlStore {
         batch: &[(SessionId, NewEvent)],
         skip: &[bool],
     ) -> Result<std::result::Result<Vec<Appended>, usize>> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await.map_err(unavailable)?;
         conn.execute(match self.backend {
             Backend::Sqlite => "BEGIN IMMEDIATE",
@@ -945,6 +978,9 @@ impl SqlStore {
                     Appended::SeatLeft if self.backend == Backend::Postgres => return Ok(Err(i)),
                     Appended::SeatLeft => out.push(Appended::SeatLeft),
                     a @ Appended::Written(_) => {
+                        if e.opens_session {
+                            open_session(&mut *conn, *session).await?;
+                        }
                         if let Some(announce) = &e.announce {
                             queue_webhooks(
                                 &mut *conn,
@@ -978,7 +1014,8 @@ impl SqlStore {
 #[async_trait]
 impl EventStore for SqlStore {
     async fn append_event(&self, session: SessionId, e: &NewEvent) -> Result<i64> {
-        let outcome = if e.announce.is_none() {
+        let outcome = if e.announce.is_none() && !e.opens_session {
+            let _turn = self.write_turn().await;
             let rows = append_query(session, e).fetch_all(&self.pool).await;
             appended(rows)?
         } else {
@@ -994,7 +1031,8 @@ impl EventStore for SqlStore {
         match batch {
             [] => return Ok(Vec::new()),
             // One autocommit statement: a transaction would only add two.
-            [(session, e)] if e.announce.is_none() => {
+            [(session, e)] if e.announce.is_none() && !e.opens_session => {
+                let _turn = self.write_turn().await;
                 let rows = append_query(*session, e).fetch_all(&self.pool).await;
                 return Ok(vec![appended(rows)?]);
             }

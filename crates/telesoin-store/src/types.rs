@@ -77,6 +77,10 @@ pub struct NewEvent {
     /// The platforms' webhook that announces this event (`participant.admitted`, ...), written
     /// with it in its transaction, and only if the event is written (not when it is refused).
     pub announce: Option<crate::Announcement>,
+    /// The session moves from `scheduled` to `live` in this event's transaction, if the event
+    /// is written and the session is still `scheduled` (the first admission opens it): one
+    /// commit, not two, and never a `live` session without its `admitted`.
+    pub opens_session: bool,
 }
 
 #[derive(Debug, Clone)]

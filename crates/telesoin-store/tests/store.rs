@@ -300,6 +300,7 @@ async fn suite(store: &dyn Store) {
                     kind,
                     detail: None,
                     announce: None,
+                    opens_session: false,
                 },
             )
             .await
@@ -507,6 +508,7 @@ async fn seat_events_are_ordered_and_their_state_is_one_row(url: String) {
         kind,
         detail: detail.map(str::to_owned),
         announce: None,
+        opens_session: false,
     };
     let state = |who| {
         let store = &store;
@@ -558,6 +560,7 @@ async fn seat_events_are_ordered_and_their_state_is_one_row(url: String) {
                 kind: PresenceKind::Incident,
                 detail: Some("note".into()),
                 announce: None,
+                opens_session: false,
             },
         )
         .await
@@ -992,6 +995,7 @@ async fn records_suite(url: String) {
                 kind: PresenceKind::Ended,
                 detail: None,
                 announce: None,
+                opens_session: false,
             },
         )
         .await
@@ -1609,6 +1613,7 @@ async fn sqlite_on_a_full_disk_fails_every_write() {
         kind,
         detail: None,
         announce: None,
+        opens_session: false,
     };
     let first = store
         .append_event(session, &event(PresenceKind::Joined))
@@ -2440,6 +2445,7 @@ async fn announced_events_are_written_with_their_webhooks(url: String) {
         detail: None,
         announce: announce
             .map(|t| Announcement::new(t, at(s), serde_json::json!({ "participant": who.0 }))),
+        opens_session: false,
     };
 
     // Alone: one transaction with its row.
@@ -2825,3 +2831,109 @@ async fn admission_facts_are_the_three_reads_in_one(url: String) {
 }
 
 on_both!(admission_facts_are_the_three_reads_in_one);
+
+/// The first admission opens its session in its own transaction (`NewEvent::opens_session`):
+/// alone and in a batch, `scheduled` becomes `live` with the event; an event the seat rule
+/// refuses opens nothing (Postgres retries the batch without it), and a session that is no
+/// longer `scheduled` (ended, cancelled) is left as it is.
+async fn an_admission_opens_its_session_in_its_transaction(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let at = |s: i64| t0() + Duration::seconds(s);
+    let ev = |who: ParticipantId, s: i64, kind: PresenceKind, opens: bool| NewEvent {
+        at: at(s),
+        participant: Some(who),
+        role: Some(Role::Kine),
+        kind,
+        detail: None,
+        announce: None,
+        opens_session: opens,
+    };
+    let status = |session: SessionId| {
+        let store = &store;
+        async move {
+            store
+                .session(session)
+                .await
+                .expect("ok")
+                .expect("row")
+                .session
+                .status
+        }
+    };
+
+    // Alone (the one-statement path when it does not open the session).
+    let session = scheduled_session(&store).await;
+    let seat = ParticipantId(Uuid::new_v4());
+    store
+        .append_event(session, &ev(seat, 0, PresenceKind::Joined, false))
+        .await
+        .expect("joined");
+    assert_eq!(status(session).await, SessionStatus::Scheduled);
+    store
+        .append_event(session, &ev(seat, 1, PresenceKind::Admitted, true))
+        .await
+        .expect("admitted");
+    assert_eq!(status(session).await, SessionStatus::Live);
+
+    // In a batch, `joined` and `admitted` of one seat together.
+    let session = scheduled_session(&store).await;
+    let out = store
+        .append_events(&[
+            (session, ev(seat, 0, PresenceKind::Joined, false)),
+            (session, ev(seat, 1, PresenceKind::Admitted, true)),
+        ])
+        .await
+        .expect("batch");
+    assert!(matches!(out[..], [Appended::Written(a), Appended::Written(b)] if a < b));
+    assert_eq!(status(session).await, SessionStatus::Live);
+
+    // Refused by the seat rule (it left): not written, the session stays `scheduled`, alone and
+    // in a batch whose other events are written.
+    let session = scheduled_session(&store).await;
+    let other = ParticipantId(Uuid::new_v4());
+    store
+        .append_events(&[
+            (session, ev(seat, 0, PresenceKind::Joined, false)),
+            (session, ev(seat, 1, PresenceKind::Left, false)),
+        ])
+        .await
+        .expect("left");
+    assert!(matches!(
+        store
+            .append_event(session, &ev(seat, 2, PresenceKind::Admitted, true))
+            .await,
+        Err(StoreError::SeatLeft)
+    ));
+    let out = store
+        .append_events(&[
+            (session, ev(other, 3, PresenceKind::Joined, false)),
+            (session, ev(seat, 3, PresenceKind::Admitted, true)),
+        ])
+        .await
+        .expect("batch");
+    assert!(
+        matches!(out[..], [Appended::Written(_), Appended::SeatLeft]),
+        "{out:?}"
+    );
+    assert_eq!(status(session).await, SessionStatus::Scheduled);
+
+    // A session already ended is not opened again.
+    let session = scheduled_session(&store).await;
+    assert!(
+        store
+            .finalize(session, at(0), 0, at(0))
+            .await
+            .expect("finalize")
+    );
+    store
+        .append_events(&[
+            (session, ev(seat, 1, PresenceKind::Joined, false)),
+            (session, ev(seat, 2, PresenceKind::Admitted, true)),
+        ])
+        .await
+        .expect("batch");
+    assert_eq!(status(session).await, SessionStatus::Ended);
+    store.close().await;
+}
+
+on_both!(an_admission_opens_its_session_in_its_transaction);

@@ -12,7 +12,7 @@ use telesoin_core::model::{Companion, Consent, ConsentRecorder, Role, SessionSta
 use telesoin_core::representation::{self, ConsentChannel, ConsentGiver};
 use telesoin_core::{ParticipantId, PatientId, RefusalCode, SessionId, acts};
 use telesoin_proto::signal::{self as wire, ServerMsg};
-use telesoin_store::{AdmissionFacts, Appended, SessionRow};
+use telesoin_store::{AdmissionFacts, Appended, NewEvent, SessionRow};
 
 use crate::error::refusal_body;
 use crate::events::DomainEvent;
@@ -34,6 +34,14 @@ fn check_link(
     }
     telesoin_core::claims::check_seat(claims, seat)?;
     Ok(())
+}
+
+/// What telesoin-core decided for a seat (see [`Hub::judge`]).
+struct Judged {
+    role: Role,
+    decision: Decision,
+    /// The seat counts as admitted already.
+    already: bool,
 }
 
 impl Hub {
@@ -231,8 +239,33 @@ impl Hub {
         } else {
             PresenceKind::Joined
         };
+        // A first join the core admits at once (the kiné, a patient the facts just read let in)
+        // writes its `admitted` with its `joined`, in one transaction: one commit and one wait
+        // for the writer, not two. The welcome still goes first, then `admitted` (after_join).
+        let admit = kind == PresenceKind::Joined
+            && matches!(
+                self.judge(&row, participant, facts.as_ref(), now).await,
+                Ok(Some(Judged {
+                    decision: Decision::Admit,
+                    already: false,
+                    ..
+                }))
+            );
         let mut resumed = resumed;
-        let written = match self.append(row.session.id, now, who, kind, None).await {
+        let mut admitted = false;
+        let appended = if admit {
+            let joined = new_event(now, who, kind, None);
+            let event = self.admitted_event(&row, participant, role, now).await;
+            self.append_all(row.session.id, vec![joined, event]).await.map(|out| {
+                // `joined` is never refused by the seat rule; an `admitted` that was (a `left`
+                // in between: not possible within one transaction) leaves it to after_join.
+                admitted = matches!(out[..], [_, Appended::Written(_)]);
+                out.first().copied().unwrap_or(Appended::SeatLeft)
+            })
+        } else {
+            self.append(row.session.id, now, who, kind, None).await
+        };
+        let written = match appended {
             Ok(Appended::SeatLeft) if resumed => {
                 // The record says the seat left meanwhile (its grace expired, it hung up on
                 // another node): this is a new join, and the seat is asked again who it is.
@@ -288,6 +321,7 @@ impl Hub {
             role,
             welcome,
             resumed,
+            admitted,
             row,
             facts,
         })
@@ -367,70 +401,13 @@ impl Hub {
                 .map_err(store_down)?
                 .ok_or(RefusalCode::SessionNotFound)?,
         };
-        let seat = self
-            .rooms
-            .read(session, |room| {
-                let seat = room.seats.get(&participant)?;
-                seat.attachment?;
-                Some((
-                    seat.role,
-                    seat.attested,
-                    seat.admitted_by_kine,
-                    room.kine_present(),
-                    seat.admitted,
-                ))
-            })
-            .await?;
-        let Some((role, attested, admitted_by_kine, kine_present, already)) = seat else {
+        let Some(Judged {
+            role,
+            decision,
+            already,
+        }) = self.judge(&row, participant, facts, now).await?
+        else {
             return Ok(());
-        };
-        let decision = if role == Role::Kine {
-            match admission::room_open(role, &row.session, now) {
-                Ok(()) => Decision::Admit,
-                Err(c) => Decision::Refuse(c),
-            }
-        } else {
-            let facts = match facts {
-                Some(f) => f.clone(),
-                None => self
-                    .store
-                    .admission_facts(row.session.kine, row.session.patient)
-                    .await
-                    .map_err(store_down)?
-                    .ok_or(RefusalCode::SessionNotFound)?,
-            };
-            let patient = facts.patient;
-            let visits: Vec<_> = facts.visits.into_iter().map(|v| v.visit).collect();
-            let consents: Vec<_> = facts.consents.into_iter().map(|c| c.consent).collect();
-            // HN: the price shown on the join page, accepted there before admission.
-            let to_accept = crate::records::hn_price_to_accept(self.store.as_ref(), &row)
-                .await
-                .map_err(store_down)?;
-            let accepted = match to_accept {
-                Some(_) => self
-                    .store
-                    .hn_price_acceptance(session)
-                    .await
-                    .map_err(store_down)?
-                    .map(|a| a.price_cents),
-                None => None,
-            };
-            admission::decide(&AdmissionInput {
-                now,
-                role,
-                session: &row.session,
-                patient: &patient.patient,
-                visits: &visits,
-                consents: &consents,
-                rule: self.cfg.in_person_rule,
-                attested,
-                price: admission::PriceAcceptance {
-                    to_accept_cents: to_accept,
-                    accepted_cents: accepted,
-                },
-                kine_present,
-                admitted_by_kine,
-            })
         };
         match decision {
             Decision::Admit if already => Ok(()),
@@ -460,6 +437,109 @@ impl Hub {
         }
     }
 
+    /// What telesoin-core decides for this seat now, from the room and the store (reads only,
+    /// nothing written or sent); None when the seat is not in the room or has no socket.
+    async fn judge(
+        &self,
+        row: &SessionRow,
+        participant: ParticipantId,
+        facts: Option<&AdmissionFacts>,
+        now: DateTime<Utc>,
+    ) -> HubResult<Option<Judged>> {
+        let session = row.session.id;
+        let seat = self
+            .rooms
+            .read(session, |room| {
+                let seat = room.seats.get(&participant)?;
+                seat.attachment?;
+                Some((
+                    seat.role,
+                    seat.attested,
+                    seat.admitted_by_kine,
+                    room.kine_present(),
+                    seat.admitted,
+                ))
+            })
+            .await?;
+        let Some((role, attested, admitted_by_kine, kine_present, already)) = seat else {
+            return Ok(None);
+        };
+        let decision = if role == Role::Kine {
+            match admission::room_open(role, &row.session, now) {
+                Ok(()) => Decision::Admit,
+                Err(c) => Decision::Refuse(c),
+            }
+        } else {
+            let facts = match facts {
+                Some(f) => f.clone(),
+                None => self
+                    .store
+                    .admission_facts(row.session.kine, row.session.patient)
+                    .await
+                    .map_err(store_down)?
+                    .ok_or(RefusalCode::SessionNotFound)?,
+            };
+            let patient = facts.patient;
+            let visits: Vec<_> = facts.visits.into_iter().map(|v| v.visit).collect();
+            let consents: Vec<_> = facts.consents.into_iter().map(|c| c.consent).collect();
+            // HN: the price shown on the join page, accepted there before admission.
+            let to_accept = crate::records::hn_price_to_accept(self.store.as_ref(), row)
+                .await
+                .map_err(store_down)?;
+            let accepted = match to_accept {
+                Some(_) => self
+                    .store
+                    .hn_price_acceptance(session)
+                    .await
+                    .map_err(store_down)?
+                    .map(|a| a.price_cents),
+                None => None,
+            };
+            admission::decide(&AdmissionInput {
+                now,
+                role,
+                session: &row.session,
+                patient: &patient.patient,
+                visits: &visits,
+                consents: &consents,
+                rule: self.cfg.in_person_rule,
+                attested,
+                price: admission::PriceAcceptance {
+                    to_accept_cents: to_accept,
+                    accepted_cents: accepted,
+                },
+                kine_present,
+                admitted_by_kine,
+            })
+        };
+        Ok(Some(Judged {
+            role,
+            decision,
+            already,
+        }))
+    }
+
+    /// The `admitted` event of a seat, with its webhook (written in its transaction, or not at
+    /// all) and, for the first admission of a session still `scheduled`, the session's opening
+    /// (`scheduled` -> `live` in the same transaction).
+    async fn admitted_event(
+        &self,
+        row: &SessionRow,
+        participant: ParticipantId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> NewEvent {
+        let announced = DomainEvent::ParticipantAdmitted {
+            session: row.session.id,
+            participant,
+            role,
+        };
+        let mut event = new_event(now, Some((participant, role)), PresenceKind::Admitted, None);
+        event.announce = self.cfg.webhooks.of(now, &announced).await;
+        event.opens_session = row.session.status == SessionStatus::Scheduled;
+        event
+    }
+
     async fn admit_seat(
         &self,
         row: &SessionRow,
@@ -468,27 +548,28 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> HubResult<()> {
         let session = row.session.id;
-        let who = Some((participant, role));
-        let announced = DomainEvent::ParticipantAdmitted {
-            session,
-            participant,
-            role,
-        };
-        let mut event = new_event(now, who, PresenceKind::Admitted, None);
-        // The webhook is written with the event, in its transaction (or not at all).
-        event.announce = self.cfg.webhooks.of(now, &announced).await;
+        let event = self.admitted_event(row, participant, role, now).await;
         let admitted = self.append_announced(session, event).await?;
         if admitted == Appended::SeatLeft {
             // The seat left (a hang-up) while it was being admitted: it is not let in, and
             // nothing of it is recorded after its `left`.
             return Ok(());
         }
-        if row.session.status == SessionStatus::Scheduled {
-            self.store
-                .transition(session, &[SessionStatus::Scheduled], SessionStatus::Live)
-                .await
-                .map_err(store_down)?;
-        }
+        self.seat_admitted(session, participant, role, now).await
+    }
+
+    /// What follows a written `admitted`: the seat counts as admitted, the audit trail hears
+    /// it, and the seat and its peers are told. The audit row is queued first (its place in the
+    /// chain is taken before anyone is told) but its commit is not waited for before telling:
+    /// the `admitted` event, the evidence, is committed already, and a crash before the audit
+    /// commit loses that row whether the seat was told or not.
+    async fn seat_admitted(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> HubResult<()> {
         self.rooms
             .update(session, |r| {
                 if let Some(seat) = r.seats.get_mut(&participant) {
@@ -496,8 +577,16 @@ impl Hub {
                 }
             })
             .await?;
-        self.events.emit(now, announced).await;
-        self.announce(session, participant, now).await;
+        let announced = DomainEvent::ParticipantAdmitted {
+            session,
+            participant,
+            role,
+        };
+        // `join!` polls the emit first: the audit row is queued before the first frame goes.
+        tokio::join!(
+            self.events.emit(now, announced),
+            self.announce(session, participant, now)
+        );
         Ok(())
     }
 
@@ -560,6 +649,23 @@ impl Hub {
     /// again; any other is evaluated.
     pub async fn after_join(&self, joined: &Joined, now: DateTime<Utc>) {
         let (session, participant) = (joined.session, joined.attachment.participant);
+        if joined.admitted {
+            // Its `admitted` was written with its `joined`.
+            if let Err(code) = self
+                .seat_admitted(session, participant, joined.role, now)
+                .await
+            {
+                self.send(
+                    participant,
+                    text(&ServerMsg::Error(refusal_body(
+                        code,
+                        serde_json::Value::Null,
+                    ))),
+                )
+                .await;
+            }
+            return;
+        }
         let admitted = self
             .rooms
             .read(session, |r| {

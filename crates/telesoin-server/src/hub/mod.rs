@@ -176,6 +176,9 @@ pub struct Joined {
     pub role: Role,
     pub welcome: ServerMsg,
     pub resumed: bool,
+    /// The join wrote the seat's `admitted` with its `joined` (the core let it in at once):
+    /// after the welcome it is announced, not evaluated again.
+    pub admitted: bool,
     /// The session as the join read it (the first evaluation does not read it again).
     pub row: telesoin_store::SessionRow,
     /// The patient's facts as the join read them (a seat of the patient's side), for the same.
@@ -245,6 +248,7 @@ fn new_event(
         kind,
         detail,
         announce: None,
+        opens_session: false,
     }
 }
 
@@ -370,6 +374,19 @@ impl Hub {
             .map_err(store_down)
     }
 
+    /// Appends events of one seat's join together (one transaction, in their order): a join's
+    /// own events, failing fast like [`Hub::append`].
+    async fn append_all(
+        &self,
+        session: SessionId,
+        events: Vec<NewEvent>,
+    ) -> HubResult<Vec<telesoin_store::Appended>> {
+        self.writer
+            .append_all(session, events, false)
+            .await
+            .map_err(store_down)
+    }
+
     /// Appends what ends or refuses a seat (`socket_lost`, `left`, `refused`): never dropped.
     /// Its sequence number when it was written within the wait.
     /// Waits for the write a few seconds at most (others are told after it, as always, unless
@@ -458,6 +475,7 @@ impl Hub {
                 kind: PresenceKind::Incident,
                 detail: Some(format!("store_gap_{seconds}s")),
                 announce: None,
+                opens_session: false,
             };
             match self.store.append_event(*session, &incident).await {
                 Ok(_) => {}

@@ -16,6 +16,9 @@
 //! written one by one; the refused one is answered with the error, logged (session and kind
 //! only) and counted (`telesoin_presence_events_rejected_total`), and the others are written.
 //!
+//! A job may hold several events of one session (a join's `joined` and the `admitted` decided
+//! with it): they are written together, in the same transaction, in their order, or not at all.
+//!
 //! A session's events go through one queue (one of [`SHARDS`], by session), which keeps their
 //! order: an event is never written before one of its session submitted earlier, so a seat's
 //! `left` that waits for the store cannot land after the `joined` of its return. Sessions of
@@ -42,11 +45,13 @@ const SHARDS: usize = 4;
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 type Outcome = Result<Appended, StoreError>;
-type Reply = oneshot::Sender<Outcome>;
+type Outcomes = Result<Vec<Appended>, StoreError>;
+type Reply = oneshot::Sender<Outcomes>;
 
 struct Job {
     session: SessionId,
-    event: NewEvent,
+    /// Written in one transaction, in this order (one event, most of the time).
+    events: Vec<NewEvent>,
     /// Retried until written (the end of a seat), rather than failed at once.
     keep: bool,
     reply: Reply,
@@ -98,20 +103,38 @@ impl PresenceWriter {
     }
 
     /// Queues `event` and returns what tells its fate. A `keep` event is retried until it is
-    /// written, even if the returned receiver is dropped.
+    /// written, even if the returned future is dropped (it is queued before this returns).
     pub(crate) fn submit(
         &self,
         session: SessionId,
         event: NewEvent,
         keep: bool,
-    ) -> oneshot::Receiver<Outcome> {
+    ) -> impl Future<Output = Result<Outcome, oneshot::error::RecvError>> + use<> {
+        let rx = self.submit_all(session, vec![event], keep);
+        async move {
+            rx.await.map(|outcomes| {
+                outcomes?.pop().ok_or_else(|| {
+                    StoreError::Unavailable("the append returned no outcome".into())
+                })
+            })
+        }
+    }
+
+    /// Queues events of one session to be written together, in one transaction and in their
+    /// order (with what else is queued), and returns what tells their fate, one outcome each.
+    pub(crate) fn submit_all(
+        &self,
+        session: SessionId,
+        events: Vec<NewEvent>,
+        keep: bool,
+    ) -> oneshot::Receiver<Outcomes> {
         let (reply, rx) = oneshot::channel();
         let pending = &self.shards[(session.0.as_u128() % SHARDS as u128) as usize];
         let start = {
             let mut p = pending.lock();
             p.jobs.push_back(Job {
                 session,
-                event,
+                events,
                 keep,
                 reply,
             });
@@ -137,12 +160,26 @@ impl PresenceWriter {
         event: NewEvent,
         keep: bool,
     ) -> Result<Appended, StoreError> {
-        self.submit(session, event, keep).await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "the presence writer stopped".into(),
-            ))
-        })
+        self.submit(session, event, keep)
+            .await
+            .unwrap_or_else(|_| Err(stopped()))
     }
+
+    /// Appends events of one session together (one transaction) and waits for their outcomes.
+    pub(crate) async fn append_all(
+        &self,
+        session: SessionId,
+        events: Vec<NewEvent>,
+        keep: bool,
+    ) -> Result<Vec<Appended>, StoreError> {
+        self.submit_all(session, events, keep)
+            .await
+            .unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the presence writer stopped".into())
 }
 
 /// A store error worth retrying: the store is away, locked, full. Any other one (a constraint)
@@ -172,12 +209,16 @@ impl Shard {
                 let n = p.jobs.len().min(BATCH);
                 p.jobs.drain(..n).collect()
             };
-            let events: Vec<(SessionId, NewEvent)> =
-                batch.iter().map(|j| (j.session, j.event.clone())).collect();
+            let events: Vec<(SessionId, NewEvent)> = batch
+                .iter()
+                .flat_map(|j| j.events.iter().map(|e| (j.session, e.clone())))
+                .collect();
             let left = match self.store.append_events(&events).await {
                 Ok(outcomes) => {
-                    for (job, outcome) in batch.into_iter().zip(outcomes) {
-                        let _ = job.reply.send(Ok(outcome));
+                    let mut outcomes = outcomes.into_iter();
+                    for job in batch {
+                        let mine: Vec<Appended> = outcomes.by_ref().take(job.events.len()).collect();
+                        let _ = job.reply.send(Ok(mine));
                     }
                     None
                 }
@@ -209,13 +250,11 @@ impl Shard {
     async fn one_by_one(&self, batch: Vec<Job>) -> Option<(Vec<Job>, StoreError)> {
         let mut jobs = batch.into_iter();
         while let Some(job) = jobs.next() {
-            let one = [(job.session, job.event.clone())];
+            let one: Vec<(SessionId, NewEvent)> =
+                job.events.iter().map(|e| (job.session, e.clone())).collect();
             match self.store.append_events(&one).await {
                 Ok(outcomes) => {
-                    let outcome = outcomes.into_iter().next().ok_or_else(|| {
-                        StoreError::Unavailable("the append returned no outcome".into())
-                    });
-                    let _ = job.reply.send(outcome);
+                    let _ = job.reply.send(Ok(outcomes));
                 }
                 Err(e) if transient(&e) => {
                     let mut rest = vec![job];
@@ -228,7 +267,7 @@ impl Shard {
                     // personal data, but it is not needed to find the event.
                     tracing::error!(
                         session = %job.session,
-                        kind = job.event.kind.as_str(),
+                        kind = job.events.first().map_or("", |e| e.kind.as_str()),
                         "presence event refused by the store for good: not written"
                     );
                     let _ = job.reply.send(Err(e));
@@ -324,6 +363,7 @@ mod tests {
             kind,
             detail: None,
             announce: None,
+            opens_session: false,
         }
     }
 
@@ -392,5 +432,73 @@ mod tests {
             .append(live, event(a, PresenceKind::Joined), false)
             .await;
         assert!(matches!(next, Ok(Appended::Written(_))), "{next:?}");
+    }
+
+    /// A join's `joined` and `admitted` submitted as one job are written together, in their
+    /// order, with one outcome each, also when their batch is refused for another job's event
+    /// and written job by job; a job refused for good writes none of its events.
+    #[tokio::test]
+    async fn a_job_of_several_events_is_written_whole() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store: Arc<dyn Store> = Arc::new(
+            SqlStore::open_sqlite(&dir.path().join("telesoin.db"))
+                .await
+                .expect("store"),
+        );
+        let live = session(store.as_ref()).await;
+        let health = Arc::new(Health::new(dir.path().to_path_buf(), 0));
+        let writer = PresenceWriter::new(store.clone(), health.clone());
+        let gone = loop {
+            let s = SessionId(Uuid::new_v4());
+            if s.0.as_u128() % SHARDS as u128 == live.0.as_u128() % SHARDS as u128 {
+                break s;
+            }
+        };
+        let (a, b) = (ParticipantId(Uuid::new_v4()), ParticipantId(Uuid::new_v4()));
+        let pair = |who| {
+            vec![
+                event(who, PresenceKind::Joined),
+                event(who, PresenceKind::Admitted),
+            ]
+        };
+        // One batch: the refused job makes it go job by job.
+        let replies = [
+            writer.submit_all(live, pair(a), false),
+            writer.submit_all(gone, pair(b), false),
+        ];
+        let mut outcomes = Vec::new();
+        for rx in replies {
+            let outcome = tokio::time::timeout(Duration::from_secs(10), rx)
+                .await
+                .expect("answered")
+                .expect("reply");
+            outcomes.push(outcome);
+        }
+        assert!(
+            matches!(
+                outcomes[0].as_deref(),
+                Ok([Appended::Written(j), Appended::Written(ad)]) if j < ad
+            ),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[1], Err(StoreError::Rejected(_))),
+            "{outcomes:?}"
+        );
+        let kinds: Vec<_> = store
+            .events(live)
+            .await
+            .expect("events")
+            .iter()
+            .map(|e| (e.participant, e.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (Some(a), PresenceKind::Joined),
+                (Some(a), PresenceKind::Admitted)
+            ]
+        );
+        assert_eq!(writer.rejected(), 1);
     }
 }
