@@ -250,7 +250,8 @@ impl Hub {
                     .await
                     .map(|_| ())
             }
-            Ok(Appended::SeatLeft) => Err(RefusalCode::Unavailable),
+            // A join's own events expect nothing of the seat: never superseded.
+            Ok(Appended::SeatLeft | Appended::Superseded) => Err(RefusalCode::Unavailable),
             Ok(Appended::Written(_)) => Ok(()),
             Err(code) => Err(code),
         };

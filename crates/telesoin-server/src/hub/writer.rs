@@ -324,6 +324,7 @@ mod tests {
             kind,
             detail: None,
             announce: None,
+            expect_last_seq: None,
         }
     }
 
