@@ -945,7 +945,7 @@ const consentTexts = {
 /** Labels of session record event kinds; unknown kinds are shown as they are. */
 const eventKinds = {
   fr: {
-    joined: 'Connecté', admitted: 'Entré dans la séance', refused: 'Refusé', waiting: 'En attente',
+    joined: 'Connecté', admitted: 'Entré dans la séance', admitted_by_kine: 'Accepté par le kiné', refused: 'Refusé', waiting: 'En attente',
     media_connected: 'Vidéo connectée', media_disconnected: 'Vidéo coupée', left: 'Parti',
     reconnecting: 'Reconnexion', reconnected: 'Reconnecté', ended: 'Séance terminée', consent: 'Consentement',
     attest: 'Présence attestée', attested: 'Présence attestée', ice_failed: 'Échec de connexion réseau',
@@ -953,7 +953,7 @@ const eventKinds = {
     finalized: 'Durée clôturée', cancelled: 'Séance annulée', started: 'Séance commencée',
   },
   en: {
-    joined: 'Connected', admitted: 'Let in', refused: 'Refused', waiting: 'Waiting',
+    joined: 'Connected', admitted: 'Let in', admitted_by_kine: 'Accepted by the physiotherapist', refused: 'Refused', waiting: 'Waiting',
     media_connected: 'Video connected', media_disconnected: 'Video cut', left: 'Left',
     reconnecting: 'Reconnecting', reconnected: 'Reconnected', ended: 'Session ended', consent: 'Consent',
     attest: 'Presence attested', attested: 'Presence attested', ice_failed: 'Network connection failure',

@@ -73,6 +73,10 @@ pub enum PresenceKind {
     /// The patient attested a companion's presence (a parent, an aidant, named in the record):
     /// an attestation, never an incident.
     Attested,
+    /// The kiné let this waiting seat in (`admit`): written on the seat, while its socket is
+    /// attached and before its `admitted` (which follows once nothing else keeps it waiting,
+    /// e.g. the patient's consent on the join page). A room rebuilt from the record keeps it.
+    AdmittedByKine,
     NodeRestart,
     Ended,
     Cancelled,
@@ -95,6 +99,7 @@ impl PresenceKind {
             Left => "left",
             Incident => "incident",
             Attested => "attested",
+            AdmittedByKine => "admitted_by_kine",
             NodeRestart => "node_restart",
             Ended => "ended",
             Cancelled => "cancelled",
@@ -117,6 +122,7 @@ impl PresenceKind {
             "left" => Left,
             "incident" => Incident,
             "attested" => Attested,
+            "admitted_by_kine" => AdmittedByKine,
             "node_restart" => NodeRestart,
             "ended" => Ended,
             "cancelled" => Cancelled,

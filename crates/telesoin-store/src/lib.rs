@@ -84,6 +84,10 @@ pub enum StoreError {
     /// it (the seat's events are ordered; see [`EventStore::append_events`]).
     #[error("the seat left: only a new joined may follow")]
     SeatLeft,
+    /// The append was not made: the seat's last event is no longer the one it expected
+    /// ([`NewEvent::expect_last_seq`]).
+    #[error("the seat changed since: its last event is not the one expected")]
+    Superseded,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -215,14 +219,17 @@ pub trait EventStore: Send + Sync {
     /// Appends one presence event with server time; returns its sequence number.
     /// [`StoreError::SeatLeft`] when the seat's last event is `left` and this one is not a new
     /// `joined`: a seat's events are ordered, nothing follows its `left` but a return.
+    /// [`StoreError::Superseded`] when the event expects a last event of its seat
+    /// ([`NewEvent::expect_last_seq`]) that is not the last any more.
     async fn append_event(&self, session: SessionId, event: &NewEvent) -> Result<i64>;
     /// Appends events in order, in one transaction (one write for a burst of them), each with
     /// its announcement (webhook rows) if it has one and the opening of its session if it
     /// opens it ([`NewEvent::opens_session`]); each one the seat rule refuses is
-    /// [`Appended::SeatLeft`], without its announcement, and the others are still written. An
-    /// error means that none was written: [`StoreError::Rejected`] when a constraint refuses
-    /// one of them for good (its session is gone, ...), which the caller finds by writing them
-    /// one by one.
+    /// [`Appended::SeatLeft`], each one whose expected last event of its seat is not the last
+    /// any more is [`Appended::Superseded`], both without their announcement, and the others
+    /// are still written. An error means that none was written: [`StoreError::Rejected`] when
+    /// a constraint refuses one of them for good (its session is gone, ...), which the caller
+    /// finds by writing them one by one.
     async fn append_events(&self, batch: &[(SessionId, NewEvent)]) -> Result<Vec<Appended>>;
     async fn events(&self, session: SessionId) -> Result<Vec<EventRow>>;
     /// The seat's last state (one row, kept with every event), None before its first event.

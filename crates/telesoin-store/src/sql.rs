@@ -910,6 +910,16 @@ fn append_query<'q>(
         .bind(&e.detail)
 }
 
+/// The seat's last event, for an event that expects it ([`NewEvent::expect_last_seq`]), read
+/// in the event's transaction before it is written. Postgres locks the seat's row: an append
+/// for the same seat by another transaction (the seat rule's upsert takes that row) either
+/// committed before, and is read here, or waits until this transaction ends. SQLite: the
+/// transaction holds the write lock from its start (`BEGIN IMMEDIATE`).
+const SEAT_LAST_SEQ_POSTGRES: &str =
+    "SELECT last_seq FROM seat_states WHERE session_id = $1 AND participant_id = $2 FOR UPDATE";
+const SEAT_LAST_SEQ_SQLITE: &str =
+    "SELECT last_seq FROM seat_states WHERE session_id = $1 AND participant_id = $2";
+
 /// The seat rule's refusal (a trigger of migration 0013, on both backends), or any other error.
 fn append_error(e: sqlx::Error) -> StoreError {
     match &e {
@@ -973,10 +983,20 @@ impl SqlStore {
                     out.push(Appended::SeatLeft);
                     continue;
                 }
+                if let Some(expected) = e.expect_last_seq {
+                    let last = match e.participant {
+                        Some(p) => self.seat_last_seq(&mut conn, *session, p).await?,
+                        None => None,
+                    };
+                    if last != Some(expected) {
+                        out.push(Appended::Superseded);
+                        continue;
+                    }
+                }
                 let rows = append_query(*session, e).fetch_all(&mut *conn).await;
                 match appended(rows)? {
                     Appended::SeatLeft if self.backend == Backend::Postgres => return Ok(Err(i)),
-                    Appended::SeatLeft => out.push(Appended::SeatLeft),
+                    a @ (Appended::SeatLeft | Appended::Superseded) => out.push(a),
                     a @ Appended::Written(_) => {
                         if e.opens_session {
                             open_session(&mut *conn, *session).await?;
@@ -1009,12 +1029,33 @@ impl SqlStore {
             }
         }
     }
+
+    /// The seat's last event, read in the transaction on `conn` (see [`SEAT_LAST_SEQ_POSTGRES`]).
+    async fn seat_last_seq(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        session: SessionId,
+        participant: ParticipantId,
+    ) -> Result<Option<i64>> {
+        let statement = match self.backend {
+            Backend::Postgres => SEAT_LAST_SEQ_POSTGRES,
+            Backend::Sqlite => SEAT_LAST_SEQ_SQLITE,
+        };
+        let row = sqlx::query(statement)
+            .bind(session.to_string())
+            .bind(participant.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| get::<i64>(&r, "last_seq")).transpose()
+    }
 }
 
 #[async_trait]
 impl EventStore for SqlStore {
     async fn append_event(&self, session: SessionId, e: &NewEvent) -> Result<i64> {
-        let outcome = if e.announce.is_none() && !e.opens_session {
+        let outcome = if e.announce.is_none() && !e.opens_session && e.expect_last_seq.is_none()
+        {
             let _turn = self.write_turn().await;
             let rows = append_query(session, e).fetch_all(&self.pool).await;
             appended(rows)?
@@ -1024,14 +1065,18 @@ impl EventStore for SqlStore {
         match outcome {
             Appended::Written(seq) => Ok(seq),
             Appended::SeatLeft => Err(StoreError::SeatLeft),
+            Appended::Superseded => Err(StoreError::Superseded),
         }
     }
 
     async fn append_events(&self, batch: &[(SessionId, NewEvent)]) -> Result<Vec<Appended>> {
         match batch {
             [] => return Ok(Vec::new()),
-            // One autocommit statement: a transaction would only add two.
-            [(session, e)] if e.announce.is_none() && !e.opens_session => {
+            // One autocommit statement: a transaction would only add two. (An event that
+            // expects its seat's last event is checked and written in one transaction.)
+            [(session, e)]
+                if e.announce.is_none() && !e.opens_session && e.expect_last_seq.is_none() =>
+            {
                 let _turn = self.write_turn().await;
                 let rows = append_query(*session, e).fetch_all(&self.pool).await;
                 return Ok(vec![appended(rows)?]);

@@ -81,6 +81,13 @@ pub struct NewEvent {
     /// is written and the session is still `scheduled` (the first admission opens it): one
     /// commit, not two, and never a `live` session without its `admitted`.
     pub opens_session: bool,
+    /// Written only while the seat's last recorded event is still this one (its `seq`),
+    /// checked in the event's own transaction (the seat's row locked on Postgres, under the
+    /// write lock on SQLite); otherwise nothing is written and the append answers
+    /// [`Appended::Superseded`]. A decision taken from the record (a grace that expired: the
+    /// seat still ends with its `socket_lost`) so holds when it is written: a return recorded
+    /// in between is never followed by it. An event without a participant never holds it.
+    pub expect_last_seq: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +107,9 @@ pub enum Appended {
     Written(i64),
     /// Refused: the seat had left, and this is not a new `joined`.
     SeatLeft,
+    /// Not written: the seat's last event is no longer the one the event expected
+    /// ([`NewEvent::expect_last_seq`]); something was recorded for the seat since.
+    Superseded,
 }
 
 /// A seat's last state, as its events left it.

@@ -301,6 +301,7 @@ async fn suite(store: &dyn Store) {
                     detail: None,
                     announce: None,
                     opens_session: false,
+                    expect_last_seq: None,
                 },
             )
             .await
@@ -482,6 +483,7 @@ macro_rules! on_both {
 
 on_both!(
     seat_events_are_ordered_and_their_state_is_one_row,
+    an_event_that_expects_its_seats_last_event_is_written_only_while_it_is,
     records_suite,
     store_suite,
     presence_events_are_append_only,
@@ -509,6 +511,7 @@ async fn seat_events_are_ordered_and_their_state_is_one_row(url: String) {
         detail: detail.map(str::to_owned),
         announce: None,
         opens_session: false,
+        expect_last_seq: None,
     };
     let state = |who| {
         let store = &store;
@@ -561,6 +564,7 @@ async fn seat_events_are_ordered_and_their_state_is_one_row(url: String) {
                 detail: Some("note".into()),
                 announce: None,
                 opens_session: false,
+                expect_last_seq: None,
             },
         )
         .await
@@ -586,7 +590,7 @@ async fn seat_events_are_ordered_and_their_state_is_one_row(url: String) {
         .iter()
         .filter_map(|a| match a {
             Appended::Written(s) => Some(*s),
-            Appended::SeatLeft => None,
+            Appended::SeatLeft | Appended::Superseded => None,
         })
         .collect();
     assert_eq!(seqs.len(), 5);
@@ -614,6 +618,236 @@ async fn seat_events_are_ordered_and_their_state_is_one_row(url: String) {
         ]
     );
     store.close().await;
+}
+
+/// An event that expects its seat's last event (`expect_last_seq`: a grace timer's `left`,
+/// decided from the seat's `socket_lost`) is written while that event is still the seat's last,
+/// and refused (`Superseded`, nothing written, not its webhook either) once anything was
+/// recorded for the seat since (a rejoin on another node), alone or in a batch; and, two stores
+/// (two nodes) racing on one seat, the rejoin and the `left` are never both written with the
+/// `left` last: either the `left` goes first and the rejoin is refused by the seat rule, or the
+/// rejoin goes first and the `left` is superseded.
+async fn an_event_that_expects_its_seats_last_event_is_written_only_while_it_is(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let session = scheduled_session(&store).await;
+    let kine = store.session(session).await.expect("ok").expect("row");
+    platform_with_endpoint(&store, kine.session.kine).await;
+    let seat = ParticipantId(Uuid::new_v4());
+    let other = ParticipantId(Uuid::new_v4());
+    let at = |s: i64| t0() + Duration::seconds(s);
+    let ev = |who: ParticipantId, s: i64, kind: PresenceKind| NewEvent {
+        at: at(s),
+        participant: Some(who),
+        role: Some(Role::Patient),
+        kind,
+        detail: None,
+        announce: None,
+        opens_session: false,
+        expect_last_seq: None,
+    };
+    let grace_left = |who: ParticipantId, s: i64, expected: i64| NewEvent {
+        detail: Some("grace_expired".into()),
+        expect_last_seq: Some(expected),
+        ..ev(who, s, PresenceKind::Left)
+    };
+    let last = |who| {
+        let store = &store;
+        async move {
+            let s = store.seat_state(session, who).await.expect("state");
+            s.map(|s| (s.last_seq, s.last_kind))
+        }
+    };
+    for kind in [PresenceKind::Joined, PresenceKind::Admitted] {
+        store
+            .append_event(session, &ev(seat, 0, kind))
+            .await
+            .expect("seated");
+    }
+    let lost = store
+        .append_event(session, &ev(seat, 1, PresenceKind::SocketLost))
+        .await
+        .expect("lost");
+    // The seat comes back (on another node) before the grace timer writes its `left`.
+    let back = store
+        .append_event(session, &ev(seat, 2, PresenceKind::Reconnected))
+        .await
+        .expect("back");
+    let refused = store
+        .append_event(session, &grace_left(seat, 1, lost))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Superseded)),
+        "after a return, the grace's left is refused: {refused:?}"
+    );
+    assert_eq!(
+        last(seat).await,
+        Some((back, PresenceKind::Reconnected)),
+        "nothing written"
+    );
+    // Lost again, nobody back: the left that expects this loss is written.
+    let lost = store
+        .append_event(session, &ev(seat, 3, PresenceKind::SocketLost))
+        .await
+        .expect("lost again");
+    let left = store
+        .append_event(session, &grace_left(seat, 3, lost))
+        .await
+        .expect("the seat's last event is still its loss: written");
+    assert_eq!(last(seat).await, Some((left, PresenceKind::Left)));
+    // Expecting an event of no seat, or a seat without events: refused.
+    let no_seat = NewEvent {
+        participant: None,
+        role: None,
+        ..grace_left(seat, 4, left)
+    };
+    assert!(matches!(
+        store.append_event(session, &no_seat).await,
+        Err(StoreError::Superseded)
+    ));
+    assert!(matches!(
+        store
+            .append_event(session, &grace_left(ParticipantId(Uuid::new_v4()), 4, 1))
+            .await,
+        Err(StoreError::Superseded)
+    ));
+
+    // In a batch (one transaction): what the batch wrote before it counts; a superseded one
+    // keeps nothing of it (its webhook neither), the others are written.
+    for kind in [PresenceKind::Joined, PresenceKind::Admitted] {
+        store
+            .append_event(session, &ev(other, 5, kind))
+            .await
+            .expect("seated");
+    }
+    let lost = store
+        .append_event(session, &ev(other, 6, PresenceKind::SocketLost))
+        .await
+        .expect("lost");
+    let announced = |s: i64, expected: i64| NewEvent {
+        announce: Some(Announcement::new(
+            "participant.left",
+            at(s),
+            serde_json::json!({ "participant": other.0, "at": s }),
+        )),
+        ..grace_left(other, s, expected)
+    };
+    let batch = vec![
+        (session, ev(other, 7, PresenceKind::Reconnected)),
+        (session, announced(6, lost)),
+        (session, ev(other, 8, PresenceKind::SocketLost)),
+    ];
+    let out = store.append_events(&batch).await.expect("batch");
+    assert!(
+        matches!(
+            out[..],
+            [
+                Appended::Written(_),
+                Appended::Superseded,
+                Appended::Written(_)
+            ]
+        ),
+        "{out:?}"
+    );
+    let Appended::Written(lost) = out[2] else {
+        unreachable!()
+    };
+    let batch = vec![
+        (session, ev(seat, 9, PresenceKind::Joined)),
+        (session, announced(8, lost)),
+    ];
+    let out = store.append_events(&batch).await.expect("batch");
+    assert!(
+        matches!(out[..], [Appended::Written(_), Appended::Written(_)]),
+        "{out:?}"
+    );
+    assert_eq!(last(other).await.map(|l| l.1), Some(PresenceKind::Left));
+    let kinds: Vec<(PresenceKind, Option<String>)> = store
+        .events(session)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.participant == Some(other))
+        .map(|e| (e.kind, e.detail))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (PresenceKind::Joined, None),
+            (PresenceKind::Admitted, None),
+            (PresenceKind::SocketLost, None),
+            (PresenceKind::Reconnected, None),
+            (PresenceKind::SocketLost, None),
+            (PresenceKind::Left, Some("grace_expired".into())),
+        ]
+    );
+    let hooks = webhook_rows(&url).await;
+    assert_eq!(
+        hooks
+            .iter()
+            .map(|(kind, body)| (kind.as_str(), body["data"]["at"].as_i64()))
+            .collect::<Vec<_>>(),
+        [("participant.left", Some(8))],
+        "the written left's webhook only, not the superseded one's"
+    );
+
+    // Two nodes, one seat, many times: a rejoin and the grace's `left` at once.
+    let a = Arc::new(store);
+    let b = Arc::new(SqlStore::connect(&url).await.expect("connect b"));
+    let (mut lefts, mut rejoins) = (0, 0);
+    for round in 0..40 {
+        let who = ParticipantId(Uuid::new_v4());
+        for kind in [PresenceKind::Joined, PresenceKind::Admitted] {
+            a.append_event(session, &ev(who, 10, kind))
+                .await
+                .expect("seated");
+        }
+        let lost = a
+            .append_event(session, &ev(who, 11, PresenceKind::SocketLost))
+            .await
+            .expect("lost");
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let (left_on, rejoin_on) = if round % 2 == 0 {
+            (a.clone(), b.clone())
+        } else {
+            (b.clone(), a.clone())
+        };
+        let left = {
+            let barrier = barrier.clone();
+            let event = grace_left(who, 11, lost);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                left_on.append_events(&[(session, event)]).await
+            })
+        };
+        let rejoin = {
+            let event = ev(who, 12, PresenceKind::Reconnected);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                rejoin_on.append_events(&[(session, event)]).await
+            })
+        };
+        let left = left.await.expect("task").expect("left appended or not");
+        let rejoin = rejoin.await.expect("task").expect("rejoin appended or not");
+        let seat_last = a
+            .seat_state(session, who)
+            .await
+            .expect("state")
+            .map(|s| s.last_kind);
+        match (&left[..], &rejoin[..]) {
+            ([Appended::Written(_)], [Appended::SeatLeft]) => {
+                lefts += 1;
+                assert_eq!(seat_last, Some(PresenceKind::Left));
+            }
+            ([Appended::Superseded], [Appended::Written(_)]) => {
+                rejoins += 1;
+                assert_eq!(seat_last, Some(PresenceKind::Reconnected));
+            }
+            other => panic!("round {round}: the rejoin and the left both or neither: {other:?}"),
+        }
+    }
+    eprintln!("races: {lefts} left first, {rejoins} rejoin first");
+    a.close().await;
+    b.close().await;
 }
 
 /// Sessions of one kiné and patient, `n` of them, a minute apart.
@@ -996,6 +1230,7 @@ async fn records_suite(url: String) {
                 detail: None,
                 announce: None,
                 opens_session: false,
+                expect_last_seq: None,
             },
         )
         .await
@@ -1614,6 +1849,7 @@ async fn sqlite_on_a_full_disk_fails_every_write() {
         detail: None,
         announce: None,
         opens_session: false,
+        expect_last_seq: None,
     };
     let first = store
         .append_event(session, &event(PresenceKind::Joined))
@@ -2446,6 +2682,7 @@ async fn announced_events_are_written_with_their_webhooks(url: String) {
         announce: announce
             .map(|t| Announcement::new(t, at(s), serde_json::json!({ "participant": who.0 }))),
         opens_session: false,
+        expect_last_seq: None,
     };
 
     // Alone: one transaction with its row.
@@ -2847,6 +3084,7 @@ async fn an_admission_opens_its_session_in_its_transaction(url: String) {
         detail: None,
         announce: None,
         opens_session: opens,
+        expect_last_seq: None,
     };
     let status = |session: SessionId| {
         let store = &store;

@@ -283,7 +283,8 @@ impl Hub {
                     .await
                     .map(|_| ())
             }
-            Ok(Appended::SeatLeft) => Err(RefusalCode::Unavailable),
+            // A join's own events expect nothing of the seat: never superseded.
+            Ok(Appended::SeatLeft | Appended::Superseded) => Err(RefusalCode::Unavailable),
             Ok(Appended::Written(_)) => Ok(()),
             Err(code) => Err(code),
         };
@@ -971,7 +972,9 @@ impl Hub {
         Ok(())
     }
 
-    /// The kiné lets a waiting participant in.
+    /// The kiné lets a waiting participant in. The kiné's word is recorded on the seat
+    /// (`admitted_by_kine`) before the room holds it, so that a room rebuilt from the record
+    /// (`restore`) keeps it while the seat still waits for something else (its consent).
     pub async fn admit(
         &self,
         session: SessionId,
@@ -979,17 +982,40 @@ impl Hub {
         target: ParticipantId,
         now: DateTime<Utc>,
     ) -> HubResult<()> {
+        let may = |room: &super::Room| {
+            let by_seat = room.seats.get(&by).ok_or(RefusalCode::NotAllowed)?;
+            if by_seat.role != Role::Kine || !by_seat.admitted {
+                return Err(RefusalCode::NotAllowed);
+            }
+            let seat = room.seats.get(&target).ok_or(RefusalCode::UnknownPeer)?;
+            // Only a waiting seat, on its socket, is new to record.
+            let new = seat.attachment.is_some() && !seat.admitted && !seat.admitted_by_kine;
+            Ok((seat.role, new))
+        };
+        let (role, new) = self.rooms.read(session, may).await??;
+        if new {
+            match self
+                .event(
+                    session,
+                    now,
+                    Some((target, role)),
+                    PresenceKind::AdmittedByKine,
+                    None,
+                )
+                .await
+            {
+                Ok(_) => {}
+                // The seat left meanwhile: there is nobody to let in.
+                Err(RefusalCode::NotAdmitted) => return Err(RefusalCode::UnknownPeer),
+                Err(code) => return Err(code),
+            }
+        }
         self.rooms
             .update(session, |room| {
-                let by_seat = room.seats.get(&by).ok_or(RefusalCode::NotAllowed)?;
-                if by_seat.role != Role::Kine || !by_seat.admitted {
-                    return Err(RefusalCode::NotAllowed);
+                may(room)?;
+                if let Some(seat) = room.seats.get_mut(&target) {
+                    seat.admitted_by_kine = true;
                 }
-                let seat = room
-                    .seats
-                    .get_mut(&target)
-                    .ok_or(RefusalCode::UnknownPeer)?;
-                seat.admitted_by_kine = true;
                 Ok(())
             })
             .await??;

@@ -249,6 +249,7 @@ fn new_event(
         detail,
         announce: None,
         opens_session: false,
+        expect_last_seq: None,
     }
 }
 
@@ -345,7 +346,9 @@ impl Hub {
     async fn event_announced(&self, session: SessionId, event: NewEvent) -> HubResult<i64> {
         match self.append_announced(session, event).await? {
             telesoin_store::Appended::Written(seq) => Ok(seq),
-            telesoin_store::Appended::SeatLeft => Err(RefusalCode::NotAdmitted),
+            telesoin_store::Appended::SeatLeft | telesoin_store::Appended::Superseded => {
+                Err(RefusalCode::NotAdmitted)
+            }
         }
     }
 
@@ -405,17 +408,36 @@ impl Hub {
 
     /// [`Hub::event_kept`] of an event that may carry its webhook.
     async fn event_kept_announced(&self, session: SessionId, event: NewEvent) -> Option<i64> {
+        match self.event_kept_outcome(session, event).await {
+            Some(telesoin_store::Appended::Written(seq)) => Some(seq),
+            _ => None,
+        }
+    }
+
+    /// [`Hub::event_kept_announced`], saying what the store answered within the wait (None:
+    /// still queued, it will be written; or refused for good).
+    async fn event_kept_outcome(
+        &self,
+        session: SessionId,
+        event: NewEvent,
+    ) -> Option<telesoin_store::Appended> {
         let kind = event.kind;
         let rx = self.writer.submit(session, event, true);
         match tokio::time::timeout(KEPT_WAIT, rx).await {
-            Ok(Ok(Ok(telesoin_store::Appended::SeatLeft))) => {
-                tracing::debug!(
-                    kind = kind.as_str(),
-                    "the seat had already left: not recorded again"
-                );
-                None
+            Ok(Ok(Ok(appended))) => {
+                match appended {
+                    telesoin_store::Appended::Written(_) => {}
+                    telesoin_store::Appended::SeatLeft => tracing::debug!(
+                        kind = kind.as_str(),
+                        "the seat had already left: not recorded again"
+                    ),
+                    telesoin_store::Appended::Superseded => tracing::debug!(
+                        kind = kind.as_str(),
+                        "the seat changed since this was decided: not recorded"
+                    ),
+                }
+                Some(appended)
             }
-            Ok(Ok(Ok(telesoin_store::Appended::Written(seq)))) => Some(seq),
             // Logged and counted by the writer: never to be written (its session is gone).
             Ok(Ok(Err(telesoin_store::StoreError::Rejected(_)))) => None,
             _ => {
@@ -476,6 +498,7 @@ impl Hub {
                 detail: Some(format!("store_gap_{seconds}s")),
                 announce: None,
                 opens_session: false,
+                expect_last_seq: None,
             };
             match self.store.append_event(*session, &incident).await {
                 Ok(_) => {}

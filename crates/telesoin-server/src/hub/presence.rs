@@ -7,8 +7,9 @@ use telesoin_bus::Attachment;
 use telesoin_core::billing::PresenceKind;
 use telesoin_core::model::Role;
 use telesoin_core::{ParticipantId, SessionId};
+use telesoin_store::Appended;
 
-use super::{Hub, Seat, wire_role};
+use super::{Hub, Seat, new_event, wire_role};
 
 /// What a lost socket's seat was, in the room.
 enum Lost {
@@ -217,8 +218,11 @@ impl Hub {
     /// is over. The seat goes only if nobody came back to it, on any node: the room says so
     /// atomically (the seat is still detached since `lost_at`), and so does the record (its
     /// last event is still that `socket_lost`: a rejoin on another node that found the room
-    /// without the seat wrote after it). A `left` written first makes a later rejoin a new
-    /// `joined` (the store's seat rule).
+    /// without the seat wrote after it). The record's answer holds when the `left` is written:
+    /// the store writes it only while that event is still the seat's last, in the write's own
+    /// transaction (`NewEvent::expect_last_seq`), so a rejoin that lands between the read and
+    /// the write is never cut. A `left` written first makes a later rejoin a new `joined` (the
+    /// store's seat rule).
     async fn grace_expired(
         &self,
         session: SessionId,
@@ -249,10 +253,10 @@ impl Hub {
             Ok(Expiry::Absent(notify)) => (role, notify),
             Err(_) => (role, Vec::new()),
         };
-        if !self.still_lost(session, participant, lost_seq).await {
+        let Some(last) = self.still_lost(session, participant, lost_seq).await else {
             tracing::info!(session = %session, "the seat came back elsewhere: its grace is not over");
             return;
-        }
+        };
         let mut notify = notify;
         if self.is_cluster() {
             // Seats of the record not back in the room yet hear it too (see `socket_lost`).
@@ -267,39 +271,42 @@ impl Hub {
         }
         // We stopped knowing about this participant when the socket was lost: that is when
         // they left, for the record and for billing.
-        self.event_kept(
-            session,
+        let mut left = new_event(
             lost_at,
             Some((participant, role)),
             PresenceKind::Left,
             Some("grace_expired".into()),
-        )
-        .await;
+        );
+        left.expect_last_seq = Some(last);
+        if self.event_kept_outcome(session, left).await == Some(Appended::Superseded) {
+            tracing::info!(session = %session, "the seat came back elsewhere as its grace ended: not let go");
+            return;
+        }
         self.peer_left(&notify, participant, false).await;
     }
 
-    /// Whether the record still ends the seat with its `socket_lost` (`lost_seq`, if it was
-    /// known in time), in a session still open. A store that cannot answer: not decided now,
-    /// so nothing is written (a wrong `left` would cut a live seat).
+    /// The seat's last event (its seq) while the record still ends the seat with its
+    /// `socket_lost` (`lost_seq`, if it was known in time), in a session still open. A store
+    /// that cannot answer: not decided now, so nothing is written (a wrong `left` would cut a
+    /// live seat).
     async fn still_lost(
         &self,
         session: SessionId,
         participant: ParticipantId,
         lost_seq: Option<i64>,
-    ) -> bool {
+    ) -> Option<i64> {
         let Ok(Some(row)) = self.store.session(session).await else {
-            return false;
+            return None;
         };
         if row.session.status.is_closed() {
-            return false;
+            return None;
         }
-        match self.store.seat_state(session, participant).await {
-            Ok(Some(state)) => match lost_seq {
-                Some(seq) => state.last_seq == seq,
-                None => state.last_kind == PresenceKind::SocketLost,
-            },
-            _ => false,
-        }
+        let state = self.store.seat_state(session, participant).await.ok()??;
+        let lost = match lost_seq {
+            Some(seq) => state.last_seq == seq,
+            None => state.last_kind == PresenceKind::SocketLost,
+        };
+        lost.then_some(state.last_seq)
     }
 
     /// Live presence of a session, for the dashboard.

@@ -61,6 +61,20 @@ pub(crate) fn durable_seat(events: &[EventRow], participant: ParticipantId) -> (
     (present, admitted)
 }
 
+/// Whether the kiné let this seat in since it arrived (an `admitted_by_kine` after its last
+/// `joined`, with no `left` or `refused` since), as the room's `admitted_by_kine` had it: a
+/// seat put back in the lobby then enters as soon as nothing else keeps it waiting.
+pub(crate) fn durable_admitted_by_kine(events: &[EventRow], participant: ParticipantId) -> bool {
+    events
+        .iter()
+        .filter(|e| e.participant == Some(participant))
+        .fold(false, |by_kine, e| match e.kind {
+            PresenceKind::AdmittedByKine => true,
+            PresenceKind::Joined | PresenceKind::Left | PresenceKind::Refused => false,
+            _ => by_kine,
+        })
+}
+
 /// What restoring `restored` owes the room: every admitted seat put back and every admitted
 /// seat that joined since the room was lost (attached on a socket that was not put back, the
 /// `joining` one aside) hear of each other, as a join would have told them. The seats put
@@ -261,11 +275,13 @@ impl Hub {
             return Ok(0);
         }
         let events = self.store.events(session).await.map_err(store_down)?;
-        let back: Vec<(LocalSocket, bool)> = missing
+        let back: Vec<(LocalSocket, bool, bool)> = missing
             .into_iter()
             .filter_map(|s| {
-                let (present, admitted) = durable_seat(&events, s.attachment.participant);
-                present.then_some((s, admitted))
+                let p = s.attachment.participant;
+                let (present, admitted) = durable_seat(&events, p);
+                let by_kine = admitted || durable_admitted_by_kine(&events, p);
+                present.then_some((s, admitted, by_kine))
             })
             .collect();
         let (restored, lobby, told) = self
@@ -276,7 +292,7 @@ impl Hub {
                 let seats = &room.seats;
                 room.restored
                     .retain(|p, a| seats.get(p).and_then(|s| s.attachment) == Some(*a));
-                for (s, admitted) in &back {
+                for (s, admitted, by_kine) in &back {
                     let p = s.attachment.participant;
                     if room.seats.contains_key(&p) {
                         continue; // Put back meanwhile (a join, another trigger).
@@ -287,7 +303,7 @@ impl Hub {
                             role: s.role,
                             attachment: Some(s.attachment),
                             admitted: *admitted,
-                            admitted_by_kine: *admitted,
+                            admitted_by_kine: *by_kine,
                             attested: None,
                             media: false,
                             report: None,
@@ -354,6 +370,33 @@ mod tests {
             kind,
             detail: detail.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn the_record_says_whom_the_kine_let_in() {
+        use PresenceKind::*;
+        let p = ParticipantId(uuid::Uuid::new_v4());
+        let other = ParticipantId(uuid::Uuid::new_v4());
+        let by_kine = |kinds: &[PresenceKind]| {
+            let mut rows: Vec<EventRow> = kinds
+                .iter()
+                .enumerate()
+                .map(|(i, k)| ev(i as i64, p, *k, None))
+                .collect();
+            rows.push(ev(99, other, AdmittedByKine, None));
+            durable_admitted_by_kine(&rows, p)
+        };
+        assert!(!by_kine(&[Joined, Waiting]), "waiting, not let in");
+        assert!(by_kine(&[Joined, Waiting, AdmittedByKine]));
+        assert!(
+            by_kine(&[Joined, Waiting, AdmittedByKine, Waiting, Reconnected]),
+            "still waiting for its consent, or its page reloaded: the kiné's word stands"
+        );
+        assert!(
+            !by_kine(&[Joined, AdmittedByKine, Left, Joined]),
+            "a new arrival waits to be let in again, as a new seat in the room does"
+        );
+        assert!(!by_kine(&[Joined, AdmittedByKine, Refused]));
     }
 
     #[test]

@@ -364,6 +364,7 @@ mod tests {
             detail: None,
             announce: None,
             opens_session: false,
+            expect_last_seq: None,
         }
     }
 

@@ -1082,6 +1082,88 @@ async fn a_restored_room_admits_nobody_the_record_did_not() {
     server.stop().await;
 }
 
+/// The kiné lets the patient in while the patient still has to consent on the join page; then
+/// Redis loses the rooms. The kiné's word is in the record (`admitted_by_kine`): when the
+/// patient consents, its seat, put back from the record, enters at once, without a second
+/// `admit` (the room alone held it before, and the patient waited for the kiné again).
+#[tokio::test]
+async fn a_kine_admit_before_the_rooms_were_lost_still_lets_the_patient_in() {
+    let Some(redis) = crate::cluster::Redis::start().await else {
+        return;
+    };
+    let url = redis.url();
+    let server = Server::start_with(|c| c.redis_url = Some(url)).await;
+    let api = server.kine("restored-admit@example.fr").await;
+    let bilan = (chrono::Utc::now().date_naive() - chrono::Duration::days(30)).to_string();
+    let patient = api
+        .patient("1958-03-14", false, &[(&bilan, "bilan")], false)
+        .await;
+    let s = api
+        .session(
+            patient,
+            json!({"patient_consent_on_join": true, "auto_admit": false}),
+        )
+        .await;
+    let (kt, kid) = api.link(s, "kine").await;
+    let (pt, pid) = api.link(s, "patient").await;
+    let (mut k, _) = welcomed(server.port, &kt).await;
+    k.until("admitted").await;
+    let (mut p, w) = welcomed(server.port, &pt).await;
+    let (waiting, _) = p.until("waiting").await;
+    assert_eq!(waiting["reason"], "consent_required");
+    let (lobby, _) = k.until("lobby_waiting").await;
+    assert_eq!(lobby["reason"], "consent_required");
+    // The kiné lets the patient in before the consent: the patient still waits for it.
+    k.send(json!({"type": "admit", "participant": pid})).await;
+    k.send(json!({"type": "ping"})).await;
+    let (_, before) = k.until("pong").await;
+    assert!(
+        before.iter().all(|m| m["type"] != "error"),
+        "admit taken: {before:?}"
+    );
+
+    redis.flushall().await;
+    p.send(json!({"type": "consent", "text_version": w["session"]["consent_text_version"]}))
+        .await;
+    // The seat comes back from the record (still waiting for its consent, said again), then
+    // the consent is taken: what follows is the call, not the kiné's lobby.
+    let next = loop {
+        let m = p.recv().await;
+        if m["type"] == "waiting" && m["reason"] == "consent_required" {
+            continue;
+        }
+        break m;
+    };
+    assert_eq!(next["type"], "admitted", "the kiné's admit stands: {next}");
+    let (joined, _) = k.until("peer_joined").await;
+    assert_eq!(joined["peer"]["participant"], pid.to_string());
+    p.send(json!({"type": "candidate", "to": kid, "data": {"candidate": ""}}))
+        .await;
+    k.until("candidate").await;
+    k.send(json!({"type": "hangup"})).await;
+    k.until("ended").await;
+    p.until("ended").await;
+    let rec = api.record(s).await;
+    let kinds: Vec<&str> = rec["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["participant"] == pid.to_string())
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "admitted_by_kine").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "admitted").count(),
+        1,
+        "{kinds:?}"
+    );
+    server.stop().await;
+}
+
 /// A rejoin after Redis lost the rooms and before anything else put them back: the joining seat
 /// is found admitted in the record, and the other seats of its room held by the same node come
 /// back with it, so the kiné hears `peer_joined` (and re-offers) instead of never learning of
