@@ -1,7 +1,7 @@
 //! One WebSocket = one task: the token comes in the first message, then the socket reads
 //! client messages and writes the frames the hub sends it, until hangup, close or idle timeout.
 //!
-//! The WebSocket layer is our own ([`socket`] over [`frame`]): the upgrade is answered here and
+//! The WebSocket layer is our own (`socket` over `frame`): the upgrade is answered here and
 //! the task reads and writes hyper's upgraded connection (plain or TLS) directly, so that an idle
 //! seated socket holds no read or write buffer (BENCHMARKS.md, "Idle memory per socket").
 

@@ -1,6 +1,6 @@
 //! One WebSocket connection over any byte stream (hyper's upgraded connection, plain or TLS; a
 //! test's in-memory pipe): the upgrade's checks and accept key, then reading and writing frames
-//! with [`frame`](super::frame).
+//! with `frame`.
 //!
 //! What it must never do: keep a buffer while the socket is idle. Reads go through a buffer on
 //! the stack; only the bytes of a frame not yet whole (or the frames after the one returned) are
