@@ -201,7 +201,9 @@ impl Conn {
         let waited = {
             let mut flush = std::pin::pin!(self.socket.flush());
             // Most writes are taken at once; the timer (and its room) only for one that waits.
-            if let std::task::Poll::Ready(r) = futures_util::poll!(flush.as_mut()) {
+            let once =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(flush.as_mut().poll(cx))).await;
+            if let std::task::Poll::Ready(r) = once {
                 return r.is_ok();
             }
             Box::pin(tokio::time::timeout_at(until, flush)).await
