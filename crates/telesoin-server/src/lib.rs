@@ -14,7 +14,8 @@
 //! - [`hub`]: rooms, seats, admission (asked of telesoin-core), relay, the session record.
 //! - [`health`]: whether the store takes writes and the data directory has room (readiness).
 //! - [`rooms`]: where the hub's rooms live: this process, or Redis shared by a cluster.
-//! - [`ws`]: one task per WebSocket, token in the first message, limits.
+//! - [`ws`]: one task per WebSocket, token in the first message, limits; our own RFC 6455
+//!   layer (the upgrade, then frames over hyper's upgraded stream) that keeps no buffer while idle.
 //! - [`web`]: the embedded web client.
 //! - [`tls`], [`server`]: rustls (ring) and the accept loop with graceful shutdown.
 //! - [`turn`]: short-lived coturn credentials (TURN REST scheme) for `welcome.ice_servers`.

@@ -1,7 +1,7 @@
 //! One WebSocket = one task: the token comes in the first message, then the socket reads
 //! client messages and writes the frames the hub sends it, until hangup, close or idle timeout.
 //!
-//! The WebSocket layer is our own ([`socket`] over [`frame`]): the upgrade is answered here and
+//! The WebSocket layer is our own (`socket` over `frame`): the upgrade is answered here and
 //! the task reads and writes hyper's upgraded connection (plain or TLS) directly, so that an idle
 //! seated socket holds no read or write buffer (BENCHMARKS.md, "Idle memory per socket").
 
@@ -201,7 +201,9 @@ impl Conn {
         let waited = {
             let mut flush = std::pin::pin!(self.socket.flush());
             // Most writes are taken at once; the timer (and its room) only for one that waits.
-            if let std::task::Poll::Ready(r) = futures_util::poll!(flush.as_mut()) {
+            let once =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(flush.as_mut().poll(cx))).await;
+            if let std::task::Poll::Ready(r) = once {
                 return r.is_ok();
             }
             Box::pin(tokio::time::timeout_at(until, flush)).await

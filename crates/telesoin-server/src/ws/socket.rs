@@ -1,6 +1,6 @@
 //! One WebSocket connection over any byte stream (hyper's upgraded connection, plain or TLS; a
 //! test's in-memory pipe): the upgrade's checks and accept key, then reading and writing frames
-//! with [`frame`](super::frame).
+//! with `frame`.
 //!
 //! What it must never do: keep a buffer while the socket is idle. Reads go through a buffer on
 //! the stack; only the bytes of a frame not yet whole (or the frames after the one returned) are
@@ -255,10 +255,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
                         }
                         continue;
                     }
-                    Ok(Decoded::Incomplete { need }) => {
-                        // Room for the whole frame at once (bounded by the size limit).
-                        self.rbuf.reserve(need.saturating_sub(self.rbuf.len()));
-                    }
+                    // The room grows with the bytes that arrive, never ahead of them: a header
+                    // announcing 64 KiB must not cost 64 KiB before its bytes are sent.
+                    Ok(Decoded::Incomplete) => {}
                 }
             }
             let mut stack = [MaybeUninit::<u8>::uninit(); READ];
@@ -290,10 +289,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
                         return Poll::Ready(Some(Ok(self.answer(incoming, cx))));
                     }
                 }
-                Ok(Decoded::Incomplete { need }) => {
-                    self.rbuf.reserve_exact(need.max(got.len()));
-                    self.rbuf.extend_from_slice(got);
-                }
+                Ok(Decoded::Incomplete) => self.rbuf.extend_from_slice(got),
             }
         }
     }
@@ -470,6 +466,18 @@ mod tests {
             .expect("write");
         assert_eq!(s.recv().await, Some(Ok(Incoming::Text("three".into()))));
         assert_eq!(s.rbuf.capacity(), 0, "nothing kept once consumed");
+    }
+
+    #[tokio::test]
+    async fn a_header_announcing_a_long_frame_costs_only_the_bytes_sent() {
+        let (mut s, mut peer) = pair();
+        let f = client(0x81, &[b'a'; 1000]);
+        peer.write_all(&f[..8]).await.expect("header");
+        let pending = tokio::time::timeout(Duration::from_millis(50), s.recv()).await;
+        assert!(pending.is_err(), "waits for the payload");
+        assert!(s.rbuf.capacity() < 100, "{} bytes kept", s.rbuf.capacity());
+        peer.write_all(&f[8..]).await.expect("payload");
+        assert_eq!(s.recv().await, Some(Ok(Incoming::Text("a".repeat(1000)))));
     }
 
     #[tokio::test]

@@ -206,3 +206,82 @@ async fn nothing_reaches_the_kine_from_a_seat_not_admitted_nor_another_session()
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_upgrade_is_checked_and_selects_only_our_subprotocol() {
+    let server = Server::start().await;
+    let api = server.kine("upgrade@example.fr").await;
+    let url = format!("{}/ws", api.base);
+    // A plain GET is not an upgrade.
+    let res = api.http.get(&url).send().await.expect("get");
+    assert_eq!(res.status(), 400);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["code"], "invalid_input", "{body}");
+    assert_eq!(body["details"]["header"], "connection", "{body}");
+    // Another WebSocket version: 426 and the version spoken.
+    let res = api
+        .http
+        .get(&url)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 426);
+    assert_eq!(
+        res.headers()
+            .get("sec-websocket-version")
+            .map(|v| v.as_bytes()),
+        Some(&b"13"[..])
+    );
+    // A key that is not a 16-byte nonce.
+    let res = api
+        .http
+        .get(&url)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "c2hvcnQ=")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 400);
+    // Offered among others, `telesoin.v1` is selected and the socket works.
+    let port = server.port;
+    let mut req = format!("wss://localhost:{port}/ws")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "other, telesoin.v1".parse().expect("header"),
+    );
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let connector = tokio_tungstenite::Connector::Rustls(tls_client());
+    let (mut inner, res) =
+        tokio_tungstenite::client_async_tls_with_config(req, tcp, None, Some(connector))
+            .await
+            .expect("upgrade");
+    assert_eq!(
+        res.headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.as_bytes()),
+        Some(&b"telesoin.v1"[..])
+    );
+    // A WebSocket ping is answered with its payload.
+    inner
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("ping");
+    let pong = tokio::time::timeout(Duration::from_secs(5), inner.next())
+        .await
+        .expect("in time");
+    assert!(
+        matches!(&pong, Some(Ok(Message::Pong(p))) if &p[..] == b"are you there"),
+        "{pong:?}"
+    );
+    server.stop().await;
+}
