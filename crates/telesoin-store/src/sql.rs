@@ -979,7 +979,7 @@ impl SqlStore {
                     Appended::SeatLeft => out.push(Appended::SeatLeft),
                     a @ Appended::Written(_) => {
                         if e.opens_session {
-                            open_session(&mut *conn, *session).await?;
+                            open_session(&mut conn, *session).await?;
                         }
                         if let Some(announce) = &e.announce {
                             queue_webhooks(
