@@ -999,7 +999,7 @@ impl SqlStore {
                     a @ (Appended::SeatLeft | Appended::Superseded) => out.push(a),
                     a @ Appended::Written(_) => {
                         if e.opens_session {
-                            open_session(&mut *conn, *session).await?;
+                            open_session(&mut conn, *session).await?;
                         }
                         if let Some(announce) = &e.announce {
                             queue_webhooks(

@@ -3075,6 +3075,7 @@ on_both!(admission_facts_are_the_three_reads_in_one);
 /// longer `scheduled` (ended, cancelled) is left as it is.
 async fn an_admission_opens_its_session_in_its_transaction(url: String) {
     let store = SqlStore::connect(&url).await.expect("connect");
+    let (_, _, sessions) = sessions_of_one_kine(&store, 4).await;
     let at = |s: i64| t0() + Duration::seconds(s);
     let ev = |who: ParticipantId, s: i64, kind: PresenceKind, opens: bool| NewEvent {
         at: at(s),
@@ -3100,7 +3101,7 @@ async fn an_admission_opens_its_session_in_its_transaction(url: String) {
     };
 
     // Alone (the one-statement path when it does not open the session).
-    let session = scheduled_session(&store).await;
+    let session = sessions[0];
     let seat = ParticipantId(Uuid::new_v4());
     store
         .append_event(session, &ev(seat, 0, PresenceKind::Joined, false))
@@ -3114,7 +3115,7 @@ async fn an_admission_opens_its_session_in_its_transaction(url: String) {
     assert_eq!(status(session).await, SessionStatus::Live);
 
     // In a batch, `joined` and `admitted` of one seat together.
-    let session = scheduled_session(&store).await;
+    let session = sessions[1];
     let out = store
         .append_events(&[
             (session, ev(seat, 0, PresenceKind::Joined, false)),
@@ -3127,7 +3128,7 @@ async fn an_admission_opens_its_session_in_its_transaction(url: String) {
 
     // Refused by the seat rule (it left): not written, the session stays `scheduled`, alone and
     // in a batch whose other events are written.
-    let session = scheduled_session(&store).await;
+    let session = sessions[2];
     let other = ParticipantId(Uuid::new_v4());
     store
         .append_events(&[
@@ -3156,7 +3157,7 @@ async fn an_admission_opens_its_session_in_its_transaction(url: String) {
     assert_eq!(status(session).await, SessionStatus::Scheduled);
 
     // A session already ended is not opened again.
-    let session = scheduled_session(&store).await;
+    let session = sessions[3];
     assert!(
         store
             .finalize(session, at(0), 0, at(0))

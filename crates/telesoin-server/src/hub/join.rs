@@ -256,12 +256,14 @@ impl Hub {
         let appended = if admit {
             let joined = new_event(now, who, kind, None);
             let event = self.admitted_event(&row, participant, role, now).await;
-            self.append_all(row.session.id, vec![joined, event]).await.map(|out| {
-                // `joined` is never refused by the seat rule; an `admitted` that was (a `left`
-                // in between: not possible within one transaction) leaves it to after_join.
-                admitted = matches!(out[..], [_, Appended::Written(_)]);
-                out.first().copied().unwrap_or(Appended::SeatLeft)
-            })
+            self.append_all(row.session.id, vec![joined, event])
+                .await
+                .map(|out| {
+                    // `joined` is never refused by the seat rule; an `admitted` that was (a `left`
+                    // in between: not possible within one transaction) leaves it to after_join.
+                    admitted = matches!(out[..], [_, Appended::Written(_)]);
+                    out.first().copied().unwrap_or(Appended::SeatLeft)
+                })
         } else {
             self.append(row.session.id, now, who, kind, None).await
         };

@@ -113,9 +113,9 @@ impl PresenceWriter {
         let rx = self.submit_all(session, vec![event], keep);
         async move {
             rx.await.map(|outcomes| {
-                outcomes?.pop().ok_or_else(|| {
-                    StoreError::Unavailable("the append returned no outcome".into())
-                })
+                outcomes?
+                    .pop()
+                    .ok_or_else(|| StoreError::Unavailable("the append returned no outcome".into()))
             })
         }
     }
@@ -217,7 +217,8 @@ impl Shard {
                 Ok(outcomes) => {
                     let mut outcomes = outcomes.into_iter();
                     for job in batch {
-                        let mine: Vec<Appended> = outcomes.by_ref().take(job.events.len()).collect();
+                        let mine: Vec<Appended> =
+                            outcomes.by_ref().take(job.events.len()).collect();
                         let _ = job.reply.send(Ok(mine));
                     }
                     None
@@ -250,8 +251,11 @@ impl Shard {
     async fn one_by_one(&self, batch: Vec<Job>) -> Option<(Vec<Job>, StoreError)> {
         let mut jobs = batch.into_iter();
         while let Some(job) = jobs.next() {
-            let one: Vec<(SessionId, NewEvent)> =
-                job.events.iter().map(|e| (job.session, e.clone())).collect();
+            let one: Vec<(SessionId, NewEvent)> = job
+                .events
+                .iter()
+                .map(|e| (job.session, e.clone()))
+                .collect();
             match self.store.append_events(&one).await {
                 Ok(outcomes) => {
                     let _ = job.reply.send(Ok(outcomes));
