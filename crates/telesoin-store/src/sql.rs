@@ -1054,8 +1054,7 @@ impl SqlStore {
 #[async_trait]
 impl EventStore for SqlStore {
     async fn append_event(&self, session: SessionId, e: &NewEvent) -> Result<i64> {
-        let outcome = if e.announce.is_none() && !e.opens_session && e.expect_last_seq.is_none()
-        {
+        let outcome = if e.announce.is_none() && !e.opens_session && e.expect_last_seq.is_none() {
             let _turn = self.write_turn().await;
             let rows = append_query(session, e).fetch_all(&self.pool).await;
             appended(rows)?
