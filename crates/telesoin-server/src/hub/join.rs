@@ -373,18 +373,21 @@ impl Hub {
             .await
         {
             Ok(()) => {}
-            Err(code) => {
-                // The store failed: say so and keep the seat; the client may retry.
-                self.send(
-                    participant,
-                    text(&ServerMsg::Error(refusal_body(
-                        code,
-                        serde_json::Value::Null,
-                    ))),
-                )
-                .await;
-            }
+            // The store failed: say so and keep the seat; the client may retry.
+            Err(code) => self.send_error(participant, code).await,
         }
+    }
+
+    /// Tells a seat that what it asked for failed (`error{code}`); the seat stays.
+    async fn send_error(&self, participant: ParticipantId, code: RefusalCode) {
+        self.send(
+            participant,
+            text(&ServerMsg::Error(refusal_body(
+                code,
+                serde_json::Value::Null,
+            ))),
+        )
+        .await;
     }
 
     async fn try_evaluate(
@@ -658,14 +661,7 @@ impl Hub {
                 .seat_admitted(session, participant, joined.role, now)
                 .await
             {
-                self.send(
-                    participant,
-                    text(&ServerMsg::Error(refusal_body(
-                        code,
-                        serde_json::Value::Null,
-                    ))),
-                )
-                .await;
+                self.send_error(participant, code).await;
             }
             return;
         }

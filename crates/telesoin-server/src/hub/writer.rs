@@ -359,6 +359,45 @@ mod tests {
         s.id
     }
 
+    /// A SQLite store with one live session, its writer, and a session of the same queue that
+    /// does not exist (deleted, purged): what the store refuses for good.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        live: SessionId,
+        health: Arc<Health>,
+        writer: PresenceWriter,
+        gone: SessionId,
+    }
+
+    impl Fixture {
+        async fn new() -> Self {
+            let dir = tempfile::tempdir().expect("dir");
+            let store: Arc<dyn Store> = Arc::new(
+                SqlStore::open_sqlite(&dir.path().join("telesoin.db"))
+                    .await
+                    .expect("store"),
+            );
+            let live = session(store.as_ref()).await;
+            let health = Arc::new(Health::new(dir.path().to_path_buf(), 0));
+            let writer = PresenceWriter::new(store.clone(), health.clone());
+            let gone = loop {
+                let s = SessionId(Uuid::new_v4());
+                if s.0.as_u128() % SHARDS as u128 == live.0.as_u128() % SHARDS as u128 {
+                    break s;
+                }
+            };
+            Fixture {
+                _dir: dir,
+                store,
+                live,
+                health,
+                writer,
+                gone,
+            }
+        }
+    }
+
     fn event(who: ParticipantId, kind: PresenceKind) -> NewEvent {
         NewEvent {
             at: Utc::now(),
@@ -378,22 +417,14 @@ mod tests {
     /// ready. Before, the batch was retried forever and its queue never moved again.
     #[tokio::test]
     async fn an_event_refused_for_good_does_not_stop_its_batch() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store: Arc<dyn Store> = Arc::new(
-            SqlStore::open_sqlite(&dir.path().join("telesoin.db"))
-                .await
-                .expect("store"),
-        );
-        let live = session(store.as_ref()).await;
-        let health = Arc::new(Health::new(dir.path().to_path_buf(), 0));
-        let writer = PresenceWriter::new(store.clone(), health.clone());
-        // A session in the same queue as `live`, that does not exist (deleted, purged).
-        let gone = loop {
-            let s = SessionId(Uuid::new_v4());
-            if s.0.as_u128() % SHARDS as u128 == live.0.as_u128() % SHARDS as u128 {
-                break s;
-            }
-        };
+        let Fixture {
+            _dir,
+            store,
+            live,
+            health,
+            writer,
+            gone,
+        } = Fixture::new().await;
         let (a, b) = (ParticipantId(Uuid::new_v4()), ParticipantId(Uuid::new_v4()));
         // Submitted before the writer task runs (one thread): one batch.
         let replies = [
@@ -444,21 +475,14 @@ mod tests {
     /// and written job by job; a job refused for good writes none of its events.
     #[tokio::test]
     async fn a_job_of_several_events_is_written_whole() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store: Arc<dyn Store> = Arc::new(
-            SqlStore::open_sqlite(&dir.path().join("telesoin.db"))
-                .await
-                .expect("store"),
-        );
-        let live = session(store.as_ref()).await;
-        let health = Arc::new(Health::new(dir.path().to_path_buf(), 0));
-        let writer = PresenceWriter::new(store.clone(), health.clone());
-        let gone = loop {
-            let s = SessionId(Uuid::new_v4());
-            if s.0.as_u128() % SHARDS as u128 == live.0.as_u128() % SHARDS as u128 {
-                break s;
-            }
-        };
+        let Fixture {
+            _dir,
+            store,
+            live,
+            health: _,
+            writer,
+            gone,
+        } = Fixture::new().await;
         let (a, b) = (ParticipantId(Uuid::new_v4()), ParticipantId(Uuid::new_v4()));
         let pair = |who| {
             vec![
