@@ -412,6 +412,7 @@ async fn take_seat(
             return None;
         }
     };
+    let started = std::time::Instant::now();
     let joined = match Box::pin(join(app, &text, tx)).await {
         Ok(j) => j,
         Err(code) => {
@@ -426,6 +427,7 @@ async fn take_seat(
     };
     // What restores the seat if the shared state loses it (see `hub::restore`).
     app.hub.socket_seated(&joined);
+    let joined_in = started.elapsed();
     if !conn.text(&frame(&joined.welcome), None).await {
         app.hub.socket_ended(joined.attachment);
         Box::pin(
@@ -440,6 +442,21 @@ async fn take_seat(
     // first, so that they hear of this one (one read of the room per join).
     Box::pin(app.hub.restore_for_join(&joined, Utc::now())).await;
     Box::pin(app.hub.after_join(&joined, Utc::now())).await;
+    let t = joined.timings;
+    // Durations only: nothing of the seat or its session.
+    tracing::debug!(
+        target: "telesoin_server::join_timing",
+        verify_us = joined_in
+            .saturating_sub(t.link + t.facts + t.seat + t.write)
+            .as_micros(),
+        link_us = t.link.as_micros(),
+        facts_us = t.facts.as_micros(),
+        seat_us = t.seat.as_micros(),
+        write_us = t.write.as_micros(),
+        after_us = started.elapsed().saturating_sub(joined_in).as_micros(),
+        total_us = started.elapsed().as_micros(),
+        "join timings"
+    );
     Some(Seated {
         session: joined.session,
         attachment: joined.attachment,

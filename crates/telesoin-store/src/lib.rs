@@ -181,8 +181,12 @@ pub trait SessionStore: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<SessionRow>>;
-    /// Sessions whose status is `live`, for recovery after a restart and the end-of-window sweep.
+    /// Sessions whose status is `live`, for recovery after a restart.
     async fn live_sessions(&self) -> Result<Vec<SessionRow>>;
+    /// Sessions still `live` whose appointment window ended at or before `at`, for the
+    /// end-of-window sweep: the sessions under way are neither read nor decoded (an index
+    /// range, migration 0017), however many there are.
+    async fn live_sessions_closed_by(&self, at: DateTime<Utc>) -> Result<Vec<SessionRow>>;
     /// Moves a session to `to` only if it is currently one of `from`; true if it moved.
     async fn transition(
         &self,
@@ -199,8 +203,9 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<ParticipantId>;
     async fn issue_link(&self, link: &LinkRow) -> Result<()>;
     async fn link(&self, jti: Uuid) -> Result<Option<IssuedSeat>>;
-    /// What a join needs in one read: the link's seat, its session and the kiné's name.
-    async fn link_session(&self, jti: Uuid) -> Result<Option<(IssuedSeat, SessionRow, String)>>;
+    /// What a join needs in one read: the link's seat, its session, the kiné's name, the HN
+    /// price to accept and the one accepted, and the seat's last state ([`LinkedSession`]).
+    async fn link_session(&self, jti: Uuid) -> Result<Option<LinkedSession>>;
     async fn revoke_link(&self, jti: Uuid, at: DateTime<Utc>) -> Result<Option<SessionId>>;
     async fn revoke_session_links(&self, session: SessionId, at: DateTime<Utc>) -> Result<u64>;
     /// Ends the session and stores its billable time, exactly once: true for the one call that

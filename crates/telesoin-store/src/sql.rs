@@ -723,6 +723,15 @@ impl SessionStore for SqlStore {
         rows.iter().map(session_row).collect()
     }
 
+    async fn live_sessions_closed_by(&self, at: DateTime<Utc>) -> Result<Vec<SessionRow>> {
+        let rows = sqlx::query("SELECT * FROM sessions WHERE status = 'live' AND window_end <= $1")
+            .bind(ms(at))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(session_row).collect()
+    }
+
     async fn transition(
         &self,
         id: SessionId,
@@ -823,11 +832,20 @@ impl SessionStore for SqlStore {
         .transpose()
     }
 
-    async fn link_session(&self, jti: Uuid) -> Result<Option<(IssuedSeat, SessionRow, String)>> {
+    async fn link_session(&self, jti: Uuid) -> Result<Option<LinkedSession>> {
+        // The seat's state is a primary-key look-up and the acceptance one indexed row: what
+        // the join would otherwise read in three more round trips.
         let row = sqlx::query(
             "SELECT s.*, l.session_id AS link_session, l.participant_id AS link_participant,
-                    l.role AS link_role, l.revoked_at AS link_revoked_at, k.name AS kine_name
+                    l.role AS link_role, l.revoked_at AS link_revoked_at, k.name AS kine_name,
+                    COALESCE(s.hn_price_cents, k.hn_price_cents) AS hn_price_to_accept,
+                    (SELECT a.price_cents FROM hn_price_acceptances a WHERE a.session_id = s.id
+                     ORDER BY a.accepted_at DESC LIMIT 1) AS hn_accepted_cents,
+                    ss.last_seq AS seat_last_seq, ss.last_kind AS seat_last_kind,
+                    ss.admitted AS seat_admitted
              FROM links l JOIN sessions s ON s.id = l.session_id JOIN kines k ON k.id = s.kine_id
+             LEFT JOIN seat_states ss
+                    ON ss.session_id = l.session_id AND ss.participant_id = l.participant_id
              WHERE l.jti = $1",
         )
         .bind(jti.to_string())
@@ -841,7 +859,23 @@ impl SessionStore for SqlStore {
                 role: role(&get::<String>(&r, "link_role")?)?,
                 revoked: get::<Option<i64>>(&r, "link_revoked_at")?.is_some(),
             };
-            Ok((seat, session_row(&r)?, get::<String>(&r, "kine_name")?))
+            let seat_state = match get::<Option<i64>>(&r, "seat_last_seq")? {
+                None => None,
+                Some(last_seq) => Some(SeatState {
+                    last_seq,
+                    last_kind: PresenceKind::parse(&get::<String>(&r, "seat_last_kind")?)
+                        .ok_or_else(|| corrupt("event kind"))?,
+                    admitted: get::<i64>(&r, "seat_admitted")? != 0,
+                }),
+            };
+            Ok(LinkedSession {
+                seat,
+                row: session_row(&r)?,
+                kine_name: get::<String>(&r, "kine_name")?,
+                hn_price_cents: get(&r, "hn_price_to_accept")?,
+                hn_accepted_cents: get(&r, "hn_accepted_cents")?,
+                seat_state,
+            })
         })
         .transpose()
     }

@@ -112,6 +112,21 @@ pub enum Appended {
     Superseded,
 }
 
+/// What a join reads in one statement: the link's seat, its session, the kiné's name, the
+/// HN price to accept and the one accepted, and the seat's last state.
+#[derive(Debug, Clone)]
+pub struct LinkedSession {
+    pub seat: telesoin_core::claims::IssuedSeat,
+    pub row: SessionRow,
+    pub kine_name: String,
+    /// The session's own HN price, else the kiné's default (what `hn_price_cents` reads).
+    pub hn_price_cents: i64,
+    /// The price last accepted for the session (what `hn_price_acceptance` reads), if any.
+    pub hn_accepted_cents: Option<i64>,
+    /// The seat's last state (what `seat_state` reads), if it has any event.
+    pub seat_state: Option<SeatState>,
+}
+
 /// A seat's last state, as its events left it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeatState {

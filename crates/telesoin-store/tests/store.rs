@@ -280,6 +280,21 @@ async fn suite(store: &dyn Store) {
             .expect("ok")
     );
     assert_eq!(store.live_sessions().await.expect("ok").len(), 1);
+    // The sweep's read: a live session is due once its window has ended, not a millisecond
+    // before; a session that is not live is never due.
+    let closing = session.window_end;
+    assert!(
+        store
+            .live_sessions_closed_by(closing - Duration::milliseconds(1))
+            .await
+            .expect("ok")
+            .is_empty()
+    );
+    let due = store.live_sessions_closed_by(closing).await.expect("ok");
+    assert_eq!(
+        due.iter().map(|r| r.session.id).collect::<Vec<_>>(),
+        [session.id]
+    );
 
     for (i, kind) in [
         PresenceKind::Joined,
@@ -3176,3 +3191,162 @@ async fn an_admission_opens_its_session_in_its_transaction(url: String) {
 }
 
 on_both!(an_admission_opens_its_session_in_its_transaction);
+
+/// What a join reads with its link, in one statement, is what the separate reads give: the
+/// seat and its session, the kiné's name, the HN price (the session's own, else the kiné's
+/// default), the last price accepted, and the seat's last state; none for an unknown link.
+async fn a_join_reads_its_link_price_and_seat_in_one(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let session = scheduled_session(&store).await;
+    let now = t0();
+    let row = store.session(session).await.expect("ok").expect("row");
+    let participant = store.seat(session, Role::Patient, now).await.expect("seat");
+    let jti = Uuid::new_v4();
+    store
+        .issue_link(&LinkRow {
+            jti,
+            session,
+            participant,
+            role: Role::Patient,
+            issued_at: now,
+            not_before: row.session.window_start,
+            expires_at: row.session.window_end,
+        })
+        .await
+        .expect("link");
+    let store = &store;
+    let compare = |what: &'static str| async move {
+        let linked = store
+            .link_session(jti)
+            .await
+            .expect("read")
+            .expect("a known link");
+        assert_eq!(
+            Some(linked.seat.clone()),
+            store.link(jti).await.expect("ok"),
+            "{what}: seat"
+        );
+        let session_row = store.session(session).await.expect("ok").expect("row");
+        assert_eq!(linked.row.session, session_row.session, "{what}: session");
+        assert_eq!(
+            linked.row.billing_class, session_row.billing_class,
+            "{what}: class"
+        );
+        assert_eq!(linked.kine_name, "Paul Bernard", "{what}: kiné");
+        assert_eq!(
+            Some(linked.hn_price_cents),
+            store.hn_price_cents(session).await.expect("ok"),
+            "{what}: HN price"
+        );
+        assert_eq!(
+            linked.hn_accepted_cents,
+            store
+                .hn_price_acceptance(session)
+                .await
+                .expect("ok")
+                .map(|a| a.price_cents),
+            "{what}: acceptance"
+        );
+        assert_eq!(
+            linked.seat_state,
+            store.seat_state(session, participant).await.expect("ok"),
+            "{what}: seat state"
+        );
+        linked
+    };
+
+    let fresh = compare("fresh").await;
+    assert_eq!(
+        (
+            fresh.hn_price_cents,
+            fresh.hn_accepted_cents,
+            fresh.seat_state
+        ),
+        (0, None, None)
+    );
+
+    // The kiné's default, then the session's own price, which wins.
+    let kine = row.session.kine;
+    store
+        .set_kine_settings(
+            kine,
+            KineSettings {
+                cooperation_protocol: false,
+                hn_price_cents: 4500,
+            },
+        )
+        .await
+        .expect("settings");
+    assert_eq!(compare("kiné's default").await.hn_price_cents, 4500);
+    let billing = SessionBilling {
+        hn_price_cents: Some(6000),
+        ..SessionBilling::default()
+    };
+    store
+        .set_session_billing(session, &billing, "hn")
+        .await
+        .expect("billing");
+    let own = compare("session's own").await;
+    assert_eq!(
+        (own.hn_price_cents, own.row.billing_class.as_str()),
+        (6000, "hn")
+    );
+
+    // Two acceptances (the patient's, then a representative's): the latest is read.
+    for (i, price) in [(0, 4500), (1, 6000)] {
+        store
+            .accept_hn_price(&PriceAcceptance {
+                session,
+                participant: if i == 0 {
+                    participant
+                } else {
+                    ParticipantId(Uuid::new_v4())
+                },
+                price_cents: price,
+                accepted_at: now + Duration::seconds(i),
+            })
+            .await
+            .expect("accept");
+    }
+    assert_eq!(compare("accepted").await.hn_accepted_cents, Some(6000));
+
+    // The seat's events: its state follows them.
+    for (i, kind) in [
+        PresenceKind::Joined,
+        PresenceKind::Admitted,
+        PresenceKind::Left,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .append_event(
+                session,
+                &NewEvent {
+                    at: now + Duration::seconds(10 + i as i64),
+                    participant: Some(participant),
+                    role: Some(Role::Patient),
+                    kind,
+                    detail: None,
+                    announce: None,
+                    opens_session: false,
+                    expect_last_seq: None,
+                },
+            )
+            .await
+            .expect("event");
+        let state = compare("event").await.seat_state.expect("a state");
+        assert_eq!(state.last_kind, kind);
+    }
+
+    assert!(
+        store
+            .link_session(Uuid::new_v4())
+            .await
+            .expect("read")
+            .is_none(),
+        "an unknown link"
+    );
+}
+
+on_both!(a_join_reads_its_link_price_and_seat_in_one);

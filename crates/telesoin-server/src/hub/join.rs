@@ -12,13 +12,14 @@ use telesoin_core::model::{Companion, Consent, ConsentRecorder, Role, SessionSta
 use telesoin_core::representation::{self, ConsentChannel, ConsentGiver};
 use telesoin_core::{ParticipantId, PatientId, RefusalCode, SessionId, acts};
 use telesoin_proto::signal::{self as wire, ServerMsg};
-use telesoin_store::{AdmissionFacts, Appended, NewEvent, SessionRow};
+use telesoin_store::{Appended, LinkedSession, NewEvent, SessionRow};
 
 use crate::error::refusal_body;
 use crate::events::DomainEvent;
 
 use super::{
-    Hub, HubResult, Joined, Seat, close, new_event, store_down, text, wire_role, wire_wait,
+    Hub, HubResult, JoinTimings, Joined, PatientReads, Seat, close, new_event, store_down, text,
+    wire_role, wire_wait,
 };
 
 /// A link matches its seat and is unrevoked; a link of a session that is over says so
@@ -93,13 +94,24 @@ impl Hub {
         {
             return Err(RefusalCode::RejoinTooFrequent);
         }
-        // The link, its session and the kiné's name: one read.
-        let (seat, row, kine_name) = self
+        let started = std::time::Instant::now();
+        let mut timings = JoinTimings::default();
+        // The link, its session, the kiné's name, the HN price and its acceptance, and the
+        // seat's last state: one read.
+        let LinkedSession {
+            seat,
+            row,
+            kine_name,
+            hn_price_cents,
+            hn_accepted_cents,
+            seat_state,
+        } = self
             .store
             .link_session(claims.jti())
             .await
             .map_err(store_down)?
             .ok_or(RefusalCode::TokenInvalid)?;
+        timings.link = started.elapsed();
         check_link(claims, &seat, &row, now)?;
         admission::room_open(claims.role(), &row.session, now)?;
         let act = acts::find(&row.session.act_code);
@@ -113,11 +125,20 @@ impl Hub {
                 .store
                 .admission_facts(row.session.kine, row.session.patient)
                 .await
-                .map_err(store_down)?,
+                .map_err(store_down)?
+                .map(|facts| PatientReads {
+                    facts,
+                    price: crate::records::hn_price_acceptance_of(
+                        &row,
+                        hn_price_cents,
+                        hn_accepted_cents,
+                    ),
+                }),
         };
+        timings.facts = started.elapsed().saturating_sub(timings.link);
         let minor = facts
             .as_ref()
-            .is_some_and(|f| representation::is_minor(&f.patient.patient, row.session.day()));
+            .is_some_and(|f| representation::is_minor(&f.facts.patient.patient, row.session.day()));
 
         // A seat this node does not hold may still be admitted: the server restarted, or another
         // node held it. Its persisted state says so (one row, kept with every event: admitted,
@@ -127,14 +148,11 @@ impl Hub {
             .read(row.session.id, |r| r.seats.contains_key(&participant))
             .await?;
         // A session still `scheduled` never admitted anyone (the first admission makes it
-        // `live`): nothing to read for the first seat of a session.
+        // `live`): nothing to use for the first seat of a session.
         let persisted = if known || row.session.status == SessionStatus::Scheduled {
             None
         } else {
-            self.store
-                .seat_state(row.session.id, participant)
-                .await
-                .map_err(store_down)?
+            seat_state
         };
         let admitted_before = persisted.as_ref().is_some_and(|s| s.admitted);
         // After a `left`, the media of the seat is over already: nothing to say about it.
@@ -253,6 +271,10 @@ impl Hub {
             );
         let mut resumed = resumed;
         let mut admitted = false;
+        timings.seat = started
+            .elapsed()
+            .saturating_sub(timings.link + timings.facts);
+        let writing = std::time::Instant::now();
         let appended = if admit {
             let joined = new_event(now, who, kind, None);
             let event = self.admitted_event(&row, participant, role, now).await;
@@ -294,6 +316,7 @@ impl Hub {
             self.leave_seat(row.session.id, attachment).await;
             return Err(code);
         }
+        timings.write = writing.elapsed();
         let welcome = ServerMsg::Welcome {
             protocol: telesoin_proto::PROTOCOL_VERSION,
             participant: participant.0,
@@ -327,6 +350,7 @@ impl Hub {
             admitted,
             row,
             facts,
+            timings,
         })
     }
 
@@ -365,7 +389,7 @@ impl Hub {
         session: SessionId,
         participant: ParticipantId,
         row: Option<&SessionRow>,
-        facts: Option<&AdmissionFacts>,
+        facts: Option<&PatientReads>,
         now: DateTime<Utc>,
     ) {
         match self
@@ -395,7 +419,7 @@ impl Hub {
         session: SessionId,
         participant: ParticipantId,
         row: Option<&SessionRow>,
-        facts: Option<&AdmissionFacts>,
+        facts: Option<&PatientReads>,
         now: DateTime<Utc>,
     ) -> HubResult<()> {
         let row = match row {
@@ -449,7 +473,7 @@ impl Hub {
         &self,
         row: &SessionRow,
         participant: ParticipantId,
-        facts: Option<&AdmissionFacts>,
+        facts: Option<&PatientReads>,
         now: DateTime<Utc>,
     ) -> HubResult<Option<Judged>> {
         let session = row.session.id;
@@ -476,31 +500,13 @@ impl Hub {
                 Err(c) => Decision::Refuse(c),
             }
         } else {
-            let facts = match facts {
+            let PatientReads { facts, price } = match facts {
                 Some(f) => f.clone(),
-                None => self
-                    .store
-                    .admission_facts(row.session.kine, row.session.patient)
-                    .await
-                    .map_err(store_down)?
-                    .ok_or(RefusalCode::SessionNotFound)?,
+                None => self.patient_reads(row).await?,
             };
             let patient = facts.patient;
             let visits: Vec<_> = facts.visits.into_iter().map(|v| v.visit).collect();
             let consents: Vec<_> = facts.consents.into_iter().map(|c| c.consent).collect();
-            // HN: the price shown on the join page, accepted there before admission.
-            let to_accept = crate::records::hn_price_to_accept(self.store.as_ref(), row)
-                .await
-                .map_err(store_down)?;
-            let accepted = match to_accept {
-                Some(_) => self
-                    .store
-                    .hn_price_acceptance(session)
-                    .await
-                    .map_err(store_down)?
-                    .map(|a| a.price_cents),
-                None => None,
-            };
             admission::decide(&AdmissionInput {
                 now,
                 role,
@@ -510,10 +516,7 @@ impl Hub {
                 consents: &consents,
                 rule: self.cfg.in_person_rule,
                 attested,
-                price: admission::PriceAcceptance {
-                    to_accept_cents: to_accept,
-                    accepted_cents: accepted,
-                },
+                price,
                 kine_present,
                 admitted_by_kine,
             })
@@ -523,6 +526,36 @@ impl Hub {
             decision,
             already,
         }))
+    }
+
+    /// What admission reads of the patient's side now (an evaluation after the join's).
+    async fn patient_reads(&self, row: &SessionRow) -> HubResult<PatientReads> {
+        let facts = self
+            .store
+            .admission_facts(row.session.kine, row.session.patient)
+            .await
+            .map_err(store_down)?
+            .ok_or(RefusalCode::SessionNotFound)?;
+        // HN: the price shown on the join page, accepted there before admission.
+        let to_accept = crate::records::hn_price_to_accept(self.store.as_ref(), row)
+            .await
+            .map_err(store_down)?;
+        let accepted = match to_accept {
+            Some(_) => self
+                .store
+                .hn_price_acceptance(row.session.id)
+                .await
+                .map_err(store_down)?
+                .map(|a| a.price_cents),
+            None => None,
+        };
+        Ok(PatientReads {
+            facts,
+            price: admission::PriceAcceptance {
+                to_accept_cents: to_accept,
+                accepted_cents: accepted,
+            },
+        })
     }
 
     /// The `admitted` event of a seat, with its webhook (written in its transaction, or not at

@@ -181,8 +181,31 @@ pub struct Joined {
     pub admitted: bool,
     /// The session as the join read it (the first evaluation does not read it again).
     pub row: telesoin_store::SessionRow,
-    /// The patient's facts as the join read them (a seat of the patient's side), for the same.
-    pub facts: Option<telesoin_store::AdmissionFacts>,
+    /// What the join read of the patient's side (a seat of that side), for the same.
+    pub facts: Option<PatientReads>,
+    /// How long its stages took (see [`JoinTimings`]).
+    pub timings: JoinTimings,
+}
+
+/// How long the stages of a join took in the hub: the link's read, the patient's facts, the
+/// seating in between (the room, the bus, the core's decision), and the write of its events
+/// (the wait for the presence writer included). The socket logs them with its own stages at
+/// debug (target `telesoin_server::join_timing`), for `bench/run --join-timings`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JoinTimings {
+    pub link: std::time::Duration,
+    pub facts: std::time::Duration,
+    pub seat: std::time::Duration,
+    pub write: std::time::Duration,
+}
+
+/// What admission reads of the patient's side, as the join read it: the patient, visits and
+/// consents (one statement), and the HN price to accept and the one accepted (read with the
+/// link). The first evaluation decides with them rather than reading them again.
+#[derive(Debug, Clone)]
+pub struct PatientReads {
+    pub facts: telesoin_store::AdmissionFacts,
+    pub price: telesoin_core::admission::PriceAcceptance,
 }
 
 pub struct Hub {

@@ -226,7 +226,27 @@ pub async fn hn_price_to_accept(
     }
     // The session's own price, or else the kiné's default: one read.
     let price = store.hn_price_cents(row.session.id).await?;
-    Ok(price.filter(|p| *p > 0))
+    Ok(price.and_then(|p| hn_price_of(row, p)))
+}
+
+/// The HN price to accept for `row` given its price (the session's own, else the kiné's
+/// default): none for a session that is not HN, nor for a free one.
+fn hn_price_of(row: &SessionRow, price_cents: i64) -> Option<i64> {
+    (row.billing_class == "hn" && price_cents > 0).then_some(price_cents)
+}
+
+/// The price side of an admission from what the join read with its link (the price and the
+/// last acceptance): the same answer as [`hn_price_to_accept`] and the acceptance's read.
+pub fn hn_price_acceptance_of(
+    row: &SessionRow,
+    price_cents: i64,
+    accepted_cents: Option<i64>,
+) -> telesoin_core::admission::PriceAcceptance {
+    let to_accept = hn_price_of(row, price_cents);
+    telesoin_core::admission::PriceAcceptance {
+        to_accept_cents: to_accept,
+        accepted_cents: to_accept.and(accepted_cents),
+    }
 }
 
 /// Who consented for the session (the latest consent recorded by its end, or now), in words:
