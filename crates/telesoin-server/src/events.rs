@@ -170,6 +170,8 @@ impl DomainEvent {
 #[async_trait]
 pub trait Listener: Send + Sync {
     async fn on(&self, at: DateTime<Utc>, event: &DomainEvent);
+    /// Returns once what the listener took is done (its writes committed or failed).
+    async fn flush(&self) {}
 }
 
 /// The registered listeners; cheap to share.
@@ -194,6 +196,15 @@ impl Events {
     /// Adds a listener; done once at start-up.
     pub fn listen(&self, listener: Arc<dyn Listener>) {
         self.listeners.write().push(listener);
+    }
+
+    /// Waits until every listener is done with what it took: an emit whose end nobody waits
+    /// for (an admission's audit row) is committed before the process exits.
+    pub async fn flush(&self) {
+        let listeners: Vec<Arc<dyn Listener>> = self.listeners.read().clone();
+        for l in listeners {
+            l.flush().await;
+        }
     }
 
     /// Tells every listener, in registration order.

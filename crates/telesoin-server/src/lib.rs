@@ -219,7 +219,11 @@ pub async fn run(prepared: Prepared, shutdown: impl Future<Output = ()>) -> anyh
     let webhooks = platform::webhooks::spawn_worker(state.clone());
     let messages = reach::outbox::spawn_worker(state.clone());
     let notice = std::time::Duration::from_secs(state.cfg.drain_seconds);
+    let events = hub.events().clone();
     let result = server::serve(listener, app::router(state), tls, hub, shutdown, notice).await;
+    // The sockets are gone; what they emitted without waiting (admissions' audit rows) is
+    // committed before the process exits.
+    events.flush().await;
     sweeper.abort();
     checker.abort();
     webhooks.abort();

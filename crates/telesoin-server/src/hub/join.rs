@@ -599,7 +599,7 @@ impl Hub {
 
     /// What follows a written `admitted`: the seat counts as admitted, the audit trail hears
     /// it, and the seat and its peers are told. The audit row is queued first (its place in the
-    /// chain is taken before anyone is told) but its commit is not waited for before telling:
+    /// chain is taken before anyone is told) but its commit is not waited for, here or later:
     /// the `admitted` event, the evidence, is committed already, and a crash before the audit
     /// commit loses that row whether the seat was told or not.
     async fn seat_admitted(
@@ -621,11 +621,20 @@ impl Hub {
             participant,
             role,
         };
-        // `join!` polls the emit first: the audit row is queued before the first frame goes.
-        tokio::join!(
-            self.events.emit(now, announced),
-            self.announce(session, participant, now)
-        );
+        // The audit row takes its place in the chain (the emit's first poll queues it) before
+        // the first frame goes; its commit goes on in a task of its own. Waiting for it here
+        // held the seat's own frames too: the socket writes what the hub queued for it only
+        // once the join is done, so `admitted` reached the seat after the audit commit.
+        let events = self.events.clone();
+        let mut audit = Box::pin(async move { events.emit(now, announced).await });
+        let queued =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(audit.as_mut().poll(cx).is_pending()))
+                .await;
+        if queued {
+            // Committed before the process exits: see [`Events::flush`].
+            tokio::spawn(audit);
+        }
+        self.announce(session, participant, now).await;
         Ok(())
     }
 

@@ -232,6 +232,14 @@ impl Listener for AuditTrail {
             tracing::error!(error = %e, action = event.name(), "audit append failed");
         }
     }
+
+    async fn flush(&self) {
+        // The writer clears `writing` once nothing is pending; each try ends in a commit or an
+        // error, so this ends.
+        while self.pending.lock().writing {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }
 
 /// What `telesoin audit verify` finds.

@@ -313,3 +313,52 @@ async fn api_for(server: &Server, email: &str) -> Api {
     .login(email)
     .await
 }
+
+/// An admission does not wait for the audit trail (issue 15): with the chain locked by another
+/// writer (Postgres, a schema of its own), the kiné's seat hears `admitted` at once, and its
+/// audit row is committed once the chain is free, before a graceful stop returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_an_admission_does_not_wait_for_the_audit_trail() {
+    let Some((schema, url)) = postgres_schema().await else {
+        return;
+    };
+    let server = Server::start_with(|c| {
+        c.tls = TlsMode::Off;
+        c.database_url = Some(url.clone());
+    })
+    .await;
+    let api = server.kine("audit-wait@example.fr").await;
+    let patient = api.ready_patient().await;
+    let session = api.session(patient, json!({})).await;
+    let token = api.link(session, "kine").await.0;
+    let mut db = sqlx::AnyConnection::connect(&url).await.expect("db");
+    let admitted_rows = "SELECT COUNT(*) FROM audit_log WHERE action = 'participant.admitted'";
+    assert_eq!(count(&mut db, admitted_rows).await, 0);
+
+    db.execute("BEGIN").await.expect("begin");
+    db.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let started = Instant::now();
+    let ws = tokio::time::timeout(Duration::from_secs(5), admitted_plain(server.port, &token))
+        .await
+        .expect("admitted while the audit trail is locked");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // The chain is freed 2 s into a graceful stop: the stop waits for the row.
+    let unlock = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        db.execute("ROLLBACK").await.expect("unlock");
+        db
+    });
+    drop(ws);
+    server.stop().await;
+    let mut db = unlock.await.expect("unlocked");
+    assert_eq!(
+        count(&mut db, admitted_rows).await,
+        1,
+        "the admission's audit row, committed before the stop returned"
+    );
+    drop(db);
+    drop_schema(&schema).await;
+}
