@@ -1064,6 +1064,76 @@ impl SqlStore {
         }
     }
 
+    /// Postgres: the batch's rows in one `INSERT`, with an `UPDATE` of the sessions it opens
+    /// in the same statement (a data-modifying `WITH`, run to completion whatever the outer
+    /// query reads): every row or none. The seat rule's trigger runs for each row in order, as
+    /// in a transaction of one statement per event; a refusal fails the whole statement
+    /// ([`StoreError::SeatLeft`]). Sequence numbers are taken in the rows' order.
+    async fn append_in_one_statement(
+        &self,
+        batch: &[(SessionId, NewEvent)],
+    ) -> Result<Vec<Appended>> {
+        use std::fmt::Write as _;
+        let mut sql = String::from(
+            "WITH ins AS (INSERT INTO presence_events (session_id, at, participant_id, role, kind, detail) VALUES ",
+        );
+        for i in 0..batch.len() {
+            let b = i * 6;
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(
+                sql,
+                "{sep}(${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
+            );
+        }
+        sql.push_str(" RETURNING seq)");
+        let mut opening: Vec<SessionId> = batch
+            .iter()
+            .filter(|(_, e)| e.opens_session)
+            .map(|(s, _)| *s)
+            .collect();
+        opening.sort_unstable_by_key(|s| s.0);
+        opening.dedup();
+        if !opening.is_empty() {
+            sql.push_str(
+                ", opened AS (UPDATE sessions SET status = 'live' WHERE status = 'scheduled' AND id IN (",
+            );
+            for i in 0..opening.len() {
+                let sep = if i == 0 { "" } else { ", " };
+                let _ = write!(sql, "{sep}${}", batch.len() * 6 + i + 1);
+            }
+            sql.push_str(") RETURNING id)");
+        }
+        sql.push_str(" SELECT seq FROM ins ORDER BY seq");
+        let mut query = sqlx::query(&sql);
+        for (session, e) in batch {
+            query = query
+                .bind(session.to_string())
+                .bind(ms(e.at))
+                .bind(e.participant.map(|p| p.to_string()))
+                .bind(e.role.map(Role::as_str))
+                .bind(e.kind.as_str())
+                .bind(&e.detail);
+        }
+        for session in &opening {
+            query = query.bind(session.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(append_error)?;
+        if rows.len() != batch.len() {
+            return Err(StoreError::Unavailable(
+                "the append returned a row count other than the batch's".into(),
+            ));
+        }
+        rows.iter()
+            .map(|r| Ok(Appended::Written(get(r, "seq")?)))
+            .collect()
+    }
+
     /// The seat's last event, read in the transaction on `conn` (see [`SEAT_LAST_SEQ_POSTGRES`]).
     async fn seat_last_seq(
         &self,
@@ -1115,6 +1185,21 @@ impl EventStore for SqlStore {
                 return Ok(vec![appended(rows)?]);
             }
             _ => {}
+        }
+        // Postgres: a batch of rows (and sessions' opening) and nothing else is one statement,
+        // atomic on its own: one round trip where BEGIN, a statement per event and COMMIT
+        // were three or more. A batch the seat rule refuses a row of is written below, event
+        // by event, which finds which.
+        if self.backend == Backend::Postgres
+            && batch
+                .iter()
+                .all(|(_, e)| e.announce.is_none() && e.expect_last_seq.is_none())
+        {
+            match self.append_in_one_statement(batch).await {
+                Ok(out) => return Ok(out),
+                Err(StoreError::SeatLeft) => {}
+                Err(e) => return Err(e),
+            }
         }
         // All or nothing: each try is one transaction; a try that the seat rule cut short
         // (Postgres) is tried again without the refused event, at most once per event.

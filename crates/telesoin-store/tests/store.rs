@@ -3187,6 +3187,73 @@ async fn an_admission_opens_its_session_in_its_transaction(url: String) {
         .await
         .expect("batch");
     assert_eq!(status(session).await, SessionStatus::Ended);
+
+    // A batch of several sessions' events (the presence writer's): each row written in its
+    // order, each session it opens opened, the others left as they are.
+    let model = store.session(sessions[0]).await.expect("ok").expect("row");
+    let mut more = Vec::new();
+    for i in 10..13 {
+        let starts_at = t0() + Duration::minutes(i);
+        let (window_start, window_end) = Session::window_for(starts_at, Window::default());
+        let s = Session {
+            id: SessionId(Uuid::new_v4()),
+            starts_at,
+            window_start,
+            window_end,
+            status: SessionStatus::Scheduled,
+            ..model.session.clone()
+        };
+        store.create_session(&s, "hn", t0()).await.expect("session");
+        more.push(s.id);
+    }
+    let (a, b) = (ParticipantId(Uuid::new_v4()), ParticipantId(Uuid::new_v4()));
+    let out = store
+        .append_events(&[
+            (more[0], ev(a, 0, PresenceKind::Joined, false)),
+            (more[1], ev(b, 0, PresenceKind::Joined, false)),
+            (more[0], ev(a, 1, PresenceKind::Admitted, true)),
+            (more[1], ev(b, 1, PresenceKind::Admitted, true)),
+            (more[2], ev(a, 1, PresenceKind::Joined, false)),
+        ])
+        .await
+        .expect("batch");
+    let seqs: Vec<i64> = out
+        .iter()
+        .map(|o| match o {
+            Appended::Written(seq) => *seq,
+            other => panic!("every event written, got {other:?}"),
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let kinds = |session| {
+        let store = &store;
+        async move {
+            store
+                .events(session)
+                .await
+                .expect("events")
+                .iter()
+                .map(|e| (e.seq, e.kind))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        kinds(more[0]).await,
+        [
+            (seqs[0], PresenceKind::Joined),
+            (seqs[2], PresenceKind::Admitted)
+        ]
+    );
+    assert_eq!(
+        kinds(more[1]).await,
+        [
+            (seqs[1], PresenceKind::Joined),
+            (seqs[3], PresenceKind::Admitted)
+        ]
+    );
+    assert_eq!(status(more[0]).await, SessionStatus::Live);
+    assert_eq!(status(more[1]).await, SessionStatus::Live);
+    assert_eq!(status(more[2]).await, SessionStatus::Scheduled);
     store.close().await;
 }
 
