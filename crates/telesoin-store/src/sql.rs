@@ -1064,24 +1064,26 @@ impl SqlStore {
         }
     }
 
-    /// Postgres: the batch's rows in one `INSERT`, with an `UPDATE` of the sessions it opens
-    /// in the same statement (a data-modifying `WITH`, run to completion whatever the outer
-    /// query reads): every row or none. The seat rule's trigger runs for each row in order, as
-    /// in a transaction of one statement per event; a refusal fails the whole statement
-    /// ([`StoreError::SeatLeft`]). Sequence numbers are taken in the rows' order.
+    /// The batch's rows in one `INSERT`, every row or none; on Postgres with an `UPDATE` of the
+    /// sessions it opens in the same statement (a data-modifying `WITH`, run to completion
+    /// whatever the outer query reads; SQLite's batches here open none). The seat rule's
+    /// triggers run for each row in order, as in a transaction of one statement per event; a
+    /// refusal fails the whole statement ([`StoreError::SeatLeft`]). Sequence numbers are taken
+    /// in the rows' order.
     async fn append_in_one_statement(
         &self,
         batch: &[(SessionId, NewEvent)],
     ) -> Result<Vec<Appended>> {
         use std::fmt::Write as _;
-        let mut sql = String::from(
-            "WITH ins AS (INSERT INTO presence_events (session_id, at, participant_id, role, kind, detail) VALUES ",
+        let _turn = self.write_turn().await;
+        let mut insert = String::from(
+            "INSERT INTO presence_events (session_id, at, participant_id, role, kind, detail) VALUES ",
         );
         for i in 0..batch.len() {
             let b = i * 6;
             let sep = if i == 0 { "" } else { ", " };
             let _ = write!(
-                sql,
+                insert,
                 "{sep}(${}, ${}, ${}, ${}, ${}, ${})",
                 b + 1,
                 b + 2,
@@ -1091,7 +1093,7 @@ impl SqlStore {
                 b + 6
             );
         }
-        sql.push_str(" RETURNING seq)");
+        insert.push_str(" RETURNING seq");
         let mut opening: Vec<SessionId> = batch
             .iter()
             .filter(|(_, e)| e.opens_session)
@@ -1099,17 +1101,23 @@ impl SqlStore {
             .collect();
         opening.sort_unstable_by_key(|s| s.0);
         opening.dedup();
-        if !opening.is_empty() {
-            sql.push_str(
-                ", opened AS (UPDATE sessions SET status = 'live' WHERE status = 'scheduled' AND id IN (",
-            );
-            for i in 0..opening.len() {
-                let sep = if i == 0 { "" } else { ", " };
-                let _ = write!(sql, "{sep}${}", batch.len() * 6 + i + 1);
+        let sql = match self.backend {
+            // Its own RETURNING, in an order of SQLite's choosing: sorted below (the rows'
+            // sequence numbers grow in their order).
+            Backend::Sqlite => insert,
+            Backend::Postgres if opening.is_empty() => insert,
+            Backend::Postgres => {
+                let mut sql = format!(
+                    "WITH ins AS ({insert}), opened AS (UPDATE sessions SET status = 'live' WHERE status = 'scheduled' AND id IN ("
+                );
+                for i in 0..opening.len() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    let _ = write!(sql, "{sep}${}", batch.len() * 6 + i + 1);
+                }
+                sql.push_str(") RETURNING id) SELECT seq FROM ins");
+                sql
             }
-            sql.push_str(") RETURNING id)");
-        }
-        sql.push_str(" SELECT seq FROM ins ORDER BY seq");
+        };
         let mut query = sqlx::query(&sql);
         for (session, e) in batch {
             query = query
@@ -1120,8 +1128,10 @@ impl SqlStore {
                 .bind(e.kind.as_str())
                 .bind(&e.detail);
         }
-        for session in &opening {
-            query = query.bind(session.to_string());
+        if self.backend == Backend::Postgres {
+            for session in &opening {
+                query = query.bind(session.to_string());
+            }
         }
         let rows = query.fetch_all(&self.pool).await.map_err(append_error)?;
         if rows.len() != batch.len() {
@@ -1129,9 +1139,12 @@ impl SqlStore {
                 "the append returned a row count other than the batch's".into(),
             ));
         }
-        rows.iter()
-            .map(|r| Ok(Appended::Written(get(r, "seq")?)))
-            .collect()
+        let mut seqs = rows
+            .iter()
+            .map(|r| get::<i64>(r, "seq"))
+            .collect::<Result<Vec<_>>>()?;
+        seqs.sort_unstable();
+        Ok(seqs.into_iter().map(Appended::Written).collect())
     }
 
     /// The seat's last event, read in the transaction on `conn` (see [`SEAT_LAST_SEQ_POSTGRES`]).
@@ -1186,15 +1199,16 @@ impl EventStore for SqlStore {
             }
             _ => {}
         }
-        // Postgres: a batch of rows (and sessions' opening) and nothing else is one statement,
-        // atomic on its own: one round trip where BEGIN, a statement per event and COMMIT
-        // were three or more. A batch the seat rule refuses a row of is written below, event
-        // by event, which finds which.
-        if self.backend == Backend::Postgres
-            && batch
-                .iter()
-                .all(|(_, e)| e.announce.is_none() && e.expect_last_seq.is_none())
-        {
+        // A batch of rows and nothing else is one statement, atomic on its own: one round trip
+        // (SQLite: one hop to its connection's thread) where BEGIN, a statement per event and
+        // COMMIT were three or more. Postgres opens sessions in the same statement; SQLite,
+        // which has no data-modifying WITH, writes a batch that opens one below. A batch the
+        // seat rule refuses a row of is written below, event by event, which finds which.
+        if batch.iter().all(|(_, e)| {
+            e.announce.is_none()
+                && e.expect_last_seq.is_none()
+                && (self.backend == Backend::Postgres || !e.opens_session)
+        }) {
             match self.append_in_one_statement(batch).await {
                 Ok(out) => return Ok(out),
                 Err(StoreError::SeatLeft) => {}

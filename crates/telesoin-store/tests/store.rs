@@ -3254,6 +3254,42 @@ async fn an_admission_opens_its_session_in_its_transaction(url: String) {
     assert_eq!(status(more[0]).await, SessionStatus::Live);
     assert_eq!(status(more[1]).await, SessionStatus::Live);
     assert_eq!(status(more[2]).await, SessionStatus::Scheduled);
+
+    // A batch that opens nothing (one statement on both backends): in order, and refused as
+    // a whole by no rule, so all written.
+    let out = store
+        .append_events(&[
+            (more[2], ev(a, 2, PresenceKind::MediaConnected, false)),
+            (more[0], ev(a, 2, PresenceKind::MediaConnected, false)),
+            (more[2], ev(a, 3, PresenceKind::Left, false)),
+        ])
+        .await
+        .expect("batch");
+    let after: Vec<i64> = out
+        .iter()
+        .map(|o| match o {
+            Appended::Written(seq) => *seq,
+            other => panic!("every event written, got {other:?}"),
+        })
+        .collect();
+    assert!(after[0] > seqs[4] && after.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        kinds(more[2]).await,
+        [
+            (seqs[4], PresenceKind::Joined),
+            (after[0], PresenceKind::MediaConnected),
+            (after[2], PresenceKind::Left)
+        ]
+    );
+    let state = store
+        .seat_state(more[2], a)
+        .await
+        .expect("ok")
+        .expect("state");
+    assert_eq!(
+        (state.last_seq, state.last_kind),
+        (after[2], PresenceKind::Left)
+    );
     store.close().await;
 }
 
