@@ -3217,13 +3217,7 @@ async fn an_admission_opens_its_session_in_its_transaction(url: String) {
         ])
         .await
         .expect("batch");
-    let seqs: Vec<i64> = out
-        .iter()
-        .map(|o| match o {
-            Appended::Written(seq) => *seq,
-            other => panic!("every event written, got {other:?}"),
-        })
-        .collect();
+    let seqs = all_written(&out);
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     let kinds = |session| {
         let store = &store;
@@ -3265,13 +3259,7 @@ async fn an_admission_opens_its_session_in_its_transaction(url: String) {
         ])
         .await
         .expect("batch");
-    let after: Vec<i64> = out
-        .iter()
-        .map(|o| match o {
-            Appended::Written(seq) => *seq,
-            other => panic!("every event written, got {other:?}"),
-        })
-        .collect();
+    let after = all_written(&out);
     assert!(after[0] > seqs[4] && after.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(
         kinds(more[2]).await,
@@ -3294,6 +3282,16 @@ async fn an_admission_opens_its_session_in_its_transaction(url: String) {
 }
 
 on_both!(an_admission_opens_its_session_in_its_transaction);
+
+/// The sequence numbers of a batch whose every event was written.
+fn all_written(out: &[Appended]) -> Vec<i64> {
+    out.iter()
+        .map(|o| match o {
+            Appended::Written(seq) => *seq,
+            other => panic!("every event written, got {other:?}"),
+        })
+        .collect()
+}
 
 /// What a join reads with its link, in one statement, is what the separate reads give: the
 /// seat and its session, the kiné's name, the HN price (the session's own, else the kiné's
