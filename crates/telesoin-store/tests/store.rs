@@ -871,19 +871,25 @@ async fn sessions_of_one_kine(store: &dyn Store, n: i64) -> (KineId, PatientId, 
     let row = store.session(first).await.expect("ok").expect("row");
     let mut ids = vec![first];
     for i in 1..n {
-        let starts_at = t0() + Duration::minutes(i);
-        let (window_start, window_end) = Session::window_for(starts_at, Window::default());
-        let s = Session {
-            id: SessionId(Uuid::new_v4()),
-            starts_at,
-            window_start,
-            window_end,
-            ..row.session.clone()
-        };
-        store.create_session(&s, "hn", t0()).await.expect("session");
+        let s = session_like(store, &row.session, t0() + Duration::minutes(i)).await;
         ids.push(s.id);
     }
     (row.session.kine, row.session.patient, ids)
+}
+
+/// A new scheduled HN session like `model` (same kiné, patient, act), starting at `starts_at`.
+async fn session_like(store: &dyn Store, model: &Session, starts_at: DateTime<Utc>) -> Session {
+    let (window_start, window_end) = Session::window_for(starts_at, Window::default());
+    let s = Session {
+        id: SessionId(Uuid::new_v4()),
+        starts_at,
+        window_start,
+        window_end,
+        status: SessionStatus::Scheduled,
+        ..model.clone()
+    };
+    store.create_session(&s, "hn", t0()).await.expect("session");
+    s
 }
 
 /// Twelve invoices issued at once by two stores on the same database (two processes or nodes):
@@ -2358,20 +2364,7 @@ async fn outbound_suite(url: String) {
     assert_eq!(body["data"]["channel"], "sms");
 
     // A move: the new time, the pending reminders stopped, `session.moved`, in one transaction.
-    let other = {
-        let starts_at = t0() + Duration::days(1);
-        let (window_start, window_end) = Session::window_for(starts_at, Window::default());
-        let s = Session {
-            id: SessionId(Uuid::new_v4()),
-            starts_at,
-            window_start,
-            window_end,
-            status: SessionStatus::Scheduled,
-            ..row.session.clone()
-        };
-        store.create_session(&s, "hn", t0()).await.expect("session");
-        s
-    };
+    let other = session_like(&store, &row.session, t0() + Duration::days(1)).await;
     store
         .enqueue_messages(
             &[msg(
@@ -3193,17 +3186,7 @@ async fn an_admission_opens_its_session_in_its_transaction(url: String) {
     let model = store.session(sessions[0]).await.expect("ok").expect("row");
     let mut more = Vec::new();
     for i in 10..13 {
-        let starts_at = t0() + Duration::minutes(i);
-        let (window_start, window_end) = Session::window_for(starts_at, Window::default());
-        let s = Session {
-            id: SessionId(Uuid::new_v4()),
-            starts_at,
-            window_start,
-            window_end,
-            status: SessionStatus::Scheduled,
-            ..model.session.clone()
-        };
-        store.create_session(&s, "hn", t0()).await.expect("session");
+        let s = session_like(&store, &model.session, t0() + Duration::minutes(i)).await;
         more.push(s.id);
     }
     let (a, b) = (ParticipantId(Uuid::new_v4()), ParticipantId(Uuid::new_v4()));
