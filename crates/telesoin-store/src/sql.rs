@@ -985,10 +985,16 @@ impl SqlStore {
     /// Waits for this process's turn to write (SQLite; nothing to wait for on Postgres, whose
     /// writers lock rows, not the database). Held for the whole write, connection included.
     pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.write_turn {
-            Some(turn) => Some(turn.lock().await),
-            None => None,
-        }
+        let turn = self.write_turn.as_ref()?;
+        let asked = std::time::Instant::now();
+        let guard = turn.lock().await;
+        // Durations only (`bench/run --join-timings`).
+        tracing::debug!(
+            target: "telesoin_store::write_turn",
+            waited_us = asked.elapsed().as_micros(),
+            "write turn"
+        );
+        Some(guard)
     }
 
     /// The batch in one transaction, with the announcements of the events written; the events

@@ -55,6 +55,8 @@ struct Job {
     /// Retried until written (the end of a seat), rather than failed at once.
     keep: bool,
     reply: Reply,
+    /// When it was queued (for the writer's timings).
+    queued: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -137,6 +139,7 @@ impl PresenceWriter {
                 events,
                 keep,
                 reply,
+                queued: std::time::Instant::now(),
             });
             !std::mem::replace(&mut p.writing, true)
         };
@@ -213,7 +216,21 @@ impl Shard {
                 .iter()
                 .flat_map(|j| j.events.iter().map(|e| (j.session, e.clone())))
                 .collect();
-            let left = match self.store.append_events(&events).await {
+            let started = std::time::Instant::now();
+            let appended = self.store.append_events(&events).await;
+            // Durations only (`bench/run --join-timings`): how long the batch's first job
+            // waited for the transaction before it, and how long the store took with it
+            // (SQLite: the writers' turn included).
+            tracing::debug!(
+                target: "telesoin_server::join_timing",
+                events = events.len(),
+                queued_us = batch
+                    .first()
+                    .map_or(0, |j| started.saturating_duration_since(j.queued).as_micros()),
+                store_us = started.elapsed().as_micros(),
+                "writer batch"
+            );
+            let left = match appended {
                 Ok(outcomes) => {
                     let mut outcomes = outcomes.into_iter();
                     for job in batch {
