@@ -1107,19 +1107,31 @@ impl SqlStore {
             .collect();
         opening.sort_unstable_by_key(|s| s.0);
         opening.dedup();
+        let opened = |sql: &mut String| {
+            for i in 0..opening.len() {
+                let sep = if i == 0 { "" } else { ", " };
+                let _ = write!(sql, "{sep}${}", batch.len() * 6 + i + 1);
+            }
+        };
         let sql = match self.backend {
             // Its own RETURNING, in an order of SQLite's choosing: sorted below (the rows'
             // sequence numbers grow in their order).
-            Backend::Sqlite => insert,
-            Backend::Postgres if opening.is_empty() => insert,
+            _ if opening.is_empty() => insert,
+            // No data-modifying WITH: the transaction's statements in one query, run by the
+            // connection's thread one after the other (one hop, not one per statement).
+            Backend::Sqlite => {
+                let mut sql = format!(
+                    "BEGIN IMMEDIATE; {insert}; UPDATE sessions SET status = 'live' WHERE status = 'scheduled' AND id IN ("
+                );
+                opened(&mut sql);
+                sql.push_str("); COMMIT");
+                sql
+            }
             Backend::Postgres => {
                 let mut sql = format!(
                     "WITH ins AS ({insert}), opened AS (UPDATE sessions SET status = 'live' WHERE status = 'scheduled' AND id IN ("
                 );
-                for i in 0..opening.len() {
-                    let sep = if i == 0 { "" } else { ", " };
-                    let _ = write!(sql, "{sep}${}", batch.len() * 6 + i + 1);
-                }
+                opened(&mut sql);
                 sql.push_str(") RETURNING id) SELECT seq FROM ins");
                 sql
             }
@@ -1134,12 +1146,21 @@ impl SqlStore {
                 .bind(e.kind.as_str())
                 .bind(&e.detail);
         }
-        if self.backend == Backend::Postgres {
-            for session in &opening {
-                query = query.bind(session.to_string());
-            }
+        for session in &opening {
+            query = query.bind(session.to_string());
         }
-        let rows = query.fetch_all(&self.pool).await.map_err(append_error)?;
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        let rows = match query.fetch_all(&mut *conn).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                // SQLite: a statement that failed after `BEGIN` leaves the transaction open;
+                // never back to the pool inside one (no transaction: an error, ignored).
+                if self.backend == Backend::Sqlite && !opening.is_empty() {
+                    let _ = conn.execute("ROLLBACK").await;
+                }
+                return Err(append_error(e));
+            }
+        };
         if rows.len() != batch.len() {
             return Err(StoreError::Unavailable(
                 "the append returned a row count other than the batch's".into(),
@@ -1210,11 +1231,10 @@ impl EventStore for SqlStore {
         // COMMIT were three or more. Postgres opens sessions in the same statement; SQLite,
         // which has no data-modifying WITH, writes a batch that opens one below. A batch the
         // seat rule refuses a row of is written below, event by event, which finds which.
-        if batch.iter().all(|(_, e)| {
-            e.announce.is_none()
-                && e.expect_last_seq.is_none()
-                && (self.backend == Backend::Postgres || !e.opens_session)
-        }) {
+        if batch
+            .iter()
+            .all(|(_, e)| e.announce.is_none() && e.expect_last_seq.is_none())
+        {
             match self.append_in_one_statement(batch).await {
                 Ok(out) => return Ok(out),
                 Err(StoreError::SeatLeft) => {}
