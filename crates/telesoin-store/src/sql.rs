@@ -931,11 +931,16 @@ impl SessionStore for SqlStore {
 /// The statement of one append (see [`written`] for why its row is read with `fetch_all`).
 const APPEND_EVENT: &str = "INSERT INTO presence_events (session_id, at, participant_id, role, kind, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq";
 
-fn append_query<'q>(
-    session: SessionId,
-    e: &'q NewEvent,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    sqlx::query(APPEND_EVENT)
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn append_query<'q>(session: SessionId, e: &'q NewEvent) -> AnyQuery<'q> {
+    bind_event(sqlx::query(APPEND_EVENT), session, e)
+}
+
+/// An event's six values, in the order of `presence_events (session_id, at, participant_id,
+/// role, kind, detail)`.
+fn bind_event<'q>(query: AnyQuery<'q>, session: SessionId, e: &'q NewEvent) -> AnyQuery<'q> {
+    query
         .bind(session.to_string())
         .bind(ms(e.at))
         .bind(e.participant.map(|p| p.to_string()))
@@ -1070,9 +1075,10 @@ impl SqlStore {
         }
     }
 
-    /// The batch's rows in one `INSERT`, every row or none; on Postgres with an `UPDATE` of the
-    /// sessions it opens in the same statement (a data-modifying `WITH`, run to completion
-    /// whatever the outer query reads; SQLite's batches here open none). The seat rule's
+    /// The batch's rows in one `INSERT`, every row or none, with an `UPDATE` of the sessions it
+    /// opens: on Postgres in the same statement (a data-modifying `WITH`, run to completion
+    /// whatever the outer query reads), on SQLite in one query of the transaction's statements
+    /// (one hop to the connection's thread). The seat rule's
     /// triggers run for each row in order, as in a transaction of one statement per event; a
     /// refusal fails the whole statement ([`StoreError::SeatLeft`]). Sequence numbers are taken
     /// in the rows' order.
@@ -1138,13 +1144,7 @@ impl SqlStore {
         };
         let mut query = sqlx::query(&sql);
         for (session, e) in batch {
-            query = query
-                .bind(session.to_string())
-                .bind(ms(e.at))
-                .bind(e.participant.map(|p| p.to_string()))
-                .bind(e.role.map(Role::as_str))
-                .bind(e.kind.as_str())
-                .bind(&e.detail);
+            query = bind_event(query, *session, e);
         }
         for session in &opening {
             query = query.bind(session.to_string());
@@ -1226,11 +1226,10 @@ impl EventStore for SqlStore {
             }
             _ => {}
         }
-        // A batch of rows and nothing else is one statement, atomic on its own: one round trip
+        // A batch of rows and nothing else (the sessions it opens aside) is one round trip
         // (SQLite: one hop to its connection's thread) where BEGIN, a statement per event and
-        // COMMIT were three or more. Postgres opens sessions in the same statement; SQLite,
-        // which has no data-modifying WITH, writes a batch that opens one below. A batch the
-        // seat rule refuses a row of is written below, event by event, which finds which.
+        // COMMIT were three or more. A batch the seat rule refuses a row of is written below,
+        // event by event, which finds which.
         if batch
             .iter()
             .all(|(_, e)| e.announce.is_none() && e.expect_last_seq.is_none())
