@@ -173,10 +173,9 @@ impl Decoder {
         mask: [u8; 4],
     ) -> Result<Option<Incoming>, FrameError> {
         let unmasked = || -> Vec<u8> {
-            body.iter()
-                .zip(mask.iter().cycle())
-                .map(|(b, m)| b ^ m)
-                .collect()
+            let mut out = Vec::with_capacity(body.len());
+            unmask_into(&mut out, body, mask);
+            out
         };
         Ok(match opcode {
             TEXT if fin => Some(Incoming::Text(text(unmasked())?)),
@@ -191,7 +190,7 @@ impl Decoder {
             }
             CONTINUATION => match std::mem::take(&mut self.partial) {
                 Partial::Text(mut t) => {
-                    t.extend(body.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+                    unmask_into(&mut t, body, mask);
                     if fin {
                         Some(Incoming::Text(text(t)?))
                     } else {
@@ -216,6 +215,26 @@ impl Decoder {
             PONG => Some(Incoming::Pong),
             _ => Some(Incoming::Close(close_code(&unmasked())?)),
         })
+    }
+}
+
+/// Appends `body` to `out`, unmasked (RFC 6455 §5.3): eight bytes at a time, since every
+/// relayed frame of a call passes here (a byte at a time was 4 % of the relay's CPU).
+fn unmask_into(out: &mut Vec<u8>, body: &[u8], mask: [u8; 4]) {
+    let start = out.len();
+    out.extend_from_slice(body);
+    let tail = &mut out[start..];
+    let [a, b, c, d] = mask;
+    let wide = u64::from_ne_bytes([a, b, c, d, a, b, c, d]);
+    let mut chunks = tail.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+    }
+    // A multiple of 8 bytes is done, so the mask starts again at its first byte.
+    for (byte, m) in chunks.into_remainder().iter_mut().zip(mask.iter().cycle()) {
+        *byte ^= m;
     }
 }
 
@@ -315,6 +334,24 @@ mod tests {
                 Ok(incoming)
             }
             Decoded::Incomplete => panic!("incomplete"),
+        }
+    }
+
+    #[test]
+    fn unmasking_by_words_equals_unmasking_by_bytes_at_every_length() {
+        let body: Vec<u8> = (0u8..=40).map(|i| i.wrapping_mul(37)).collect();
+        for len in 0..body.len() {
+            let part = &body[..len];
+            let want: Vec<u8> = part
+                .iter()
+                .zip(MASK.iter().cycle())
+                .map(|(b, k)| b ^ k)
+                .collect();
+            // After bytes already there (a continuation), the mask starts with the body.
+            let mut out = b"abc".to_vec();
+            unmask_into(&mut out, part, MASK);
+            assert_eq!(&out[..3], b"abc", "length {len}");
+            assert_eq!(&out[3..], &want[..], "length {len}");
         }
     }
 
