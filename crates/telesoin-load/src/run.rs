@@ -208,6 +208,12 @@ pub struct WindowSummary {
     pub late: u64,
     pub achieved_rate: f64,
     pub latency: Percentiles,
+    /// Of the window's seconds, how many had more than 1 % of their messages over the 1 ms
+    /// budget, and the share over budget in the worst second: a p99 over budget made by a few
+    /// bursts shows few such seconds, one made by the whole window many.
+    pub seconds_over_budget: u32,
+    pub seconds: u32,
+    pub worst_second_over_budget: f64,
     /// Server CPU (user + system) over the window divided by the messages relayed.
     pub cpu_us_per_message: Option<f64>,
     /// Redis commands over the window divided by the messages relayed, by command (`--redis`).
@@ -412,8 +418,16 @@ impl Side {
             ..WindowSummary::default()
         };
         let mut lat = Vec::new();
+        let mut by_second: Vec<[u64; 2]> = Vec::new();
         let mut took = 0f64;
         for r in reports {
+            if by_second.len() < r.by_second.len() {
+                by_second.resize(r.by_second.len(), [0, 0]);
+            }
+            for (into, from) in by_second.iter_mut().zip(&r.by_second) {
+                into[0] += from[0];
+                into[1] += from[1];
+            }
             w.sent += r.sent;
             w.received += r.received;
             w.late += r.late;
@@ -444,6 +458,12 @@ impl Side {
             .or_default()
             .extend(lat.iter().copied());
         w.latency = Percentiles::of(lat);
+        w.seconds = by_second.len() as u32;
+        for [all, slow] in &by_second {
+            let share = *slow as f64 / (*all).max(1) as f64;
+            w.worst_second_over_budget = w.worst_second_over_budget.max(share);
+            w.seconds_over_budget += u32::from(share > 0.01);
+        }
         eprintln!(
             "telesoin-load: {} window {window} at {rate} msg/s: sent {} received {} p50 {:.3} ms p99 {:.3} ms p999 {:.3} ms cpu/msg {}",
             self.target.name(),
@@ -455,6 +475,13 @@ impl Side {
             w.cpu_us_per_message
                 .map(|c| format!("{c:.1} us"))
                 .unwrap_or_else(|| "-".into())
+        );
+        eprintln!(
+            "telesoin-load: {} window {window}: {} of {} seconds had over 1 % of their messages past 1 ms; the worst {:.1} %",
+            self.target.name(),
+            w.seconds_over_budget,
+            w.seconds,
+            w.worst_second_over_budget * 100.0
         );
         if !w.redis_per_message.is_empty() {
             let by: Vec<String> = w
@@ -487,6 +514,11 @@ impl Side {
                 }
             };
             slot.round += 1;
+            slot.seconds += w.seconds;
+            slot.seconds_over_budget += w.seconds_over_budget;
+            slot.worst_second_over_budget = slot
+                .worst_second_over_budget
+                .max(w.worst_second_over_budget);
             slot.sent += w.sent;
             slot.received += w.received;
             slot.lost += w.lost;

@@ -102,6 +102,10 @@ pub struct RelayReport {
     /// Received after its window was closed (counted as lost in that window).
     pub late: u64,
     pub lat_ns: Vec<u64>,
+    /// For each second of the window (by send time): messages received, and of them those
+    /// slower than the 1 ms budget; tells a tail spread over the window from bursts.
+    #[serde(default)]
+    pub by_second: Vec<[u64; 2]>,
     pub secs: f64,
     pub errors: BTreeMap<String, u64>,
 }
@@ -126,6 +130,27 @@ pub struct Options {
     pub patient: Option<(String, SocketAddr)>,
 }
 
+/// The latencies of a window, and how they spread over its seconds.
+#[derive(Default)]
+struct Samples {
+    ns: Vec<u64>,
+    by_second: Vec<[u64; 2]>,
+}
+
+/// The relay's budget (DESIGN.md): a message slower than this counts in `by_second`.
+const BUDGET_NS: u64 = 1_000_000;
+
+impl Samples {
+    fn push(&mut self, second: usize, ns: u64) {
+        self.ns.push(ns);
+        if self.by_second.len() <= second {
+            self.by_second.resize(second + 1, [0, 0]);
+        }
+        self.by_second[second][0] += 1;
+        self.by_second[second][1] += u64::from(ns > BUDGET_NS);
+    }
+}
+
 /// About the size of an ICE candidate or a small SDP frame with its envelope.
 const PAD: usize = 960;
 
@@ -144,7 +169,9 @@ struct Shared {
     window: AtomicU32,
     received: AtomicU64,
     late: AtomicU64,
-    lat: Mutex<Vec<u64>>,
+    /// The monotonic time the window started at (ns since `epoch`).
+    window_start: AtomicU64,
+    lat: Mutex<Samples>,
     errors: Mutex<BTreeMap<String, u64>>,
     pad: String,
 }
@@ -322,11 +349,14 @@ async fn on_text(shared: &Shared, text: &str, sink: &mut Sink) {
             let now = shared.now_ns();
             if r.data.w != 0 && r.data.w == shared.window.load(Ordering::Acquire) {
                 shared.received.fetch_add(1, Ordering::Relaxed);
+                let start = shared.window_start.load(Ordering::Relaxed);
+                // A window lasts minutes at most: the second fits in usize everywhere.
+                let second = (r.data.t.saturating_sub(start) / 1_000_000_000) as usize;
                 shared
                     .lat
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push(now.saturating_sub(r.data.t));
+                    .push(second, now.saturating_sub(r.data.t));
             } else {
                 shared.late.fetch_add(1, Ordering::Relaxed);
             }
@@ -508,7 +538,10 @@ impl Worker {
         let shared = &self.shared;
         shared.received.store(0, Ordering::Relaxed);
         shared.late.store(0, Ordering::Relaxed);
-        shared.lat.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        *shared.lat.lock().unwrap_or_else(|p| p.into_inner()) = Samples::default();
+        shared
+            .window_start
+            .store(shared.now_ns(), Ordering::Relaxed);
         shared.window.store(window, Ordering::Release);
         let live: Vec<usize> = (0..self.seats.len())
             .filter(|&i| self.seats[i].0.is_some() && self.seats[i].1.is_some())
@@ -552,7 +585,9 @@ impl Worker {
         shared.window.store(0, Ordering::Release);
         report.received = shared.received.load(Ordering::Relaxed);
         report.late = shared.late.load(Ordering::Relaxed);
-        report.lat_ns = std::mem::take(&mut *shared.lat.lock().unwrap_or_else(|p| p.into_inner()));
+        let samples = std::mem::take(&mut *shared.lat.lock().unwrap_or_else(|p| p.into_inner()));
+        report.lat_ns = samples.ns;
+        report.by_second = samples.by_second;
         report.errors = shared.take_errors();
         report
     }
@@ -597,7 +632,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         window: AtomicU32::new(0),
         received: AtomicU64::new(0),
         late: AtomicU64::new(0),
-        lat: Mutex::new(Vec::new()),
+        window_start: AtomicU64::new(0),
+        lat: Mutex::new(Samples::default()),
         errors: Mutex::new(BTreeMap::new()),
         pad: "x".repeat(PAD),
     });

@@ -123,6 +123,14 @@ fn assert_complete(report: &Value, pairs: u64, windows: usize) {
             "{w}"
         );
         assert!(w["cpu_us_per_message"].as_f64().is_some(), "{w}");
+        // Every message counts in the second of the window it was sent in: the window's
+        // seconds, one more when the last send's tick came just after the window's end.
+        let secs = report["window_secs"].as_f64().expect("secs").ceil() as u64;
+        let seconds = w["seconds"].as_u64().expect("seconds");
+        assert!((secs..=secs + 1).contains(&seconds), "{w}");
+        let over = w["seconds_over_budget"].as_u64().expect("over budget");
+        let worst = w["worst_second_over_budget"].as_f64().expect("worst");
+        assert!(over <= seconds && (0.0..=1.0).contains(&worst), "{w}");
     }
     assert_eq!(t["closed"], pairs * 2);
     assert!(t["idle_bytes_per_socket"].as_f64().is_some(), "{t}");
