@@ -101,10 +101,11 @@ fn frame(msg: &ServerMsg) -> String {
 }
 
 fn refused(code: RefusalCode) -> String {
-    frame(&ServerMsg::Refused(refusal_body(
-        code,
-        serde_json::Value::Null,
-    )))
+    refused_with(code, serde_json::Value::Null)
+}
+
+fn refused_with(code: RefusalCode, details: serde_json::Value) -> String {
+    frame(&ServerMsg::Refused(refusal_body(code, details)))
 }
 
 fn error(code: RefusalCode) -> String {
@@ -415,12 +416,12 @@ async fn take_seat(
     let started = std::time::Instant::now();
     let joined = match Box::pin(join(app, &text, tx)).await {
         Ok(j) => j,
-        Err(code) => {
+        Err((code, details)) => {
             tracing::info!(code = code.code(), "join refused");
             let event = DomainEvent::JoinRefused { code: code.code() };
             Box::pin(app.hub.events().emit(Utc::now(), event)).await;
             let by = Some(conn.goodbye());
-            conn.text(&refused(code), by).await;
+            conn.text(&refused_with(code, details), by).await;
             conn.close(close::REFUSED, "refused", by).await;
             return None;
         }
@@ -522,19 +523,37 @@ async fn goodbye(conn: &mut Conn) {
     }
 }
 
-async fn join(app: &AppState, text: &str, tx: queue::Sender) -> Result<Joined, RefusalCode> {
-    let ClientMsg::Join {
+/// The join, or its refusal with the refusal's `details` (`retry_after_seconds` for
+/// `rejoin_too_frequent`, so that a client knows when to try again).
+async fn join(
+    app: &AppState,
+    text: &str,
+    tx: queue::Sender,
+) -> Result<Joined, (RefusalCode, serde_json::Value)> {
+    let bare = |code| (code, serde_json::Value::Null);
+    let Ok(ClientMsg::Join {
         token,
         media_lost_ago_ms,
         ..
-    } = ClientMsg::parse(text).map_err(|_| RefusalCode::JoinFirst)?
+    }) = ClientMsg::parse(text)
     else {
-        return Err(RefusalCode::JoinFirst);
+        return Err(bare(RefusalCode::JoinFirst));
     };
     let now = Utc::now();
     // Ours or a platform's (registered key, its own sessions and roles only).
-    let verified = crate::platform::tokens::verify_join(app, &token, now).await?;
-    app.hub.join(&verified, tx, media_lost_ago_ms, now).await
+    let verified = crate::platform::tokens::verify_join(app, &token, now)
+        .await
+        .map_err(bare)?;
+    match app.hub.join(&verified, tx, media_lost_ago_ms, now).await {
+        Err(RefusalCode::RejoinTooFrequent) => {
+            let details = match app.hub.rejoin_wait(&verified) {
+                Some(wait) => serde_json::json!({ "retry_after_seconds": wait.as_secs() }),
+                None => serde_json::Value::Null,
+            };
+            Err((RefusalCode::RejoinTooFrequent, details))
+        }
+        joined => joined.map_err(bare),
+    }
 }
 
 /// Handles one message of a seated participant; `Ok(Some)` is a direct reply.

@@ -70,6 +70,12 @@ impl Hub {
         Ok(row)
     }
 
+    /// How long this verified participant must wait before joining again, when its last join
+    /// was refused `rejoin_too_frequent` (nothing is taken).
+    pub fn rejoin_wait(&self, claims: &VerifiedClaims) -> Option<std::time::Duration> {
+        self.rejoins.wait(claims.participant(), claims.jti())
+    }
+
     /// Seats a verified participant. The returned welcome is sent first; then [`Hub::evaluate`].
     pub async fn join(
         &self,

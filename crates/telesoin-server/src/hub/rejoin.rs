@@ -74,22 +74,47 @@ impl Rejoins {
         self.take_at(seat, link, Instant::now())
     }
 
-    fn take_at(&self, seat: ParticipantId, link: Uuid, now: Instant) -> Result<(), Duration> {
+    /// How long this seat and this link must wait before their next join (whole seconds, at
+    /// least one), or None when they may join now; nothing is taken. What a refused join tells
+    /// its client as `retry_after_seconds`.
+    pub(crate) fn wait(&self, seat: ParticipantId, link: Uuid) -> Option<Duration> {
+        self.wait_at(seat, link, Instant::now())
+    }
+
+    fn wait_at(&self, seat: ParticipantId, link: Uuid, now: Instant) -> Option<Duration> {
+        let buckets = self.buckets.lock();
+        self.shortfall(&buckets, seat, link, now).1
+    }
+
+    /// The seat's and the link's buckets refilled to `now`, and the wait when either is empty.
+    fn shortfall(
+        &self,
+        buckets: &HashMap<Key, Bucket>,
+        seat: ParticipantId,
+        link: Uuid,
+        now: Instant,
+    ) -> ([(Key, Bucket); 2], Option<Duration>) {
         let full = Bucket {
             tokens: f64::from(self.policy.burst.max(1)),
             at: now,
         };
         let rate = f64::from(self.policy.per_minute.max(1)) / 60.0;
-        let mut buckets = self.buckets.lock();
-        let keys = [Key::Seat(seat), Key::Link(link)];
-        let refilled = keys.map(|k| buckets.get(&k).map_or(full, |b| self.refill(*b, now)));
+        let refilled = [Key::Seat(seat), Key::Link(link)]
+            .map(|k| (k, buckets.get(&k).map_or(full, |b| self.refill(*b, now))));
         let short = refilled
             .iter()
-            .filter(|b| b.tokens < 1.0)
-            .map(|b| (1.0 - b.tokens) / rate)
+            .filter(|(_, b)| b.tokens < 1.0)
+            .map(|(_, b)| (1.0 - b.tokens) / rate)
             .fold(0.0_f64, f64::max);
-        if short > 0.0 {
-            return Err(Duration::from_secs_f64(short.ceil().max(1.0)));
+        let wait = (short > 0.0).then(|| Duration::from_secs_f64(short.ceil().max(1.0)));
+        (refilled, wait)
+    }
+
+    fn take_at(&self, seat: ParticipantId, link: Uuid, now: Instant) -> Result<(), Duration> {
+        let mut buckets = self.buckets.lock();
+        let (refilled, wait) = self.shortfall(&buckets, seat, link, now);
+        if let Some(wait) = wait {
+            return Err(wait);
         }
         if buckets.len() >= MAX_KEYS {
             let burst = f64::from(self.policy.burst.max(1));
@@ -98,7 +123,7 @@ impl Rejoins {
                 buckets.clear();
             }
         }
-        for (k, mut b) in keys.into_iter().zip(refilled) {
+        for (k, mut b) in refilled {
             b.tokens -= 1.0;
             buckets.insert(k, b);
         }
@@ -124,6 +149,16 @@ mod tests {
         }
         // The link's bucket and the seat's are both empty: one join every 10 s.
         assert_eq!(r.take_at(seat, a, t0), Err(Duration::from_secs(10)));
+        // What a refused client is told, asked as often as one likes: nothing is taken.
+        assert_eq!(r.wait_at(seat, a, t0), Some(Duration::from_secs(10)));
+        assert_eq!(
+            r.wait_at(seat, a, t0 + Duration::from_secs(4)),
+            Some(Duration::from_secs(6))
+        );
+        assert_eq!(
+            r.wait_at(ParticipantId(Uuid::new_v4()), Uuid::new_v4(), t0),
+            None
+        );
         // Another link of the same seat: the seat's bucket still says no.
         assert!(r.take_at(seat, b, t0).is_err());
         // The same link naming another seat: the link's bucket says no.

@@ -232,6 +232,9 @@ async fn a_seat_rejoining_in_a_loop_is_refused_rejoin_too_frequent() {
                     .is_some_and(|s| s.contains("reconnections")),
             "{m}"
         );
+        // When to try again: the seat's bucket refills one join a minute.
+        let wait = m["details"]["retry_after_seconds"].as_u64();
+        assert!(wait.is_some_and(|w| (30..=60).contains(&w)), "{m}");
         assert_eq!(ws.closed().await, 4001);
     }
     // Let the last close be written, then nothing more comes from the refused joins.
