@@ -1149,8 +1149,20 @@ impl SqlStore {
         for session in &opening {
             query = query.bind(session.to_string());
         }
+        let asked = std::time::Instant::now();
         let mut conn = self.pool.acquire().await.map_err(unavailable)?;
-        let rows = match query.fetch_all(&mut *conn).await {
+        let acquired = asked.elapsed();
+        let fetched = query.fetch_all(&mut *conn).await;
+        // Durations only (`bench/run --join-timings`): the pool's connection, then the query on
+        // it (SQLite: on the connection's own thread), the turn already held.
+        tracing::debug!(
+            target: "telesoin_store::write_turn",
+            rows = batch.len(),
+            acquire_us = acquired.as_micros(),
+            query_us = asked.elapsed().saturating_sub(acquired).as_micros(),
+            "append statement"
+        );
+        let rows = match fetched {
             Ok(rows) => rows,
             Err(e) => {
                 // SQLite: a statement that failed after `BEGIN` leaves the transaction open;
