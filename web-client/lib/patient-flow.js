@@ -23,6 +23,13 @@ import { bind, bindPair, consentText, fmtDate, fmtDuration, fmtEuros, fmtTime, o
  */
 
 /** Refusals that may go away by themselves: offer to try again. */
+/** The refusal's `details.retry_after_seconds`, or 0. @param {Refusal} refusal */
+function retryAfterSeconds(refusal) {
+  const details = /** @type {{retry_after_seconds?: unknown} | null | undefined} */ (refusal.details);
+  const s = details?.retry_after_seconds;
+  return typeof s === 'number' && Number.isFinite(s) && s > 0 ? Math.min(Math.ceil(s), 3600) : 0;
+}
+
 const RETRIABLE = new Set(['too_early', 'token_not_yet_valid', 'unavailable', 'shutting_down', 'network', 'rate_limited', 'price_acceptance_required', 'rejoin_too_frequent']);
 
 /** What the server says about a named person typed on the page: shown under the form. */
@@ -609,7 +616,26 @@ export function runPatientFlow(root, opts) {
     else bindPair(message, refusal.message_fr, refusal.message_en);
     const retry = RETRIABLE.has(refusal.code) ? h('button', { class: 'btn btn-primary btn-block', t: 'common.retry', attrs: { type: 'button' } }) : null;
     retry?.addEventListener('click', () => restart());
-    show('refused', h('h1', { t: 'join.refused.title' }), message, retry, h('p', { class: 'hint code', t: 'join.refused.code', tp: { code: refusal.code } }));
+    // The server says when a retry can work (`rejoin_too_frequent`): until then the button waits,
+    // and the patient sees the seconds left rather than a refusal again.
+    const wait = retryAfterSeconds(refusal);
+    const countdown = retry && wait > 0 ? h('p', { class: 'hint', attrs: { 'aria-live': 'polite' } }) : null;
+    if (retry && countdown) {
+      let left = wait;
+      retry.disabled = true;
+      const tick = () => {
+        if (left <= 0) {
+          retry.disabled = false;
+          bind(countdown, 'join.refused.retry_now');
+          return;
+        }
+        bind(countdown, 'join.refused.retry_in', { seconds: left });
+        left -= 1;
+        setTimeout(tick, 1000);
+      };
+      tick();
+    }
+    show('refused', h('h1', { t: 'join.refused.title' }), message, countdown, retry, h('p', { class: 'hint code', t: 'join.refused.code', tp: { code: refusal.code } }));
   }
 
   function replaced() {
