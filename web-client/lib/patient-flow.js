@@ -22,7 +22,6 @@ import { bind, bindPair, consentText, fmtDate, fmtDuration, fmtEuros, fmtTime, o
  * @typedef {'waiting' | 'admitted' | 'connected' | 'reconnecting' | 'ended' | 'refused'} FlowEvent
  */
 
-/** Refusals that may go away by themselves: offer to try again. */
 /** The refusal's `details.retry_after_seconds`, or 0. @param {Refusal} refusal */
 function retryAfterSeconds(refusal) {
   const details = /** @type {{retry_after_seconds?: unknown} | null | undefined} */ (refusal.details);
@@ -30,6 +29,7 @@ function retryAfterSeconds(refusal) {
   return typeof s === 'number' && Number.isFinite(s) && s > 0 ? Math.min(Math.ceil(s), 3600) : 0;
 }
 
+/** Refusals that may go away by themselves: offer to try again. */
 const RETRIABLE = new Set(['too_early', 'token_not_yet_valid', 'unavailable', 'shutting_down', 'network', 'rate_limited', 'price_acceptance_required', 'rejoin_too_frequent']);
 
 /** What the server says about a named person typed on the page: shown under the form. */
