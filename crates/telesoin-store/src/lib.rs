@@ -33,6 +33,7 @@
 //! - [`records`]: billing facts, the versioned compte rendu, the hash-chained audit trail, retention. It never logs or puts in an
 //! error a database URL (it may hold a password) or a row's personal data.
 
+mod checkpoint;
 pub mod identity;
 pub mod outbound;
 pub mod platform;

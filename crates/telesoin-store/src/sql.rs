@@ -25,6 +25,7 @@ use telesoin_core::model::{
 use telesoin_core::{KineId, ParticipantId, PatientId, SessionId};
 use uuid::Uuid;
 
+use crate::checkpoint::{self, Checkpointer};
 use crate::outbound::{queue_patient_webhooks, queue_webhooks};
 use crate::*;
 
@@ -39,6 +40,8 @@ const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA foreign_keys = ON",
     // Writers queue instead of failing at once: SQLite has one writer at a time.
     "PRAGMA busy_timeout = 5000",
+    // The WAL is checkpointed by a task of its own (`checkpoint`); a writer only if it lags.
+    checkpoint::WRITERS_AUTOCHECKPOINT,
 ];
 
 /// Which database a URL names.
@@ -87,6 +90,8 @@ pub struct SqlStore {
     /// database after sleeping 1, 2, 5, 10, 15, 20, 25 ... ms: under a burst of joins those
     /// sleeps were the tail of a join. Other processes (the CLI) still meet the busy timeout.
     write_turn: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite only: the task that checkpoints the WAL (see [`checkpoint`]).
+    checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -216,10 +221,17 @@ impl SqlStore {
         }
         let write_turn =
             (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let checkpointer = match &write_turn {
+            Some(turn) => Some(Arc::new(
+                Checkpointer::start(&url, turn).await.map_err(unavailable)?,
+            )),
+            None => None,
+        };
         let store = Self {
             pool,
             backend,
             write_turn,
+            checkpointer,
         };
         store.migrate().await?;
         Ok(store)
@@ -265,6 +277,9 @@ impl SqlStore {
 
     /// Waits for the connections to close (a clean shutdown; SQLite checkpoints its WAL).
     pub async fn close(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.stop().await;
+        }
         self.pool.close().await;
     }
 }

@@ -1915,6 +1915,73 @@ async fn sqlite_on_a_full_disk_fails_every_write() {
     store.close().await;
 }
 
+/// The checkpoint sequence number in a WAL file's header (bytes 12-15, big-endian): it grows
+/// each time a write starts the WAL over after a complete checkpoint.
+fn wal_restarts(db: &std::path::Path) -> u32 {
+    let wal = std::fs::read(db.with_extension("db-wal")).expect("the WAL file");
+    u32::from_be_bytes(wal[12..16].try_into().expect("a WAL header"))
+}
+
+/// SQLite: the store copies the WAL back into the database file and starts it over by itself,
+/// not in a writer's commit. Here the only writer is a connection that never checkpoints
+/// (autocheckpoint off) and never takes the store's write turn: the pages it wrote still reach
+/// the database file, and one of its later writes starts the WAL over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_wal_is_checkpointed_by_the_store_not_by_writers() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("telesoin.db");
+    let store = SqlStore::open_sqlite(&db).await.expect("open");
+    let mut writer = sqlx::AnyConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("writer");
+    writer
+        .execute("PRAGMA wal_autocheckpoint = 0")
+        .await
+        .expect("no autocheckpoint");
+    writer
+        .execute("CREATE TABLE scratch (b BLOB NOT NULL)")
+        .await
+        .expect("table");
+    // About 3,000 pages of 4 KiB, in 30 commits.
+    for _ in 0..30 {
+        writer
+            .execute(
+                "INSERT INTO scratch (b) SELECT randomblob(4000) FROM \
+                 (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
+                 SELECT i FROM n)",
+            )
+            .await
+            .expect("insert");
+    }
+    let before = wal_restarts(&db);
+    let mut restarted = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        writer
+            .execute("INSERT INTO scratch (b) VALUES (x'00')")
+            .await
+            .expect("a small write");
+        if wal_restarts(&db) > before {
+            restarted = true;
+            break;
+        }
+    }
+    assert!(restarted, "a write started the WAL over within 10 s");
+    let file = std::fs::metadata(&db).expect("database file").len();
+    assert!(
+        file > 3_000 * 4_096,
+        "the scratch pages were copied into the database file ({file} bytes)"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM scratch")
+        .fetch_one(&mut writer)
+        .await
+        .expect("count");
+    assert!(count > 3_000, "nothing written was lost: {count} rows");
+    writer.close().await.expect("close writer");
+    store.close().await;
+}
+
 /// Reaching the patient: contact details (and their purge), short link codes, reminder offsets,
 /// and the message outbox: queued once per dedupe key, claimed by one claimant at a time even
 /// under concurrency, a lapsed claim taken over, done only by its claimant, cancelled in one
