@@ -386,21 +386,29 @@ impl RecordStore for SqlStore {
         }
         let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await.map_err(unavailable)?;
-        // One writer of the chain at a time, across processes and nodes.
-        match self.backend {
-            Backend::Sqlite => conn.execute("BEGIN IMMEDIATE").await.map_err(unavailable)?,
-            Backend::Postgres => {
-                conn.execute("BEGIN").await.map_err(unavailable)?;
-                conn.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
-                    .await
-                    .map_err(unavailable)?
-            }
-        };
+        // SQLite: two hops to the connection's thread while the writers' turn is held (the
+        // lock and the chain's head, then the rows, the head and the commit), where a statement
+        // each took four and one more per row. Postgres takes statements one at a time.
         let result = async {
-            let prev = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(unavailable)?;
+            // One writer of the chain at a time, across processes and nodes.
+            const HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
+            let prev = match self.backend {
+                // `fetch_all`: `fetch_optional` would stop at the first statement's end.
+                Backend::Sqlite => {
+                    sqlx::query(&format!("BEGIN IMMEDIATE; {HEAD}"))
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map(|rows| rows.into_iter().next())
+                }
+                Backend::Postgres => {
+                    conn.execute("BEGIN").await.map_err(unavailable)?;
+                    conn.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+                        .await
+                        .map_err(unavailable)?;
+                    sqlx::query(HEAD).fetch_optional(&mut *conn).await
+                }
+            }
+            .map_err(unavailable)?;
             let (mut seq, mut prev_hash) = match prev {
                 Some(r) => {
                     let h: String = get(&r, "hash")?;
@@ -409,7 +417,7 @@ impl RecordStore for SqlStore {
                 None => (0, audit::GENESIS),
             };
             let mut seqs = Vec::with_capacity(entries.len());
-            let mut hash = String::new();
+            let mut hashes = Vec::with_capacity(entries.len());
             for e in entries {
                 seq += 1;
                 let canonical = AuditRowCanonical {
@@ -421,43 +429,78 @@ impl RecordStore for SqlStore {
                     detail: e.detail.clone(),
                 };
                 let chained = audit::chain_hash(&prev_hash, &canonical);
-                hash = hex32(&chained);
+                hashes.push(hex32(&chained));
                 prev_hash = chained;
-                // The seq is chosen here, under the lock, so that it is the one hashed.
-                sqlx::query("INSERT INTO audit_log (seq, at, actor, action, subject, detail, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                    .bind(seq)
+                seqs.push(seq);
+            }
+            // The seqs are chosen here, under the lock, so that they are the ones hashed.
+            let mut sql = String::from(
+                "INSERT INTO audit_log (seq, at, actor, action, subject, detail, hash) VALUES ",
+            );
+            for i in 0..entries.len() {
+                let p = 7 * i;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7
+                ));
+            }
+            // SQLite numbers the parameters of the whole query, Postgres those of a statement.
+            let n = match self.backend {
+                Backend::Sqlite => 7 * entries.len(),
+                Backend::Postgres => 0,
+            };
+            let head = format!(
+                "INSERT INTO audit_head (id, seq, hash) VALUES (1, ${}, ${}) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                n + 1,
+                n + 2
+            );
+            let last = hashes.last().cloned().unwrap_or_default();
+            if self.backend == Backend::Sqlite {
+                sql = format!("{sql}; {head}; COMMIT");
+            }
+            let mut query = sqlx::query(&sql);
+            for ((e, seq), hash) in entries.iter().zip(&seqs).zip(&hashes) {
+                query = query
+                    .bind(*seq)
                     .bind(ms(e.at))
                     .bind(e.actor.clone())
                     .bind(e.action.clone())
                     .bind(e.subject.clone())
                     .bind(e.detail.clone())
-                    .bind(hash.clone())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(unavailable)?;
-                seqs.push(seq);
+                    .bind(hash.clone());
             }
-            sqlx::query(
-                "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            )
-            .bind(seq)
-            .bind(hash)
-            .execute(&mut *conn)
-            .await
-            .map_err(unavailable)?;
+            match self.backend {
+                Backend::Sqlite => {
+                    query
+                        .bind(seq)
+                        .bind(last)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                Backend::Postgres => {
+                    query.execute(&mut *conn).await.map_err(unavailable)?;
+                    sqlx::query(&head)
+                        .bind(seq)
+                        .bind(last)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(unavailable)?;
+                    conn.execute("COMMIT").await.map_err(unavailable)?;
+                }
+            }
             Ok(seqs)
         }
         .await;
-        match result {
-            Ok(seqs) => {
-                conn.execute("COMMIT").await.map_err(unavailable)?;
-                Ok(seqs)
-            }
-            Err(e) => {
-                let _ = conn.execute("ROLLBACK").await;
-                Err(e)
-            }
+        if result.is_err() {
+            // Whatever part of the transaction was begun (none, when the lock was not taken:
+            // then this fails, ignored).
+            let _ = conn.execute("ROLLBACK").await;
         }
+        result
     }
 
     async fn audit_rows(&self) -> Result<Vec<AuditRow>> {

@@ -500,6 +500,7 @@ on_both!(
     seat_events_are_ordered_and_their_state_is_one_row,
     an_event_that_expects_its_seats_last_event_is_written_only_while_it_is,
     records_suite,
+    a_refused_audit_batch_changes_nothing,
     store_suite,
     presence_events_are_append_only,
     finalize_is_exactly_once_under_concurrency,
@@ -1279,6 +1280,74 @@ async fn records_suite(url: String) {
         rows,
         "the audit chain is untouched"
     );
+    store.close().await;
+}
+
+/// An audit batch the database refuses a row of leaves the chain as it was, the rows before the
+/// refused one included, and the store usable: the transaction is rolled back (an open one would
+/// hold the write lock or fail the connection's next `BEGIN`), and the next appends chain on
+/// from the last committed row.
+async fn a_refused_audit_batch_changes_nothing(url: String) {
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let entry = |actor: &str| NewAudit {
+        at: t0(),
+        actor: actor.into(),
+        action: "login.succeeded".into(),
+        subject: String::new(),
+        detail: String::new(),
+    };
+    assert_eq!(
+        store.append_audit(&entry("kine:1")).await.expect("first"),
+        1
+    );
+    let raw = sqlx::AnyPool::connect(&url).await.expect("raw");
+    let refuse: &[&str] = match store.backend() {
+        Backend::Sqlite => &["CREATE TRIGGER refuse_boom BEFORE INSERT ON audit_log \
+             WHEN NEW.actor = 'boom' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
+        Backend::Postgres => &[
+            "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.actor = 'boom' THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+             RETURN NEW; END $$",
+            "CREATE TRIGGER refuse_boom BEFORE INSERT ON audit_log FOR EACH ROW \
+             EXECUTE FUNCTION refuse_boom()",
+        ],
+    };
+    for statement in refuse {
+        sqlx::query(statement).execute(&raw).await.expect("trigger");
+    }
+    let batch = [entry("kine:2"), entry("boom"), entry("kine:3")];
+    assert!(
+        store.append_audits(&batch).await.is_err(),
+        "a refused row fails its batch"
+    );
+    for i in 4..14 {
+        store
+            .append_audit(&entry(&format!("kine:{i}")))
+            .await
+            .expect("the store writes on after a refused batch");
+    }
+    let rows = store.audit_rows().await.expect("rows");
+    assert_eq!(
+        rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (1..=11).collect::<Vec<i64>>(),
+        "nothing of the refused batch, and no gap"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.actor != "kine:2" && r.actor != "kine:3"),
+        "the rows before and after the refused one are rolled back with it"
+    );
+    let chain: Vec<_> = rows
+        .iter()
+        .map(|r| (r.canonical(), parse_hash(&r.hash).expect("hex")))
+        .collect();
+    telesoin_core::audit::verify_chain(&chain, telesoin_core::audit::GENESIS)
+        .expect("an unbroken chain");
+    assert_eq!(
+        store.audit_head().await.expect("ok"),
+        Some((11, rows[10].hash.clone()))
+    );
+    raw.close().await;
     store.close().await;
 }
 
