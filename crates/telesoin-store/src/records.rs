@@ -8,6 +8,8 @@
 //!   (last seq and hash) is kept apart so that rows cut off the end are detected;
 //! - retention: the last care per patient, and the purge of a patient's data.
 
+use std::fmt::Write as _;
+
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Executor;
@@ -386,33 +388,39 @@ impl RecordStore for SqlStore {
         }
         let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await.map_err(unavailable)?;
-        // SQLite: two hops to the connection's thread while the writers' turn is held (the
-        // lock and the chain's head, then the rows, the head and the commit), where a statement
-        // each took four and one more per row. Postgres takes statements one at a time.
+        // Two trips while the chain is locked (SQLite: to the connection's thread, the writers'
+        // turn held): the lock and the chain's head, then the rows, the head's row and the
+        // commit, where a statement each took five (Postgres six), and one more per row.
+        // Postgres takes one statement with parameters per trip: the rows go on their own,
+        // three trips in all.
         let result = async {
             // One writer of the chain at a time, across processes and nodes.
             const HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
+            const HEAD_UPSERT: &str = "INSERT INTO audit_head (id, seq, hash)";
+            const HEAD_CONFLICT: &str =
+                "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash";
             let prev = match self.backend {
                 // `fetch_all`: `fetch_optional` would stop at the first statement's end.
-                Backend::Sqlite => {
-                    sqlx::query(&format!("BEGIN IMMEDIATE; {HEAD}"))
-                        .fetch_all(&mut *conn)
-                        .await
-                        .map(|rows| rows.into_iter().next())
-                }
-                Backend::Postgres => {
-                    conn.execute("BEGIN").await.map_err(unavailable)?;
-                    conn.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
-                        .await
-                        .map_err(unavailable)?;
-                    sqlx::query(HEAD).fetch_optional(&mut *conn).await
-                }
+                Backend::Sqlite => sqlx::query(&format!("BEGIN IMMEDIATE; {HEAD}"))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map(|rows| rows.into_iter().next()),
+                // No parameters: Postgres's simple protocol, several statements in one trip.
+                Backend::Postgres => conn
+                    .fetch_all(
+                        format!("BEGIN; LOCK TABLE audit_log IN EXCLUSIVE MODE; {HEAD}").as_str(),
+                    )
+                    .await
+                    .map(|rows| rows.into_iter().next()),
             }
             .map_err(unavailable)?;
             let (mut seq, mut prev_hash) = match prev {
                 Some(r) => {
                     let h: String = get(&r, "hash")?;
-                    (get::<i64>(&r, "seq")?, unhex32(&h).ok_or_else(|| StoreError::Corrupt("audit hash".into()))?)
+                    (
+                        get::<i64>(&r, "seq")?,
+                        unhex32(&h).ok_or_else(|| StoreError::Corrupt("audit hash".into()))?,
+                    )
                 }
                 None => (0, audit::GENESIS),
             };
@@ -442,24 +450,28 @@ impl RecordStore for SqlStore {
                 if i > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!(
+                let _ = write!(
+                    sql,
                     "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7
-                ));
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7
+                );
             }
-            // SQLite numbers the parameters of the whole query, Postgres those of a statement.
-            let n = match self.backend {
-                Backend::Sqlite => 7 * entries.len(),
-                Backend::Postgres => 0,
-            };
-            let head = format!(
-                "INSERT INTO audit_head (id, seq, hash) VALUES (1, ${}, ${}) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                n + 1,
-                n + 2
-            );
             let last = hashes.last().cloned().unwrap_or_default();
             if self.backend == Backend::Sqlite {
-                sql = format!("{sql}; {head}; COMMIT");
+                // The query's parameters are numbered across its statements.
+                let n = 7 * entries.len();
+                let _ = write!(
+                    sql,
+                    "; {HEAD_UPSERT} VALUES (1, ${}, ${}) {HEAD_CONFLICT}; COMMIT",
+                    n + 1,
+                    n + 2
+                );
             }
             let mut query = sqlx::query(&sql);
             for ((e, seq), hash) in entries.iter().zip(&seqs).zip(&hashes) {
@@ -483,13 +495,17 @@ impl RecordStore for SqlStore {
                 }
                 Backend::Postgres => {
                     query.execute(&mut *conn).await.map_err(unavailable)?;
-                    sqlx::query(&head)
-                        .bind(seq)
-                        .bind(last)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(unavailable)?;
-                    conn.execute("COMMIT").await.map_err(unavailable)?;
+                    // The head's values written in (a number and 64 hex digits, both made
+                    // here): with no parameters, the head and COMMIT go in one trip.
+                    debug_assert!(last.bytes().all(|b| b.is_ascii_hexdigit()));
+                    conn.execute(
+                        format!(
+                            "{HEAD_UPSERT} VALUES (1, {seq}, '{last}') {HEAD_CONFLICT}; COMMIT"
+                        )
+                        .as_str(),
+                    )
+                    .await
+                    .map_err(unavailable)?;
                 }
             }
             Ok(seqs)
