@@ -7,6 +7,7 @@
 import { post } from '../lib/api.js';
 import { Call } from '../lib/call.js';
 import { createCallView } from '../lib/callview.js';
+import { retryCountdown } from '../lib/retry.js';
 import { wireRoom } from '../lib/roomwire.js';
 import { openDevices, playChime, stopStream } from '../lib/devices.js';
 import { h, replace } from '../lib/dom.js';
@@ -163,7 +164,9 @@ export async function openCall(session, admit) {
           break;
         case 'refused':
         case 'error':
-          view.extra.replaceChildren(refusalAlert(ev.refusal));
+          // A seat that rejoined too often hears when it may come back (the layer's close
+          // button, then "join the call" again).
+          view.extra.replaceChildren(refusalAlert(ev.refusal), retryCountdown(ev.refusal) ?? '');
           if (ev.type === 'refused') stopStream(current.stream);
           break;
         case 'replaced':

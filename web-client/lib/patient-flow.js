@@ -8,6 +8,7 @@ import { post, ApiError } from './api.js';
 import { Call } from './call.js';
 import { createCallView, markJoinClick } from './callview.js';
 import { openDevices, playChime, stopStream, watchLevel, webrtcSupported } from './devices.js';
+import { retryCountdown } from './retry.js';
 import { wireRoom } from './roomwire.js';
 import { openCamera, preferredCamera } from './room.js';
 import { h, field, focusHeading, replace } from './dom.js';
@@ -21,13 +22,6 @@ import { bind, bindPair, consentText, fmtDate, fmtDuration, fmtEuros, fmtTime, o
  * What the flow tells its host (the embed page forwards these to the platform).
  * @typedef {'waiting' | 'admitted' | 'connected' | 'reconnecting' | 'ended' | 'refused'} FlowEvent
  */
-
-/** The refusal's `details.retry_after_seconds`, or 0. @param {Refusal} refusal */
-function retryAfterSeconds(refusal) {
-  const details = /** @type {{retry_after_seconds?: unknown} | null | undefined} */ (refusal.details);
-  const s = details?.retry_after_seconds;
-  return typeof s === 'number' && Number.isFinite(s) && s > 0 ? Math.min(Math.ceil(s), 3600) : 0;
-}
 
 /** Refusals that may go away by themselves: offer to try again. */
 const RETRIABLE = new Set(['too_early', 'token_not_yet_valid', 'unavailable', 'shutting_down', 'network', 'rate_limited', 'price_acceptance_required', 'rejoin_too_frequent']);
@@ -618,23 +612,12 @@ export function runPatientFlow(root, opts) {
     retry?.addEventListener('click', () => restart());
     // The server says when a retry can work (`rejoin_too_frequent`): until then the button waits,
     // and the patient sees the seconds left rather than a refusal again.
-    const wait = retryAfterSeconds(refusal);
-    const countdown = retry && wait > 0 ? h('p', { class: 'hint', attrs: { 'aria-live': 'polite' } }) : null;
-    if (retry && countdown) {
-      let left = wait;
-      retry.disabled = true;
-      const tick = () => {
-        if (left <= 0) {
+    const countdown = retry
+      ? retryCountdown(refusal, () => {
           retry.disabled = false;
-          bind(countdown, 'join.refused.retry_now');
-          return;
-        }
-        bind(countdown, 'join.refused.retry_in', { seconds: left });
-        left -= 1;
-        setTimeout(tick, 1000);
-      };
-      tick();
-    }
+        })
+      : null;
+    if (retry && countdown) retry.disabled = true;
     show('refused', h('h1', { t: 'join.refused.title' }), message, countdown, retry, h('p', { class: 'hint code', t: 'join.refused.code', tp: { code: refusal.code } }));
   }
 
