@@ -2046,6 +2046,10 @@ async fn sqlite_wal_is_checkpointed_by_the_store_not_by_writers() {
     assert!(count > 3_000, "nothing written was lost: {count} rows");
     writer.close().await.expect("close writer");
     store.close().await;
+    assert!(
+        !db.with_extension("db-wal").exists(),
+        "closing the store stops its checkpointer first: the last connection removes the WAL"
+    );
 }
 
 /// Reaching the patient: contact details (and their purge), short link codes, reminder offsets,
