@@ -38,6 +38,9 @@ export function activeSessionId() {
   return active?.session.id ?? null;
 }
 
+/** Refusals of the kiné's join that may pass by themselves: the call offers to join again. */
+const REJOINABLE = new Set(['rejoin_too_frequent', 'unavailable', 'shutting_down', 'rate_limited']);
+
 /**
  * Joins the session's call (or brings it back), and lets `admit` in when given.
  * @param {Session} session
@@ -162,13 +165,28 @@ export async function openCall(session, admit) {
         case 'ended':
           showEnded(current, ev.billable_seconds);
           break;
-        case 'refused':
         case 'error':
-          // A seat that rejoined too often hears when it may come back (the layer's close
-          // button, then "join the call" again).
           view.extra.replaceChildren(refusalAlert(ev.refusal), retryCountdown(ev.refusal) ?? '');
-          if (ev.type === 'refused') stopStream(current.stream);
           break;
+        case 'refused': {
+          stopStream(current.stream);
+          view.setNotice(null);
+          // A refusal that may pass (the seat rejoined too often, the server was busy or
+          // restarting): join again from here, once the wait the server names is over.
+          const again = REJOINABLE.has(ev.refusal.code) ? h('button', { class: 'btn btn-primary', t: 'app.action.join', attrs: { type: 'button' } }) : null;
+          const wait = retryCountdown(ev.refusal, () => {
+            if (again) again.disabled = false;
+          });
+          if (again) {
+            again.disabled = wait !== null;
+            again.addEventListener('click', () => {
+              finish(current);
+              void openCall(current.session, null);
+            });
+          }
+          view.extra.replaceChildren(refusalAlert(ev.refusal), wait ?? '', again ?? '');
+          break;
+        }
         case 'replaced':
           finish(current);
           closeLayer();

@@ -2,7 +2,7 @@
 // the join is refused `rejoin_too_frequent`, and the page says in how many seconds a retry can
 // work (the refusal's `details.retry_after_seconds`) with the retry button waiting until then;
 // once the time is up, the retry joins. The kiné's seat the same: the call says when the kiné
-// can join again.
+// can join again, and its button then joins.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -93,7 +93,7 @@ test('m) joined too often: the refusal counts down to its retry, which then join
   await ctx.close();
 });
 
-test("m) the kiné's seat joined too often: the call says when it can join again", async () => {
+test("m) the kiné's seat joined too often: the call says when it can join again, then joins", async () => {
   const api = await kineApi();
   const p = await api.patient({ name: 'M. Boucle', consent: true });
   const session = await api.session(p.id);
@@ -116,7 +116,13 @@ test("m) the kiné's seat joined too often: the call says when it can join again
   assert.ok(seconds >= 1 && seconds <= 10, `the seconds left: ${first}`);
   await checkAxe(page, 'kine rejoin wait');
   await shot(page, 'kine-m-rejoin-wait');
+  const again = page.locator('#call-layer').getByRole('button', { name: 'Rejoindre l’appel' });
+  assert.equal(await again.isDisabled(), true, 'joining again waits');
   await page.waitForFunction(() => document.querySelector('#call-layer .retry-wait')?.textContent === 'Vous pouvez réessayer maintenant.', null, { timeout: (seconds + 5) * 1000 });
+  // Once the wait is over, the kiné joins again from the call itself and waits for the patient.
+  await again.click();
+  await page.locator('#call-layer').getByText('En attente du patient').waitFor();
+  assert.equal(await page.locator('#call-layer [data-code]').count(), 0, 'no refusal left');
   watch.check();
   await ctx.close();
 });
