@@ -17,7 +17,7 @@ use telesoin_core::audit::{self, AuditRowCanonical};
 use telesoin_core::{KineId, PatientId, SessionId};
 
 use crate::outbound::queue_webhooks;
-use crate::sql::{Backend, date, get, instant, ms, opt_instant, unavailable, uuid};
+use crate::sql::{Backend, date, get, instant, ms, opt_instant, unavailable, uuid, value_rows};
 use crate::{Announcement, Result, SessionRow, SqlStore, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -445,23 +445,7 @@ impl RecordStore for SqlStore {
             let mut sql = String::from(
                 "INSERT INTO audit_log (seq, at, actor, action, subject, detail, hash) VALUES ",
             );
-            for i in 0..entries.len() {
-                let p = 7 * i;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let _ = write!(
-                    sql,
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6,
-                    p + 7
-                );
-            }
+            value_rows(&mut sql, entries.len(), 7);
             let last = hashes.last().cloned().unwrap_or_default();
             if self.backend == Backend::Sqlite {
                 // The query's parameters are numbered across its statements.

@@ -122,6 +122,20 @@ pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// Appends `rows` tuples of `width` numbered parameters, `($1, $2), ($3, $4)` for 2 by 2: the
+/// `VALUES` of a multi-row `INSERT`, its parameters bound row after row.
+pub(crate) fn value_rows(sql: &mut String, rows: usize, width: usize) {
+    use std::fmt::Write as _;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..width {
+            let sep = if col == 0 { "" } else { ", " };
+            let _ = write!(sql, "{sep}${}", row * width + col + 1);
+        }
+        sql.push(')');
+    }
+}
+
 /// The one row a write with `RETURNING` gave back.
 ///
 /// Such writes are read with `fetch_all`, never `fetch_one`/`fetch_optional`: SQLite commits an
@@ -1106,20 +1120,7 @@ impl SqlStore {
         let mut insert = String::from(
             "INSERT INTO presence_events (session_id, at, participant_id, role, kind, detail) VALUES ",
         );
-        for i in 0..batch.len() {
-            let b = i * 6;
-            let sep = if i == 0 { "" } else { ", " };
-            let _ = write!(
-                insert,
-                "{sep}(${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6
-            );
-        }
+        value_rows(&mut insert, batch.len(), 6);
         insert.push_str(" RETURNING seq");
         let mut opening: Vec<SessionId> = batch
             .iter()
