@@ -129,11 +129,13 @@ pub async fn verify_join(
         .await
         .map_err(store_down)?
         .ok_or(RefusalCode::SessionNotFound)?;
-    // A kiné's token may open before the window (the kiné may open the room early).
+    // A kiné's token may open before the window (the kiné may open the room early). `nbf` and
+    // `exp` are whole seconds and the window is not: a platform may round its start down and
+    // its end up (the window still closes the room at its end).
     let early_ok = verified.role() == Role::Kine;
-    if (!early_ok && nbf < row.session.window_start.timestamp())
-        || exp > row.session.window_end.timestamp()
-    {
+    let end_ms = row.session.window_end.timestamp_millis();
+    let end_secs = end_ms.div_euclid(1000) + i64::from(end_ms.rem_euclid(1000) != 0);
+    if (!early_ok && nbf < row.session.window_start.timestamp()) || exp > end_secs {
         return Err(RefusalCode::TokenInvalid);
     }
     let seat_role = app

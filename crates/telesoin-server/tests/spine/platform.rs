@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
@@ -639,6 +639,64 @@ async fn platform_minted_tokens_pass_our_checks_for_its_own_sessions_only() {
     assert_eq!(
         refused(server.port, &mint(&signer, "agenda-2026", &c)).await,
         "token_invalid"
+    );
+    // `exp` is whole seconds and a window's end need not be: a platform that rounds the end
+    // up to the next second is not refused for it; a second more is.
+    let patient3 = v.ready_patient(ka).await;
+    let starts = DateTime::from_timestamp(Utc::now().timestamp(), 500_000_000).expect("instant");
+    let s3 = v
+        .ok(
+            &format!("/kines/{ka}/sessions"),
+            json!({"patient": patient3, "starts_at": starts, "act_code": "MEMBRE", "patient_consent_on_join": false}),
+        )
+        .await;
+    let session3: Uuid = s3["id"].as_str().expect("id").parse().expect("uuid");
+    let seat3 = v
+        .ok(
+            &format!("/kines/{ka}/sessions/{session3}/seats"),
+            json!({"role": "patient"}),
+        )
+        .await;
+    let sub3: Uuid = seat3["participant"]
+        .as_str()
+        .expect("p")
+        .parse()
+        .expect("uuid");
+    let row3 = server
+        .state
+        .store
+        .session(telesoin_core::SessionId(session3))
+        .await
+        .expect("ok")
+        .expect("row")
+        .session;
+    assert_eq!(
+        row3.window_end.timestamp_subsec_millis(),
+        500,
+        "a window that ends between two seconds"
+    );
+    let rounded_up = JoinClaims {
+        nbf: row3.window_start.timestamp(),
+        exp: row3.window_end.timestamp() + 1,
+        ..claims(session3, sub3, Role::Patient)
+    };
+    let (s, info) = a
+        .call(
+            reqwest::Method::POST,
+            "/api/join-info",
+            Some(json!({"token": mint(&signer, "agenda-2026", &rounded_up)})),
+        )
+        .await;
+    assert_eq!(s, 200, "the window's end rounded up: {info}");
+    let past = JoinClaims {
+        exp: rounded_up.exp + 1,
+        jti: Uuid::new_v4(),
+        ..rounded_up
+    };
+    assert_eq!(
+        refused(server.port, &mint(&signer, "agenda-2026", &past)).await,
+        "token_invalid",
+        "a second past the window's end"
     );
 
     // Revocation: cancelling the session refuses the connected holder and every new token.
