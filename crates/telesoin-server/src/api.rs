@@ -473,11 +473,15 @@ pub async fn add_consent_for(
     // The webhook is written with the consent, in its transaction.
     let announce = app.hub.webhooks().of(consent.recorded_at, &recorded).await;
     app.store
-        .add_consent(kine.id, p.patient.id, cid, &consent, announce.as_ref())
+        .add_consent(
+            kine.id,
+            p.patient.id,
+            cid,
+            &consent,
+            representative.as_ref(),
+            announce.as_ref(),
+        )
         .await?;
-    if let Some(r) = &representative {
-        app.store.set_consent_representative(cid, r).await?;
-    }
     tracing::info!(patient = %p.patient.id, "consent recorded by the kiné");
     app.hub.events().emit(consent.recorded_at, recorded).await;
     let mut json = consent_json(&ConsentRow {

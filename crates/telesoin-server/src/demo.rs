@@ -110,7 +110,7 @@ pub async fn seed(app: &AppState, password: Option<String>) -> anyhow::Result<De
                 withdrawn_at: None,
             };
             app.store
-                .add_consent(kine.id, p.id, Uuid::new_v4(), &consent, None)
+                .add_consent(kine.id, p.id, Uuid::new_v4(), &consent, None, None)
                 .await?;
             p
         }

@@ -127,14 +127,16 @@ pub trait PatientStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<()>;
     async fn visits(&self, kine: KineId, patient: PatientId) -> Result<Vec<VisitRow>>;
-    /// Records a consent, in one transaction with the webhooks of `recorded`
-    /// (`consent.recorded`: its data gets `kine` and `patient`; ordered by patient).
+    /// Records a consent and, for a minor's, the representative who gave it (in its row: never
+    /// a consent without the name it was given under), in one transaction with the webhooks of
+    /// `recorded` (`consent.recorded`: its data gets `kine` and `patient`; ordered by patient).
     async fn add_consent(
         &self,
         kine: KineId,
         patient: PatientId,
         id: Uuid,
         consent: &Consent,
+        representative: Option<&Representative>,
         recorded: Option<&Announcement>,
     ) -> Result<()>;
     async fn consents(&self, kine: KineId, patient: PatientId) -> Result<Vec<ConsentRow>>;

@@ -64,8 +64,6 @@ pub trait RulesStore: Send + Sync {
     async fn set_practice_departement(&self, kine: KineId, dep: Option<&str>) -> Result<()>;
     async fn patient_departement(&self, patient: PatientId) -> Result<Option<String>>;
     async fn set_patient_departement(&self, patient: PatientId, dep: Option<&str>) -> Result<()>;
-    /// Records who consented for a minor (the consent row must exist).
-    async fn set_consent_representative(&self, consent: Uuid, who: &Representative) -> Result<()>;
     /// The representative of a consent, if one was recorded.
     async fn consent_representative(&self, consent: Uuid) -> Result<Option<Representative>>;
     /// Traces the acceptance of the HN price by a participant. The same price accepted again
@@ -142,19 +140,6 @@ impl RulesStore for SqlStore {
             .execute(&self.pool)
             .await
             .map_err(unavailable)?;
-        Ok(())
-    }
-
-    async fn set_consent_representative(&self, consent: Uuid, who: &Representative) -> Result<()> {
-        sqlx::query(
-            "UPDATE consents SET representative_name = $1, representative_relation = $2 WHERE id = $3",
-        )
-        .bind(who.name.clone())
-        .bind(who.relation.clone())
-        .bind(consent.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
         Ok(())
     }
 

@@ -534,10 +534,11 @@ impl PatientStore for SqlStore {
         patient: PatientId,
         id: Uuid,
         c: &Consent,
+        representative: Option<&Representative>,
         recorded: Option<&Announcement>,
     ) -> Result<()> {
         let insert = sqlx::query(
-            "INSERT INTO consents (id, kine_id, patient_id, recorded_by, method, text_version, recorded_at, withdrawn_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO consents (id, kine_id, patient_id, recorded_by, method, text_version, recorded_at, withdrawn_at, representative_name, representative_relation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id.to_string())
         .bind(kine.to_string())
@@ -546,7 +547,9 @@ impl PatientStore for SqlStore {
         .bind(&c.method)
         .bind(&c.text_version)
         .bind(ms(c.recorded_at))
-        .bind(c.withdrawn_at.map(ms));
+        .bind(c.withdrawn_at.map(ms))
+        .bind(representative.map(|r| r.name.clone()))
+        .bind(representative.map(|r| r.relation.clone()));
         let Some(a) = recorded else {
             // Nothing to announce (no webhook configured): one autocommit statement.
             insert.execute(&self.pool).await.map_err(unavailable)?;

@@ -150,7 +150,7 @@ async fn suite(store: &dyn Store) {
     };
     let cid = Uuid::new_v4();
     store
-        .add_consent(kine.id, patient.id, cid, &consent, None)
+        .add_consent(kine.id, patient.id, cid, &consent, None, None)
         .await
         .expect("consent");
     assert!(
@@ -1015,39 +1015,56 @@ async fn rules_suite(url: String) {
         Some("92")
     );
 
+    let join_page = Consent {
+        recorded_by: ConsentRecorder::Patient,
+        method: "join_page".into(),
+        text_version: CONSENT_TEXT_VERSION.into(),
+        recorded_at: t0(),
+        withdrawn_at: None,
+    };
     let consent = Uuid::new_v4();
     store
-        .add_consent(
-            kine,
-            patient,
-            consent,
-            &Consent {
-                recorded_by: ConsentRecorder::Patient,
-                method: "join_page".into(),
-                text_version: CONSENT_TEXT_VERSION.into(),
-                recorded_at: t0(),
-                withdrawn_at: None,
-            },
-            None,
-        )
+        .add_consent(kine, patient, consent, &join_page, None, None)
         .await
         .expect("consent");
     assert_eq!(
         store.consent_representative(consent).await.expect("ok"),
         None
     );
+    // A minor's consent and its representative are one write: with a database that refuses
+    // to set a representative on a consent already written, it is still recorded whole.
+    let raw = sqlx::AnyPool::connect(&url).await.expect("raw");
+    let refuse: &[&str] = match store.backend() {
+        Backend::Sqlite => &[
+            "CREATE TRIGGER no_later_representative BEFORE UPDATE ON consents \
+             WHEN NEW.representative_name IS NOT NULL \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE FUNCTION no_later_representative() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.representative_name IS NOT NULL THEN \
+             RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER no_later_representative BEFORE UPDATE ON consents FOR EACH ROW \
+             EXECUTE FUNCTION no_later_representative()",
+        ],
+    };
+    for statement in refuse {
+        sqlx::query(statement).execute(&raw).await.expect("trigger");
+    }
     let mother = Representative {
         name: "Sophie Petit".into(),
         relation: "mère".into(),
     };
+    let given = Uuid::new_v4();
     store
-        .set_consent_representative(consent, &mother)
+        .add_consent(kine, patient, given, &join_page, Some(&mother), None)
         .await
-        .expect("representative");
+        .expect("a consent with its representative");
     assert_eq!(
-        store.consent_representative(consent).await.expect("ok"),
+        store.consent_representative(given).await.expect("ok"),
         Some(mother)
     );
+    raw.close().await;
 
     assert_eq!(
         store.hn_price_acceptance(sessions[0]).await.expect("ok"),
@@ -2991,6 +3008,7 @@ async fn consents_and_reports_are_written_with_their_webhooks(url: String) {
             PatientId(Uuid::new_v4()),
             Uuid::new_v4(),
             &consent,
+            None,
             Some(&recorded),
         )
         .await
@@ -3000,7 +3018,7 @@ async fn consents_and_reports_are_written_with_their_webhooks(url: String) {
 
     let cid = Uuid::new_v4();
     store
-        .add_consent(kine, patient, cid, &consent, Some(&recorded))
+        .add_consent(kine, patient, cid, &consent, None, Some(&recorded))
         .await
         .expect("consent");
     let withdrawn = Announcement::new("consent.withdrawn", t0(), serde_json::json!({}));
@@ -3155,7 +3173,7 @@ async fn admission_facts_are_the_three_reads_in_one(url: String) {
         (other.id, Uuid::new_v4(), t0(), ConsentRecorder::Kine),
     ] {
         store
-            .add_consent(kine, p, id, &consent(at, by), None)
+            .add_consent(kine, p, id, &consent(at, by), None, None)
             .await
             .expect("consent");
     }

@@ -992,26 +992,24 @@ impl Hub {
             by: "patient",
         };
         let announce = self.cfg.webhooks.of(now, &recorded).await;
+        let representative = match giver {
+            ConsentGiver::Representative(p) => Some(telesoin_store::Representative {
+                name: p.name,
+                relation: p.relation,
+            }),
+            _ => None,
+        };
         self.store
             .add_consent(
                 row.session.kine,
                 row.session.patient,
                 id,
                 &consent,
+                representative.as_ref(),
                 announce.as_ref(),
             )
             .await
             .map_err(store_down)?;
-        if let ConsentGiver::Representative(p) = giver {
-            let who = telesoin_store::Representative {
-                name: p.name,
-                relation: p.relation,
-            };
-            self.store
-                .set_consent_representative(id, &who)
-                .await
-                .map_err(store_down)?;
-        }
         self.events.emit(now, recorded).await;
         self.forget_waiting(session, participant).await;
         self.evaluate(session, participant, now).await;
