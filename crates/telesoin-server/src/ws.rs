@@ -448,10 +448,9 @@ async fn take_seat(
     tracing::debug!(
         target: "telesoin_server::join_timing",
         verify_us = joined_in
-            .saturating_sub(t.link + t.facts + t.seat + t.write)
+            .saturating_sub(t.link + t.seat + t.write)
             .as_micros(),
         link_us = t.link.as_micros(),
-        facts_us = t.facts.as_micros(),
         seat_us = t.seat.as_micros(),
         write_us = t.write.as_micros(),
         after_us = started.elapsed().saturating_sub(joined_in).as_micros(),

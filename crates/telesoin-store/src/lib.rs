@@ -207,8 +207,9 @@ pub trait SessionStore: Send + Sync {
     async fn issue_link(&self, link: &LinkRow) -> Result<()>;
     async fn link(&self, jti: Uuid) -> Result<Option<IssuedSeat>>;
     /// What a join needs in one read: the link's seat, its session, the kiné's name, the HN
-    /// price to accept and the one accepted, and the seat's last state ([`LinkedSession`]).
-    async fn link_session(&self, jti: Uuid) -> Result<Option<LinkedSession>>;
+    /// price to accept and the one accepted, the seat's last state and, with `facts`, the
+    /// patient's admission facts ([`LinkedSession`]).
+    async fn link_session(&self, jti: Uuid, facts: bool) -> Result<Option<LinkedSession>>;
     async fn revoke_link(&self, jti: Uuid, at: DateTime<Utc>) -> Result<Option<SessionId>>;
     async fn revoke_session_links(&self, session: SessionId, at: DateTime<Utc>) -> Result<u64>;
     /// Ends the session and stores its billable time, exactly once: true for the one call that

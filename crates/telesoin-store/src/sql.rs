@@ -299,17 +299,130 @@ impl SqlStore {
 }
 
 fn patient_row(r: &AnyRow) -> Result<PatientRow> {
+    patient_row_in(
+        r,
+        [
+            "id",
+            "kine_id",
+            "display_name",
+            "birth_date",
+            "loss_of_autonomy",
+            "gp_contact",
+            "created_at",
+        ],
+    )
+}
+
+/// A patient's row under the names `columns` gives its columns, in [`patient_row`]'s order
+/// (where it shares a row with another table's).
+fn patient_row_in(r: &AnyRow, columns: [&str; 7]) -> Result<PatientRow> {
+    let [id, kine, name, birth, autonomy, gp, created] = columns;
     Ok(PatientRow {
         patient: Patient {
-            id: PatientId(uuid(&get::<String>(r, "id")?)?),
-            kine: KineId(uuid(&get::<String>(r, "kine_id")?)?),
-            display_name: get(r, "display_name")?,
-            birth_date: date(&get::<String>(r, "birth_date")?)?,
-            loss_of_autonomy: get::<i64>(r, "loss_of_autonomy")? != 0,
-            gp_contact: get(r, "gp_contact")?,
+            id: PatientId(uuid(&get::<String>(r, id)?)?),
+            kine: KineId(uuid(&get::<String>(r, kine)?)?),
+            display_name: get(r, name)?,
+            birth_date: date(&get::<String>(r, birth)?)?,
+            loss_of_autonomy: get::<i64>(r, autonomy)? != 0,
+            gp_contact: get(r, gp)?,
         },
-        created_at: instant(get(r, "created_at")?)?,
+        created_at: instant(get(r, created)?)?,
     })
+}
+
+/// The patient's columns of a facts read, with the visit or consent of its row (`x`); their
+/// names are prefixed so that they share a row with a session's.
+macro_rules! fact_columns {
+    () => {
+        "p.id AS pt_id, p.kine_id AS pt_kine_id, p.display_name AS pt_display_name,
+         p.birth_date AS pt_birth_date, p.loss_of_autonomy AS pt_loss_of_autonomy,
+         p.gp_contact AS pt_gp_contact, p.created_at AS pt_created_at,
+         x.src AS x_src, x.item_id AS x_id, x.v_date AS x_date, x.v_kind AS x_kind,
+         x.c_by AS x_by, x.c_method AS x_method, x.c_text AS x_text,
+         x.c_at AS x_at, x.c_withdrawn AS x_withdrawn"
+    };
+}
+
+/// A patient's visits and consents as one derived table `x` (the pair chosen by `$filter`), to
+/// join to their row. Typed NULLs so that Postgres types the union.
+macro_rules! fact_items {
+    ($filter:literal) => {
+        concat!(
+            "(SELECT 'v' AS src, id AS item_id, date AS v_date, kind AS v_kind,
+                     CAST(NULL AS TEXT) AS c_by, CAST(NULL AS TEXT) AS c_method,
+                     CAST(NULL AS TEXT) AS c_text, CAST(NULL AS BIGINT) AS c_at,
+                     CAST(NULL AS BIGINT) AS c_withdrawn
+              FROM in_person_visits WHERE ",
+            $filter,
+            " UNION ALL
+              SELECT 'c', id, CAST(NULL AS TEXT), CAST(NULL AS TEXT), recorded_by, method,
+                     text_version, recorded_at, withdrawn_at
+              FROM consents WHERE ",
+            $filter,
+            ") x"
+        )
+    };
+}
+
+/// The facts of [`fact_columns`] rows: the patient of the first (None without a patient), and
+/// the visit or consent of each.
+fn admission_facts_of(rows: &[AnyRow]) -> Result<Option<AdmissionFacts>> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    if get::<Option<String>>(first, "pt_id")?.is_none() {
+        return Ok(None);
+    }
+    let patient = patient_row_in(
+        first,
+        [
+            "pt_id",
+            "pt_kine_id",
+            "pt_display_name",
+            "pt_birth_date",
+            "pt_loss_of_autonomy",
+            "pt_gp_contact",
+            "pt_created_at",
+        ],
+    )?;
+    let id = patient.patient.id;
+    let mut facts = AdmissionFacts {
+        patient,
+        visits: Vec::new(),
+        consents: Vec::new(),
+    };
+    for r in rows {
+        let src: Option<String> = get(r, "x_src")?;
+        let item = || -> Result<Uuid> { uuid(&get::<String>(r, "x_id")?) };
+        match src.as_deref() {
+            None => {}
+            Some("v") => facts.visits.push(VisitRow {
+                id: item()?,
+                patient: id,
+                visit: InPersonVisit {
+                    date: date(&get::<String>(r, "x_date")?)?,
+                    kind: VisitKind::parse(&get::<String>(r, "x_kind")?)
+                        .ok_or_else(|| corrupt("visit kind"))?,
+                },
+            }),
+            Some(_) => facts.consents.push(ConsentRow {
+                id: item()?,
+                patient: id,
+                consent: Consent {
+                    recorded_by: ConsentRecorder::parse(&get::<String>(r, "x_by")?)
+                        .ok_or_else(|| corrupt("recorded_by"))?,
+                    method: get(r, "x_method")?,
+                    text_version: get(r, "x_text")?,
+                    recorded_at: instant(get(r, "x_at")?)?,
+                    withdrawn_at: opt_instant(get(r, "x_withdrawn")?)?,
+                },
+            }),
+        }
+    }
+    // The orders of `visits` and `consents`.
+    facts.visits.sort_by_key(|v| v.visit.date);
+    facts.consents.sort_by_key(|c| c.consent.recorded_at);
+    Ok(Some(facts))
 }
 
 fn consent_row(r: &AnyRow) -> Result<ConsentRow> {
@@ -580,69 +693,20 @@ impl PatientStore for SqlStore {
         patient: PatientId,
     ) -> Result<Option<AdmissionFacts>> {
         // The patient's row once per visit and consent (or once, with NULLs, when there are
-        // none): one round trip instead of three. Typed NULLs so that Postgres types the union.
-        let rows = sqlx::query(
-            "SELECT p.*, x.src AS x_src, x.item_id AS x_id, x.v_date AS x_date, x.v_kind AS x_kind,
-                    x.c_by AS x_by, x.c_method AS x_method, x.c_text AS x_text,
-                    x.c_at AS x_at, x.c_withdrawn AS x_withdrawn
-             FROM patients p LEFT JOIN (
-                 SELECT 'v' AS src, id AS item_id, date AS v_date, kind AS v_kind,
-                        CAST(NULL AS TEXT) AS c_by, CAST(NULL AS TEXT) AS c_method,
-                        CAST(NULL AS TEXT) AS c_text, CAST(NULL AS BIGINT) AS c_at,
-                        CAST(NULL AS BIGINT) AS c_withdrawn
-                 FROM in_person_visits WHERE patient_id = $1 AND kine_id = $2
-                 UNION ALL
-                 SELECT 'c', id, CAST(NULL AS TEXT), CAST(NULL AS TEXT), recorded_by, method,
-                        text_version, recorded_at, withdrawn_at
-                 FROM consents WHERE patient_id = $1 AND kine_id = $2
-             ) x ON 1 = 1
-             WHERE p.id = $1 AND p.kine_id = $2",
-        )
+        // none): one round trip instead of three.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            fact_columns!(),
+            " FROM patients p LEFT JOIN ",
+            fact_items!("patient_id = $1 AND kine_id = $2"),
+            " ON 1 = 1 WHERE p.id = $1 AND p.kine_id = $2"
+        ))
         .bind(patient.to_string())
         .bind(kine.to_string())
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let mut facts = AdmissionFacts {
-            patient: patient_row(first)?,
-            visits: Vec::new(),
-            consents: Vec::new(),
-        };
-        for r in &rows {
-            let src: Option<String> = get(r, "x_src")?;
-            let id = || -> Result<Uuid> { uuid(&get::<String>(r, "x_id")?) };
-            match src.as_deref() {
-                None => {}
-                Some("v") => facts.visits.push(VisitRow {
-                    id: id()?,
-                    patient,
-                    visit: InPersonVisit {
-                        date: date(&get::<String>(r, "x_date")?)?,
-                        kind: VisitKind::parse(&get::<String>(r, "x_kind")?)
-                            .ok_or_else(|| corrupt("visit kind"))?,
-                    },
-                }),
-                Some(_) => facts.consents.push(ConsentRow {
-                    id: id()?,
-                    patient,
-                    consent: Consent {
-                        recorded_by: ConsentRecorder::parse(&get::<String>(r, "x_by")?)
-                            .ok_or_else(|| corrupt("recorded_by"))?,
-                        method: get(r, "x_method")?,
-                        text_version: get(r, "x_text")?,
-                        recorded_at: instant(get(r, "x_at")?)?,
-                        withdrawn_at: opt_instant(get(r, "x_withdrawn")?)?,
-                    },
-                }),
-            }
-        }
-        // The orders of `visits` and `consents`.
-        facts.visits.sort_by_key(|v| v.visit.date);
-        facts.consents.sort_by_key(|c| c.consent.recorded_at);
-        Ok(Some(facts))
+        admission_facts_of(&rows)
     }
 
     async fn withdraw_consent(
@@ -864,52 +928,83 @@ impl SessionStore for SqlStore {
         .transpose()
     }
 
-    async fn link_session(&self, jti: Uuid) -> Result<Option<LinkedSession>> {
+    async fn link_session(&self, jti: Uuid, facts: bool) -> Result<Option<LinkedSession>> {
         // The seat's state is a primary-key look-up and the acceptance one indexed row: what
-        // the join would otherwise read in three more round trips.
-        let row = sqlx::query(
-            "SELECT s.*, l.session_id AS link_session, l.participant_id AS link_participant,
-                    l.role AS link_role, l.revoked_at AS link_revoked_at, k.name AS kine_name,
-                    COALESCE(s.hn_price_cents, k.hn_price_cents) AS hn_price_to_accept,
-                    (SELECT a.price_cents FROM hn_price_acceptances a WHERE a.session_id = s.id
-                     ORDER BY a.accepted_at DESC LIMIT 1) AS hn_accepted_cents,
-                    ss.last_seq AS seat_last_seq, ss.last_kind AS seat_last_kind,
-                    ss.admitted AS seat_admitted
-             FROM links l JOIN sessions s ON s.id = l.session_id JOIN kines k ON k.id = s.kine_id
-             LEFT JOIN seat_states ss
-                    ON ss.session_id = l.session_id AND ss.participant_id = l.participant_id
-             WHERE l.jti = $1",
-        )
-        .bind(jti.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        row.map(|r| {
-            let seat = IssuedSeat {
-                session: SessionId(uuid(&get::<String>(&r, "link_session")?)?),
-                participant: ParticipantId(uuid(&get::<String>(&r, "link_participant")?)?),
-                role: role(&get::<String>(&r, "link_role")?)?,
-                revoked: get::<Option<i64>>(&r, "link_revoked_at")?.is_some(),
+        // the join would otherwise read in three more round trips. With the patient's facts,
+        // the link's row comes once per visit and consent of the patient (see
+        // `admission_facts`), whose pair is read from the link by an uncorrelated sub-query,
+        // so that both backends look it up by index.
+        macro_rules! link_columns {
+            () => {
+                "SELECT s.*, l.session_id AS link_session, l.participant_id AS link_participant,
+                        l.role AS link_role, l.revoked_at AS link_revoked_at, k.name AS kine_name,
+                        COALESCE(s.hn_price_cents, k.hn_price_cents) AS hn_price_to_accept,
+                        (SELECT a.price_cents FROM hn_price_acceptances a WHERE a.session_id = s.id
+                         ORDER BY a.accepted_at DESC LIMIT 1) AS hn_accepted_cents,
+                        ss.last_seq AS seat_last_seq, ss.last_kind AS seat_last_kind,
+                        ss.admitted AS seat_admitted"
             };
-            let seat_state = match get::<Option<i64>>(&r, "seat_last_seq")? {
-                None => None,
-                Some(last_seq) => Some(SeatState {
-                    last_seq,
-                    last_kind: PresenceKind::parse(&get::<String>(&r, "seat_last_kind")?)
-                        .ok_or_else(|| corrupt("event kind"))?,
-                    admitted: get::<i64>(&r, "seat_admitted")? != 0,
-                }),
+        }
+        macro_rules! link_tables {
+            () => {
+                " FROM links l JOIN sessions s ON s.id = l.session_id JOIN kines k ON k.id = s.kine_id
+                  LEFT JOIN seat_states ss
+                         ON ss.session_id = l.session_id AND ss.participant_id = l.participant_id"
             };
-            Ok(LinkedSession {
-                seat,
-                row: session_row(&r)?,
-                kine_name: get::<String>(&r, "kine_name")?,
-                hn_price_cents: get(&r, "hn_price_to_accept")?,
-                hn_accepted_cents: get(&r, "hn_accepted_cents")?,
-                seat_state,
-            })
-        })
-        .transpose()
+        }
+        let sql = if facts {
+            concat!(
+                link_columns!(),
+                ", ",
+                fact_columns!(),
+                link_tables!(),
+                " LEFT JOIN patients p ON p.id = s.patient_id AND p.kine_id = s.kine_id
+                  LEFT JOIN ",
+                fact_items!(
+                    "(patient_id, kine_id) = (SELECT s2.patient_id, s2.kine_id
+                       FROM links l2 JOIN sessions s2 ON s2.id = l2.session_id WHERE l2.jti = $1)"
+                ),
+                " ON p.id IS NOT NULL WHERE l.jti = $1"
+            )
+        } else {
+            concat!(link_columns!(), link_tables!(), " WHERE l.jti = $1")
+        };
+        let rows = sqlx::query(sql)
+            .bind(jti.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let seat = IssuedSeat {
+            session: SessionId(uuid(&get::<String>(r, "link_session")?)?),
+            participant: ParticipantId(uuid(&get::<String>(r, "link_participant")?)?),
+            role: role(&get::<String>(r, "link_role")?)?,
+            revoked: get::<Option<i64>>(r, "link_revoked_at")?.is_some(),
+        };
+        let seat_state = match get::<Option<i64>>(r, "seat_last_seq")? {
+            None => None,
+            Some(last_seq) => Some(SeatState {
+                last_seq,
+                last_kind: PresenceKind::parse(&get::<String>(r, "seat_last_kind")?)
+                    .ok_or_else(|| corrupt("event kind"))?,
+                admitted: get::<i64>(r, "seat_admitted")? != 0,
+            }),
+        };
+        Ok(Some(LinkedSession {
+            seat,
+            row: session_row(r)?,
+            kine_name: get::<String>(r, "kine_name")?,
+            hn_price_cents: get(r, "hn_price_to_accept")?,
+            hn_accepted_cents: get(r, "hn_accepted_cents")?,
+            seat_state,
+            facts: if facts {
+                admission_facts_of(&rows)?
+            } else {
+                None
+            },
+        }))
     }
 
     async fn revoke_link(&self, jti: Uuid, at: DateTime<Utc>) -> Result<Option<SessionId>> {

@@ -113,7 +113,8 @@ pub enum Appended {
 }
 
 /// What a join reads in one statement: the link's seat, its session, the kiné's name, the
-/// HN price to accept and the one accepted, and the seat's last state.
+/// HN price to accept and the one accepted, the seat's last state and, for a patient's side,
+/// the patient's admission facts.
 #[derive(Debug, Clone)]
 pub struct LinkedSession {
     pub seat: telesoin_core::claims::IssuedSeat,
@@ -125,6 +126,9 @@ pub struct LinkedSession {
     pub hn_accepted_cents: Option<i64>,
     /// The seat's last state (what `seat_state` reads), if it has any event.
     pub seat_state: Option<SeatState>,
+    /// The patient's facts (what `admission_facts` reads), when asked for and the patient is
+    /// the kiné's.
+    pub facts: Option<AdmissionFacts>,
 }
 
 /// A seat's last state, as its events left it.

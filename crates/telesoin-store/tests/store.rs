@@ -3433,7 +3433,8 @@ fn all_written(out: &[Appended]) -> Vec<i64> {
 
 /// What a join reads with its link, in one statement, is what the separate reads give: the
 /// seat and its session, the kiné's name, the HN price (the session's own, else the kiné's
-/// default), the last price accepted, and the seat's last state; none for an unknown link.
+/// default), the last price accepted, the seat's last state and, when asked, the patient's
+/// admission facts (their visits and consents only); none for an unknown link.
 async fn a_join_reads_its_link_price_and_seat_in_one(url: String) {
     let store = SqlStore::connect(&url).await.expect("connect");
     let session = scheduled_session(&store).await;
@@ -3456,10 +3457,36 @@ async fn a_join_reads_its_link_price_and_seat_in_one(url: String) {
     let store = &store;
     let compare = |what: &'static str| async move {
         let linked = store
-            .link_session(jti)
+            .link_session(jti, true)
             .await
             .expect("read")
             .expect("a known link");
+        let (kine, patient) = (linked.row.session.kine, linked.row.session.patient);
+        assert_eq!(
+            format!("{:?}", linked.facts),
+            format!(
+                "{:?}",
+                store.admission_facts(kine, patient).await.expect("ok")
+            ),
+            "{what}: facts"
+        );
+        assert!(linked.facts.is_some(), "{what}: the kiné's patient");
+        let without = store
+            .link_session(jti, false)
+            .await
+            .expect("read")
+            .expect("a known link");
+        assert_eq!(
+            format!("{without:?}"),
+            format!(
+                "{:?}",
+                LinkedSession {
+                    facts: None,
+                    ..linked.clone()
+                }
+            ),
+            "{what}: the same without the facts"
+        );
         assert_eq!(
             Some(linked.seat.clone()),
             store.link(jti).await.expect("ok"),
@@ -3549,6 +3576,56 @@ async fn a_join_reads_its_link_price_and_seat_in_one(url: String) {
     }
     assert_eq!(compare("accepted").await.hn_accepted_cents, Some(6000));
 
+    // Visits and consents, the patient's and another patient's of the same kiné: the link's
+    // read holds the patient's only, whatever their number of rows.
+    let patient = row.session.patient;
+    let other = Patient {
+        id: PatientId(Uuid::new_v4()),
+        ..store
+            .patient(kine, patient)
+            .await
+            .expect("ok")
+            .expect("row")
+            .patient
+    };
+    store.create_patient(&other, now).await.expect("patient");
+    let day = |d| NaiveDate::from_ymd_opt(2026, 10, d).expect("date");
+    for (p, d) in [(patient, 12), (patient, 2), (other.id, 5)] {
+        let visit = InPersonVisit {
+            date: day(d),
+            kind: VisitKind::Bilan,
+        };
+        store
+            .add_visit(kine, p, Uuid::new_v4(), visit, now)
+            .await
+            .expect("visit");
+    }
+    for (p, hours) in [(patient, 3), (patient, 1), (other.id, 2)] {
+        let consent = Consent {
+            recorded_by: ConsentRecorder::Kine,
+            method: "oral".into(),
+            text_version: "v1".into(),
+            recorded_at: now + Duration::hours(hours),
+            withdrawn_at: None,
+        };
+        store
+            .add_consent(kine, p, Uuid::new_v4(), &consent, None, None)
+            .await
+            .expect("consent");
+    }
+    let facts = compare("facts").await.facts.expect("facts");
+    assert_eq!(
+        (
+            facts
+                .visits
+                .iter()
+                .map(|v| v.visit.date)
+                .collect::<Vec<_>>(),
+            facts.consents.len()
+        ),
+        (vec![day(2), day(12)], 2)
+    );
+
     // The seat's events: its state follows them.
     for (i, kind) in [
         PresenceKind::Joined,
@@ -3580,7 +3657,7 @@ async fn a_join_reads_its_link_price_and_seat_in_one(url: String) {
 
     assert!(
         store
-            .link_session(Uuid::new_v4())
+            .link_session(Uuid::new_v4(), true)
             .await
             .expect("read")
             .is_none(),

@@ -102,8 +102,11 @@ impl Hub {
         }
         let started = std::time::Instant::now();
         let mut timings = JoinTimings::default();
-        // The link, its session, the kiné's name, the HN price and its acceptance, and the
-        // seat's last state: one read.
+        // The link, its session, the kiné's name, the HN price and its acceptance, the seat's
+        // last state and, on the patient's side, the patient, visits and consents: one read. A
+        // minor's side is asked for the representative's consent and a named parent; the first
+        // evaluation decides with these facts.
+        let role = claims.role();
         let LinkedSession {
             seat,
             row,
@@ -111,37 +114,22 @@ impl Hub {
             hn_price_cents,
             hn_accepted_cents,
             seat_state,
+            facts,
         } = self
             .store
-            .link_session(claims.jti())
+            .link_session(claims.jti(), role != Role::Kine)
             .await
             .map_err(store_down)?
             .ok_or(RefusalCode::TokenInvalid)?;
         timings.link = started.elapsed();
         check_link(claims, &seat, &row, now)?;
-        admission::room_open(claims.role(), &row.session, now)?;
+        admission::room_open(role, &row.session, now)?;
         let act = acts::find(&row.session.act_code);
         let participant = claims.participant();
-        let role = claims.role();
-        // The patient, visits and consents (one read): a minor's side is asked for the
-        // representative's consent and a named parent; the first evaluation decides with them.
-        let facts = match role {
-            Role::Kine => None,
-            _ => self
-                .store
-                .admission_facts(row.session.kine, row.session.patient)
-                .await
-                .map_err(store_down)?
-                .map(|facts| PatientReads {
-                    facts,
-                    price: crate::records::hn_price_acceptance_of(
-                        &row,
-                        hn_price_cents,
-                        hn_accepted_cents,
-                    ),
-                }),
-        };
-        timings.facts = started.elapsed().saturating_sub(timings.link);
+        let facts = facts.map(|facts| PatientReads {
+            facts,
+            price: crate::records::hn_price_acceptance_of(&row, hn_price_cents, hn_accepted_cents),
+        });
         let minor = facts
             .as_ref()
             .is_some_and(|f| representation::is_minor(&f.facts.patient.patient, row.session.day()));
@@ -277,9 +265,7 @@ impl Hub {
             );
         let mut resumed = resumed;
         let mut admitted = false;
-        timings.seat = started
-            .elapsed()
-            .saturating_sub(timings.link + timings.facts);
+        timings.seat = started.elapsed().saturating_sub(timings.link);
         let writing = std::time::Instant::now();
         let appended = if admit {
             let joined = new_event(now, who, kind, None);

@@ -187,14 +187,13 @@ pub struct Joined {
     pub timings: JoinTimings,
 }
 
-/// How long the stages of a join took in the hub: the link's read, the patient's facts, the
-/// seating in between (the room, the bus, the core's decision), and the write of its events
+/// How long the stages of a join took in the hub: the link's read (with the patient's facts
+/// on the patient's side), the seating in between (the room, the bus, the core's decision), and the write of its events
 /// (the wait for the presence writer included). The socket logs them with its own stages at
 /// debug (target `telesoin_server::join_timing`), for `bench/run --join-timings`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JoinTimings {
     pub link: std::time::Duration,
-    pub facts: std::time::Duration,
     pub seat: std::time::Duration,
     pub write: std::time::Duration,
 }
