@@ -408,14 +408,7 @@ fn admission_facts_of(rows: &[AnyRow]) -> Result<Option<AdmissionFacts>> {
             Some(_) => facts.consents.push(ConsentRow {
                 id: item()?,
                 patient: id,
-                consent: Consent {
-                    recorded_by: ConsentRecorder::parse(&get::<String>(r, "x_by")?)
-                        .ok_or_else(|| corrupt("recorded_by"))?,
-                    method: get(r, "x_method")?,
-                    text_version: get(r, "x_text")?,
-                    recorded_at: instant(get(r, "x_at")?)?,
-                    withdrawn_at: opt_instant(get(r, "x_withdrawn")?)?,
-                },
+                consent: consent_in(r, ["x_by", "x_method", "x_text", "x_at", "x_withdrawn"])?,
             }),
         }
     }
@@ -429,14 +422,29 @@ fn consent_row(r: &AnyRow) -> Result<ConsentRow> {
     Ok(ConsentRow {
         id: uuid(&get::<String>(r, "id")?)?,
         patient: PatientId(uuid(&get::<String>(r, "patient_id")?)?),
-        consent: Consent {
-            recorded_by: ConsentRecorder::parse(&get::<String>(r, "recorded_by")?)
-                .ok_or_else(|| corrupt("recorded_by"))?,
-            method: get(r, "method")?,
-            text_version: get(r, "text_version")?,
-            recorded_at: instant(get(r, "recorded_at")?)?,
-            withdrawn_at: opt_instant(get(r, "withdrawn_at")?)?,
-        },
+        consent: consent_in(
+            r,
+            [
+                "recorded_by",
+                "method",
+                "text_version",
+                "recorded_at",
+                "withdrawn_at",
+            ],
+        )?,
+    })
+}
+
+/// A consent under the names `columns` gives its columns, in [`consent_row`]'s order.
+fn consent_in(r: &AnyRow, columns: [&str; 5]) -> Result<Consent> {
+    let [by, method, text, at, withdrawn] = columns;
+    Ok(Consent {
+        recorded_by: ConsentRecorder::parse(&get::<String>(r, by)?)
+            .ok_or_else(|| corrupt("recorded_by"))?,
+        method: get(r, method)?,
+        text_version: get(r, text)?,
+        recorded_at: instant(get(r, at)?)?,
+        withdrawn_at: opt_instant(get(r, withdrawn)?)?,
     })
 }
 

@@ -3105,6 +3105,26 @@ on_both!(
     consents_and_reports_are_written_with_their_webhooks,
 );
 
+/// A new patient of `kine`, made like `patient`.
+async fn another_patient_of(
+    store: &SqlStore,
+    kine: KineId,
+    patient: PatientId,
+    at: DateTime<Utc>,
+) -> Patient {
+    let other = Patient {
+        id: PatientId(Uuid::new_v4()),
+        ..store
+            .patient(kine, patient)
+            .await
+            .expect("ok")
+            .expect("row")
+            .patient
+    };
+    store.create_patient(&other, at).await.expect("patient");
+    other
+}
+
 /// What admission reads of a patient, in one statement, is what the three separate reads give:
 /// the patient, their visits by date and their consents by time (withdrawn ones included),
 /// nothing of another patient or of another kiné; none when the patient is not the kiné's.
@@ -3127,16 +3147,7 @@ async fn admission_facts_are_the_three_reads_in_one(url: String) {
     assert_eq!((empty.visits.len(), empty.consents.len()), before);
 
     // Another patient of the same kiné, with a visit and a consent of their own.
-    let other = Patient {
-        id: PatientId(Uuid::new_v4()),
-        ..store
-            .patient(kine, patient)
-            .await
-            .expect("ok")
-            .expect("row")
-            .patient
-    };
-    store.create_patient(&other, t0()).await.expect("patient");
+    let other = another_patient_of(&store, kine, patient, t0()).await;
     let day = |d| NaiveDate::from_ymd_opt(2026, 10, d).expect("date");
     let consent = |at: DateTime<Utc>, by| Consent {
         recorded_by: by,
@@ -3579,16 +3590,7 @@ async fn a_join_reads_its_link_price_and_seat_in_one(url: String) {
     // Visits and consents, the patient's and another patient's of the same kiné: the link's
     // read holds the patient's only, whatever their number of rows.
     let patient = row.session.patient;
-    let other = Patient {
-        id: PatientId(Uuid::new_v4()),
-        ..store
-            .patient(kine, patient)
-            .await
-            .expect("ok")
-            .expect("row")
-            .patient
-    };
-    store.create_patient(&other, now).await.expect("patient");
+    let other = another_patient_of(&store, kine, patient, now).await;
     let day = |d| NaiveDate::from_ymd_opt(2026, 10, d).expect("date");
     for (p, d) in [(patient, 12), (patient, 2), (other.id, 5)] {
         let visit = InPersonVisit {
