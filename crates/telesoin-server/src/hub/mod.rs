@@ -188,9 +188,10 @@ pub struct Joined {
 }
 
 /// How long the stages of a join took in the hub: the link's read (with the patient's facts
-/// on the patient's side), the seating in between (the room, the bus, the core's decision), and the write of its events
-/// (the wait for the presence writer included). The socket logs them with its own stages at
-/// debug (target `telesoin_server::join_timing`), for `bench/run --join-timings`.
+/// on the patient's side), the seating in between (the room, the bus, the core's decision),
+/// and the write of its events (the wait for the presence writer included). The socket logs
+/// them with its own stages at debug (target `telesoin_server::join_timing`), for
+/// `bench/run --join-timings`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JoinTimings {
     pub link: std::time::Duration,

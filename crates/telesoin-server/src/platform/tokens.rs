@@ -133,8 +133,7 @@ pub async fn verify_join(
     // `exp` are whole seconds and the window is not: a platform may round its start down and
     // its end up (the window still closes the room at its end).
     let early_ok = verified.role() == Role::Kine;
-    let end_ms = row.session.window_end.timestamp_millis();
-    let end_secs = end_ms.div_euclid(1000) + i64::from(end_ms.rem_euclid(1000) != 0);
+    let end_secs = (row.session.window_end.timestamp_millis() + 999).div_euclid(1000);
     if (!early_ok && nbf < row.session.window_start.timestamp()) || exp > end_secs {
         return Err(RefusalCode::TokenInvalid);
     }
